@@ -1,0 +1,3 @@
+from cifar_gui.app import main
+
+main()
