@@ -1,0 +1,227 @@
+"""Headless commands over the engine: train, evaluate, predict, data.
+
+Bad input (a path, a file, a class name) ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from cifar_gui.config import VARIANTS, RunConfig
+from cifar_gui.engine.errors import UserError
+
+COMMANDS = ("train", "evaluate", "predict", "data")
+EXIT_USER_ERROR = 2
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter buries the progress bar; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cifar-gui`` sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="cifar-gui",
+        description="Convnets on CIFAR-10. Without a command, the desktop app starts.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model variant and save it")
+    train.add_argument("--variant", choices=VARIANTS, default="baseline")
+    train.add_argument(
+        "--classes",
+        nargs="+",
+        default=["deer", "horse"],
+        help="class names or indices (default: deer horse)",
+    )
+    train.add_argument(
+        "--data", help="archive, batches folder or image folder (default: Keras cache)"
+    )
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, help="learning rate (default: the seed's per variant)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--weights", default="imagenet", help="VGG16 base: imagenet, none or FILE")
+    train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
+    train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
+    train.add_argument("--limit", type=int, help="use the first N training and N test images")
+    train.add_argument(
+        "--augment",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="augmented training stream (auto: all variants but baseline)",
+    )
+    train.add_argument("--out", default="runs", help="output folder (default: runs)")
+
+    evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--data", help="data source (default: the model's, or the Keras cache)")
+    evaluate.add_argument(
+        "--classes", nargs="+", help="default: the classes the model was trained on"
+    )
+    evaluate.add_argument("--limit", type=int)
+
+    predict = sub.add_parser("predict", help="classify image files")
+    predict.add_argument("model")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+
+    data = sub.add_parser("data", help="images per class and split, as the seed's table()")
+    data.add_argument("--data", help="data source (default: Keras cache)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        return {"train": _train, "evaluate": _evaluate, "predict": _predict, "data": _data}[
+            args.command
+        ](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _check_output_folder(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{path}: output folder is not writable")
+
+
+class _ProgressBar:
+    """One self-rewriting line on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.last = stream, 0.0
+
+    def batch(self, event) -> None:
+        if not self.stream.isatty():
+            return  # a log file gets the epoch lines only
+        now = time.monotonic()
+        if now - self.last < 0.1 and event.batch + 1 < event.steps:
+            return
+        self.last = now
+        width = 24
+        filled = int(width * (event.batch + 1) / event.steps)
+        eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
+        self.stream.write(
+            f"\repoch {event.epoch + 1}/{event.epochs} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{event.batch + 1}/{event.steps} loss {event.loss:.4f} acc {event.accuracy:.4f} "
+            f"{event.images_per_second:,.0f} img/s ETA {eta}  "
+        )
+        self.stream.flush()
+
+    def epoch(self, event) -> None:
+        m = event.metrics
+        self.stream.write(
+            f"\repoch {event.epoch + 1}/{event.epochs}: loss {m.get('loss', 0):.4f} "
+            f"acc {m.get('accuracy', 0):.4f} val_loss {m.get('val_loss', float('nan')):.4f} "
+            f"val_acc {m.get('val_accuracy', float('nan')):.4f} ({event.seconds:.1f} s)"
+            + " " * 30
+            + "\n"
+        )
+        self.stream.flush()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cifar_gui.engine.training import Listener, run_training
+
+    try:
+        config = RunConfig(
+            variant=args.variant,
+            classes=tuple(args.classes),
+            data=args.data,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            seed=args.seed,
+            weights=args.weights,
+            base=args.base,
+            from_model=args.from_model,
+            limit=args.limit,
+            out_dir=args.out,
+            use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _check_output_folder(config.out_dir)
+    bar = _ProgressBar()
+    result = run_training(config, Listener(on_batch=bar.batch, on_epoch=bar.epoch))
+    meta = result.metadata
+    print(
+        f"saved {result.path} (test accuracy {meta['test_accuracy']:.4f}, "
+        f"{meta['seconds']:.1f} s, {meta['device']})"
+    )
+    return 0
+
+
+def _load_subset_for(loaded, data: str | None, classes, limit: int | None):
+    from cifar_gui.engine.data import load_dataset, select_classes
+
+    source = data or loaded.metadata.get("data_source")
+    dataset = load_dataset(source)
+    chosen = classes or loaded.metadata.get("class_names") or ["deer", "horse"]
+    return select_classes(dataset, chosen, limit)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cifar_gui.engine.inspect import evaluate
+    from cifar_gui.engine.persistence import load_model
+
+    loaded = load_model(args.model)
+    subset = _load_subset_for(loaded, args.data, args.classes, args.limit)
+    result = evaluate(loaded.model, subset.x_test, subset.y_test)
+    print(f"model {args.model}")
+    print(f"classes {', '.join(subset.class_names)}; {len(subset.y_test)} test images")
+    print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
+    width = max(len(n) for n in subset.class_names)
+    print("confusion (rows: true, columns: predicted)")
+    print(" " * (width + 1) + " ".join(f"{n:>{width}}" for n in subset.class_names))
+    for name, row in zip(subset.class_names, result.confusion, strict=True):
+        print(f"{name:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cifar_gui.engine.inspect import predict_files
+    from cifar_gui.engine.persistence import load_model
+
+    loaded = load_model(args.model)
+    for prediction in predict_files(loaded.model, args.images, loaded.class_names):
+        probs = dict(zip(prediction.class_names, prediction.probabilities, strict=True))
+        if args.json:
+            print(
+                json.dumps(
+                    {"image": prediction.path, "class": prediction.label, "probabilities": probs}
+                )
+            )
+        else:
+            detail = ", ".join(f"{k} {v:.3f}" for k, v in probs.items())
+            print(f"{prediction.path}: {prediction.label} ({detail})")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from cifar_gui.engine.data import load_dataset
+
+    dataset = load_dataset(args.data)
+    counts = dataset.counts()
+    print(f"source {dataset.source}")
+    print(f"{'':>3} {'class':<12} {'train':>6} {'test':>6}")
+    for i, name in enumerate(dataset.class_names):
+        print(f"{i:>3} {name:<12} {counts['train'][i]:>6} {counts['test'][i]:>6}")
+    return 0

@@ -1,0 +1,1 @@
+"""The engine: data, models, training, saving and inspection. It never imports Qt."""

@@ -1,0 +1,218 @@
+"""Look inside a model: layer activations, predictions for image files, Grad-CAM maps.
+
+Models are walked layer by layer, and the VGG16 base nested inside the transfer models is
+opened up, so its layers (``vgg16/block1_conv1`` ...) can be inspected like the others. A
+sub-model cut at an inner layer of a nested base is what popular recipes get wrong; calling
+the layers in order avoids it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cifar_gui.engine.data import read_image, scale_images
+from cifar_gui.engine.models import VGG16_BASE_NAME
+
+SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One inspectable layer: qualified name, output shape without the batch axis."""
+
+    name: str
+    output_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities for one image, with the input exactly as the model saw it."""
+
+    path: str
+    class_names: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    image: np.ndarray  # (H, W, 3) uint8 after conversion and resizing
+
+    @property
+    def label(self) -> str:
+        return self.class_names[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(max(self.probabilities))
+
+
+def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """The model as a chain of (qualified name, layer), with a nested VGG16 base opened up."""
+    steps = []
+    for layer in model.layers:
+        if layer.name == VGG16_BASE_NAME and isinstance(layer, keras.Model):
+            steps += [
+                (f"{layer.name}/{inner.name}", inner)
+                for inner in layer.layers
+                if not isinstance(inner, keras.layers.InputLayer)
+            ]
+        else:
+            steps.append((layer.name, layer))
+    return steps
+
+
+def list_layers(model: keras.Model) -> list[LayerInfo]:
+    """Every inspectable layer in call order, with its output shape."""
+    out = []
+    for name, layer in _steps(model):
+        shape = layer.output.shape if hasattr(layer, "output") else ()
+        out.append(LayerInfo(name, tuple(int(d) for d in shape[1:] if d is not None)))
+    return out
+
+
+def default_layers(model: keras.Model) -> list[str]:
+    """The seed's choice: the first eight layers."""
+    return [info.name for info in list_layers(model)[:SEED_ACTIVATION_LAYERS]]
+
+
+def _forward(model: keras.Model, batch: tf.Tensor, wanted: set[str]) -> tuple[dict, tf.Tensor]:
+    """Run the chain; return the outputs of ``wanted`` layers and the model output."""
+    outputs = {}
+    x = batch
+    for name, layer in _steps(model):
+        x = layer(x, training=False)
+        if name in wanted:
+            outputs[name] = x
+    return outputs, x
+
+
+def activations(
+    model: keras.Model, image: np.ndarray, layer_names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Activations of one uint8 image (H, W, 3) at each named layer, each (1, ...) float32.
+
+    Defaults to the first eight layers, as the seed's activation model. The image goes
+    through :func:`scale_images` once (the seed divides by 255 twice here).
+    """
+    names = list(layer_names) if layer_names is not None else default_layers(model)
+    known = {info.name for info in list_layers(model)}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(f"no layer {missing[0]!r} in the model")
+    batch = tf.convert_to_tensor(scale_images(image)[None])
+    outputs, _ = _forward(model, batch, set(names))
+    return {n: np.asarray(outputs[n], dtype=np.float32) for n in names}
+
+
+def probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, classes) for uint8 images (N, H, W, 3)."""
+    raw = np.asarray(model.predict(scale_images(images), verbose=0), dtype=np.float64)
+    if raw.shape[-1] == 1:  # one sigmoid unit: probability of class 1
+        return np.concatenate([1.0 - raw, raw], axis=-1)
+    return raw
+
+
+def predict_files(
+    model: keras.Model, paths: Sequence[str | os.PathLike], class_names: Sequence[str]
+) -> list[Prediction]:
+    """Classify image files (any format PIL reads, any size or mode); raises ImageError."""
+    size = tuple(model.input_shape[1:3])
+    images = np.stack([read_image(p, size) for p in paths])
+    probs = probabilities(model, images)
+    return [
+        Prediction(str(p), tuple(class_names), tuple(float(v) for v in row), img)
+        for p, row, img in zip(paths, probs, images, strict=True)
+    ]
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """Qualified name of the last convolution (Grad-CAM's usual choice)."""
+    convs = [name for name, layer in _steps(model) if isinstance(layer, keras.layers.Conv2D)]
+    if not convs:
+        raise ValueError("the model has no convolutional layer")
+    return convs[-1]
+
+
+def grad_cam(
+    model: keras.Model,
+    image: np.ndarray,
+    class_index: int | None = None,
+    layer_name: str | None = None,
+) -> np.ndarray:
+    """Grad-CAM heat map in [0, 1] of the image's size (H, W) for ``class_index``.
+
+    ``class_index`` defaults to the predicted class. Works through a nested VGG16 base.
+    """
+    layer_name = layer_name or last_conv_layer(model)
+    batch = tf.convert_to_tensor(scale_images(image)[None])
+    with tf.GradientTape() as tape:
+        x = batch
+        feature = None
+        for name, layer in _steps(model):
+            x = layer(x, training=False)
+            if name == layer_name:
+                feature = x
+                tape.watch(feature)
+        if feature is None:
+            raise KeyError(f"no layer {layer_name!r} in the model")
+        out = tf.cast(x, tf.float32)[0]
+        if out.shape[-1] == 1:  # sigmoid: class 1 is p, class 0 is 1 - p
+            predicted = int(out[0] >= 0.5)
+            index = predicted if class_index is None else class_index
+            score = out[0] if index == 1 else 1.0 - out[0]
+        else:
+            index = int(tf.argmax(out)) if class_index is None else class_index
+            score = out[index]
+    grads = tape.gradient(score, feature)
+    weights = tf.reduce_mean(grads, axis=(0, 1, 2))
+    cam = tf.nn.relu(tf.reduce_sum(tf.cast(feature[0], tf.float32) * weights, axis=-1))
+    cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+    top = float(cam.max())
+    return cam / top if top > 0 else cam
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-set performance of a model on a class subset."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # (k, k): row = true class, column = predicted class
+    probabilities: np.ndarray  # (N, k)
+    labels: np.ndarray  # (N,) true labels
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return np.argmax(self.probabilities, axis=1)
+
+    def misclassified(self) -> np.ndarray:
+        """Indices of wrong predictions, most confident first."""
+        wrong = np.flatnonzero(self.predicted != self.labels)
+        return wrong[np.argsort(-self.probabilities[wrong].max(axis=1), kind="stable")]
+
+
+def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Cross-entropy, accuracy and confusion matrix on uint8 images and 0-based labels."""
+    from cifar_gui.engine.errors import ModelError
+
+    if tuple(model.input_shape[1:]) != tuple(images.shape[1:]):
+        raise ModelError(
+            f"the model takes {tuple(model.input_shape[1:])} images, the data has "
+            f"{tuple(images.shape[1:])}"
+        )
+    probs = probabilities(model, images)
+    k = probs.shape[1]
+    if labels.size and int(labels.max()) >= k:
+        raise ModelError(f"the model has {k} classes, the data {int(labels.max()) + 1}")
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, probs.argmax(axis=1)), 1)
+    return Evaluation(
+        loss=float(-np.log(picked).mean()) if len(labels) else float("nan"),
+        accuracy=float(np.trace(confusion) / max(len(labels), 1)),
+        confusion=confusion,
+        probabilities=probs,
+        labels=labels,
+    )

@@ -1,0 +1,180 @@
+"""The four model variants of the seed, built from a :class:`~cifar_gui.config.RunConfig`.
+
+``baseline`` and ``augmented`` share the seed's small CNN (684,097 parameters). ``transfer``
+puts a frozen VGG16 base (14,714,688 parameters) under a Dense(256) head; ``finetune``
+continues from a transfer model with the base trainable from ``block3_conv1`` on.
+
+Every model takes images scaled to [0, 1] (:func:`~cifar_gui.engine.data.scale_images`).
+VGG16 models carry VGG16's own input preprocessing inside, as parameter-free built-in layers
+(so a saved ``.h5`` reloads in plain Keras): back to the 0-255 scale, RGB to BGR, ImageNet
+mean subtracted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import ModelError
+
+# ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+VGG16_BASE_NAME = "vgg16"
+VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
+
+
+def output_head(num_classes: int) -> layers.Layer:
+    """One sigmoid unit for two classes (as the seed), a softmax over the classes otherwise."""
+    if num_classes == 2:
+        return layers.Dense(1, activation="sigmoid", dtype="float32")
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")
+
+
+def loss_for(num_classes: int) -> str:
+    """Binary cross-entropy for two classes (labels 0/1), sparse categorical otherwise."""
+    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+
+
+def build_baseline(num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)):
+    """The seed's CNN: three conv/pool blocks, Dense 512, output (684,097 params for 2 classes)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(32, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu", padding="same"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            output_head(num_classes),
+        ],
+        name="baseline",
+    )
+
+
+def vgg16_preprocessing(input_shape: tuple[int, int, int]) -> keras.Model:
+    """[0, 1] RGB -> what VGG16's ImageNet weights expect: 0-255 BGR minus the ImageNet mean.
+
+    Built only from parameter-free layers that Keras reloads in safe mode (no Lambda): the
+    channel reversal is three one-channel crops concatenated in reverse order.
+    """
+    height, width, _ = input_shape
+    inputs = keras.Input(input_shape)
+    pixels = layers.Reshape((height * width, 3, 1))(inputs)
+    blue = layers.Cropping2D(((0, 0), (2, 0)))(pixels)
+    green = layers.Cropping2D(((0, 0), (1, 1)))(pixels)
+    red = layers.Cropping2D(((0, 0), (0, 2)))(pixels)
+    bgr = layers.Reshape(input_shape)(layers.Concatenate(axis=2)([blue, green, red]))
+    outputs = layers.Rescaling(255.0, offset=[-m for m in IMAGENET_MEAN_BGR])(bgr)
+    return keras.Model(inputs, outputs, name=VGG16_PREPROCESS_NAME)
+
+
+def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.Model:
+    """VGG16 without its top, with weights from ImageNet, a file, nothing, or a saved model."""
+    if config.base:
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=input_shape)
+        copy_base_weights(config.base, base)
+        return base
+    weights = config.weights
+    if weights == "none":
+        weights = None
+    elif weights != "imagenet" and not Path(weights).is_file():
+        raise ModelError(f"{weights}: no such weights file (use imagenet, none or a file)")
+    try:
+        return keras.applications.VGG16(weights=weights, include_top=False, input_shape=input_shape)
+    except Exception as exc:
+        if weights == "imagenet":
+            raise ModelError(
+                f"could not get the ImageNet weights for VGG16 ({exc}); when offline, "
+                "use --weights none or a local weights file"
+            ) from None
+        raise ModelError(f"{weights}: not VGG16 weights ({exc})") from None
+
+
+def copy_base_weights(model_path: str | Path, base: keras.Model) -> None:
+    """Copy the VGG16 layers of a model saved by this app into ``base``, by layer name."""
+    from cifar_gui.engine.persistence import load_model  # saved-model reading lives there
+
+    source = load_model(model_path).model
+    try:
+        source_base = source.get_layer(VGG16_BASE_NAME)
+    except ValueError:
+        raise ModelError(f"{model_path}: has no VGG16 base to transfer") from None
+    if source_base.input_shape[1:] != base.input_shape[1:]:
+        raise ModelError(f"{model_path}: base input {source_base.input_shape[1:]} does not fit")
+    for layer in base.layers:
+        layer.set_weights(source_base.get_layer(layer.name).get_weights())
+
+
+def build_transfer(
+    config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
+) -> keras.Model:
+    """The seed's VGG16 feature extractor: frozen base, Flatten, Dense 256, output."""
+    base = _vgg16_base(config, input_shape)
+    base.trainable = False
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            vgg16_preprocessing(input_shape),
+            base,
+            layers.Flatten(),
+            layers.Dense(256, activation="relu"),
+            output_head(num_classes),
+        ],
+        name="transfer",
+    )
+
+
+def unfreeze_from(model: keras.Model, layer_name: str = "block3_conv1") -> None:
+    """Make the VGG16 base trainable from ``layer_name`` on, as the seed's ``unfreeze_weights``."""
+    try:
+        base = model.get_layer(VGG16_BASE_NAME)
+    except ValueError:
+        raise ModelError("fine-tuning needs a model with a VGG16 base (a transfer model)") from None
+    names = [layer.name for layer in base.layers]
+    if layer_name not in names:
+        raise ModelError(f"no layer {layer_name!r} in the base: choose from {', '.join(names)}")
+    base.trainable = True
+    start = names.index(layer_name)
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= start
+
+
+def build_model(
+    config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
+) -> keras.Model:
+    """The uncompiled model of ``config.variant`` (finetune loads ``config.from_model``)."""
+    if config.variant in ("baseline", "augmented"):
+        return build_baseline(num_classes, input_shape)
+    if config.variant == "transfer":
+        return build_transfer(config, num_classes, input_shape)
+    from cifar_gui.engine.persistence import load_model
+
+    if not config.from_model:
+        raise ModelError("finetune continues from a transfer model: give --from MODEL")
+    model = load_model(config.from_model).model
+    if model.output_shape[-1] != (1 if num_classes == 2 else num_classes):
+        raise ModelError(f"{config.from_model}: output does not fit {num_classes} classes")
+    unfreeze_from(model, config.unfreeze_from)
+    return model
+
+
+def compile_model(model: keras.Model, config: RunConfig, num_classes: int) -> None:
+    """RMSprop at the config's learning rate, the loss for the class count, accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.lr),
+        loss=loss_for(num_classes),
+        metrics=["accuracy"],
+    )
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts, as ``summary()`` prints them."""
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    total = model.count_params()
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}

@@ -1,0 +1,255 @@
+"""Run one training configuration: data pipeline, fit with plain-Python progress events,
+cooperative stop, evaluation, and the saved model with its sidecar.
+
+The GUI's worker and the command line both call :func:`run_training`; neither sees Keras
+callbacks, only :class:`BatchEvent` and :class:`EpochEvent` values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import math
+import platform
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cifar_gui
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.augment import augment_images
+from cifar_gui.engine.data import Dataset, Subset, load_dataset, scale_images, select_classes
+from cifar_gui.engine.models import build_model, compile_model, parameter_counts
+from cifar_gui.engine.persistence import model_filename, save_model
+
+EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """After each training batch. Loss and accuracy are running means over the epoch."""
+
+    epoch: int  # 0-based
+    epochs: int
+    batch: int  # 0-based, within the epoch
+    steps: int  # batches per epoch
+    loss: float
+    accuracy: float
+    images_per_second: float
+    eta_seconds: float  # to the end of the run
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """After each epoch, with its training and validation metrics."""
+
+    epoch: int  # 0-based
+    epochs: int
+    metrics: dict[str, float]  # loss, accuracy, val_loss, val_accuracy
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    """What a run produced; ``path`` is None when it was not saved."""
+
+    model: keras.Model
+    config: RunConfig
+    history: dict[str, list[float]]
+    metadata: dict[str, Any]
+    path: Path | None = None
+    stopped: bool = False
+
+
+@dataclass
+class Listener:
+    """Plain callbacks a run reports to; ``stop`` set from any thread ends it within a batch."""
+
+    on_batch: Callable[[BatchEvent], None] | None = None
+    on_epoch: Callable[[EpochEvent], None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def describe_device() -> str:
+    """The device training runs on: the first GPU's name, or the CPU model."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # Fails once the GPU is initialised; growth was then set by an earlier call.
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    return f"CPU: {_cpu_name()}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded with every run."""
+    return {
+        "cifar_gui": cifar_gui.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def train_dataset(images: np.ndarray, labels: np.ndarray, config: RunConfig) -> tf.data.Dataset:
+    """Endless shuffled batches of scaled (and, if configured, augmented) training images.
+
+    Augmentation seeds are (config.seed, global batch number), so every batch of every epoch
+    gets its own transforms and a run is reproducible.
+    """
+    x = scale_images(images)
+    y = labels.astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.batch_size).repeat()
+    if config.augments:
+        seed = tf.constant(config.seed, tf.int64)
+
+        def augment(step: tf.Tensor, batch: tuple) -> tuple:
+            return augment_images(batch[0], config.augment, tf.stack([seed, step])), batch[1]
+
+        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
+    """Scaled test images in fixed order."""
+    return tf.data.Dataset.from_tensor_slices(
+        (scale_images(images), labels.astype(np.float32))
+    ).batch(EVAL_BATCH_SIZE)
+
+
+class _ProgressBridge(keras.callbacks.Callback):
+    """Turns Keras callbacks into plain events and applies the cooperative stop."""
+
+    def __init__(self, listener: Listener, epochs: int, steps: int, batch_size: int):
+        super().__init__()
+        self.listener = listener
+        self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
+        self.epoch_start = time.perf_counter()
+        self.epoch = 0
+        self.epoch_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.listener.stop.is_set():
+            self.model.stop_training = True
+        if self.listener.on_batch is None:
+            return
+        logs = logs or {}
+        now = time.perf_counter()
+        done = batch + 1
+        per_step = (now - self.epoch_start) / done
+        remaining = (self.steps - done) + (self.epochs - self.epoch - 1) * self.steps
+        self.listener.on_batch(
+            BatchEvent(
+                epoch=self.epoch,
+                epochs=self.epochs,
+                batch=batch,
+                steps=self.steps,
+                loss=float(logs.get("loss", math.nan)),
+                accuracy=float(logs.get("accuracy", math.nan)),
+                images_per_second=self.batch_size / per_step if per_step > 0 else 0.0,
+                eta_seconds=remaining * per_step,
+            )
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self.epoch_start
+        self.epoch_seconds.append(seconds)
+        if self.listener.on_epoch is not None:
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            self.listener.on_epoch(EpochEvent(epoch, self.epochs, metrics, seconds))
+
+
+def train(config: RunConfig, subset: Subset, listener: Listener | None = None) -> RunResult:
+    """Build, compile and fit the model of ``config`` on ``subset``; return it with its history.
+
+    Deterministic for a given seed on the CPU. Call it on the thread that will use the model
+    (Keras state is per thread).
+    """
+    listener = listener or Listener()
+    keras.utils.set_random_seed(config.seed)
+    device = describe_device()
+    input_shape = tuple(int(d) for d in subset.x_train.shape[1:])
+    model = build_model(config, subset.num_classes, input_shape)
+    compile_model(model, config, subset.num_classes)
+    steps = math.ceil(len(subset.x_train) / config.batch_size)
+    bridge = _ProgressBridge(listener, config.epochs, steps, config.batch_size)
+    started = time.perf_counter()
+    keras_history = model.fit(
+        train_dataset(subset.x_train, subset.y_train, config),
+        steps_per_epoch=steps,
+        epochs=config.epochs,
+        validation_data=eval_dataset(subset.x_test, subset.y_test) if len(subset.x_test) else None,
+        callbacks=[bridge],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    history = {k: [float(v) for v in vals] for k, vals in keras_history.history.items()}
+    history["epoch_seconds"] = bridge.epoch_seconds
+    val = history.get("val_accuracy", [])
+    metadata = {
+        "config": config.to_dict(),
+        "variant": config.variant,
+        "class_names": list(subset.class_names),
+        "class_indices": list(subset.class_indices),
+        "input_shape": list(input_shape),
+        "preprocessing": "pixels / 255 (scale_images); VGG16 models preprocess inside",
+        "history": history,
+        "epochs_completed": len(bridge.epoch_seconds),
+        "stopped": listener.stop.is_set(),
+        "seconds": seconds,
+        "test_loss": history.get("val_loss", [None])[-1] if val else None,
+        "test_accuracy": val[-1] if val else None,
+        "best_test_accuracy": max(val) if val else None,
+        "train_images": len(subset.x_train),
+        "test_images": len(subset.x_test),
+        "parameters": parameter_counts(model),
+        "device": device,
+        "versions": versions(),
+        "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    return RunResult(model, config, history, metadata, stopped=listener.stop.is_set())
+
+
+def run_training(
+    config: RunConfig,
+    listener: Listener | None = None,
+    dataset: Dataset | None = None,
+    save: bool = True,
+) -> RunResult:
+    """Load the data (unless given), train, and save the model and sidecar in ``config.out_dir``."""
+    dataset = dataset if dataset is not None else load_dataset(config.data)
+    subset = select_classes(dataset, config.classes, config.limit)
+    result = train(config, subset, listener)
+    result.metadata["data_source"] = dataset.source
+    if save:
+        path = Path(config.out_dir) / model_filename(config.variant, subset.class_indices)
+        result.path = save_model(result.model, path, result.metadata)
+    return result

@@ -1,0 +1,1 @@
+"""The Qt desktop app. It reaches Keras only through :mod:`cifar_gui.engine`."""

@@ -1,0 +1,67 @@
+"""What the panels share: the data set, the class selection, the augmentation settings and
+the current model. Panels read it and listen to its signals; they never talk to each other.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from cifar_gui.config import AugmentConfig
+from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.persistence import LoadedModel
+
+
+class AppState(QObject):
+    """Shared application state with change signals (all emitted on the GUI thread)."""
+
+    dataset_changed = Signal(object)  # Dataset | None
+    classes_changed = Signal(tuple)  # label indices in the data set, in the chosen order
+    augment_changed = Signal(object)  # AugmentConfig
+    model_changed = Signal(object)  # LoadedModel | None
+    image_chosen = Signal(object, str)  # uint8 (H, W, 3) image, a caption
+    message = Signal(str)  # a line for the status bar
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.dataset: Dataset | None = None
+        self.data_source: str | None = None
+        self.classes: tuple[int, ...] = (4, 7)  # deer vs horse, as the seed
+        self.augment = AugmentConfig()
+        self.use_augmentation = True  # the Augmentation panel's "Use for training"
+        self.model: LoadedModel | None = None
+        self.device = "detecting..."
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of all classes of the current data set (CIFAR-10's before one is loaded)."""
+        return self.dataset.class_names if self.dataset is not None else CIFAR10_CLASSES
+
+    @property
+    def chosen_names(self) -> tuple[str, ...]:
+        """Names of the chosen classes, in label order."""
+        return tuple(self.class_names[i] for i in self.classes)
+
+    def set_dataset(self, dataset: Dataset | None, source: str | None = None) -> None:
+        self.dataset = dataset
+        self.data_source = source if dataset is not None else None
+        if dataset is not None and max(self.classes) >= len(dataset.class_names):
+            self.classes = (0, 1)
+        self.dataset_changed.emit(dataset)
+
+    def set_classes(self, classes: tuple[int, ...]) -> None:
+        if tuple(classes) != self.classes:
+            self.classes = tuple(classes)
+            self.classes_changed.emit(self.classes)
+
+    def set_augment(self, augment: AugmentConfig, use_for_training: bool | None = None) -> None:
+        self.augment = augment
+        if use_for_training is not None:
+            self.use_augmentation = use_for_training
+        self.augment_changed.emit(augment)
+
+    def set_model(self, model: LoadedModel | None) -> None:
+        self.model = model
+        self.model_changed.emit(model)
+
+    def choose_image(self, image, caption: str) -> None:
+        self.image_chosen.emit(image, caption)

@@ -1,0 +1,17 @@
+"""Placeholder for the training panel (its issue replaces this module)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from cifar_gui.gui.state import AppState
+
+
+class TrainingPanel(QWidget):
+    """Placeholder panel."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Coming soon: the training panel."))
