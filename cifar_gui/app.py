@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,14 +20,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(run_gui(args))
 
 
+def gui_parser() -> argparse.ArgumentParser:
+    """Options of the desktop app (no sub-command)."""
+    parser = argparse.ArgumentParser(
+        prog="cifar-gui",
+        description="Convnets on CIFAR-10. Sub-commands train, evaluate, predict and data "
+        "run headless (cifar-gui train --help).",
+    )
+    parser.add_argument("images", nargs="*", help="image files to classify at start")
+    parser.add_argument("--data", help="data set to open: archive, batches folder or image folder")
+    parser.add_argument("--screenshot-dir", help="save one PNG per panel here, then exit")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open offscreen, classify a bundled image with the default model, exit",
+    )
+    return parser
+
+
 def run_gui(args: Sequence[str]) -> int:
     """Start the Qt application with the main window."""
+    options = gui_parser().parse_args(args)
+    if options.screenshot_dir or options.self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *args])
+    app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("cifar-gui")
     window = MainWindow()
     window.show()
+    if options.images:
+        window.classify_files(options.images)
     return app.exec()

@@ -15,3 +15,7 @@ class ActivationPanel(QWidget):
         self.state = state
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Coming soon: the activation viewer."))
+
+    def classify_files(self, paths: list[str]) -> None:
+        """Classify dropped or opened image files (placeholder: reports them)."""
+        self.state.message.emit(f"{len(paths)} image(s) to classify: coming soon")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 import cifar_gui
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel
+from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training_view import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
@@ -30,6 +31,7 @@ class MainWindow(QMainWindow):
         self.augmentation_panel = AugmentationPanel(self.state)
         self.training_panel = TrainingPanel(self.state)
         self.activation_panel = ActivationPanel(self.state)
+        self.evaluation_panel = EvaluationPanel(self.state)
         for title, panel in self.panels().items():
             self.tabs.addTab(panel, title)
         self.setCentralWidget(self.tabs)
@@ -47,6 +49,7 @@ class MainWindow(QMainWindow):
         self._update_status()
         self._restore_geometry()
         self._detect_device()
+        self.setAcceptDrops(True)
 
     def panels(self) -> dict[str, QWidget]:
         """The panels by tab title, in tab order."""
@@ -55,6 +58,7 @@ class MainWindow(QMainWindow):
             "Augmentation": self.augmentation_panel,
             "Training": self.training_panel,
             "Activations": self.activation_panel,
+            "Evaluation": self.evaluation_panel,
         }
 
     def _build_menus(self) -> None:
@@ -119,6 +123,24 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1100, 760)
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
+
+    def classify_files(self, paths: list[str]) -> None:
+        """Classify image files (dropped, opened, or given on the command line)."""
+        if paths:
+            self.tabs.setCurrentWidget(self.activation_panel)
+            self.activation_panel.classify_files(paths)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.classify_files(paths)
+        else:
+            self.state.message.emit("Only local image files can be dropped")
 
     def shutdown(self) -> None:
         """Stop and join every worker thread of the window and its panels."""
