@@ -4,11 +4,15 @@ the current model. Panels read it and listen to its signals; they never talk to 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, Signal
 
 from cifar_gui.config import AugmentConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
-from cifar_gui.engine.persistence import LoadedModel
+
+if TYPE_CHECKING:  # persistence imports Keras (seconds); the window must not wait for it
+    from cifar_gui.engine.persistence import LoadedModel
 
 
 class AppState(QObject):
