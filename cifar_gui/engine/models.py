@@ -178,3 +178,17 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     total = model.count_params()
     return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+
+def planned_parameter_counts(
+    config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
+) -> dict[str, int]:
+    """The parameter counts a run of ``config`` will train, without training.
+
+    For ``finetune`` this loads ``config.from_model`` and unfreezes it, so the trainable and
+    non-trainable counts can be shown before the run starts. Transfer bases are built with
+    random weights: the counts do not depend on the weights, and no download is needed.
+    """
+    if config.variant == "transfer":
+        config = config.replace(weights="none", base=None)
+    return parameter_counts(build_model(config, num_classes, input_shape))
