@@ -20,6 +20,7 @@ from cifar_gui.engine.data import read_image, scale_images
 from cifar_gui.engine.models import VGG16_BASE_NAME
 
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
+DIRECT_CALL_MAX_IMAGES = 32  # up to this many images, call the model instead of predict()
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,12 @@ def activations(
 
 def probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N, classes) for uint8 images (N, H, W, 3)."""
-    raw = np.asarray(model.predict(scale_images(images), verbose=0), dtype=np.float64)
+    scaled = scale_images(images)
+    if len(scaled) <= DIRECT_CALL_MAX_IMAGES:
+        # model.predict sets up a data pipeline each call (~200 ms); a direct call takes ~2 ms.
+        raw = np.asarray(model(scaled, training=False), dtype=np.float64)
+    else:
+        raw = np.asarray(model.predict(scaled, verbose=0), dtype=np.float64)
     if raw.shape[-1] == 1:  # one sigmoid unit: probability of class 1
         return np.concatenate([1.0 - raw, raw], axis=-1)
     return raw

@@ -1,0 +1,83 @@
+"""Colour maps for activation channels, as the seed's ``plot_channel`` draws them (numpy only).
+
+The seed plots a channel with R's ``image(..., col = terrain.colors(12))``: the value range is
+cut into 12 equal bins and each bin gets one colour. :func:`colorize` does the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# R's terrain.colors(12): HSV ramps green (h 4/12, v .65) -> yellow (h 2/12, v .9) over six
+# colours, then yellow -> off-white (h 0, s 0, v .95) over six more. Values as R prints them.
+TERRAIN_12 = np.array(
+    [
+        [int(h[i : i + 2], 16) for i in (1, 3, 5)]
+        for h in (
+            "#00A600", "#24B300", "#4CBF00", "#7ACC00", "#ADD900", "#E6E600",
+            "#E8C727", "#EAB64E", "#ECB176", "#EEB99F", "#F0CFC8", "#F2F2F2",
+        )
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
+
+
+def bin_indices(values: np.ndarray, vmin, vmax, bins: int) -> np.ndarray:
+    """Equal-width bin of each value in [vmin, vmax] (R's ``image`` breaks).
+
+    ``vmin`` and ``vmax`` may be arrays that broadcast against ``values``. Where the range is
+    empty (a constant channel: dead ReLUs are common) every value gets bin 0.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    vmin = np.asarray(vmin, dtype=np.float32)
+    span = np.asarray(vmax, dtype=np.float32) - vmin
+    scale = np.where(span > 0, bins / np.where(span > 0, span, 1), 0).astype(np.float32)
+    return np.clip(((values - vmin) * scale).astype(np.intp), 0, bins - 1)
+
+
+def colorize(
+    values: np.ndarray,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    lut: np.ndarray = TERRAIN_12,
+) -> np.ndarray:
+    """(H, W) values -> (H, W, 3) uint8 colours; the range defaults to the values' own."""
+    values = np.asarray(values, dtype=np.float32)
+    lo = float(values.min()) if vmin is None else vmin
+    hi = float(values.max()) if vmax is None else vmax
+    return lut[bin_indices(values, lo, hi, len(lut))]
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(rows, columns) of a near-square grid holding ``count`` tiles."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return max(1, math.ceil(count / cols)), cols
+
+
+def channel_mosaic(
+    channels: np.ndarray, gap: int = 1, per_channel: bool = True, lut: np.ndarray = TERRAIN_12
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(H, W, C) activations -> one RGB mosaic of all channels, and its (rows, columns).
+
+    Each tile is coloured on its own range when ``per_channel`` (as the seed plots one
+    channel at a time), else on the layer's range. Tiles are ``gap`` pixels apart, on white.
+    """
+    height, width, count = channels.shape
+    rows, cols = grid_shape(count)
+    values = np.moveaxis(np.asarray(channels, dtype=np.float32), -1, 0)  # (C, H, W)
+    if per_channel:
+        lo = values.reshape(count, -1).min(axis=1)[:, None, None]
+        hi = values.reshape(count, -1).max(axis=1)[:, None, None]
+    else:
+        lo, hi = values.min(), values.max()
+    tiles = lut[bin_indices(values, lo, hi, len(lut))]  # (C, H, W, 3)
+    mosaic = np.full(
+        (rows * (height + gap) - gap, cols * (width + gap) - gap, 3), 255, dtype=np.uint8
+    )
+    for c in range(count):
+        r, q = divmod(c, cols)
+        top, left = r * (height + gap), q * (width + gap)
+        mosaic[top : top + height, left : left + width] = tiles[c]
+    return mosaic, (rows, cols)
