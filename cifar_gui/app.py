@@ -43,6 +43,10 @@ def run_gui(args: Sequence[str]) -> int:
     options = gui_parser().parse_args(args)
     if options.screenshot_dir or options.self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if options.self_test:
+        from cifar_gui.selftest import run_self_test
+
+        return run_self_test()
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.gui.main_window import MainWindow
