@@ -53,8 +53,13 @@ def run_gui(args: Sequence[str]) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("cifar-gui")
+    if options.screenshot_dir:
+        from cifar_gui.gui.screenshots import save_screenshots
+
+        return save_screenshots(options.screenshot_dir, options.data)
     window = MainWindow()
     window.show()
+    window.start(options.data)  # the given data set, else the last one, else the Keras cache
     if options.images:
         window.classify_files(options.images)
     return app.exec()

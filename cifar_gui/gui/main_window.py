@@ -1,30 +1,69 @@
-"""The main window: one tab per panel, menus, status bar, and clean shutdown of workers."""
+"""The main window: one tab per panel, menus, status bar, settings that survive a restart, and
+clean shutdown of every worker thread.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSettings, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 import cifar_gui
+from cifar_gui.engine.data import resolve_classes
+from cifar_gui.engine.errors import DataError
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
-from cifar_gui.gui.dataset_view import DatasetPanel
+from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training_view import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
 
+MODEL_FILTERS = "Keras models (*.keras *.h5);;All files (*)"
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+def _open_model(path: str) -> tuple[str, Any]:
+    """Job: load a model file (imports Keras, so it runs off the GUI thread)."""
+    from cifar_gui.engine.persistence import load_model
+
+    return "opened", load_model(path)
+
+
+def _save_model(model: Any, path: str, metadata: dict[str, Any]) -> tuple[str, Any]:
+    """Job: save the model and its sidecar, atomically."""
+    from cifar_gui.engine.persistence import save_model
+
+    return "saved", save_model(model, path, metadata)
+
 
 class MainWindow(QMainWindow):
-    """Tabs Dataset, Augmentation, Training, Activations over one shared :class:`AppState`."""
+    """Tabs Dataset, Augmentation, Training, Activations, Evaluation over one :class:`AppState`.
 
-    def __init__(self, state: AppState | None = None, parent: QWidget | None = None):
+    ``settings`` defaults to the user's; tests and the screenshot mode pass their own.
+    Data loading starts with :meth:`start`, not in the constructor.
+    """
+
+    first_painted = Signal()  # once, when the window has painted for the first time
+
+    def __init__(
+        self,
+        state: AppState | None = None,
+        parent: QWidget | None = None,
+        settings: QSettings | None = None,
+    ):
         super().__init__(parent)
         self.state = state or AppState(self)
         self.setWindowTitle("cifar-gui")
-        self.settings = QSettings("cifar-gui", "cifar-gui")
+        self.settings = settings if settings is not None else QSettings("cifar-gui", "cifar-gui")
         self.device_job = JobRunner(self)
+        self.model_job = JobRunner(self)
+        self._painted = False
+        self._versions: dict[str, str] = {}
 
         self.tabs = QTabWidget()
         self.dataset_panel = DatasetPanel(self.state)
@@ -42,13 +81,18 @@ class MainWindow(QMainWindow):
         self.status_device = QLabel()
         for label in (self.status_data, self.status_model, self.status_device):
             self.statusBar().addPermanentWidget(label)
-        self.state.dataset_changed.connect(self._update_status)
-        self.state.classes_changed.connect(self._update_status)
+        self.state.dataset_changed.connect(self._on_dataset_changed)
+        self.state.classes_changed.connect(self._on_classes_changed)
         self.state.model_changed.connect(self._update_status)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.model_job.result.connect(self._on_model_job_done)
+        self.model_job.error.connect(self._on_model_job_failed)
+        self.device_job.result.connect(self._on_device_detected)
+        self.device_job.error.connect(lambda msg: self.statusBar().showMessage(msg))
+
+        self._chosen_names = self._restore_classes()
         self._update_status()
         self._restore_geometry()
-        self._detect_device()
         self.setAcceptDrops(True)
 
     def panels(self) -> dict[str, QWidget]:
@@ -61,11 +105,48 @@ class MainWindow(QMainWindow):
             "Evaluation": self.evaluation_panel,
         }
 
+    def start(self, data: str | None = None) -> None:
+        """Open ``data``, else the last data source, else the Keras cache (in a worker).
+
+        When that fails the Dataset panel says so and offers download and open.
+        """
+        source = data or self.settings.value("data/source") or None
+        self.dataset_panel.load(source)
+
+    # -- menus ---------------------------------------------------------------------------
+
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        data_menu = file_menu.addMenu("Open &data set")
+        panel = self.dataset_panel
+        self.open_archive_action = QAction("&Archive file (cifar-10-python.tar.gz)...", self)
+        self.open_archive_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_archive_action.triggered.connect(panel.open_archive)
+        self.open_folder_action = QAction("&Folder (batches or train/ and test/ images)...", self)
+        self.open_folder_action.triggered.connect(panel.open_folder)
+        self.keras_action = QAction("&Keras cache", self)
+        self.keras_action.triggered.connect(lambda: panel.load("keras"))
+        self.download_action = QAction("&Download CIFAR-10...", self)
+        self.download_action.triggered.connect(panel.download)
+        for action in (self.open_archive_action, self.open_folder_action, self.keras_action):
+            data_menu.addAction(action)
+        data_menu.addSeparator()
+        data_menu.addAction(self.download_action)
+
+        self.open_model_action = QAction("Open &model...", self)
+        self.open_model_action.setShortcut("Ctrl+Shift+O")
+        self.open_model_action.triggered.connect(self.ask_open_model)
+        self.save_model_action = QAction("&Save model as...", self)
+        self.save_model_action.setShortcut(QKeySequence.StandardKey.SaveAs)
+        self.save_model_action.triggered.connect(self.ask_save_model)
+        self.save_model_action.setEnabled(False)
+        file_menu.addAction(self.open_model_action)
+        file_menu.addAction(self.save_model_action)
+        file_menu.addSeparator()
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
         file_menu.addAction(self.quit_action)
+
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About", self)
         about.triggered.connect(self.show_about)
@@ -76,7 +157,7 @@ class MainWindow(QMainWindow):
         from PySide6 import __version__ as pyside_version
         from PySide6.QtCore import qVersion
 
-        versions = getattr(self, "_versions", {})
+        versions = self._versions
         return (
             f"<b>cifar-gui {cifar_gui.__version__}</b><br>"
             "Convolutional networks on CIFAR-10, after the R + Keras tutorial.<br><br>"
@@ -89,21 +170,88 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         QMessageBox.about(self, "About cifar-gui", self.about_text())
 
+    # -- models --------------------------------------------------------------------------
+
+    def ask_open_model(self) -> None:
+        """Ask for a .keras or .h5 file and open it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", str(Path.cwd()), MODEL_FILTERS)
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        """Load ``path`` in a worker; it becomes the current model."""
+        self.statusBar().showMessage(f"Opening {path}...")
+        self.model_job.start(lambda task: _open_model(path))
+
+    def ask_save_model(self) -> None:
+        """Ask where to save the current model and save it."""
+        model = self.state.model
+        if model is None:
+            self.state.message.emit("No model to save: train one or open one first")
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self,
+            "Save the model as",
+            str(Path.cwd() / model.path.name),
+            "Keras 3 (*.keras);;HDF5, as the seed (*.h5)",
+        )
+        if path:
+            if Path(path).suffix.lower() not in MODEL_SUFFIXES:
+                path += ".h5" if "h5" in chosen else ".keras"
+            self.save_model(path)
+
+    def save_model(self, path: str) -> None:
+        """Save the current model and its sidecar to ``path`` (.keras or .h5) in a worker."""
+        model = self.state.model
+        if model is None:
+            self.state.message.emit("No model to save: train one or open one first")
+            return
+        if Path(path).suffix.lower() not in MODEL_SUFFIXES:
+            self._on_model_job_failed(f"{path}: the name must end in .keras or .h5")
+            return
+        keras_model, metadata = model.model, dict(model.metadata)
+        self.statusBar().showMessage(f"Saving {path}...")
+        self.model_job.start(lambda task: _save_model(keras_model, path, metadata))
+
+    def _on_model_job_done(self, result: tuple[str, Any]) -> None:
+        what, value = result
+        if what == "opened":
+            self.state.set_model(value)
+            self.state.message.emit(f"Opened model {value.path}")
+        elif self.state.model is not None:
+            # The current model now lives in the file just written.
+            self.state.set_model(dataclasses.replace(self.state.model, path=Path(value)))
+            self.state.message.emit(f"Saved model to {value}")
+
+    def _on_model_job_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+        QMessageBox.warning(self, "cifar-gui", message)
+
+    # -- status bar and device -------------------------------------------------------------
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.Paint and not self._painted:
+            self._painted = True
+            self.first_painted.emit()
+            # Import TensorFlow only now, so it does not compete with the first paint.
+            self._detect_device()
+        return handled
+
     def _detect_device(self) -> None:
-        """Import TensorFlow off the GUI thread, so the window paints first."""
+        """Find the device (and versions) in a worker: it imports TensorFlow."""
 
         def detect(task):
             from cifar_gui.engine.training import describe_device, versions
 
             return describe_device(), versions()
 
-        def done(result) -> None:
-            self.state.device, self._versions = result
-            self._update_status()
+        if not self._versions and not self.device_job.busy:
+            self.device_job.start(detect)
 
-        self.device_job.result.connect(done)
-        self.device_job.error.connect(lambda msg: self.statusBar().showMessage(msg))
-        self.device_job.start(detect)
+    def _on_device_detected(self, result: tuple[str, dict[str, str]]) -> None:
+        self.state.device, self._versions = result
+        self._update_status()
 
     def _update_status(self, *_args) -> None:
         state = self.state
@@ -111,18 +259,58 @@ class MainWindow(QMainWindow):
             self.status_data.setText("No data set")
         else:
             pair = " vs ".join(state.chosen_names)
-            self.status_data.setText(f"{state.dataset.source}: {pair}")
+            self.status_data.setText(f"{source_name(state.data_source)}: {pair}")
         model = state.model
         self.status_model.setText(f"Model: {model.path.name}" if model else "No model")
+        self.save_model_action.setEnabled(model is not None)
         self.status_device.setText(state.device)
+
+    # -- settings ------------------------------------------------------------------------
 
     def _restore_geometry(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1100, 760)
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1180, 800)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0)))
+
+    def _restore_classes(self) -> tuple[str, ...]:
+        """Choose the class pair of the last session (names, so any data set can take them)."""
+        names = tuple(self.settings.value("data/classes", [], type=list) or ())
+        try:
+            self.state.set_classes(resolve_classes(names, self.state.class_names))
+        except DataError:
+            return self.state.chosen_names  # none saved, or stale: keep deer vs horse
+        return names
+
+    def _on_dataset_changed(self, dataset: Any) -> None:
+        if dataset is not None:
+            self.settings.setValue("data/source", self.state.data_source)
+            # Keep the chosen names when the new data set has them (label numbers may differ).
+            try:
+                self.state.set_classes(resolve_classes(self._chosen_names, dataset.class_names))
+            except DataError:
+                self._chosen_names = self.state.chosen_names
+        self._update_status()
+
+    def _on_classes_changed(self, _classes: tuple[int, ...]) -> None:
+        self._chosen_names = self.state.chosen_names
+        self.settings.setValue("data/classes", list(self._chosen_names))
+        self._update_status()
+
+    def save_settings(self) -> None:
+        """Window geometry and layout, current tab, data source and classes."""
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.setValue("data/classes", list(self._chosen_names))
+        if self.state.data_source:
+            self.settings.setValue("data/source", self.state.data_source)
+        self.settings.sync()
+
+    # -- files from outside --------------------------------------------------------------
 
     def classify_files(self, paths: list[str]) -> None:
         """Classify image files (dropped, opened, or given on the command line)."""
@@ -142,16 +330,18 @@ class MainWindow(QMainWindow):
         else:
             self.state.message.emit("Only local image files can be dropped")
 
+    # -- closing -------------------------------------------------------------------------
+
     def shutdown(self) -> None:
         """Stop and join every worker thread of the window and its panels."""
         self.device_job.shutdown()
+        self.model_job.shutdown()
         for panel in self.panels().values():
             stop = getattr(panel, "shutdown", None)
             if stop is not None:
                 stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.save_settings()
         self.shutdown()
         event.accept()
