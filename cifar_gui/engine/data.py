@@ -192,7 +192,7 @@ def _read_batch(raw: bytes, name: str, where: Path) -> tuple[np.ndarray, np.ndar
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
         images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     except Exception as exc:
-        raise DataError(f"{where}: batch {name} is corrupt ({exc})") from None
+        raise DataError(f"{where}: batch {name} is corrupt ({_first_line(exc)})") from None
     if len(images) != len(labels):
         raise DataError(f"{where}: batch {name} has {len(images)} images but {len(labels)} labels")
     return np.ascontiguousarray(images), labels
@@ -247,10 +247,17 @@ def _load_archive(path: Path) -> Dataset:
                 return handle.read() if handle else None
 
             return _assemble(read, path, str(path))
-    except (tarfile.TarError, EOFError, OSError, Exception) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{path}: not a readable CIFAR-10 archive ({exc})") from None
+    except DataError:
+        raise
+    except tarfile.TarError:
+        raise DataError(f"{path}: not a readable CIFAR-10 archive (not a tar file)") from None
+    except Exception as exc:  # zlib, EOF and OS errors of a damaged file
+        raise DataError(f"{path}: not a readable CIFAR-10 archive ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------
@@ -285,7 +292,11 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
             f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels)"
         ) from None
     except Exception as exc:  # PIL raises many types for broken files
-        reason = "not an image file" if "identify" in str(exc) else f"unreadable image ({exc})"
+        reason = (
+            "not an image file"
+            if "identify" in str(exc)
+            else f"unreadable image ({_first_line(exc)})"
+        )
         raise ImageError(f"{path}: {reason}") from None
 
 
@@ -403,7 +414,7 @@ def download_cifar10(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"could not download CIFAR-10 from {url} ({exc})") from None
+        raise DataError(f"could not download CIFAR-10 from {url} ({_first_line(exc)})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

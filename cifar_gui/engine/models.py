@@ -108,7 +108,8 @@ def copy_base_weights(model_path: str | Path, base: keras.Model) -> None:
     if source_base.input_shape[1:] != base.input_shape[1:]:
         raise ModelError(f"{model_path}: base input {source_base.input_shape[1:]} does not fit")
     for layer in base.layers:
-        layer.set_weights(source_base.get_layer(layer.name).get_weights())
+        if layer.weights:  # input and pooling layers have none (and differ in name)
+            layer.set_weights(source_base.get_layer(layer.name).get_weights())
 
 
 def build_transfer(

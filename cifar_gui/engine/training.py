@@ -26,7 +26,23 @@ import tensorflow as tf
 import cifar_gui
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.augment import augment_images
+from cifar_gui.engine.checkpoints import (
+    STATE_FILE,
+    Checkpoint,
+    CheckpointCallback,
+    checkpoint_dir,
+    load_checkpoint_model,
+    read_checkpoint,
+    remove_stale_files,
+)
 from cifar_gui.engine.data import Dataset, Subset, load_dataset, scale_images, select_classes
+from cifar_gui.engine.distribute import (
+    describe_strategy,
+    global_batch_size,
+    is_chief,
+    make_strategy,
+)
+from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts
 from cifar_gui.engine.persistence import model_filename, save_model
 
@@ -157,11 +173,14 @@ class _ProgressBridge(keras.callbacks.Callback):
         self.epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._report_batch(batch, logs or {})
+        # Checked after reporting, so a stop requested from the report itself counts too.
         if self.listener.stop.is_set():
             self.model.stop_training = True
+
+    def _report_batch(self, batch: int, logs: dict) -> None:
         if self.listener.on_batch is None:
             return
-        logs = logs or {}
         now = time.perf_counter()
         done = batch + 1
         per_step = (now - self.epoch_start) / done
@@ -187,32 +206,81 @@ class _ProgressBridge(keras.callbacks.Callback):
             self.listener.on_epoch(EpochEvent(epoch, self.epochs, metrics, seconds))
 
 
-def train(config: RunConfig, subset: Subset, listener: Listener | None = None) -> RunResult:
+def train(
+    config: RunConfig,
+    subset: Subset,
+    listener: Listener | None = None,
+    *,
+    checkpoints: Path | None = None,
+    resume: Checkpoint | None = None,
+) -> RunResult:
     """Build, compile and fit the model of ``config`` on ``subset``; return it with its history.
 
     Deterministic for a given seed on the CPU. Call it on the thread that will use the model
-    (Keras state is per thread).
+    (Keras state is per thread). The model is built under ``config.strategy``, with a global
+    batch of ``config.batch_size`` per replica.
+
+    ``checkpoints``: folder that gets a resumable checkpoint after every complete epoch.
+    ``resume``: continue that checkpoint's run at its next epoch, with its optimizer state; the
+    data order and augmentation continue where they were, so the history is the one an
+    uninterrupted run would have had.
     """
     listener = listener or Listener()
+    # First: the multi-worker strategy must exist before TensorFlow runs any operation.
+    strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     input_shape = tuple(int(d) for d in subset.x_train.shape[1:])
-    model = build_model(config, subset.num_classes, input_shape)
-    compile_model(model, config, subset.num_classes)
-    steps = math.ceil(len(subset.x_train) / config.batch_size)
-    bridge = _ProgressBridge(listener, config.epochs, steps, config.batch_size)
+    with strategy.scope():
+        if resume is None:
+            model = build_model(config, subset.num_classes, input_shape)
+            compile_model(model, config, subset.num_classes)
+        else:
+            model = load_checkpoint_model(resume)
+    batch_size = global_batch_size(config.batch_size, strategy)
+    steps = math.ceil(len(subset.x_train) / batch_size)
+    initial_epoch = resume.epochs_completed if resume is not None else 0
+    if resume is not None and resume.steps_per_epoch != steps:
+        raise ModelError(
+            f"{resume.directory}: made with {resume.steps_per_epoch} steps per epoch, now "
+            f"{steps}: resume with the same data, batch size and number of devices"
+        )
+    previous = resume.history if resume is not None else {}
+    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
+    callbacks: list[keras.callbacks.Callback] = []
+    if checkpoints is not None:
+        state = {
+            "config": config.to_dict(),
+            "class_names": list(subset.class_names),
+            "class_indices": list(subset.class_indices),
+            "steps_per_epoch": steps,
+            "global_batch_size": batch_size,
+        }
+        directory = checkpoints if is_chief(strategy) else None
+        callbacks.append(CheckpointCallback(directory, state, previous))
+    # After the checkpoint, so a listener that hears of an epoch can count on its checkpoint.
+    callbacks.append(bridge)
+    # The stream of batches is a function of the seed alone; a resumed run skips the batches
+    # of the epochs already done, which also restores the augmentation's step count.
+    data = train_dataset(subset.x_train, subset.y_train, config.replace(batch_size=batch_size))
+    options = tf.data.Options()
+    # Every worker holds the arrays; each takes its share of every global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     started = time.perf_counter()
     keras_history = model.fit(
-        train_dataset(subset.x_train, subset.y_train, config),
+        data.skip(initial_epoch * steps).with_options(options),
         steps_per_epoch=steps,
+        initial_epoch=initial_epoch,
         epochs=config.epochs,
         validation_data=eval_dataset(subset.x_test, subset.y_test) if len(subset.x_test) else None,
-        callbacks=[bridge],
+        callbacks=callbacks,
         verbose=0,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
     )
     seconds = time.perf_counter() - started
-    history = {k: [float(v) for v in vals] for k, vals in keras_history.history.items()}
-    history["epoch_seconds"] = bridge.epoch_seconds
+    new = {k: [float(v) for v in vals] for k, vals in keras_history.history.items()}
+    new["epoch_seconds"] = bridge.epoch_seconds
+    history = {k: previous.get(k, []) + new.get(k, []) for k in {**previous, **new}}
     val = history.get("val_accuracy", [])
     metadata = {
         "config": config.to_dict(),
@@ -222,7 +290,8 @@ def train(config: RunConfig, subset: Subset, listener: Listener | None = None) -
         "input_shape": list(input_shape),
         "preprocessing": "pixels / 255 (scale_images); VGG16 models preprocess inside",
         "history": history,
-        "epochs_completed": len(bridge.epoch_seconds),
+        "epochs_completed": initial_epoch + len(bridge.epoch_seconds),
+        "resumed_from_epoch": initial_epoch if resume is not None else None,
         "stopped": listener.stop.is_set(),
         "seconds": seconds,
         "test_loss": history.get("val_loss", [None])[-1] if val else None,
@@ -232,6 +301,8 @@ def train(config: RunConfig, subset: Subset, listener: Listener | None = None) -
         "test_images": len(subset.x_test),
         "parameters": parameter_counts(model),
         "device": device,
+        "strategy": describe_strategy(strategy),
+        "global_batch_size": batch_size,
         "versions": versions(),
         "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
@@ -243,13 +314,51 @@ def run_training(
     listener: Listener | None = None,
     dataset: Dataset | None = None,
     save: bool = True,
+    resume: str | Path | Checkpoint | None = None,
 ) -> RunResult:
-    """Load the data (unless given), train, and save the model and sidecar in ``config.out_dir``."""
+    """Load the data (unless given), train, and save the model and sidecar in ``config.out_dir``.
+
+    With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
+    ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
+    ``resume`` (a run folder or a :class:`Checkpoint`) continues a run; ``config`` must be the
+    checkpoint's, except ``epochs`` and ``strategy``, which may change.
+    """
+    if resume is not None and not isinstance(resume, Checkpoint):
+        resume = read_checkpoint(resume)
+    if resume is not None:
+        _check_resumable(config, resume)
     dataset = dataset if dataset is not None else load_dataset(config.data)
     subset = select_classes(dataset, config.classes, config.limit)
-    result = train(config, subset, listener)
+    folder = None
+    if resume is not None:
+        folder = resume.directory
+    elif save and config.checkpoint:
+        folder = checkpoint_dir(config.out_dir, config.variant, subset.class_indices)
+        # A new run replaces an old checkpoint of the same name; state first, so a kill in
+        # between leaves no state naming a deleted model.
+        (folder / STATE_FILE).unlink(missing_ok=True)
+        if folder.is_dir():
+            remove_stale_files(folder, keep=None)
+    result = train(config, subset, listener, checkpoints=folder, resume=resume)
     result.metadata["data_source"] = dataset.source
-    if save:
+    if save and is_chief(make_strategy(config.strategy)):
         path = Path(config.out_dir) / model_filename(config.variant, subset.class_indices)
         result.path = save_model(result.model, path, result.metadata)
     return result
+
+
+def _check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
+    """Refuse to continue a checkpoint under a config that would make a different run."""
+    free = {"epochs", "strategy", "out_dir", "checkpoint"}
+    mine, theirs = config.to_dict(), checkpoint.config.to_dict()
+    changed = sorted(k for k in mine if k not in free and mine[k] != theirs.get(k))
+    if changed:
+        raise ModelError(
+            f"{checkpoint.directory}: the config differs from the checkpoint's in "
+            f"{', '.join(changed)}"
+        )
+    if checkpoint.epochs_completed >= config.epochs:
+        raise ModelError(
+            f"{checkpoint.directory}: all {checkpoint.epochs_completed} epochs are done; "
+            "ask for more epochs to continue"
+        )

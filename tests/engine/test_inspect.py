@@ -1,0 +1,132 @@
+"""Activations, predictions of image files, Grad-CAM, evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import ImageError, ModelError
+from cifar_gui.engine.inspect import (
+    activations,
+    default_layers,
+    evaluate,
+    grad_cam,
+    list_layers,
+    predict_files,
+)
+from cifar_gui.engine.models import build_baseline, build_model
+
+IMAGE = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return build_baseline()
+
+
+@pytest.fixture(scope="module")
+def transfer():
+    return build_model(RunConfig(variant="transfer", weights="none"))
+
+
+def test_seed_activation_shapes(baseline):
+    acts = activations(baseline, IMAGE)
+    names = default_layers(baseline)
+    assert len(acts) == 8 and list(acts) == names
+    assert acts[names[0]].shape == (1, 32, 32, 32)
+    assert acts[names[5]].shape == (1, 3, 3, 128)
+
+
+def test_activations_scale_once(baseline):
+    """The first layer sees pixels / 255, not / 255 twice as the seed's activation section."""
+    first = baseline.layers[0]
+    expected = first(IMAGE[None].astype(np.float32) / 255.0).numpy()
+    got = activations(baseline, IMAGE, [first.name])[first.name]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vgg16_layers_inside_the_base_are_listed_and_computed(transfer):
+    names = [info.name for info in list_layers(transfer)]
+    assert "vgg16/block3_conv1" in names and "vgg16/block5_pool" in names
+    shapes = {info.name: info.output_shape for info in list_layers(transfer)}
+    assert shapes["vgg16/block1_conv1"] == (32, 32, 64)
+    act = activations(transfer, IMAGE, ["vgg16/block1_conv1"])["vgg16/block1_conv1"]
+    assert act.shape == (1, 32, 32, 64)
+
+
+def test_unknown_layer(baseline):
+    with pytest.raises(KeyError, match="no layer 'nope'"):
+        activations(baseline, IMAGE, ["nope"])
+
+
+@pytest.mark.parametrize("model_name", ["baseline", "transfer"])
+def test_grad_cam_has_the_input_size_and_varies(request, model_name):
+    model = request.getfixturevalue(model_name)
+    cam = grad_cam(model, IMAGE)
+    assert cam.shape == (32, 32)
+    assert cam.min() >= 0.0 and cam.max() <= 1.0
+    assert cam.std() > 0
+
+
+def test_predict_any_image_file(baseline, tmp_path):
+    paths = []
+    for name, mode, size in (
+        ("a.png", "RGBA", (64, 80)),
+        ("b.jpg", "L", (32, 32)),
+        ("c.gif", "P", (10, 10)),
+        ("d.webp", "RGB", (33, 31)),
+        ("e.bmp", "RGB", (32, 32)),
+    ):
+        Image.new(mode, size).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    preds = predict_files(baseline, paths, ("deer", "horse"))
+    assert len(preds) == 5
+    for p in preds:
+        assert p.image.shape == (32, 32, 3)
+        assert sum(p.probabilities) == pytest.approx(1.0)
+        assert p.label in ("deer", "horse")
+
+
+def test_predict_rejects_non_images(baseline, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ImageError, match=r"notes.txt: not an image file"):
+        predict_files(baseline, [text], ("deer", "horse"))
+    with pytest.raises(ImageError, match="no such file"):
+        predict_files(baseline, [tmp_path / "missing.png"], ("deer", "horse"))
+
+
+def test_decompression_bomb_is_refused(baseline, tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(path)
+    with pytest.raises(ImageError, match="too large"):
+        predict_files(baseline, [path], ("deer", "horse"))
+
+
+def test_evaluate_counts_a_perfect_and_a_wrong_model():
+    class Fixed:
+        input_shape = (None, 32, 32, 3)
+
+        def __init__(self, out):
+            self.out = out
+
+        def predict(self, x, verbose=0):
+            return self.out
+
+    labels = np.array([0, 1, 1, 0])
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    good = evaluate(Fixed(np.array([[0.1], [0.9], [0.8], [0.3]])), images, labels)
+    assert good.accuracy == 1.0
+    assert good.confusion.tolist() == [[2, 0], [0, 2]]
+    bad = evaluate(Fixed(np.array([[0.6], [0.9], [0.2], [0.99]])), images, labels)
+    assert bad.accuracy == 0.5
+    assert bad.confusion.tolist() == [[1, 1], [1, 1]]
+    assert bad.misclassified().tolist() == [3, 2]  # the more confident mistake first
+    assert bad.loss > good.loss
+
+
+def test_evaluate_refuses_a_model_of_another_shape(baseline):
+    with pytest.raises(ModelError, match="takes"):
+        evaluate(baseline, np.zeros((2, 16, 16, 3), np.uint8), np.array([0, 1]))

@@ -1,0 +1,134 @@
+"""Saving and loading: seed file names, sidecars, plain-Keras reload, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.models import build_baseline, build_model
+from cifar_gui.engine.persistence import load_model, model_filename, save_model
+
+
+def test_seed_file_names():
+    assert model_filename("baseline", (4, 7)) == "cifar10_4_7.h5"
+    assert model_filename("augmented", (4, 7)) == "cifar10_4_7_augm.h5"
+    assert model_filename("transfer", (4, 7)) == "cifar10_4_7_transferlearning.h5"
+    assert model_filename("finetune", (4, 7)) == "cifar10_4_7_finetuningtransferlearning.h5"
+    assert model_filename("baseline", (1, 2, 3)) == "cifar10_1_2_3.h5"
+
+
+def test_round_trip_keeps_predictions_and_metadata(tmp_path):
+    model = build_baseline()
+    path = save_model(model, tmp_path / "cifar10_4_7.h5", {"class_names": ["deer", "horse"]})
+    loaded = load_model(path)
+    assert loaded.class_names == ("deer", "horse")
+    assert loaded.input_size == (32, 32)
+    x = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.model.predict(x, verbose=0))
+    assert json.loads((tmp_path / "cifar10_4_7.json").read_text())["class_names"] == [
+        "deer",
+        "horse",
+    ]
+
+
+def test_saved_models_load_in_plain_keras(tmp_path):
+    """Without this package: same counts, same predictions (transfer has the VGG16 layers)."""
+    x = np.random.default_rng(1).random((2, 32, 32, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    expected = {}
+    for name, model in (
+        ("baseline", build_baseline()),
+        ("transfer", build_model(RunConfig(variant="transfer", weights="none"))),
+    ):
+        save_model(model, tmp_path / f"{name}.h5", {})
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        expected[name] = (model.count_params(), trainable, model.predict(x, verbose=0).tolist())
+    code = f"""
+import json, sys, numpy as np, keras
+assert "cifar_gui" not in sys.modules
+x = np.load({str(tmp_path / "x.npy")!r})
+out = {{}}
+for name in ("baseline", "transfer"):
+    m = keras.models.load_model({str(tmp_path)!r} + f"/{{name}}.h5")
+    trainable = sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+    out[name] = (m.count_params(), trainable, m.predict(x, verbose=0).tolist())
+print(json.dumps(out))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    reloaded = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, (count, trainable, preds) in expected.items():
+        assert reloaded[name][0] == count
+        assert reloaded[name][1] == trainable
+        np.testing.assert_allclose(reloaded[name][2], preds, rtol=1e-5, atol=1e-6)
+    assert expected["transfer"][:2] == (14_846_273, 131_585)
+
+
+def test_model_without_sidecar_still_loads(tmp_path):
+    path = tmp_path / "elsewhere.h5"
+    build_baseline(num_classes=3).save(path)
+    loaded = load_model(path)
+    assert loaded.metadata == {}
+    assert loaded.class_names == ("class 0", "class 1", "class 2")
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+    before = path.read_bytes()
+    model = build_baseline()
+
+    def broken_save(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+    with pytest.raises(ModelError, match=r"cannot write.*No space left"):
+        save_model(model, path, {"run": 2})
+    assert path.read_bytes() == before
+    assert json.loads(path.with_suffix(".json").read_text()) == {"run": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10_4_7.h5", "cifar10_4_7.json"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a loadable Keras model"),
+        (b"this is a text file, not HDF5", "not a loadable Keras model"),
+    ],
+    ids=["empty", "text"],
+)
+def test_not_a_model_is_named(tmp_path, content, message):
+    path = tmp_path / "model.h5"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=message) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_model_is_named(tmp_path):
+    path = save_model(build_baseline(), tmp_path / "m.h5", {})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelError, match=r"m.h5: not a loadable Keras model"):
+        load_model(path)
+
+
+def test_model_whose_input_is_not_an_image(tmp_path):
+    path = tmp_path / "dense.h5"
+    keras.Sequential([keras.Input((10,)), keras.layers.Dense(1)]).save(path)
+    with pytest.raises(ModelError, match="is not an image"):
+        load_model(path)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        load_model(tmp_path / "nope.h5")

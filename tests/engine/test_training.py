@@ -1,0 +1,131 @@
+"""Training runs: events, cooperative stop, determinism, saved files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.training import Listener, run_training, train, train_dataset
+
+TINY = dict(epochs=2, batch_size=8, limit=24)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from tests.conftest import write_cifar_batches
+
+    return load_dataset(write_cifar_batches(tmp_path_factory.mktemp("data") / "b"))
+
+
+def test_run_reports_events_and_saves_model_and_sidecar(tiny_dataset, tmp_path):
+    batches, epochs = [], []
+    config = RunConfig(out_dir=str(tmp_path), **TINY)
+    result = run_training(config, Listener(batches.append, epochs.append), dataset=tiny_dataset)
+    assert result.path == tmp_path / "cifar10_4_7.h5"
+    assert len(epochs) == 2 and len(batches) == 2 * 3
+    assert batches[-1].steps == 3 and batches[-1].eta_seconds == pytest.approx(0.0, abs=1e-9)
+    assert set(epochs[0].metrics) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    side = json.loads((tmp_path / "cifar10_4_7.json").read_text())
+    assert side["config"]["variant"] == "baseline"
+    assert side["class_names"] == ["deer", "horse"]
+    assert len(side["history"]["val_accuracy"]) == 2
+    assert side["parameters"]["total"] == 684_097
+    assert side["device"].startswith(("CPU", "GPU"))
+    assert {"tensorflow", "keras", "cifar_gui"} <= set(side["versions"])
+    assert side["test_accuracy"] == side["history"]["val_accuracy"][-1]
+    assert RunConfig.from_dict(side["config"]) == config
+    assert load_model(result.path).class_names == ("deer", "horse")
+
+
+def test_same_seed_same_history(tiny_dataset):
+    subset = select_classes(tiny_dataset, limit=24)
+    config = RunConfig(variant="augmented", epochs=2, batch_size=8, seed=3)
+    first = train(config, subset).history
+    second = train(config, subset).history
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(first[key], second[key], rtol=1e-6)
+
+
+def test_stop_ends_the_run_within_one_batch(tiny_dataset):
+    subset = select_classes(tiny_dataset, limit=24)
+    seen = []
+    listener = Listener(on_batch=seen.append)
+
+    def stop_after_two(event):
+        seen.append(event)
+        if len(seen) == 2:
+            listener.stop.set()
+
+    listener.on_batch = stop_after_two
+    result = train(RunConfig(epochs=5, batch_size=4), subset, listener)
+    assert len(seen) == 2
+    assert result.stopped and result.metadata["stopped"]
+    assert result.metadata["epochs_completed"] == 1
+
+
+def test_three_classes_train_a_softmax(tiny_dataset):
+    subset = select_classes(tiny_dataset, ["cat", "dog", "ship"], limit=18)
+    result = train(RunConfig(classes=("cat", "dog", "ship"), epochs=1, batch_size=6), subset)
+    assert result.model.output_shape == (None, 3)
+    assert result.metadata["class_names"] == ["cat", "dog", "ship"]
+
+
+def test_augmented_stream_changes_images_baseline_stream_does_not(tiny_dataset):
+    subset = select_classes(tiny_dataset, limit=8)
+    scaled = subset.x_train.astype(np.float32) / 255
+
+    def first_batch(variant):
+        x, _ = next(
+            iter(
+                train_dataset(
+                    subset.x_train, subset.y_train, RunConfig(variant=variant, batch_size=8)
+                )
+            )
+        )
+        return np.sort(x.numpy().reshape(8, -1), axis=0)
+
+    np.testing.assert_allclose(first_batch("baseline"), np.sort(scaled.reshape(8, -1), axis=0))
+    assert not np.allclose(first_batch("augmented"), np.sort(scaled.reshape(8, -1), axis=0))
+
+
+def test_transfer_then_finetune(tiny_dataset, tmp_path):
+    base = dict(out_dir=str(tmp_path), epochs=1, batch_size=8, limit=16, weights="none")
+    transfer = run_training(RunConfig(variant="transfer", **base), dataset=tiny_dataset)
+    assert transfer.metadata["parameters"]["trainable"] == 131_585
+    finetune = run_training(
+        RunConfig(variant="finetune", from_model=str(transfer.path), **base), dataset=tiny_dataset
+    )
+    assert finetune.path.name == "cifar10_4_7_finetuningtransferlearning.h5"
+    assert finetune.metadata["parameters"]["trainable"] == 14_586_113
+    assert finetune.metadata["parameters"]["non_trainable"] == 260_160
+
+
+def test_base_from_a_saved_model_is_copied(tiny_dataset, tmp_path):
+    """Offline transfer learning: a VGG16 base trained by the app feeds a new transfer model."""
+    source = run_training(
+        RunConfig(
+            variant="transfer",
+            classes=("cat", "dog"),
+            weights="none",
+            epochs=1,
+            batch_size=8,
+            limit=8,
+            out_dir=str(tmp_path / "src"),
+        ),
+        dataset=tiny_dataset,
+    )
+    result = train(
+        RunConfig(variant="transfer", base=str(source.path), epochs=1, batch_size=8),
+        select_classes(tiny_dataset, limit=8),
+    )
+    for a, b in zip(
+        source.model.get_layer("vgg16").weights,
+        result.model.get_layer("vgg16").weights,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
