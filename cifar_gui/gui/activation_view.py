@@ -1,21 +1,696 @@
-"""Placeholder for the activation viewer (its issue replaces this module)."""
+"""The Activations tab: what each layer of a model makes of one image, and drop-to-classify.
+
+Per image, one worker job computes everything the view needs (activations of every layer,
+class probabilities, the Grad-CAM map) and hands it over as plain arrays. Changing layer or
+channel then only re-colours cached arrays on the GUI thread, which keeps an update well
+under 100 ms (``bench/activation_update.py`` measures it).
+
+Image sources: a test image of the current class subset by 1-based index (the seed's
+``p <- 5`` is test image 5, ``x_test[4]`` in Python), a thumbnail clicked in the Dataset tab
+(``AppState.image_chosen``), a file opened here, or files dropped on the window. With no data
+set and nothing chosen, the bundled sample drawing is shown, so the tab works offline on
+first launch with the bundled default model.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cifar_gui import resources
+from cifar_gui.engine.data import IMAGE_EXTENSIONS, Subset, scale_images, select_classes
+from cifar_gui.engine.errors import ImageError, UserError
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.widgets.activation_widgets import (
+    ChannelGrid,
+    ColorBar,
+    PixelView,
+    ProbabilityBars,
+)
+from cifar_gui.gui.widgets.colormaps import channel_mosaic, colorize, heat_overlay
+from cifar_gui.gui.widgets.images import to_pixmap
+from cifar_gui.gui.workers import JobRunner
+
+if TYPE_CHECKING:  # keep Keras out of the GUI's import time; workers import it
+    from cifar_gui.engine.persistence import LoadedModel
+
+SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
+IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{e}" for e in IMAGE_EXTENSIONS))
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """One layer as the viewer lists it."""
+
+    name: str
+    shape: tuple[int, ...]  # without the batch axis
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything shown for one image and one model, computed once in a worker."""
+
+    generation: int  # which model it was computed with (see ActivationPanel._generation)
+    image: np.ndarray  # (H, W, 3) uint8 at the model's input size
+    caption: str
+    layers: tuple[LayerView, ...]
+    seed_layers: int  # how many of them the seed's activation model takes (the first eight)
+    activations: dict[str, np.ndarray]  # layer name -> array without the batch axis
+    class_names: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    cam: np.ndarray | None  # (H, W) in [0, 1], Grad-CAM of the predicted class
+    cam_note: str = ""  # why there is no map, when there is none
+
+
+@dataclass(frozen=True)
+class DropResult:
+    """Dropped files: the predictions of the readable ones and a line per unreadable one."""
+
+    predictions: list = field(default_factory=list)  # engine Prediction objects
+    errors: list[str] = field(default_factory=list)
+
+
+def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Any uint8 image array as (H, W, 3) of ``size``, resized as ``read_image`` does."""
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.shape[:2] == tuple(size) and array.shape[-1] == 3:
+        return array
+    resized = (
+        Image.fromarray(array).convert("RGB").resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    )
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def analyse(loaded: LoadedModel, image: np.ndarray, caption: str, generation: int) -> Analysis:
+    """The worker's job: activations of every layer, probabilities and Grad-CAM of one image."""
+    from cifar_gui.engine.inspect import (
+        activations,
+        default_layers,
+        grad_cam,
+        list_layers,
+        probabilities,
+    )
+
+    model = loaded.model
+    image = fit_image(image, loaded.input_size)
+    layers = tuple(LayerView(info.name, info.output_shape) for info in list_layers(model))
+    acts = activations(model, image, [layer.name for layer in layers])
+    probs = probabilities(model, image[None])[0]
+    cam, note = None, ""
+    try:
+        cam = grad_cam(model, image)
+    except (ValueError, KeyError) as exc:  # e.g. a model without a convolution
+        note = f"no Grad-CAM: {exc}"
+    names = loaded.class_names
+    if len(names) != len(probs):  # a sidecar that does not fit the model
+        names = tuple(f"class {i}" for i in range(len(probs)))
+    return Analysis(
+        generation,
+        image,
+        caption,
+        layers,
+        len(default_layers(model)),
+        {name: value[0] for name, value in acts.items()},
+        tuple(names),
+        tuple(float(p) for p in probs),
+        cam,
+        note,
+    )
+
+
+def classify(loaded: LoadedModel, paths: list[str]) -> DropResult:
+    """The worker's job for dropped files: a line per unreadable file, predictions for the rest."""
+    from cifar_gui.engine.data import read_image
+    from cifar_gui.engine.inspect import predict_files
+
+    good, errors = [], []
+    for path in paths:
+        try:
+            read_image(path, loaded.input_size)
+            good.append(path)
+        except ImageError as exc:
+            errors.append(str(exc))
+    predictions = predict_files(loaded.model, good, loaded.class_names) if good else []
+    return DropResult(predictions, errors)
+
+
+def load_default_model(task=None) -> LoadedModel:
+    """Job: load the bundled baseline (imports Keras, so it runs in a worker)."""
+    from cifar_gui.engine.persistence import load_model
+
+    return load_model(resources.default_model_path())
 
 
 class ActivationPanel(QWidget):
-    """Placeholder panel."""
+    """Input as the model sees it, Grad-CAM, layer/channel views, and dropped-file results."""
+
+    view_updated = Signal()  # after the views show a new image, layer or channel
+    files_classified = Signal(object)  # DropResult, after it is shown
 
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.analysis: Analysis | None = None
+        self._generation = 0  # bumped when the model changes; older analyses are dropped
+        self._image: np.ndarray | None = None  # the image asked for, any size
+        self._caption = ""
+        self._pending_analysis = False
+        self._pending_files: list[str] = []
+        self._test_number = SEED_TEST_IMAGE  # kept while no data set is open
+        self._subset_key: tuple | None = None
+        self._subset: Subset | None = None
+        self._mosaic_key: tuple | None = None
+        self._drop_predictions: list = []
+
+        self.analysis_job = JobRunner(self)
+        self.analysis_job.result.connect(self._on_analysis)
+        self.analysis_job.error.connect(self._on_analysis_error)
+        self.analysis_job.finished.connect(self._on_analysis_finished)
+        self.classify_job = JobRunner(self)
+        self.classify_job.result.connect(self._on_classified)
+        self.classify_job.error.connect(self._show_error)
+        self.model_job = JobRunner(self)
+        self.model_job.result.connect(self._on_default_model_loaded)
+        self.model_job.error.connect(self._on_model_error)
+
+        self._build()
+        state.model_changed.connect(self._on_model_changed)
+        state.dataset_changed.connect(self._on_data_changed)
+        state.classes_changed.connect(self._on_data_changed)
+        state.image_chosen.connect(self.set_image)
+        self._on_data_changed()
+        self._on_model_changed(state.model)
+
+    # -- layout ------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.model_label = QLabel("No model")
+        self.model_label.setWordWrap(True)
+        self.test_index = QSpinBox()
+        self.test_index.setRange(1, 1)
+        self.test_index.setValue(SEED_TEST_IMAGE)
+        self.test_index.setToolTip(
+            "1-based, as the seed's p <- 5: test image 5 is x_test[4] of the chosen classes"
+        )
+        self.test_index.valueChanged.connect(self.show_test_image)
+        self.test_total = QLabel()
+        open_image = QPushButton("Open image…")
+        open_image.clicked.connect(self._open_image_dialog)
+        self.caption_label = QLabel()
+        self.caption_label.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.model_label, 1)
+        top.addSpacing(16)
+        top.addWidget(QLabel("Test image"))
+        top.addWidget(self.test_index)
+        top.addWidget(self.test_total)
+        top.addWidget(open_image)
+
+        # Left: the input, Grad-CAM, prediction.
+        self.input_view = PixelView(164)
+        self.input_note = QLabel()
+        self.input_note.setWordWrap(True)
+        self.cam_view = PixelView(164)
+        self.cam_note = QLabel("Grad-CAM")
+        self.cam_note.setWordWrap(True)
+        self.prediction_label = QLabel()
+        self.bars = ProbabilityBars()
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>Input as the model sees it</b>"))
+        left.addWidget(self.input_view)
+        left.addWidget(self.input_note)
+        left.addWidget(self.cam_note)
+        left.addWidget(self.cam_view)
+        left.addWidget(self.prediction_label)
+        left.addWidget(self.bars)
+        left.addStretch(1)
+        left_box = QWidget()
+        left_box.setLayout(left)
+        left_box.setFixedWidth(200)
+
+        # Middle: layer and channel selection, the channel large with its colour bar.
+        self.layer_combo = QComboBox()
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
+        self.all_layers = QCheckBox("All layers")
+        self.all_layers.setToolTip(
+            "Off: the first eight layers, as the seed's activation model. On: every layer, "
+            "including those inside a VGG16 base."
+        )
+        self.all_layers.toggled.connect(self._on_all_layers_toggled)
+        self.channel_spin = QSpinBox()
+        self.channel_spin.setRange(1, 1)
+        self.channel_spin.setToolTip("1-based, as the seed's first_layer_activation[1,,,c]")
+        self.channel_slider = QSlider(Qt.Orientation.Horizontal)
+        self.channel_slider.setRange(1, 1)
+        self.channel_spin.valueChanged.connect(self.channel_slider.setValue)
+        self.channel_slider.valueChanged.connect(self.channel_spin.setValue)
+        self.channel_spin.valueChanged.connect(self._on_channel_changed)
+        self.channel_view = PixelView(292)
+        self.color_bar = ColorBar()
+        self.channel_note = QLabel()
+        self.channel_note.setWordWrap(True)
+        selectors = QGridLayout()
+        selectors.addWidget(QLabel("Layer"), 0, 0)
+        selectors.addWidget(self.layer_combo, 0, 1)
+        selectors.addWidget(self.all_layers, 0, 2)
+        selectors.addWidget(QLabel("Channel"), 1, 0)
+        selectors.addWidget(self.channel_spin, 1, 1)
+        selectors.addWidget(self.channel_slider, 1, 2)
+        channel_row = QHBoxLayout()
+        channel_row.addWidget(self.channel_view)
+        channel_row.addWidget(self.color_bar)
+        channel_row.addStretch(1)
+        middle = QVBoxLayout()
+        middle.addLayout(selectors)
+        middle.addLayout(channel_row)
+        middle.addWidget(self.channel_note)
+        middle.addStretch(1)
+
+        # Right: every channel of the layer; a click picks one.
+        self.grid_title = QLabel()
+        self.grid = ChannelGrid(340)
+        self.grid.channel_clicked.connect(lambda c: self.channel_spin.setValue(c + 1))
+        right = QVBoxLayout()
+        right.addWidget(self.grid_title)
+        right.addWidget(self.grid)
+        right.addStretch(1)
+
+        views = QHBoxLayout()
+        views.addWidget(left_box)
+        views.addLayout(middle, 1)
+        views.addLayout(right)
+
+        # Bottom: dropped files.
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #b00020;")
+        self.message_label.hide()
+        self.results = QTableWidget()
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.results.verticalHeader().hide()
+        self.results.itemSelectionChanged.connect(self._on_result_selected)
+        self.results_box = QGroupBox("Dropped files (select a row to inspect it)")
+        box_layout = QVBoxLayout(self.results_box)
+        box_layout.addWidget(self.results)
+        self.results_box.hide()
+
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Coming soon: the activation viewer."))
+        layout.addLayout(top)
+        layout.addWidget(self.caption_label)
+        layout.addLayout(views, 1)
+        layout.addWidget(self.message_label)
+        layout.addWidget(self.results_box)
+        hint = QLabel("Drop image files anywhere on the window to classify them.")
+        hint.setEnabled(False)
+        layout.addWidget(hint)
+
+    # -- model ---------------------------------------------------------------------------
+
+    def ensure_model(self) -> None:
+        """Without a current model, load the bundled default one (in a worker).
+
+        Called when the tab is first shown or files arrive, not at construction, so a window
+        that never shows this tab never pays for Keras.
+        """
+        if self.state.model is None and not self.model_job.busy:
+            name = resources.default_model_path().name
+            self.model_label.setText(f"Loading the bundled model {name}…")
+            self.model_job.start(load_default_model)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.ensure_model()
+
+    def _on_default_model_loaded(self, loaded: LoadedModel) -> None:
+        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
+            self.state.set_model(loaded)
+
+    def _on_model_error(self, message: str) -> None:
+        if self.state.model is None:
+            self.model_label.setText("No model: the bundled one did not load (see below)")
+            self._pending_files = []
+        self._show_error(message)
+
+    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+        self._generation += 1
+        self.analysis = None
+        if loaded is None:
+            self.model_label.setText("No model: train one, or File > Open model (.h5, .keras)")
+            self._render_input_only()
+            return
+        meta = loaded.metadata
+        bundled = loaded.path.resolve() == resources.default_model_path().resolve()
+        details = [" vs ".join(loaded.class_names)]
+        if meta.get("variant"):
+            details.insert(0, meta["variant"])
+        if meta.get("test_accuracy") is not None:
+            details.append(f"test accuracy {meta['test_accuracy']:.3f}")
+        source = " (bundled default)" if bundled else ""
+        self.model_label.setText(f"Model <b>{loaded.path.name}</b>{source}: {', '.join(details)}")
+        self.model_label.setToolTip(str(loaded.path))
+        if self._pending_files:
+            paths, self._pending_files = self._pending_files, []
+            self.classify_files(paths)
+        elif self._image is not None:
+            self._request_analysis()
+
+    # -- images --------------------------------------------------------------------------
+
+    def _test_subset(self) -> Subset | None:
+        """The test images of the chosen classes (cached per data set and class choice)."""
+        dataset = self.state.dataset
+        if dataset is None:
+            return None
+        key = (id(dataset), self.state.classes)
+        if key != self._subset_key:
+            try:
+                self._subset = select_classes(dataset, self.state.classes)
+            except UserError as exc:
+                self._subset = None
+                self._show_error(str(exc))
+            self._subset_key = key
+        return self._subset
+
+    def _on_data_changed(self, *_args) -> None:
+        subset = self._test_subset()
+        count = 0 if subset is None else len(subset.x_test)
+        self.test_index.setEnabled(count > 0)
+        if count == 0:
+            self.test_total.setText("(open a data set)")
+            if self._image is None:
+                self._show_sample()
+            return
+        self.test_index.blockSignals(True)
+        self.test_index.setRange(1, count)
+        self.test_index.setValue(min(self._test_number, count))
+        self.test_index.blockSignals(False)
+        self.test_total.setText(f"of {count:,} ({' / '.join(subset.class_names)}, 1-based)")
+        self.show_test_image(self.test_index.value())
+
+    def show_test_image(self, number: int) -> None:
+        """Show test image ``number`` (1-based) of the current class subset."""
+        subset = self._test_subset()
+        if subset is None or not 1 <= number <= len(subset.x_test):
+            return
+        self._test_number = number
+        true = subset.class_names[int(subset.y_test[number - 1])]
+        self.set_image(
+            subset.x_test[number - 1],
+            f"Test image {number} (1-based; x_test[{number - 1}] of "
+            f"{' / '.join(subset.class_names)}), true class: {true}",
+        )
+
+    def _show_sample(self) -> None:
+        from cifar_gui.engine.data import read_image
+
+        path = resources.sample_image_path()
+        with contextlib.suppress(ImageError):  # no resources: the tab waits for an image
+            self.set_image(read_image(path), f"Bundled sample drawing {path.name} (not CIFAR-10)")
+
+    def set_image(self, image: np.ndarray, caption: str) -> None:
+        """Make ``image`` (uint8, any size) the viewer's image; analysed in a worker."""
+        self._image = np.asarray(image)
+        self._caption = caption
+        self.caption_label.setText(caption)
+        if self.state.model is None:
+            self._render_input_only()
+        else:
+            self._request_analysis()
+
+    def _open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", IMAGE_FILTER)
+        if path:
+            self.classify_files([path])
+
+    # -- analysis ------------------------------------------------------------------------
+
+    def _request_analysis(self) -> None:
+        """Analyse the current image; while a job runs, only the latest request waits."""
+        if self.analysis_job.busy:
+            self._pending_analysis = True
+            return
+        self._pending_analysis = False
+        loaded, image = self.state.model, self._image
+        caption, generation = self._caption, self._generation
+        if loaded is None or image is None:
+            return
+        self.analysis_job.start(lambda task: analyse(loaded, image, caption, generation))
+
+    def _on_analysis_finished(self) -> None:
+        if self._pending_analysis:
+            self._request_analysis()
+
+    def _on_analysis_error(self, message: str) -> None:
+        self._show_error(message)
+
+    def _on_analysis(self, analysis: Analysis) -> None:
+        if analysis.generation != self._generation:
+            return  # computed with a model that has since been replaced
+        previous = self.analysis
+        self.analysis = analysis
+        if previous is None or previous.layers != analysis.layers:
+            self._fill_layers()
+        self._render_image()
+        self._on_layer_changed()
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def _render_input_only(self) -> None:
+        """Without a model: the image scaled to [0, 1] as a model would see it, no more."""
+        if self._image is None:
+            return
+        image = fit_image(self._image, (32, 32))
+        self._show_input(image)
+        self.cam_view.show_rgb(None)
+        self.prediction_label.setText("")
+        self.bars.set_probabilities([], [])
+
+    def _show_input(self, image: np.ndarray) -> None:
+        scaled = scale_images(image)  # exactly what the model gets, shown back on 0-255
+        self.input_view.show_rgb(np.round(scaled * 255).astype(np.uint8))
+        self.input_note.setText(
+            f"{image.shape[1]}x{image.shape[0]} pixels, values "
+            f"{scaled.min():.2f} to {scaled.max():.2f} (pixels / 255, once)"
+        )
+
+    def _render_image(self) -> None:
+        a = self.analysis
+        if a is None:
+            return
+        self._show_input(a.image)
+        best = int(np.argmax(a.probabilities))
+        if a.cam is not None:
+            self.cam_view.show_rgb(heat_overlay(a.image, a.cam))
+            self.cam_note.setText(f"<b>Grad-CAM</b> for “{a.class_names[best]}”")
+        else:
+            self.cam_view.show_rgb(None)
+            self.cam_note.setText(a.cam_note)
+        self.prediction_label.setText(
+            f"Predicted <b>{a.class_names[best]}</b> ({a.probabilities[best]:.1%})"
+        )
+        self.bars.set_probabilities(a.class_names, a.probabilities)
+
+    def _fill_layers(self) -> None:
+        """List the first eight layers, or all with "All layers"; keep the choice if listed."""
+        a = self.analysis
+        current = self.layer_combo.currentData()
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        if a is not None:
+            layers = a.layers if self.all_layers.isChecked() else a.layers[: a.seed_layers]
+            for layer in layers:
+                self.layer_combo.addItem(f"{layer.name}  {layer.shape}", layer.name)
+            self.layer_combo.setCurrentIndex(max(self.layer_combo.findData(current), 0))
+        self.layer_combo.blockSignals(False)
+
+    def _on_all_layers_toggled(self) -> None:
+        before = self.current_layer()
+        self._fill_layers()
+        if self.current_layer() != before:
+            self._on_layer_changed()
+
+    def current_layer(self) -> str | None:
+        """Name of the layer shown."""
+        return self.layer_combo.currentData()
+
+    def current_channel(self) -> int:
+        """0-based index of the channel shown."""
+        return self.channel_spin.value() - 1
+
+    def layer_values(self) -> np.ndarray | None:
+        """The shown layer's activations as (H, W, C); a flat layer is (1, 1, units)."""
+        a, name = self.analysis, self.current_layer()
+        if a is None or name not in a.activations:
+            return None
+        values = a.activations[name]
+        if values.ndim == 3:
+            return values
+        return values.reshape(1, 1, -1)
+
+    def _on_layer_changed(self, *_args) -> None:
+        values = self.layer_values()
+        if values is None:
+            return
+        count = values.shape[-1]
+        self.channel_spin.blockSignals(True)
+        self.channel_slider.blockSignals(True)
+        self.channel_spin.setRange(1, count)
+        self.channel_slider.setRange(1, count)
+        self.channel_slider.setValue(self.channel_spin.value())
+        self.channel_spin.blockSignals(False)
+        self.channel_slider.blockSignals(False)
+        self._render_layer()
+
+    def _on_channel_changed(self, *_args) -> None:
+        self._render_channel()
+        self.view_updated.emit()
+
+    def _render_layer(self) -> None:
+        """Rebuild the channel mosaic (once per image and layer), then the channel."""
+        values = self.layer_values()
+        if values is None:
+            return
+        key = (id(self.analysis), self.current_layer())
+        if key != self._mosaic_key:
+            height, width, count = values.shape
+            flat = height == width == 1  # dense units: one common scale, else all one colour
+            gap = 0 if flat else 1
+            mosaic, grid = channel_mosaic(values, gap=gap, per_channel=not flat)
+            self.grid.set_mosaic(mosaic, (height, width), grid, count, gap)
+            kind = "units" if flat else "channels"
+            self.grid_title.setText(f"All {count} {kind} of {self.current_layer()} (click one)")
+            self._mosaic_key = key
+        self._render_channel()
+        self.view_updated.emit()
+
+    def _render_channel(self) -> None:
+        values = self.layer_values()
+        if values is None:
+            return
+        channel = min(self.current_channel(), values.shape[-1] - 1)
+        if values.shape[:2] == (1, 1):  # a dense unit: coloured on the layer's range
+            lo, hi = float(values.min()), float(values.max())
+        else:  # a feature map: on its own range, as the seed's plot_channel
+            lo, hi = float(values[..., channel].min()), float(values[..., channel].max())
+        self.channel_view.show_rgb(colorize(values[..., channel], lo, hi))
+        self.color_bar.set_range(lo, hi)
+        self.grid.select(channel)
+        kind = "unit" if values.shape[:2] == (1, 1) else "channel"
+        note = f"{self.current_layer()}, {kind} {channel + 1} of {values.shape[-1]}: "
+        if values.shape[:2] == (1, 1):
+            note += f"value {float(values[0, 0, channel]):.4g}"
+        else:
+            note += f"{values.shape[0]}x{values.shape[1]}, values {lo:.3g} to {hi:.3g}"
+        self.channel_note.setText(note)
+
+    # -- dropped files -------------------------------------------------------------------
 
     def classify_files(self, paths: list[str]) -> None:
-        """Classify dropped or opened image files (placeholder: reports them)."""
-        self.state.message.emit(f"{len(paths)} image(s) to classify: coming soon")
+        """Classify image files (dropped, opened or from the command line) in a worker."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        loaded = self.state.model
+        if loaded is None:
+            self._pending_files = paths  # classified once a model has loaded
+            self.state.message.emit("Waiting for a model to classify the files…")
+            self.ensure_model()
+            return
+        self.classify_job.start(lambda task: classify(loaded, paths))
+
+    def _on_classified(self, result: DropResult) -> None:
+        self._show_error("\n".join(result.errors))
+        predictions = result.predictions
+        self._drop_predictions = predictions
+        self._fill_results(predictions)
+        if predictions:
+            first = predictions[0]
+            self.set_image(first.image, self._file_caption(first))
+            self.state.message.emit(
+                f"{len(predictions)} file(s) classified"
+                + (f", {len(result.errors)} could not be read" if result.errors else "")
+            )
+        self.files_classified.emit(result)
+
+    @staticmethod
+    def _file_caption(prediction) -> str:
+        return f"{Path(prediction.path).name}: {prediction.label} ({prediction.confidence:.1%})"
+
+    def _fill_results(self, predictions: list) -> None:
+        """A row per file when several were classified; a single file needs no table."""
+        self.results_box.setVisible(len(predictions) > 1)
+        if len(predictions) <= 1:
+            self.results.setRowCount(0)
+            return
+        names = predictions[0].class_names
+        self.results.blockSignals(True)
+        self.results.clear()
+        self.results.setColumnCount(3 + len(names))
+        self.results.setHorizontalHeaderLabels(["Input", "File", "Predicted", *names])
+        self.results.setRowCount(len(predictions))
+        for row, p in enumerate(predictions):
+            icon = QLabel()
+            icon.setPixmap(to_pixmap(p.image, 32))
+            self.results.setCellWidget(row, 0, icon)
+            file_item = QTableWidgetItem(Path(p.path).name)
+            file_item.setToolTip(p.path)
+            self.results.setItem(row, 1, file_item)
+            self.results.setItem(row, 2, QTableWidgetItem(p.label))
+            for col, value in enumerate(p.probabilities, start=3):
+                item = QTableWidgetItem(f"{value:.3f}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.results.setItem(row, col, item)
+            self.results.setRowHeight(row, 36)
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.results.setColumnWidth(0, 44)
+        self.results.setMinimumHeight(min(32 + 36 * len(predictions), 180))
+        self.results.blockSignals(False)
+
+    def _on_result_selected(self) -> None:
+        rows = self.results.selectionModel().selectedRows()
+        if rows and rows[0].row() < len(self._drop_predictions):
+            p = self._drop_predictions[rows[0].row()]
+            self.set_image(p.image, self._file_caption(p))
+
+    def _show_error(self, text: str) -> None:
+        self.message_label.setText(text)
+        self.message_label.setVisible(bool(text))
+        if text:
+            self.state.message.emit(text.splitlines()[0])
+
+    def shutdown(self) -> None:
+        """Stop and join the worker threads."""
+        for job in (self.analysis_job, self.classify_job, self.model_job):
+            job.shutdown()

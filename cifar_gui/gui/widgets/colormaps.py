@@ -81,3 +81,16 @@ def channel_mosaic(
         top, left = r * (height + gap), q * (width + gap)
         mosaic[top : top + height, left : left + width] = tiles[c]
     return mosaic, (rows, cols)
+
+
+def jet(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) uint8 in the classic "jet" ramp (blue to red)."""
+    x = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)[..., None]
+    centres = np.array([0.75, 0.5, 0.25], dtype=np.float32)  # where red, green, blue peak
+    return (np.clip(1.5 - np.abs(4.0 * x - 4.0 * centres), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A uint8 RGB image blended with ``jet(heat)`` (Grad-CAM's usual picture)."""
+    blend = (1.0 - alpha) * image.astype(np.float32) + alpha * jet(heat).astype(np.float32)
+    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
