@@ -13,6 +13,7 @@ from typing import Any
 
 VARIANTS = ("baseline", "augmented", "transfer", "finetune")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
 
 # Learning rates of the seed, per variant.
 DEFAULT_LEARNING_RATES = {
@@ -69,6 +70,8 @@ class RunConfig:
     out_dir: str = "runs"
     use_augmentation: bool | None = None  # None: as the seed, every variant but baseline
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    strategy: str = "default"  # tf.distribute strategy; batch_size is per replica
+    checkpoint: bool = True  # save a resumable checkpoint in out_dir/checkpoints every epoch
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -79,6 +82,8 @@ class RunConfig:
             raise ValueError("epochs and batch size must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be at least 1")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}: choose {', '.join(STRATEGIES)}")
 
     @property
     def lr(self) -> float:

@@ -1,0 +1,188 @@
+"""Resumable checkpoints: after every complete epoch, the model with its optimizer state and the
+history so far, written so that a kill at any moment leaves the last complete one loadable.
+
+Layout, beside the final models of the run::
+
+    <out_dir>/cifar10_4_7.h5                   final model (the seed's name) + .json sidecar
+    <out_dir>/checkpoints/cifar10_4_7/
+        epoch-0003.keras                       model + optimizer state after 3 epochs
+        state.json                             config, history, epochs done, which .keras
+
+Each epoch writes ``epoch-NNNN.keras`` (atomically), then ``state.json`` (atomically) naming
+it, and only then deletes the older ``.keras``. So ``state.json`` always names a complete file,
+whatever moment the process dies at. ``.h5`` cannot carry the optimizer state of a Sequential
+model in Keras 3, hence ``.keras`` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.persistence import atomic_path, model_filename, write_json
+
+CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last complete epoch of a run, as read from its ``state.json``."""
+
+    directory: Path
+    model_path: Path  # the epoch's .keras
+    config: RunConfig  # out_dir points at the folder holding ``checkpoints/``
+    epochs_completed: int
+    steps_per_epoch: int
+    history: dict[str, list[float]]
+    class_names: tuple[str, ...]
+
+    @property
+    def finished(self) -> bool:
+        """Whether every epoch of the config is done (nothing left to resume)."""
+        return self.epochs_completed >= self.config.epochs
+
+
+def checkpoint_dir(out_dir: str | Path, variant: str, class_indices: tuple[int, ...]) -> Path:
+    """``<out_dir>/checkpoints/<stem of the final model's name>``."""
+    return Path(out_dir) / CHECKPOINTS / Path(model_filename(variant, class_indices)).stem
+
+
+def find_checkpoint_dir(run_dir: str | Path) -> Path:
+    """The checkpoint folder meant by ``run_dir``: itself, or the one run under its ``checkpoints``.
+
+    Raises :class:`ModelError` when there is none, or several to choose from.
+    """
+    run_dir = Path(run_dir).expanduser()
+    if (run_dir / STATE_FILE).is_file():
+        return run_dir
+    if not run_dir.is_dir():
+        raise ModelError(f"{run_dir}: no such run folder")
+    found = sorted(p.parent for p in (run_dir / CHECKPOINTS).glob(f"*/{STATE_FILE}"))
+    if not found:
+        raise ModelError(f"{run_dir}: no checkpoint to resume (no {CHECKPOINTS}/*/{STATE_FILE})")
+    if len(found) > 1:
+        names = ", ".join(str(p) for p in found)
+        raise ModelError(f"{run_dir}: several runs to resume, name one of: {names}")
+    return found[0]
+
+
+def read_checkpoint(run_dir: str | Path) -> Checkpoint:
+    """The last complete checkpoint of the run in ``run_dir`` (see :func:`find_checkpoint_dir`).
+
+    The config's ``out_dir`` is set to the folder that holds ``checkpoints/``, so a resumed run
+    saves its final model beside the checkpoints even after the run folder was moved.
+    """
+    directory = find_checkpoint_dir(run_dir)
+    state_path = directory / STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+        config = RunConfig.from_dict(state["config"])
+        model_path = directory / Path(state["checkpoint"]).name
+        done = int(state["epochs_completed"])
+        steps = int(state["steps_per_epoch"])
+        history = {k: [float(v) for v in vals] for k, vals in state["history"].items()}
+        names = tuple(str(n) for n in state["class_names"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{state_path}: not a readable checkpoint state ({exc})") from None
+    if not model_path.is_file():
+        raise ModelError(f"{state_path}: its model {model_path.name} is missing")
+    if any(len(vals) != done for vals in history.values()):
+        raise ModelError(f"{state_path}: history does not match {done} completed epochs")
+    config = config.replace(out_dir=str(directory.parent.parent))
+    return Checkpoint(directory, model_path, config, done, steps, history, names)
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
+    """Every readable checkpoint under ``<out_dir>/checkpoints``, unfinished ones first."""
+    found = []
+    for state in sorted((Path(out_dir) / CHECKPOINTS).glob(f"*/{STATE_FILE}")):
+        with contextlib.suppress(ModelError):
+            found.append(read_checkpoint(state.parent))
+    return sorted(found, key=lambda c: c.finished)
+
+
+def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
+    """The checkpoint's compiled model, with the optimizer state it had (call in the strategy
+    scope the run trains under)."""
+    try:
+        return keras.saving.load_model(checkpoint.model_path, compile=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ModelError(f"{checkpoint.model_path}: not a loadable checkpoint ({reason})") from None
+
+
+def remove_stale_files(directory: Path, keep: str | None) -> None:
+    """Delete epoch files other than ``keep`` and temporary files a killed save left behind."""
+    for path in directory.glob("*.keras"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+    for path in directory.glob(f".{Path(STATE_FILE).stem}.*"):
+        path.unlink(missing_ok=True)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Writes a checkpoint after each epoch that was not cut short by a stop.
+
+    A stopped epoch is not saved: resuming repeats it from its start, so the resumed history
+    matches an uninterrupted one.
+
+    Parameters
+    ----------
+    directory
+        The run's checkpoint folder; ``None`` writes nothing (a non-chief worker).
+    state
+        What goes into ``state.json`` besides the progress: ``config``, ``class_names``,
+        ``steps_per_epoch``.
+    history
+        The history of earlier sessions (empty for a new run); epochs are appended to it.
+    """
+
+    def __init__(
+        self, directory: Path | None, state: dict[str, Any], history: dict[str, list[float]]
+    ):
+        super().__init__()
+        self.directory = directory
+        self.state = state
+        self.history = {k: list(v) for k, v in history.items()}
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # The cooperative stop sets stop_training at a batch end, so it marks a partial epoch.
+        if self.model.stop_training:
+            return
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        seconds = time.perf_counter() - self.epoch_start
+        self.history.setdefault("epoch_seconds", []).append(seconds)
+        if self.directory is not None:
+            self.write(epoch + 1)
+
+    def write(self, epochs_completed: int) -> None:
+        """Save the model, then the state naming it, then drop the previous model."""
+        name = f"epoch-{epochs_completed:04d}.keras"
+        with atomic_path(self.directory / name) as tmp:
+            self.model.save(tmp)
+        write_json(
+            self.directory / STATE_FILE,
+            {
+                "version": STATE_VERSION,
+                **self.state,
+                "checkpoint": name,
+                "epochs_completed": epochs_completed,
+                "history": self.history,
+            },
+        )
+        remove_stale_files(self.directory, keep=name)

@@ -1,0 +1,193 @@
+"""Checkpoints every epoch and resume: a resumed run's history equals an uninterrupted one's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.checkpoints import (
+    STATE_FILE,
+    find_checkpoint_dir,
+    list_checkpoints,
+    load_checkpoint_model,
+    read_checkpoint,
+)
+from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.training import Listener, run_training
+from tests.conftest import synthetic_images
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class Crash(Exception):
+    """Stands for a crash right after an epoch's checkpoint was written."""
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Dataset:
+    """10 classes; deer and horse get 48 training and 16 test images (3 batches of 16)."""
+    x_train, y_train = synthetic_images(240, seed=3)
+    x_test, y_test = synthetic_images(80, seed=4)
+    return Dataset(x_train, y_train, x_test, y_test, CIFAR10_CLASSES, "synthetic")
+
+
+def config_for(out: Path, **changes) -> RunConfig:
+    # augmented: the resumed pipeline must also continue the augmentation's step count.
+    base = RunConfig(variant="augmented", epochs=3, batch_size=16, seed=5, out_dir=str(out))
+    return base.replace(**changes)
+
+
+def crash_after(epoch: int) -> Listener:
+    def on_epoch(event) -> None:
+        if event.epoch == epoch:
+            raise Crash
+
+    return Listener(on_epoch=on_epoch)
+
+
+def test_resumed_history_equals_uninterrupted(tiny, tmp_path):
+    straight = run_training(config_for(tmp_path / "straight"), dataset=tiny)
+
+    config = config_for(tmp_path / "broken")
+    with pytest.raises(Crash):
+        run_training(config, crash_after(1), dataset=tiny)
+    checkpoint = read_checkpoint(tmp_path / "broken")
+    assert checkpoint.epochs_completed == 2
+    assert not checkpoint.finished
+    assert not (tmp_path / "broken" / "cifar10_4_7_augm.h5").exists()
+
+    epochs_heard = []
+    resumed = run_training(
+        checkpoint.config,
+        Listener(on_epoch=lambda e: epochs_heard.append(e.epoch)),
+        dataset=tiny,
+        resume=checkpoint,
+    )
+    assert epochs_heard == [2]
+    assert resumed.metadata["resumed_from_epoch"] == 2
+    assert resumed.metadata["epochs_completed"] == 3
+    for key in METRICS:
+        assert len(resumed.history[key]) == 3
+        np.testing.assert_allclose(resumed.history[key], straight.history[key], rtol=1e-5)
+    assert len(resumed.history["epoch_seconds"]) == 3
+    # The final model lands beside the checkpoints, with the whole history in its sidecar.
+    final = load_model(tmp_path / "broken" / "cifar10_4_7_augm.h5")
+    assert len(final.history["loss"]) == 3
+    x = tiny.x_test[:8].astype(np.float32) / 255
+    np.testing.assert_allclose(
+        final.model.predict(x, verbose=0), straight.model.predict(x, verbose=0), atol=1e-5
+    )
+    done = read_checkpoint(tmp_path / "broken")
+    assert done.finished and done.epochs_completed == 3
+
+
+@pytest.fixture(scope="module")
+def finished(tiny, tmp_path_factory):
+    """A finished two-epoch baseline run with its checkpoint (tests only read it)."""
+    out = tmp_path_factory.mktemp("finished")
+    return out, run_training(config_for(out, variant="baseline", epochs=2), dataset=tiny)
+
+
+def test_checkpoint_holds_optimizer_state_and_only_the_last_epoch(finished):
+    tmp_path, result = finished
+    folder = find_checkpoint_dir(tmp_path)
+    assert folder == tmp_path / "checkpoints" / "cifar10_4_7"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002.keras", STATE_FILE]
+    checkpoint = read_checkpoint(folder)
+    model = load_checkpoint_model(checkpoint)
+    # 3 steps per epoch, 2 epochs: the optimizer's step count and slots came back.
+    assert int(model.optimizer.iterations.numpy()) == 6
+    assert len(model.optimizer.variables) > 1
+    for mine, saved in zip(
+        result.model.optimizer.variables, model.optimizer.variables, strict=True
+    ):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(saved))
+    assert checkpoint.history["loss"] == pytest.approx(result.history["loss"])
+    assert checkpoint.class_names == ("deer", "horse")
+    assert [c.directory for c in list_checkpoints(tmp_path)] == [folder]
+
+
+def test_stop_mid_epoch_keeps_last_complete_epoch(tiny, tmp_path):
+    """A stop inside epoch 2 saves no partial epoch: resuming repeats epoch 2 whole."""
+    listener = Listener()
+    batches = []
+
+    def on_batch(event) -> None:
+        batches.append(event)
+        if event.epoch == 1 and event.batch == 0:
+            listener.stop.set()
+
+    listener.on_batch = on_batch
+    result = run_training(config_for(tmp_path, variant="baseline"), listener, dataset=tiny)
+    assert result.stopped
+    assert read_checkpoint(tmp_path).epochs_completed == 1
+    resumed = run_training(
+        read_checkpoint(tmp_path).config, dataset=tiny, resume=tmp_path, save=False
+    )
+    assert resumed.metadata["epochs_completed"] == 3
+
+
+def test_new_run_replaces_old_checkpoint(tiny, finished, tmp_path):
+    shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
+    with pytest.raises(Crash):
+        run_training(config_for(tmp_path, variant="baseline"), crash_after(0), dataset=tiny)
+    checkpoint = read_checkpoint(tmp_path)
+    assert checkpoint.epochs_completed == 1 and checkpoint.config.epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 6}, "differs from the checkpoint's in seed"),
+        ({"batch_size": 8}, "differs from the checkpoint's in batch_size"),
+        ({"epochs": 2}, "all 2 epochs are done"),
+    ],
+)
+def test_resume_refuses_a_different_run(tiny, finished, change, message):
+    config = read_checkpoint(finished[0]).config.replace(**change)
+    with pytest.raises(ModelError, match=message):
+        run_training(config, dataset=tiny, resume=finished[0])
+
+
+def test_unreadable_checkpoints_are_one_line_errors(tmp_path):
+    with pytest.raises(ModelError, match="no such run folder"):
+        read_checkpoint(tmp_path / "missing")
+    with pytest.raises(ModelError, match="no checkpoint to resume"):
+        read_checkpoint(tmp_path)
+    for name in ("a", "b"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        (tmp_path / "checkpoints" / name / STATE_FILE).write_text("{}")
+    with pytest.raises(ModelError, match="several runs to resume"):
+        read_checkpoint(tmp_path)
+    folder = tmp_path / "checkpoints" / "a"
+    with pytest.raises(ModelError, match="not a readable checkpoint state"):
+        read_checkpoint(folder)
+    (folder / STATE_FILE).write_text("not json")
+    with pytest.raises(ModelError, match="not a readable checkpoint state"):
+        read_checkpoint(folder)
+    state = {
+        "config": RunConfig().to_dict(),
+        "checkpoint": "epoch-0001.keras",
+        "epochs_completed": 1,
+        "steps_per_epoch": 3,
+        "history": {"loss": [0.5]},
+        "class_names": ["deer", "horse"],
+    }
+    (folder / STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(ModelError, match=r"epoch-0001\.keras is missing"):
+        read_checkpoint(folder)
+    (folder / "epoch-0001.keras").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelError, match="not a loadable checkpoint"):
+        load_checkpoint_model(read_checkpoint(folder))
+    state["history"] = {"loss": [0.5, 0.4]}
+    (folder / STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(ModelError, match="history does not match"):
+        read_checkpoint(folder)
+    assert list_checkpoints(tmp_path) == []
