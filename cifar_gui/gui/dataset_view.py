@@ -82,6 +82,7 @@ class DatasetPanel(QWidget):
         self._order: list[int] = list(state.classes)  # chosen classes in the order ticked
         self._filling_table = False
         self.error_message = ""  # the last load or download failure, in plain words
+        self._outcome: bool | None = None  # of the job that just ended, for load_finished
 
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_source_row())
@@ -331,6 +332,7 @@ class DatasetPanel(QWidget):
     def _on_job_finished(self) -> None:
         if self.load_job.busy or self.download_job.busy:
             return
+        outcome, self._outcome = self._outcome, None
         for widget in (self.busy_label, self.progress, self.cancel_button):
             widget.hide()
         for button in (
@@ -341,6 +343,8 @@ class DatasetPanel(QWidget):
             self.empty_open,
         ):
             button.setEnabled(True)
+        if outcome is not None:
+            self.load_finished.emit(outcome)  # last, so the panel is usable again by then
 
     def _on_download_progress(self, value: tuple[int, int]) -> None:
         done, total = value
@@ -353,18 +357,18 @@ class DatasetPanel(QWidget):
     def _on_loaded(self, result: tuple[Dataset, str]) -> None:
         dataset, source = result
         self.state.set_dataset(dataset, source)
+        self._outcome = True
         self.state.message.emit(
             f"Opened {source_name(source)}: {len(dataset.y_train):,} "
             f"training and {len(dataset.y_test):,} test images"
         )
-        self.load_finished.emit(True)
 
     def _on_failed(self, message: str) -> None:
         if self.state.dataset is None:
             self._show_empty(message)
         self.error_message = message
+        self._outcome = False
         self.state.message.emit(message)
-        self.load_finished.emit(False)
 
     def _show_empty(self, reason: str) -> None:
         self.error_message = reason

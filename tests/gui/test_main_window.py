@@ -1,0 +1,178 @@
+"""The main window: opening and closing cleanly, menus, settings that persist, starting
+without data, a failing download, model open/save errors, and the screenshot mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from cifar_gui.engine import data
+from cifar_gui.engine.errors import DataError
+from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.workers import JobRunner
+
+TIMEOUT_MS = 90_000  # loading, and TensorFlow imported by device detection
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    """Windows over one settings file; each is closed (and its threads joined) at the end."""
+    windows = []
+
+    def make(ini: QSettings = settings) -> MainWindow:
+        window = MainWindow(settings=ini)
+        qtbot.addWidget(window)
+        windows.append(window)
+        window.show()
+        qtbot.waitUntil(lambda: window._painted, timeout=10_000)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+@pytest.fixture
+def warnings(monkeypatch) -> list[str]:
+    """QMessageBox.warning, recorded instead of shown."""
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    return shown
+
+
+def load(window: MainWindow, qtbot, source: str | None = None) -> bool:
+    with qtbot.waitSignal(window.dataset_panel.load_finished, timeout=TIMEOUT_MS) as done:
+        window.start(source)
+    return done.args[0]
+
+
+def test_window_opens_with_all_panels_and_closes_cleanly(make_window, qtbot):
+    window = make_window()
+    assert list(window.panels()) == [
+        "Dataset",
+        "Augmentation",
+        "Training",
+        "Activations",
+        "Evaluation",
+    ]
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == list(window.panels())
+    menus = [a.text() for a in window.menuBar().actions()]
+    assert menus == ["&File", "&Help"]
+    assert not window.save_model_action.isEnabled()  # no model yet
+    assert "No data set" in window.status_data.text()
+    qtbot.waitUntil(lambda: not window.device_job.busy, timeout=TIMEOUT_MS)
+    assert window.status_device.text().startswith(("CPU", "GPU"))
+    assert "TensorFlow 2." in window.about_text()
+    window.close()
+    assert not any(runner.busy for runner in window.findChildren(JobRunner))
+
+
+def test_start_without_data_says_so_in_plain_words(make_window, qtbot):
+    window = make_window()
+    assert load(window, qtbot) is False  # the Keras cache of this test is empty
+    panel = window.dataset_panel
+    assert panel.stack.currentWidget() is panel.empty_page
+    assert "not in the Keras cache" in panel.empty_detail.text()
+    assert panel.empty_download.isEnabled() and panel.empty_open.isEnabled()
+
+
+def test_failing_download_shows_a_message_and_leaves_the_app_usable(
+    make_window, qtbot, monkeypatch, batches_dir
+):
+    def offline(progress=None, should_stop=None, url=data.CIFAR10_URL):
+        progress(1 << 20, 10 << 20)
+        raise DataError(f"could not download CIFAR-10 from {url} (network is unreachable)")
+
+    monkeypatch.setattr(data, "download_cifar10", offline)
+    window = make_window()
+    panel = window.dataset_panel
+    with qtbot.waitSignal(panel.load_finished, timeout=TIMEOUT_MS) as done:
+        panel.empty_download.click()
+    assert done.args == [False]
+    assert "network is unreachable" in panel.empty_detail.text()
+    assert "network is unreachable" in window.statusBar().currentMessage()
+    assert panel.stack.currentWidget() is panel.empty_page
+    assert not panel.progress.isVisible() and not panel.cancel_button.isVisible()
+    assert panel.empty_download.isEnabled() and panel.download_button.isEnabled()
+    # Still usable: a local data set opens.
+    assert load(window, qtbot, str(batches_dir)) is True
+    assert panel.stack.currentWidget() is panel.browser_page
+    assert "deer vs horse" in window.status_data.text()
+
+
+def test_window_layout_data_source_and_classes_persist(make_window, qtbot, settings, batches_dir):
+    window = make_window()
+    assert load(window, qtbot, str(batches_dir)) is True
+    window.state.set_classes((3, 5))
+    window.tabs.setCurrentIndex(1)
+    window.resize(1111, 777)
+    window.close()
+
+    again = make_window(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert again.tabs.currentIndex() == 1
+    # The offscreen screen is 800 x 800, so Qt clamps the restored width; the height fits.
+    assert settings.value("window/geometry") is not None
+    assert abs(again.height() - 777) <= 8
+    assert again.state.classes == (3, 5)
+    assert load(again, qtbot) is True  # no source given: the last one
+    assert again.state.data_source == str(batches_dir)
+    assert again.state.chosen_names == ("cat", "dog")
+    assert "cat vs dog" in again.status_data.text()
+
+
+def test_bad_model_files_give_one_line_messages(make_window, qtbot, tmp_path, warnings):
+    window = make_window()
+    missing = tmp_path / "missing.h5"
+    with qtbot.waitSignal(window.model_job.finished, timeout=TIMEOUT_MS):
+        window.open_model(str(missing))
+    assert warnings == [f"{missing}: no such model file"]
+    window.state.model = object()  # anything: the name is checked before saving
+    window.save_model(str(tmp_path / "model.txt"))
+    assert warnings[-1].endswith("the name must end in .keras or .h5")
+    assert window.state.model is not None
+
+
+def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
+    import keras
+
+    from cifar_gui.engine.persistence import LoadedModel
+
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    window = make_window()
+    window.state.set_model(LoadedModel(model, Path("cifar10_4_7.h5"), {"class_names": ["a", "b"]}))
+    assert window.save_model_action.isEnabled()
+    target = tmp_path / "saved.keras"
+    with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):
+        window.save_model(str(target))
+    assert target.is_file() and target.with_suffix(".json").is_file()
+    assert window.status_model.text() == "Model: saved.keras"
+    window.state.set_model(None)
+    with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):
+        window.open_model(str(target))
+    assert window.state.model.class_names == ("a", "b")
+    assert warnings == []
+
+
+def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, capsys):
+    from PySide6.QtGui import QImage
+
+    from cifar_gui.gui.screenshots import save_screenshots
+
+    assert save_screenshots(tmp_path / "shots", str(batches_dir)) == 0
+    names = {p.name for p in (tmp_path / "shots").glob("*.png")}
+    expected = {
+        f"{t}.png" for t in ("dataset", "augmentation", "training", "activations", "evaluation")
+    }
+    assert expected <= names
+    assert {"dataset_empty.png", "dataset_seed_samples.png", "dataset_image.png"} <= names
+    image = QImage(str(tmp_path / "shots" / "augmentation.png"))
+    assert (image.width(), image.height()) == (1180, 800)
