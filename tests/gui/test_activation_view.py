@@ -1,0 +1,260 @@
+"""The Activations tab: drops on the window, layer/channel views against the engine's arrays,
+test images by 1-based index, and the bundled default model on first show."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from cifar_gui import resources
+from cifar_gui.engine.data import load_dataset, read_image, select_classes
+from cifar_gui.engine.inspect import activations, grad_cam, predict_files
+from cifar_gui.engine.persistence import load_model
+from cifar_gui.gui.activation_view import ActivationPanel
+from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.state import AppState
+from cifar_gui.gui.widgets.activation_widgets import PixelView
+from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
+
+TIMEOUT = 30_000  # ms; the machine is shared and TensorFlow's first call is slow
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    """The bundled baseline, loaded once for the whole file."""
+    return load_model(resources.default_model_path())
+
+
+@pytest.fixture
+def panel(qtbot, default_model):
+    state = AppState()
+    state.set_model(default_model)
+    panel = ActivationPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(1150, 720)
+    yield panel
+    panel.shutdown()
+
+
+def picture(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(8, 8, 3)).astype(np.uint8)
+    return np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)
+
+
+def shown_blocks(view: PixelView) -> np.ndarray:
+    """The colour at the centre of each array pixel as the view draws it: (H, W, 3)."""
+    image = view.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    factor = view.block_factor()
+    height, width = view.rgb.shape[:2]
+    return np.array(
+        [
+            [
+                image.pixelColor(x * factor + factor // 2, y * factor + factor // 2).getRgb()[:3]
+                for x in range(width)
+            ]
+            for y in range(height)
+        ],
+        dtype=np.uint8,
+    )
+
+
+def show_image(qtbot, panel: ActivationPanel, image: np.ndarray, caption: str = "test") -> None:
+    with qtbot.waitSignal(panel.view_updated, timeout=TIMEOUT):
+        panel.set_image(image, caption)
+    qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+
+
+def drop(window: MainWindow, paths: list[Path]) -> None:
+    """Drag local files in and drop them, as a file manager does (Qt delivers a drop only
+    to a widget that accepted the drag's entry)."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    args = (
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with warnings.catch_warnings():  # PySide flags QDragEnterEvent's only constructor
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(QPoint(20, 20), *args)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(window, QDropEvent(QPointF(20, 20), *args))
+
+
+@pytest.fixture
+def image_files(tmp_path: Path) -> dict[str, Path]:
+    """A PNG (RGBA, odd size), a JPEG (grey, large), a text file, a broken PNG, a missing file."""
+    files = {
+        "png": tmp_path / "photo.png",
+        "jpeg": tmp_path / "grey.jpg",
+        "text": tmp_path / "notes.txt",
+        "broken": tmp_path / "broken.png",
+        "missing": tmp_path / "missing.png",
+    }
+    rgba = np.dstack([picture(1)[:30, :20], np.full((30, 20), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(files["png"])
+    Image.fromarray(picture(2)[..., 0]).resize((96, 80)).save(files["jpeg"], quality=90)
+    files["text"].write_text("not an image\n")
+    files["broken"].write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return files
+
+
+def test_dropped_files_give_a_table_and_one_line_per_bad_file(
+    qtbot, default_model, image_files, settings
+):
+    state = AppState()
+    state.set_model(default_model)
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    panel = window.activation_panel
+    order = ["png", "jpeg", "text", "broken", "missing"]
+    with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT) as blocker:
+        drop(window, [image_files[k] for k in order])
+    result = blocker.args[0]
+    qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+
+    assert window.tabs.currentWidget() is panel
+    good = [image_files["png"], image_files["jpeg"]]
+    expected = predict_files(default_model.model, good, default_model.class_names)
+    assert [Path(p.path) for p in result.predictions] == good
+    # One clear line per bad file, naming it and the problem; no dialog, no traceback.
+    message = panel.message_label.text()
+    assert "notes.txt: not an image file" in message
+    assert "broken.png: " in message
+    assert "missing.png: no such file" in message
+    assert "Traceback" not in message
+    assert not panel.message_label.isHidden()
+    # The table: one row per readable file, with the engine's class and probabilities.
+    table = panel.results
+    assert not panel.results_box.isHidden()
+    assert table.rowCount() == 2
+    for row, pred in enumerate(expected):
+        assert table.item(row, 1).text() == Path(pred.path).name
+        assert table.item(row, 2).text() == pred.label
+        shown = [float(table.item(row, 3 + c).text()) for c in range(len(pred.class_names))]
+        np.testing.assert_allclose(shown, pred.probabilities, atol=1e-3)
+    # The first file became the viewer's image, at the model's 32x32.
+    np.testing.assert_array_equal(panel.analysis.image, read_image(good[0]))
+    # Selecting another row inspects that file.
+    with qtbot.waitSignal(panel.view_updated, timeout=TIMEOUT):
+        table.selectRow(1)
+    qtbot.waitUntil(
+        lambda: np.array_equal(panel.analysis.image, read_image(good[1])), timeout=TIMEOUT
+    )
+
+
+def test_single_dropped_file_shows_class_and_every_probability(
+    qtbot, default_model, image_files, settings
+):
+    state = AppState()
+    state.set_model(default_model)
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    panel = window.activation_panel
+    with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT):
+        drop(window, [image_files["jpeg"]])
+    qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+    [expected] = predict_files(default_model.model, [image_files["jpeg"]], ("deer", "horse"))
+    assert panel.results_box.isHidden()
+    assert panel.message_label.isHidden()
+    assert f"Predicted <b>{expected.label}</b>" in panel.prediction_label.text()
+    np.testing.assert_allclose(panel.bars.values(), expected.probabilities, atol=1e-3)
+    np.testing.assert_array_equal(panel.analysis.image, expected.image)
+    # The input view shows those 32x32 pixels.
+    np.testing.assert_array_equal(shown_blocks(panel.input_view), expected.image)
+
+
+def test_layer_and_channel_changes_show_the_engines_arrays(qtbot, panel, default_model):
+    image = picture(3)
+    show_image(qtbot, panel, image)
+    model = default_model.model
+    combo = panel.layer_combo
+    assert combo.count() == 8  # the seed's activation model: the first eight layers
+    assert combo.itemText(0) == "conv2d  (32, 32, 32)"
+    panel.all_layers.setChecked(True)
+    assert combo.count() == 9
+
+    for layer_index, channel in [(0, 0), (0, 19), (2, 7), (4, 49), (5, 109)]:
+        name = combo.itemData(layer_index)
+        combo.setCurrentIndex(layer_index)  # rendering is synchronous: cached arrays
+        panel.channel_spin.setValue(channel + 1)
+        engine = activations(model, image, [name])[name][0, ..., channel]
+        assert panel.channel_slider.value() == channel + 1
+        np.testing.assert_array_equal(shown_blocks(panel.channel_view), colorize(engine))
+        assert panel.color_bar.vmin == pytest.approx(float(engine.min()))
+        assert panel.color_bar.vmax == pytest.approx(float(engine.max()))
+
+    # A click on the grid selects the channel under the cursor.
+    combo.setCurrentIndex(2)
+    centre = panel.grid.tile_rect(12).center().toPoint()
+    with qtbot.waitSignal(panel.view_updated, timeout=1000):
+        qtbot.mouseClick(panel.grid, Qt.MouseButton.LeftButton, pos=centre)
+    assert panel.current_channel() == 12
+
+    # Grad-CAM over the input, for the predicted class.
+    expected = heat_overlay(image, grad_cam(model, image))
+    np.testing.assert_allclose(shown_blocks(panel.cam_view), expected, atol=1)
+
+
+def test_dense_layer_units_are_channels_of_one_pixel(qtbot, panel, default_model):
+    image = picture(4)
+    show_image(qtbot, panel, image)
+    panel.all_layers.setChecked(True)
+    panel.layer_combo.setCurrentIndex(panel.layer_combo.findData("dense"))
+    assert panel.channel_spin.maximum() == 512
+    panel.channel_spin.setValue(300)
+    engine = activations(default_model.model, image, ["dense"])["dense"][0]
+    assert f"value {engine[299]:.4g}" in panel.channel_note.text()
+
+
+def test_test_images_by_one_based_index(qtbot, panel, batches_dir):
+    dataset = load_dataset(batches_dir)
+    subset = select_classes(dataset, ("deer", "horse"))
+    with qtbot.waitSignal(panel.view_updated, timeout=TIMEOUT):
+        panel.state.set_dataset(dataset, "tiny")
+    qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+    assert panel.test_index.value() == 5  # the seed's p <- 5
+    assert panel.test_index.maximum() == len(subset.x_test)
+    assert "x_test[4]" in panel.caption_label.text()
+    np.testing.assert_array_equal(panel.analysis.image, subset.x_test[4])
+    with qtbot.waitSignal(panel.view_updated, timeout=TIMEOUT):
+        panel.test_index.setValue(2)
+    qtbot.waitUntil(lambda: np.array_equal(panel.analysis.image, subset.x_test[1]), timeout=TIMEOUT)
+
+
+def test_image_chosen_elsewhere_becomes_the_viewers_image(qtbot, panel):
+    image = picture(5)
+    with qtbot.waitSignal(panel.view_updated, timeout=TIMEOUT):
+        panel.state.choose_image(image, "from the Dataset tab")
+    qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+    assert panel.caption_label.text() == "from the Dataset tab"
+    np.testing.assert_array_equal(panel.analysis.image, image)
+
+
+def test_bundled_model_loads_on_first_show_and_classifies_waiting_files(qtbot, image_files):
+    state = AppState()
+    panel = ActivationPanel(state)
+    qtbot.addWidget(panel)
+    try:
+        with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT) as blocker:
+            panel.show()
+            panel.classify_files([str(image_files["png"])])
+        assert state.model is not None
+        assert state.model.path == resources.default_model_path()
+        assert "bundled default" in panel.model_label.text()
+        assert len(blocker.args[0].predictions) == 1
+        qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
+    finally:
+        panel.shutdown()
