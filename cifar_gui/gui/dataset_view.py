@@ -281,7 +281,10 @@ class DatasetPanel(QWidget):
 
     def load(self, source: str | None) -> None:
         """Open a data set in a worker: ``None`` or ``"keras"`` for the Keras cache, or a path."""
-        source = "keras" if source in (None, "") else str(source)
+        # Absolute, so the source remembered in the settings works from any folder.
+        source = (
+            "keras" if source in (None, "", "keras") else str(Path(source).expanduser().resolve())
+        )
         self._set_busy(f"Loading {source_name(source)}...", download=False)
         self.load_job.start(lambda task: _load(source))
 

@@ -176,3 +176,28 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, c
     assert {"dataset_empty.png", "dataset_seed_samples.png", "dataset_image.png"} <= names
     image = QImage(str(tmp_path / "shots" / "augmentation.png"))
     assert (image.width(), image.height()) == (1180, 800)
+
+
+def test_the_window_does_not_wait_for_tensorflow(tmp_path):
+    """Building and painting the window imports neither TensorFlow nor Keras."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from cifar_gui.gui.main_window import MainWindow\n"
+        "app = QApplication([])\n"
+        "w = MainWindow()\n"
+        "w._detect_device = lambda: None\n"  # the one deliberate background import
+        "w.show(); app.processEvents(); assert w._painted\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
+        "w.close(); print(heavy)\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}  # not the user's settings
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
