@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QPixmap
 
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset, load_dataset
@@ -143,3 +143,27 @@ def test_load_in_worker_then_a_bad_path_keeps_the_data(panel, batches_dir, tmp_p
     assert panel.state.data_source == str(batches_dir)  # the open data set stays
     assert panel.stack.currentWidget() is panel.browser_page
     assert panel.keras_button.isEnabled()
+
+
+def test_download_shows_progress_and_cancel_stops_it(panel, qtbot, monkeypatch):
+    from cifar_gui.engine import data
+    from cifar_gui.engine.errors import DataError
+
+    def endless(progress=None, should_stop=None, url=data.CIFAR10_URL):
+        done = 0
+        while not should_stop():  # as the real one: checked between chunks
+            done = min(done + (1 << 20), 100 << 20)
+            progress(done, 163 << 20)
+            QThread.msleep(5)
+        raise DataError("download cancelled")
+
+    monkeypatch.setattr(data, "download_cifar10", endless)
+    panel.download_button.click()
+    assert panel.cancel_button.isVisible() and not panel.download_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10_000)
+    assert "MB" in panel.busy_label.text()
+    with qtbot.waitSignal(panel.load_finished, timeout=20_000) as done:
+        panel.cancel_button.click()
+    assert done.args == [False]
+    assert "download cancelled" in panel.empty_detail.text()
+    assert not panel.progress.isVisible() and panel.download_button.isEnabled()
