@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -168,6 +169,44 @@ def load_default_model(task=None) -> LoadedModel:
     return load_model(resources.default_model_path())
 
 
+class DefaultModelLoader(QObject):
+    """Makes the bundled baseline the current model when there is none (in a worker)."""
+
+    failed = Signal(str)
+
+    def __init__(self, state: AppState, parent: QObject | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.job = JobRunner(self)
+        self.job.result.connect(self._on_loaded)
+        self.job.error.connect(self.failed)
+
+    def ensure(self) -> bool:
+        """Start loading unless a model is set; True while a load is under way."""
+        if self.state.model is None and not self.job.busy:
+            self.job.start(load_default_model)
+        return self.job.busy
+
+    def _on_loaded(self, loaded: LoadedModel) -> None:
+        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
+            self.state.set_model(loaded)
+
+    def shutdown(self) -> None:
+        self.job.shutdown()
+
+
+def reveal_activation_viewer(widget: QWidget) -> None:
+    """Bring the Activations tab to the front, from any widget in the same tab set."""
+    tabs = widget.parentWidget()
+    while tabs is not None and not isinstance(tabs, QTabWidget):
+        tabs = tabs.parentWidget()
+    if tabs is None:
+        return
+    for index in range(tabs.count()):
+        if isinstance(tabs.widget(index), ActivationPanel):
+            tabs.setCurrentIndex(index)
+
+
 class ActivationPanel(QWidget):
     """Input as the model sees it, Grad-CAM, layer/channel views, and dropped-file results."""
 
@@ -196,9 +235,8 @@ class ActivationPanel(QWidget):
         self.classify_job = JobRunner(self)
         self.classify_job.result.connect(self._on_classified)
         self.classify_job.error.connect(self._show_error)
-        self.model_job = JobRunner(self)
-        self.model_job.result.connect(self._on_default_model_loaded)
-        self.model_job.error.connect(self._on_model_error)
+        self.default_model = DefaultModelLoader(state, self)
+        self.default_model.failed.connect(self._on_model_error)
 
         self._build()
         state.model_changed.connect(self._on_model_changed)
@@ -343,18 +381,13 @@ class ActivationPanel(QWidget):
         Called when the tab is first shown or files arrive, not at construction, so a window
         that never shows this tab never pays for Keras.
         """
-        if self.state.model is None and not self.model_job.busy:
+        if self.state.model is None and self.default_model.ensure():
             name = resources.default_model_path().name
             self.model_label.setText(f"Loading the bundled model {name}…")
-            self.model_job.start(load_default_model)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.ensure_model()
-
-    def _on_default_model_loaded(self, loaded: LoadedModel) -> None:
-        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
-            self.state.set_model(loaded)
 
     def _on_model_error(self, message: str) -> None:
         if self.state.model is None:
@@ -692,5 +725,5 @@ class ActivationPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop and join the worker threads."""
-        for job in (self.analysis_job, self.classify_job, self.model_job):
+        for job in (self.analysis_job, self.classify_job, self.default_model):
             job.shutdown()

@@ -1,17 +1,304 @@
-"""Placeholder for model evaluation (its issue replaces this module)."""
+"""The Evaluation tab: test accuracy and loss of the current model on the chosen classes,
+a confusion matrix whose cells list the images they count, and the mistakes, most confident
+first. Double-clicking an image opens it in the Activations tab.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cifar_gui.engine.data import Dataset, select_classes
+from cifar_gui.gui.activation_view import DefaultModelLoader, reveal_activation_viewer
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.widgets.images import to_pixmap
+from cifar_gui.gui.workers import JobRunner
+
+if TYPE_CHECKING:  # keep Keras out of the GUI's import time; the worker imports it
+    from cifar_gui.engine.inspect import Evaluation
+    from cifar_gui.engine.persistence import LoadedModel
+
+ICON_SIZE = 64  # pixels per thumbnail in the image list
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """An evaluation with the images it was computed on."""
+
+    generation: int  # the inputs it belongs to (see EvaluationPanel._generation)
+    evaluation: Evaluation
+    images: np.ndarray  # (N, H, W, 3) uint8 test images of the subset, in label order
+    class_names: tuple[str, ...]
+    model_name: str
+
+
+def evaluate_subset(
+    loaded: LoadedModel, dataset: Dataset, classes: tuple[int, ...], generation: int
+) -> EvaluationResult:
+    """Job: evaluate the model on the test images of ``classes``."""
+    from cifar_gui.engine.inspect import evaluate
+
+    subset = select_classes(dataset, classes)
+    evaluation = evaluate(loaded.model, subset.x_test, subset.y_test)
+    return EvaluationResult(
+        generation, evaluation, subset.x_test, subset.class_names, loaded.path.name
+    )
 
 
 class EvaluationPanel(QWidget):
-    """Placeholder panel."""
+    """Accuracy, loss, confusion matrix and mistakes of the current model on the test set."""
+
+    evaluated = Signal(object)  # EvaluationResult, once shown
 
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.result: EvaluationResult | None = None
+        self._generation = 0  # bumped when model, data or classes change
+        self._shown: np.ndarray = np.zeros(0, dtype=np.int64)  # test indices in the list
+        self.job = JobRunner(self)
+        self.job.result.connect(self._on_result)
+        self.job.error.connect(self._on_error)
+        self.job.finished.connect(self._update_controls)
+        self.default_model = DefaultModelLoader(state, self)
+        self.default_model.failed.connect(self._on_error)
+        self._build()
+        for signal in (state.model_changed, state.dataset_changed, state.classes_changed):
+            signal.connect(self._on_inputs_changed)
+        self._on_inputs_changed()
+
+    def _build(self) -> None:
+        self.inputs_label = QLabel()
+        self.inputs_label.setWordWrap(True)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.clicked.connect(self.evaluate)
+        top = QHBoxLayout()
+        top.addWidget(self.inputs_label, 1)
+        top.addWidget(self.evaluate_button)
+
+        self.metrics_label = QLabel()
+        self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.confusion = QTableWidget()
+        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.confusion.cellClicked.connect(self.show_cell)
+        self.confusion.setToolTip("Rows: true class; columns: predicted. Click a cell to list it.")
+        self.show_mistakes_button = QPushButton("Show all mistakes")
+        self.show_mistakes_button.clicked.connect(self.show_mistakes)
+        left = QVBoxLayout()
+        left.addWidget(self.metrics_label)
+        left.addWidget(QLabel("Confusion matrix (rows: true class, columns: predicted)"))
+        left.addWidget(self.confusion)
+        left.addWidget(self.show_mistakes_button)
+        left.addStretch(1)
+
+        self.list_title = QLabel()
+        self.images = QListWidget()
+        self.images.setViewMode(QListView.ViewMode.IconMode)
+        self.images.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        self.images.setResizeMode(QListView.ResizeMode.Adjust)
+        self.images.setMovement(QListView.Movement.Static)
+        self.images.setUniformItemSizes(True)
+        self.images.setSpacing(4)
+        self.images.itemActivated.connect(self._open_item)
+        right = QVBoxLayout()
+        right.addWidget(self.list_title)
+        right.addWidget(self.images, 1)
+        hint = QLabel("Double-click an image to open it in the Activations tab.")
+        hint.setEnabled(False)
+        right.addWidget(hint)
+
+        body = QHBoxLayout()
+        body.addLayout(left, 2)
+        body.addLayout(right, 3)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Coming soon: test accuracy, confusion matrix, mistakes."))
+        layout.addLayout(top)
+        layout.addLayout(body, 1)
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.default_model.ensure()
+
+    def _on_inputs_changed(self, *_args) -> None:
+        """Model, data or classes changed: the old numbers no longer apply."""
+        self._generation += 1
+        self.result = None
+        self._clear()
+        state = self.state
+        model = state.model
+        if model is None:
+            what = "No model: train one, open one (File > Open model), or wait for the bundled one."
+        elif state.dataset is None:
+            what = f"Model {model.path.name}. Open a data set (Dataset tab) to evaluate it."
+        else:
+            what = f"Model <b>{model.path.name}</b> on the test images of <b>"
+            what += " vs ".join(state.chosen_names) + "</b>."
+            trained = tuple(model.metadata.get("class_names") or ())
+            if trained and trained != state.chosen_names:
+                what += f" (It was trained on {' vs '.join(trained)}.)"
+        self.inputs_label.setText(what)
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        ready = self.state.model is not None and self.state.dataset is not None
+        self.evaluate_button.setEnabled(ready and not self.job.busy)
+        self.evaluate_button.setText("Evaluating…" if self.job.busy else "Evaluate")
+
+    def _clear(self) -> None:
+        self.metrics_label.setText("Press Evaluate for test accuracy, loss and mistakes.")
+        self.confusion.clear()
+        self.confusion.setRowCount(0)
+        self.confusion.setColumnCount(0)
+        self.images.clear()
+        self.list_title.clear()
+        self.show_mistakes_button.setEnabled(False)
+
+    def evaluate(self) -> None:
+        """Evaluate the current model on the test images of the chosen classes (in a worker)."""
+        state = self.state
+        loaded, dataset, classes = state.model, state.dataset, state.classes
+        if loaded is None or dataset is None:
+            return
+        generation = self._generation
+        self.job.start(lambda task: evaluate_subset(loaded, dataset, classes, generation))
+        self.metrics_label.setText(f"Evaluating on {' vs '.join(state.chosen_names)}…")
+        self._update_controls()
+
+    def _on_error(self, message: str) -> None:
+        self.metrics_label.setText(f"<span style='color:#b00020'>{message}</span>")
+        self.state.message.emit(message)
+
+    # -- results -------------------------------------------------------------------------
+
+    def _on_result(self, result: EvaluationResult) -> None:
+        if result.generation != self._generation:
+            return  # computed for a model or class choice that has since changed
+        self.result = result
+        ev = result.evaluation
+        self.metrics_label.setText(
+            f"<b>Test accuracy {ev.accuracy:.4f}</b> &nbsp; loss {ev.loss:.4f} &nbsp; "
+            f"({len(ev.labels):,} images, {len(ev.misclassified()):,} mistakes)"
+        )
+        self._fill_confusion(ev.confusion, result.class_names)
+        self.show_mistakes_button.setEnabled(True)
+        self.show_mistakes()
+        self.state.message.emit(f"{result.model_name}: test accuracy {ev.accuracy:.4f}")
+        self.evaluated.emit(result)
+
+    def _fill_confusion(self, confusion: np.ndarray, names: tuple[str, ...]) -> None:
+        k = len(names)
+        table = self.confusion
+        table.clear()
+        table.setRowCount(k)
+        table.setColumnCount(k + 1)
+        table.setHorizontalHeaderLabels([f"→ {n}" for n in names] + ["recall"])
+        table.setVerticalHeaderLabels(list(names))
+        totals = confusion.sum(axis=1)
+        for row in range(k):
+            for col in range(k):
+                count = int(confusion[row, col])
+                item = QTableWidgetItem(f"{count:,}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                share = count / totals[row] if totals[row] else 0.0
+                # Right answers in green, mistakes in red, stronger for a larger share.
+                base = QColor(46, 160, 67) if row == col else QColor(215, 58, 73)
+                base.setAlphaF(0.12 + 0.6 * share if count else 0.0)
+                item.setBackground(QBrush(base))
+                item.setToolTip(f"true {names[row]}, predicted {names[col]}: {count} images")
+                table.setItem(row, col, item)
+            recall = confusion[row, row] / totals[row] if totals[row] else float("nan")
+            item = QTableWidgetItem(f"{recall:.3f}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            table.setItem(row, k, item)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # As tall as its rows, so the matrix does not float in an empty box.
+        rows_height = sum(table.rowHeight(r) for r in range(k))
+        table.setFixedHeight(
+            table.horizontalHeader().height() + rows_height + 2 * table.frameWidth()
+        )
+
+    def show_mistakes(self) -> None:
+        """List every misclassified test image, most confident first."""
+        if self.result is None:
+            return
+        wrong = self.result.evaluation.misclassified()
+        self._show(wrong, f"All {len(wrong):,} mistakes, most confident first")
+
+    def show_cell(self, row: int, col: int) -> None:
+        """List the images counted in a confusion cell (true ``row``, predicted ``col``)."""
+        result = self.result
+        if result is None or col >= len(result.class_names):
+            return
+        ev = result.evaluation
+        where = np.flatnonzero((ev.labels == row) & (ev.predicted == col))
+        where = where[np.argsort(-ev.probabilities[where, col], kind="stable")]
+        names = result.class_names
+        self._show(
+            where,
+            f"True {names[row]}, predicted {names[col]}: {len(where):,} images, "
+            "most confident first",
+        )
+
+    def _show(self, indices: np.ndarray, title: str) -> None:
+        result = self.result
+        assert result is not None
+        ev = result.evaluation
+        self.images.clear()
+        self._shown = np.asarray(indices, dtype=np.int64)
+        self.list_title.setText(title)
+        for i in self._shown:
+            predicted = int(ev.predicted[i])
+            confidence = float(ev.probabilities[i, predicted])
+            text = f"{result.class_names[predicted]} {confidence:.2f}"
+            item = QListWidgetItem(QIcon(to_pixmap(result.images[i], ICON_SIZE)), text)
+            item.setToolTip(self.caption(int(i)))
+            self.images.addItem(item)
+
+    def caption(self, index: int) -> str:
+        """How a test image is described where it is shown (1-based, as the seed)."""
+        result = self.result
+        assert result is not None
+        ev, names = result.evaluation, result.class_names
+        predicted = int(ev.predicted[index])
+        return (
+            f"Test image {index + 1} (1-based) of {' / '.join(names)}: true "
+            f"{names[int(ev.labels[index])]}, predicted {names[predicted]} "
+            f"({ev.probabilities[index, predicted]:.3f})"
+        )
+
+    def shown_indices(self) -> np.ndarray:
+        """Test-set positions of the images in the list, in list order."""
+        return self._shown.copy()
+
+    def _open_item(self, item: QListWidgetItem) -> None:
+        if self.result is None:
+            return
+        index = int(self._shown[self.images.row(item)])
+        self.state.choose_image(self.result.images[index], self.caption(index))
+        reveal_activation_viewer(self)
+
+    def shutdown(self) -> None:
+        """Stop and join the worker threads."""
+        self.job.shutdown()
+        self.default_model.shutdown()

@@ -1,0 +1,138 @@
+"""The Evaluation tab: the engine's numbers, cells that list their images, mistakes sorted by
+confidence, and opening an image in the Activations tab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.inspect import evaluate
+from cifar_gui.engine.models import build_baseline
+from cifar_gui.engine.persistence import LoadedModel
+from cifar_gui.gui.evaluation_view import EvaluationPanel
+from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.state import AppState
+
+TIMEOUT = 30_000  # ms
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> LoadedModel:
+    """An untrained baseline: its predictions are arbitrary but fixed, and that is enough."""
+    keras.utils.set_random_seed(7)
+    return LoadedModel(build_baseline(), Path("tiny.h5"), {"class_names": ["deer", "horse"]})
+
+
+@pytest.fixture
+def state(batches_dir, tiny_model) -> AppState:
+    state = AppState()
+    state.set_dataset(load_dataset(batches_dir), "tiny")
+    state.set_model(tiny_model)
+    return state
+
+
+@pytest.fixture
+def panel(qtbot, state):
+    panel = EvaluationPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    yield panel
+    panel.shutdown()
+
+
+def run_evaluation(qtbot, panel: EvaluationPanel):
+    results = []
+    panel.evaluated.connect(results.append)
+    with qtbot.waitSignals([panel.evaluated, panel.job.finished], timeout=TIMEOUT):
+        panel.evaluate_button.click()
+    panel.evaluated.disconnect(results.append)
+    return results[0]
+
+
+def expected_evaluation(state: AppState, model: LoadedModel):
+    subset = select_classes(state.dataset, state.classes)
+    return subset, evaluate(model.model, subset.x_test, subset.y_test)
+
+
+def test_numbers_and_confusion_matrix_are_the_engines(qtbot, panel, state, tiny_model):
+    subset, expected = expected_evaluation(state, tiny_model)
+    result = run_evaluation(qtbot, panel)
+    assert f"Test accuracy {expected.accuracy:.4f}" in panel.metrics_label.text()
+    assert f"loss {expected.loss:.4f}" in panel.metrics_label.text()
+    table = panel.confusion
+    assert table.rowCount() == 2
+    assert table.verticalHeaderItem(0).text() == "deer"
+    shown = [[int(table.item(r, c).text()) for c in range(2)] for r in range(2)]
+    np.testing.assert_array_equal(shown, expected.confusion)
+    np.testing.assert_array_equal(result.images, subset.x_test)
+    assert panel.evaluate_button.isEnabled()
+
+
+def test_cells_list_their_images_and_mistakes_are_sorted(qtbot, panel, state, tiny_model):
+    _, expected = expected_evaluation(state, tiny_model)
+    run_evaluation(qtbot, panel)
+    # The default list: every mistake, most confident first (the engine's order).
+    np.testing.assert_array_equal(panel.shown_indices(), expected.misclassified())
+    confidences = expected.probabilities[panel.shown_indices()].max(axis=1)
+    assert (np.diff(confidences) <= 0).all()
+    for row in range(2):
+        for col in range(2):
+            panel.confusion.cellClicked.emit(row, col)
+            shown = panel.shown_indices()
+            assert len(shown) == panel.images.count() == expected.confusion[row, col]
+            assert (expected.labels[shown] == row).all()
+            assert (expected.predicted[shown] == col).all()
+            assert (np.diff(expected.probabilities[shown, col]) <= 0).all()
+
+
+def test_double_click_opens_the_image_in_the_activation_viewer(qtbot, state, tiny_model, settings):
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.evaluation_panel
+    window.tabs.setCurrentWidget(panel)
+    subset, expected = expected_evaluation(state, tiny_model)
+    run_evaluation(qtbot, panel)
+    item = panel.images.item(0)
+    index = int(expected.misclassified()[0])
+    rect = panel.images.visualItemRect(item)
+    # A real double click: press, release, then the double-click event on the same item.
+    qtbot.mouseClick(panel.images.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    with qtbot.waitSignal(state.image_chosen, timeout=1000) as blocker:
+        qtbot.mouseDClick(panel.images.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    image, caption = blocker.args
+    np.testing.assert_array_equal(image, subset.x_test[index])
+    assert caption.startswith(f"Test image {index + 1} (1-based)")
+    assert window.tabs.currentWidget() is window.activation_panel
+    qtbot.waitUntil(lambda: window.activation_panel.analysis is not None, timeout=TIMEOUT)
+    np.testing.assert_array_equal(window.activation_panel.analysis.image, subset.x_test[index])
+
+
+def test_changes_clear_old_results_and_bad_inputs_give_one_line(qtbot, panel, state):
+    run_evaluation(qtbot, panel)
+    state.set_classes((4, 7, 1))  # three classes for a two-class model
+    assert panel.result is None
+    assert panel.confusion.rowCount() == 0
+    assert panel.images.count() == 0
+    errors = []
+    panel.job.error.connect(errors.append)
+    with qtbot.waitSignals([panel.job.error, panel.job.finished], timeout=TIMEOUT):
+        panel.evaluate_button.click()
+    assert errors == ["the model has 2 classes, the data 3"]
+    assert "the model has 2 classes" in panel.metrics_label.text()
+    assert panel.evaluate_button.isEnabled()
+
+
+def test_without_data_the_button_waits(qtbot, tiny_model):
+    state = AppState()
+    state.set_model(tiny_model)
+    panel = EvaluationPanel(state)
+    qtbot.addWidget(panel)
+    assert not panel.evaluate_button.isEnabled()
+    assert "Open a data set" in panel.inputs_label.text()
+    panel.shutdown()
