@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cifar_gui.config import VARIANTS, RunConfig
+from cifar_gui.config import STRATEGIES, VARIANTS, RunConfig
 from cifar_gui.engine.errors import UserError
 
 COMMANDS = ("train", "evaluate", "predict", "data")
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data", help="archive, batches folder or image folder (default: Keras cache)"
     )
-    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--epochs", type=int, help="default 30; with --resume: the new total")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, help="learning rate (default: the seed's per variant)")
     train.add_argument("--seed", type=int, default=0)
@@ -58,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="augmented training stream (auto: all variants but baseline)",
     )
     train.add_argument("--out", default="runs", help="output folder (default: runs)")
+    train.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="devices: default (one), mirrored (all local GPUs), multi-worker (TF_CONFIG); "
+        "--batch-size is per device",
+    )
+    train.add_argument(
+        "--no-checkpoint",
+        dest="checkpoint",
+        action="store_false",
+        help="do not keep a resumable checkpoint in OUT/checkpoints/",
+    )
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped or killed run at its next epoch (RUN_DIR: its --out folder "
+        "or its checkpoint folder); only --epochs, --strategy and --data may change",
+    )
 
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
     evaluate.add_argument("model")
@@ -137,35 +155,84 @@ class _ProgressBar:
         self.stream.flush()
 
 
+# Options that define a run: a resumed run keeps the checkpoint's values.
+_RUN_OPTIONS = (
+    "variant",
+    "classes",
+    "batch_size",
+    "lr",
+    "seed",
+    "weights",
+    "base",
+    "from_model",
+    "limit",
+    "augment",
+    "out",
+    "checkpoint",
+)
+
+
 def _train(args: argparse.Namespace) -> int:
     from cifar_gui.engine.training import Listener, run_training
 
+    checkpoint = None
     try:
-        config = RunConfig(
-            variant=args.variant,
-            classes=tuple(args.classes),
-            data=args.data,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            seed=args.seed,
-            weights=args.weights,
-            base=args.base,
-            from_model=args.from_model,
-            limit=args.limit,
-            out_dir=args.out,
-            use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
-        )
+        if args.resume:
+            from cifar_gui.engine.checkpoints import check_resumable, read_checkpoint
+
+            defaults = build_parser().parse_args(["train"])
+            changed = [
+                f"--{k.replace('_', '-')}"
+                for k in _RUN_OPTIONS
+                if getattr(args, k) != getattr(defaults, k)
+            ]
+            if changed:
+                raise UserError(
+                    f"--resume continues the run as it was; {', '.join(changed)} cannot change "
+                    "(only --epochs, --strategy and --data can)"
+                )
+            checkpoint = read_checkpoint(args.resume)
+            changes = {"epochs": args.epochs, "strategy": args.strategy, "data": args.data}
+            config = checkpoint.config.replace(
+                **{k: v for k, v in changes.items() if v is not None}
+            )
+            check_resumable(config, checkpoint)
+            print(
+                f"resuming {checkpoint.directory} at epoch {checkpoint.epochs_completed + 1} "
+                f"of {config.epochs}",
+                file=sys.stderr,
+            )
+        else:
+            config = RunConfig(
+                variant=args.variant,
+                classes=tuple(args.classes),
+                data=args.data,
+                epochs=30 if args.epochs is None else args.epochs,
+                batch_size=args.batch_size,
+                learning_rate=args.lr,
+                seed=args.seed,
+                weights=args.weights,
+                base=args.base,
+                from_model=args.from_model,
+                limit=args.limit,
+                out_dir=args.out,
+                use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
+                strategy=args.strategy or "default",
+                checkpoint=args.checkpoint,
+            )
     except ValueError as exc:
         raise UserError(str(exc)) from None
     _check_output_folder(config.out_dir)
     bar = _ProgressBar()
-    result = run_training(config, Listener(on_batch=bar.batch, on_epoch=bar.epoch))
+    listener = Listener(on_batch=bar.batch, on_epoch=bar.epoch)
+    result = run_training(config, listener, resume=checkpoint)
     meta = result.metadata
-    print(
-        f"saved {result.path} (test accuracy {meta['test_accuracy']:.4f}, "
-        f"{meta['seconds']:.1f} s, {meta['device']})"
-    )
+    if result.path is None:
+        print(f"trained ({meta['seconds']:.1f} s); the chief worker saves the model")
+        return 0
+    accuracy = meta["test_accuracy"]
+    score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
+    print(f"saved {result.path} ({score}, {meta['seconds']:.1f} s, {meta['device']})")
     return 0
 
 

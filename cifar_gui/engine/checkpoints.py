@@ -43,6 +43,7 @@ class Checkpoint:
     config: RunConfig  # out_dir points at the folder holding ``checkpoints/``
     epochs_completed: int
     steps_per_epoch: int
+    batches_seen: int  # batches the run drew from its data stream (skipped on resume)
     history: dict[str, list[float]]
     class_names: tuple[str, ...]
 
@@ -90,6 +91,7 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
         model_path = directory / Path(state["checkpoint"]).name
         done = int(state["epochs_completed"])
         steps = int(state["steps_per_epoch"])
+        seen = int(state["batches_seen"])
         history = {k: [float(v) for v in vals] for k, vals in state["history"].items()}
         names = tuple(str(n) for n in state["class_names"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -99,7 +101,28 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
     if any(len(vals) != done for vals in history.values()):
         raise ModelError(f"{state_path}: history does not match {done} completed epochs")
     config = config.replace(out_dir=str(directory.parent.parent))
-    return Checkpoint(directory, model_path, config, done, steps, history, names)
+    return Checkpoint(directory, model_path, config, done, steps, seen, history, names)
+
+
+def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
+    """Raise :class:`ModelError` unless ``config`` continues the checkpoint's run.
+
+    Only ``epochs`` (a new total, above the epochs done), ``strategy`` and ``data`` (where the
+    data set is now) may differ from the checkpoint's config.
+    """
+    free = {"epochs", "strategy", "data", "out_dir", "checkpoint"}
+    mine, theirs = config.to_dict(), checkpoint.config.to_dict()
+    changed = sorted(k for k in mine if k not in free and mine[k] != theirs.get(k))
+    if changed:
+        raise ModelError(
+            f"{checkpoint.directory}: the config differs from the checkpoint's in "
+            f"{', '.join(changed)}"
+        )
+    if checkpoint.epochs_completed >= config.epochs:
+        raise ModelError(
+            f"{checkpoint.directory}: all {checkpoint.epochs_completed} epochs are done; "
+            "ask for more epochs to continue"
+        )
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
@@ -142,18 +165,25 @@ class CheckpointCallback(keras.callbacks.Callback):
         The run's checkpoint folder; ``None`` writes nothing (a non-chief worker).
     state
         What goes into ``state.json`` besides the progress: ``config``, ``class_names``,
-        ``steps_per_epoch``.
+        ``steps_per_epoch``, ``batches_per_epoch`` (batches an epoch draws from the stream).
     history
         The history of earlier sessions (empty for a new run); epochs are appended to it.
+    batches_seen
+        Batches earlier sessions drew from the data stream.
     """
 
     def __init__(
-        self, directory: Path | None, state: dict[str, Any], history: dict[str, list[float]]
+        self,
+        directory: Path | None,
+        state: dict[str, Any],
+        history: dict[str, list[float]],
+        batches_seen: int = 0,
     ):
         super().__init__()
         self.directory = directory
         self.state = state
         self.history = {k: list(v) for k, v in history.items()}
+        self.batches_seen = batches_seen
         self.epoch_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -167,6 +197,7 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         seconds = time.perf_counter() - self.epoch_start
         self.history.setdefault("epoch_seconds", []).append(seconds)
+        self.batches_seen += int(self.state["batches_per_epoch"])
         if self.directory is not None:
             self.write(epoch + 1)
 
@@ -182,6 +213,7 @@ class CheckpointCallback(keras.callbacks.Callback):
                 **self.state,
                 "checkpoint": name,
                 "epochs_completed": epochs_completed,
+                "batches_seen": self.batches_seen,
                 "history": self.history,
             },
         )

@@ -30,6 +30,7 @@ from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     Checkpoint,
     CheckpointCallback,
+    check_resumable,
     checkpoint_dir,
     load_checkpoint_model,
     read_checkpoint,
@@ -247,6 +248,10 @@ def train(
         )
     previous = resume.history if resume is not None else {}
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
+    # Keras runs whole executions, so an epoch draws steps rounded up to them from the stream.
+    per_call = int(model.steps_per_execution)
+    batches_per_epoch = math.ceil(steps / per_call) * per_call
+    batches_seen = resume.batches_seen if resume is not None else 0
     callbacks: list[keras.callbacks.Callback] = []
     if checkpoints is not None:
         state = {
@@ -255,20 +260,21 @@ def train(
             "class_indices": list(subset.class_indices),
             "steps_per_epoch": steps,
             "global_batch_size": batch_size,
+            "batches_per_epoch": batches_per_epoch,
         }
         directory = checkpoints if is_chief(strategy) else None
-        callbacks.append(CheckpointCallback(directory, state, previous))
+        callbacks.append(CheckpointCallback(directory, state, previous, batches_seen))
     # After the checkpoint, so a listener that hears of an epoch can count on its checkpoint.
     callbacks.append(bridge)
     # The stream of batches is a function of the seed alone; a resumed run skips the batches
-    # of the epochs already done, which also restores the augmentation's step count.
+    # the epochs already done drew, which also restores the augmentation's step count.
     data = train_dataset(subset.x_train, subset.y_train, config.replace(batch_size=batch_size))
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     started = time.perf_counter()
     keras_history = model.fit(
-        data.skip(initial_epoch * steps).with_options(options),
+        data.skip(batches_seen).with_options(options),
         steps_per_epoch=steps,
         initial_epoch=initial_epoch,
         epochs=config.epochs,
@@ -321,12 +327,12 @@ def run_training(
     With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
     ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
     ``resume`` (a run folder or a :class:`Checkpoint`) continues a run; ``config`` must be the
-    checkpoint's, except ``epochs`` and ``strategy``, which may change.
+    checkpoint's, except ``epochs``, ``strategy`` and ``data`` (where it is now), which may change.
     """
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = read_checkpoint(resume)
     if resume is not None:
-        _check_resumable(config, resume)
+        check_resumable(config, resume)
     dataset = dataset if dataset is not None else load_dataset(config.data)
     subset = select_classes(dataset, config.classes, config.limit)
     folder = None
@@ -345,20 +351,3 @@ def run_training(
         path = Path(config.out_dir) / model_filename(config.variant, subset.class_indices)
         result.path = save_model(result.model, path, result.metadata)
     return result
-
-
-def _check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
-    """Refuse to continue a checkpoint under a config that would make a different run."""
-    free = {"epochs", "strategy", "out_dir", "checkpoint"}
-    mine, theirs = config.to_dict(), checkpoint.config.to_dict()
-    changed = sorted(k for k in mine if k not in free and mine[k] != theirs.get(k))
-    if changed:
-        raise ModelError(
-            f"{checkpoint.directory}: the config differs from the checkpoint's in "
-            f"{', '.join(changed)}"
-        )
-    if checkpoint.epochs_completed >= config.epochs:
-        raise ModelError(
-            f"{checkpoint.directory}: all {checkpoint.epochs_completed} epochs are done; "
-            "ask for more epochs to continue"
-        )
