@@ -258,3 +258,38 @@ def test_bundled_model_loads_on_first_show_and_classifies_waiting_files(qtbot, i
         qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
     finally:
         panel.shutdown()
+
+
+def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot):
+    import keras
+
+    from cifar_gui.config import RunConfig
+    from cifar_gui.engine.models import build_transfer
+    from cifar_gui.engine.persistence import LoadedModel
+
+    keras.utils.set_random_seed(0)
+    model = build_transfer(RunConfig(variant="transfer", weights="none"))
+    state = AppState()
+    state.set_model(LoadedModel(model, Path("vgg.h5"), {"class_names": ["deer", "horse"]}))
+    panel = ActivationPanel(state)
+    qtbot.addWidget(panel)
+    try:
+        image = picture(6)
+        show_image(qtbot, panel, image)
+        combo = panel.layer_combo
+        assert combo.itemData(1) == "vgg16/block1_conv1"
+        panel.all_layers.setChecked(True)
+        names = [combo.itemData(i) for i in range(combo.count())]
+        # Preprocessing, the 18 layers of the base (13 convolutions, 5 poolings), the head.
+        assert len(names) == 1 + 18 + 3
+        assert names[0] == "vgg16_preprocessing"
+        assert names[18] == "vgg16/block5_pool"
+        assert panel.analysis.cam is not None
+        assert panel.analysis.cam.shape == (32, 32)
+        combo.setCurrentIndex(names.index("vgg16/block5_conv3"))
+        panel.channel_spin.setValue(512)
+        name = "vgg16/block5_conv3"
+        engine = activations(model, image, [name])[name][0, ..., 511]
+        np.testing.assert_array_equal(shown_blocks(panel.channel_view), colorize(engine))
+    finally:
+        panel.shutdown()
