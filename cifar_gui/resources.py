@@ -2,12 +2,15 @@
 
 The ``resources/`` folder sits beside the ``cifar_gui`` package in a checkout or an editable
 install. A PyInstaller bundle unpacks it under ``sys._MEIPASS``, and a wheel installs it under
-``<prefix>/share/cifar-gui/`` (setuptools ``data-files``); the first folder that exists wins.
+``<prefix>/share/cifar-gui/`` (setuptools ``data-files``, also for ``pip install --user``); the
+first folder that exists wins.
 """
 
 from __future__ import annotations
 
+import site
 import sys
+import sysconfig
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "cifar10_4_7.h5"  # the seed's file name for the deer-vs-horse baseline
@@ -22,7 +25,9 @@ def resource_dirs() -> list[Path]:
     if bundle:
         candidates.append(Path(bundle) / "resources")
     candidates.append(CHECKOUT_RESOURCES)
-    candidates.append(Path(sys.prefix) / "share" / "cifar-gui" / "resources")
+    # Where a wheel's data-files land: the environment's prefix, or ~/.local for --user.
+    for base in (sysconfig.get_path("data"), site.getuserbase()):
+        candidates.append(Path(base) / "share" / "cifar-gui" / "resources")
     return candidates
 
 
