@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,22 @@ def folder_size(folder: Path) -> int:
         for dirpath, _, names in os.walk(folder)
         for name in names
     )
+
+
+def unresolved_libraries(bundle: Path) -> list[str]:
+    """Linux: shared libraries that bundled binaries need but neither bundle nor system has."""
+    if not sys.platform.startswith("linux") or shutil.which("ldd") is None:
+        return []
+    env = dict(os.environ, LD_LIBRARY_PATH=str(bundle / "_internal"))
+    missing = set()
+    for path in bundle.rglob("*.so*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        done = subprocess.run(["ldd", str(path)], env=env, capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if "not found" in line:
+                missing.add(f"{line.split()[0]} (needed by {path.relative_to(bundle)})")
+    return sorted(missing)
 
 
 def bare_environment(home: Path) -> dict[str, str]:
@@ -140,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     size_mib = folder_size(bundle) / 2**20
     trimmed = "untrimmed" if options.no_trim else "trimmed"
     print(f"built {program} in {minutes:.1f} min; folder {size_mib:,.0f} MiB ({trimmed})")
+    # Not fatal: optional plugins (the GTK theme) may lack libraries the user's desktop has.
+    for line in unresolved_libraries(bundle):
+        print(f"warning: not in the bundle nor on this system: {line}")
     if options.skip_self_test:
         return 0
     if not self_test(program):

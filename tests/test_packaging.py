@@ -102,7 +102,7 @@ class _Recorder:
         )
 
 
-def run_spec(monkeypatch, platform: str, trim: bool = True) -> tuple[dict, dict]:
+def run_spec(monkeypatch, tmp_path, platform: str, trim: bool = True) -> tuple[dict, dict]:
     """Execute the spec as PyInstaller would, on ``platform``; return (calls, namespace)."""
     hooks = types.ModuleType("PyInstaller.utils.hooks")
     hooks.collect_submodules = lambda package, **kwargs: [package]
@@ -110,7 +110,7 @@ def run_spec(monkeypatch, platform: str, trim: bool = True) -> tuple[dict, dict]
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setenv("CIFAR_GUI_NO_TRIM", "0" if trim else "1")
     calls: dict[str, list] = {}
-    namespace = {"SPECPATH": str(PACKAGING), "__file__": str(SPEC), "__name__": "__main__"}
+    namespace = {"SPECPATH": str(PACKAGING), "workpath": str(tmp_path), "__name__": "__main__"}
     for name in ("Analysis", "PYZ", "EXE", "COLLECT", "BUNDLE"):
         namespace[name] = _Recorder(calls, name)
     exec(compile(SPEC.read_text(), str(SPEC), "exec"), namespace)
@@ -118,8 +118,8 @@ def run_spec(monkeypatch, platform: str, trim: bool = True) -> tuple[dict, dict]
 
 
 @pytest.mark.parametrize("platform", ["linux", "win32", "darwin"])
-def test_spec_evaluates_and_points_at_existing_files(monkeypatch, platform):
-    calls, _ = run_spec(monkeypatch, platform)
+def test_spec_evaluates_and_points_at_existing_files(monkeypatch, tmp_path, platform):
+    calls, _ = run_spec(monkeypatch, tmp_path, platform)
     [((scripts,), analysis)] = calls["Analysis"]
     assert all(Path(script).is_file() for script in scripts)
     assert all(Path(source).exists() for source, _ in analysis["datas"])
@@ -130,8 +130,8 @@ def test_spec_evaluates_and_points_at_existing_files(monkeypatch, platform):
     assert ("BUNDLE" in calls) == (platform == "darwin")
 
 
-def test_spec_trims_unused_qt_and_tests(monkeypatch):
-    calls, spec = run_spec(monkeypatch, "linux")
+def test_spec_trims_unused_qt_and_tests(monkeypatch, tmp_path):
+    calls, spec = run_spec(monkeypatch, tmp_path, "linux")
     excludes = calls["Analysis"][0][1]["excludes"]
     assert {"PySide6.QtWebEngineCore", "PySide6.QtQml", "PySide6.QtMultimedia"} <= set(excludes)
     assert "PySide6.QtWidgets" not in excludes and "PySide6.QtSvg" not in excludes
@@ -140,14 +140,26 @@ def test_spec_trims_unused_qt_and_tests(monkeypatch):
     assert keep(("PySide6/Qt/plugins/platforms/libqxcb.so", "", "BINARY"))
     assert not keep(("tensorflow/python/kernel_tests/x.so", "", "BINARY"))
     assert not keep(("PySide6\\Qt\\qml\\QtQuick\\x.dll", "", "BINARY"))  # Windows separators
+    assert not keep(("PySide6/Qt/lib/libQt6Quick.so.6", "", "BINARY"))
+    assert not keep(("libQt6Quick.so.6", "", "BINARY"))  # PyInstaller's top-level link
 
-    untrimmed, _ = run_spec(monkeypatch, "linux", trim=False)
+
+def test_spec_strips_only_the_listed_libraries(monkeypatch, tmp_path):
+    _, spec = run_spec(monkeypatch, tmp_path, "linux")
+    monkeypatch.setattr(spec["subprocess"], "run", lambda *args, **kwargs: None)
+    entry = ("numpy.libs/libscipy_openblas.so", "/src/libscipy_openblas.so", "BINARY")
+    assert spec["stripped"](entry) == entry
+    dest, source, kind = spec["stripped"](("tensorflow/libtensorflow_cc.so.2", "/src/x", "BINARY"))
+    assert dest == "tensorflow/libtensorflow_cc.so.2" and kind == "BINARY"
+    assert Path(source) == tmp_path / "stripped" / dest
+
+    untrimmed, _ = run_spec(monkeypatch, tmp_path, "linux", trim=False)
     assert untrimmed["Analysis"][0][1]["excludes"] == []
 
 
-def test_spec_arguments_fit_pyinstallers_analysis(monkeypatch):
+def test_spec_arguments_fit_pyinstallers_analysis(monkeypatch, tmp_path):
     build_main = pytest.importorskip("PyInstaller.building.build_main", reason="no PyInstaller")
-    calls, _ = run_spec(monkeypatch, "linux")
+    calls, _ = run_spec(monkeypatch, tmp_path, "linux")
     args, kwargs = calls["Analysis"][0]
     inspect.signature(build_main.Analysis.__init__).bind(None, *args, **kwargs)
 
