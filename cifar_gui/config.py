@@ -13,6 +13,7 @@ from typing import Any
 
 VARIANTS = ("baseline", "augmented", "transfer", "finetune")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
 
 # Learning rates of the seed, per variant.
@@ -72,6 +73,13 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     strategy: str = "default"  # tf.distribute strategy; batch_size is per replica
     checkpoint: bool = True  # save a resumable checkpoint in out_dir/checkpoints every epoch
+    # Speed settings (see cifar_gui.engine.performance); "auto" picks the fastest setting that
+    # keeps the accuracy on the hardware found. None of them changes what the model learns
+    # except precision, whose reduced-precision arithmetic moves results by round-off only.
+    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16" or "mixed_float16"
+    steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
+    threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
+    feature_cache: bool = True  # frozen base, no augmentation: its features computed once
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -84,6 +92,16 @@ class RunConfig:
             raise ValueError("limit must be at least 1")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}: choose {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}: choose {', '.join(PRECISIONS)}"
+            )
+        if self.steps_per_execution != "auto" and (
+            not isinstance(self.steps_per_execution, int) or self.steps_per_execution < 1
+        ):
+            raise ValueError("steps per execution must be 'auto' or at least 1")
+        if self.threads < 0:
+            raise ValueError("threads must be 0 (TensorFlow's default) or more")
 
     @property
     def lr(self) -> float:

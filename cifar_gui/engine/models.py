@@ -19,6 +19,7 @@ from keras import layers
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.performance import model_precision
 
 # ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -165,13 +166,43 @@ def build_model(
     return model
 
 
-def compile_model(model: keras.Model, config: RunConfig, num_classes: int) -> None:
-    """RMSprop at the config's learning rate, the loss for the class count, accuracy."""
+def compile_model(
+    model: keras.Model,
+    config: RunConfig,
+    num_classes: int,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> None:
+    """RMSprop at the config's learning rate, the loss for the class count, accuracy.
+
+    ``optimizer`` reuses an optimizer (and its state), e.g. that of the whole model when only
+    its head is fitted. A ``mixed_float16`` model gets Keras' dynamic loss scaling.
+    """
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.lr),
+        optimizer=optimizer or keras.optimizers.RMSprop(learning_rate=config.lr),
         loss=loss_for(num_classes),
         metrics=["accuracy"],
     )
+
+
+def with_precision(model: keras.Model, policy: str) -> keras.Model:
+    """``model`` computing in ``policy``: itself when it already does, else a copy with its
+    weights and trainable flags. The output layer stays float32 (exact probabilities).
+
+    Needed for models loaded from a file (finetune), whose layers keep their saved policy.
+    """
+    if model_precision(model) == policy:
+        return model
+    output = model.layers[-1]
+
+    def convert(layer: keras.layers.Layer) -> keras.layers.Layer:
+        layer_config = layer.get_config()
+        if layer is not output and "dtype" in layer_config:
+            layer_config["dtype"] = policy
+        return layer.__class__.from_config(layer_config)
+
+    copy = keras.models.clone_model(model, clone_function=convert, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:

@@ -44,7 +44,14 @@ from cifar_gui.engine.distribute import (
     make_strategy,
 )
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import build_model, compile_model, parameter_counts
+from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
+from cifar_gui.engine.performance import (
+    apply_threads,
+    model_precision,
+    precision_scope,
+    resolve_precision,
+    resolve_steps_per_execution,
+)
 from cifar_gui.engine.persistence import model_filename, save_model
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
@@ -130,18 +137,23 @@ def versions() -> dict[str, str]:
     }
 
 
-def train_dataset(images: np.ndarray, labels: np.ndarray, config: RunConfig) -> tf.data.Dataset:
+def train_dataset(
+    images: np.ndarray, labels: np.ndarray, config: RunConfig, *, features: bool = False
+) -> tf.data.Dataset:
     """Endless shuffled batches of scaled (and, if configured, augmented) training images.
 
     Augmentation seeds are (config.seed, global batch number), so every batch of every epoch
-    gets its own transforms and a run is reproducible.
+    gets its own transforms and a run is reproducible. The arrays become one in-memory
+    tensor (the cache); augmentation runs on the graph in parallel with training, and
+    prefetching keeps the next batches ready. ``features``: ``images`` are a frozen base's
+    float outputs, used as they are (no scaling, no augmentation), in the same order.
     """
-    x = scale_images(images)
+    x = images if features else scale_images(images)
     y = labels.astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size).repeat()
-    if config.augments:
+    if config.augments and not features:
         seed = tf.constant(config.seed, tf.int64)
 
         def augment(step: tf.Tensor, batch: tuple) -> tuple:
@@ -151,11 +163,115 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, config: RunConfig) -> 
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
-    """Scaled test images in fixed order."""
-    return tf.data.Dataset.from_tensor_slices(
-        (scale_images(images), labels.astype(np.float32))
-    ).batch(EVAL_BATCH_SIZE)
+def eval_dataset(
+    images: np.ndarray, labels: np.ndarray, *, features: bool = False
+) -> tf.data.Dataset:
+    """Scaled test images (or, with ``features``, a frozen base's outputs) in fixed order."""
+    x = images if features else scale_images(images)
+    return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.float32))).batch(
+        EVAL_BATCH_SIZE
+    )
+
+
+def frozen_front(model: keras.Model, config: RunConfig) -> int:
+    """How many leading layers of ``model`` can be run once, before training, on every image.
+
+    Those of a Sequential model that training cannot change (no trainable weights), when
+    they hold weights worth skipping (a frozen base) and the images are not augmented: their
+    outputs are then the same every epoch. 0 when there are none or ``config.feature_cache``
+    is off.
+    """
+    if not config.feature_cache or config.augments or not isinstance(model, keras.Sequential):
+        return 0
+    count = 0
+    for layer in model.layers[:-1]:
+        if layer.trainable_weights:
+            break
+        count += 1
+    return count if any(layer.weights for layer in model.layers[:count]) else 0
+
+
+def extract_features(layers: list[keras.layers.Layer], images: np.ndarray) -> np.ndarray:
+    """The outputs of ``layers`` (in order, inference mode) for uint8 images, as float32."""
+
+    @tf.function
+    def forward(x: tf.Tensor) -> tf.Tensor:
+        for layer in layers:
+            x = layer(x, training=False)
+        return tf.cast(x, tf.float32)
+
+    batches = tf.data.Dataset.from_tensor_slices(scale_images(images)).batch(EVAL_BATCH_SIZE)
+    return np.concatenate([forward(batch).numpy() for batch in batches])
+
+
+@dataclass
+class _FitPlan:
+    """What ``fit`` trains on: the whole model on images, or its head on cached features."""
+
+    model: keras.Model
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    feature_seconds: float | None = None  # time to compute the cached features
+
+
+def _plan_fit(
+    model: keras.Model, config: RunConfig, subset: Subset, batch_size: int, steps: int
+) -> _FitPlan:
+    """Fit the whole model, or, behind a frozen front (:func:`frozen_front`), only its head;
+    ``steps`` batches an epoch, run ``config.steps_per_execution`` at a time.
+
+    The head is made of the model's own layers, so training it trains the model that is
+    returned and saved, base included; it shares the model's optimizer and its state.
+    """
+    batched = config.replace(batch_size=batch_size)
+    split = frozen_front(model, config)
+    # Read when fit makes its train function, so it may change after compile.
+    model.steps_per_execution = resolve_steps_per_execution(config.steps_per_execution, steps)
+    if not split:
+        validation = eval_dataset(subset.x_test, subset.y_test) if len(subset.x_test) else None
+        return _FitPlan(model, train_dataset(subset.x_train, subset.y_train, batched), validation)
+    started = time.perf_counter()
+    front = model.layers[:split]
+    x_train = extract_features(front, subset.x_train)
+    x_test = extract_features(front, subset.x_test) if len(subset.x_test) else None
+    head = keras.Sequential(
+        [keras.Input(x_train.shape[1:]), *model.layers[split:]], name=f"{model.name}_head"
+    )
+    compile_model(head, config, subset.num_classes, optimizer=model.optimizer)
+    head.steps_per_execution = model.steps_per_execution
+    validation = None if x_test is None else eval_dataset(x_test, subset.y_test, features=True)
+    return _FitPlan(
+        head,
+        train_dataset(x_train, subset.y_train, batched, features=True),
+        validation,
+        time.perf_counter() - started,
+    )
+
+
+class _WholeModelCallback(keras.callbacks.Callback):
+    """Runs an epoch callback on the whole model while ``fit`` trains only its head.
+
+    A checkpoint written during a head-only fit then still holds base and head, and the
+    cooperative stop (set on the fitted head) is passed on to the whole model.
+    """
+
+    def __init__(self, inner: keras.callbacks.Callback, whole: keras.Model):
+        super().__init__()
+        self.inner, self.whole = inner, whole
+        inner.set_model(whole)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.inner.on_train_begin(logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.inner.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.whole.stop_training = self.model.stop_training
+        self.inner.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.inner.on_train_end(logs)
 
 
 class _ProgressBridge(keras.callbacks.Callback):
@@ -227,6 +343,7 @@ def train(
     uninterrupted run would have had.
     """
     listener = listener or Listener()
+    threads = apply_threads(config.threads)  # thread pools are fixed at TF's first operation
     # First: the multi-worker strategy must exist before TensorFlow runs any operation.
     strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
@@ -234,10 +351,16 @@ def train(
     input_shape = tuple(int(d) for d in subset.x_train.shape[1:])
     with strategy.scope():
         if resume is None:
-            model = build_model(config, subset.num_classes, input_shape)
+            policy = resolve_precision(config.precision)
+            with precision_scope(policy):
+                model = build_model(config, subset.num_classes, input_shape)
+            # A finetune model comes from a file with the policy it was saved with.
+            model = with_precision(model, policy)
             compile_model(model, config, subset.num_classes)
         else:
             model = load_checkpoint_model(resume)
+            # Compiled as a new run would be (batches per call...), keeping the optimizer state.
+            compile_model(model, config, subset.num_classes, optimizer=model.optimizer)
     batch_size = global_batch_size(config.batch_size, strategy)
     steps = math.ceil(len(subset.x_train) / batch_size)
     initial_epoch = resume.epochs_completed if resume is not None else 0
@@ -247,9 +370,11 @@ def train(
             f"{steps}: resume with the same data, batch size and number of devices"
         )
     previous = resume.history if resume is not None else {}
+    with strategy.scope():
+        plan = _plan_fit(model, config, subset, batch_size, steps)
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
     # Keras runs whole executions, so an epoch draws steps rounded up to them from the stream.
-    per_call = int(model.steps_per_execution)
+    per_call = int(plan.model.steps_per_execution)
     batches_per_epoch = math.ceil(steps / per_call) * per_call
     batches_seen = resume.batches_seen if resume is not None else 0
     callbacks: list[keras.callbacks.Callback] = []
@@ -263,22 +388,22 @@ def train(
             "batches_per_epoch": batches_per_epoch,
         }
         directory = checkpoints if is_chief(strategy) else None
-        callbacks.append(CheckpointCallback(directory, state, previous, batches_seen))
+        saver = CheckpointCallback(directory, state, previous, batches_seen)
+        callbacks.append(saver if plan.model is model else _WholeModelCallback(saver, model))
     # After the checkpoint, so a listener that hears of an epoch can count on its checkpoint.
     callbacks.append(bridge)
     # The stream of batches is a function of the seed alone; a resumed run skips the batches
     # the epochs already done drew, which also restores the augmentation's step count.
-    data = train_dataset(subset.x_train, subset.y_train, config.replace(batch_size=batch_size))
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     started = time.perf_counter()
-    keras_history = model.fit(
-        data.skip(batches_seen).with_options(options),
+    keras_history = plan.model.fit(
+        plan.train.skip(batches_seen).with_options(options),
         steps_per_epoch=steps,
         initial_epoch=initial_epoch,
         epochs=config.epochs,
-        validation_data=eval_dataset(subset.x_test, subset.y_test) if len(subset.x_test) else None,
+        validation_data=plan.validation,
         callbacks=callbacks,
         verbose=0,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
@@ -309,6 +434,13 @@ def train(
         "device": device,
         "strategy": describe_strategy(strategy),
         "global_batch_size": batch_size,
+        "precision": model_precision(model),
+        "performance": {
+            "steps_per_execution": int(plan.model.steps_per_execution),
+            "intra_op_threads": threads,  # 0: TensorFlow's default (every core)
+            "feature_cache": plan.model is not model,
+            "feature_seconds": plan.feature_seconds,
+        },
         "versions": versions(),
         "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

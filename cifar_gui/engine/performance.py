@@ -1,0 +1,117 @@
+"""Speed settings of a run and the hardware checks behind their ``"auto"`` values.
+
+``precision``            ``auto``: ``mixed_float16`` on a GPU; ``mixed_bfloat16`` on a CPU with
+                         bfloat16 instructions (AVX512_BF16 or AMX); else ``float32``. Mixed
+                         policies keep the weights in float32 and the output layer in float32
+                         (``models.output_head``), so the loss and the saved weights are exact.
+``steps_per_execution``  training batches per compiled call, a divisor of the epoch's batches
+                         (Keras would otherwise run past the epoch's end on an endless
+                         stream). Fewer Python round trips per batch, but batch events and
+                         the cooperative stop come once per call. ``auto``: 1 on a CPU (a
+                         CPU step is long enough that the round trip costs little, and the
+                         seed's 313 batches per epoch have no other divisor), up to 32 on a
+                         GPU, where a step takes well under a millisecond.
+``threads``              TensorFlow's intra-op threads; 0 keeps its default (every core). Takes
+                         effect only before TensorFlow's first operation in the process.
+``feature_cache``        a frozen base without augmentation gives the same features every
+                         epoch, so they are computed once and only the head is trained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+from collections.abc import Iterator
+
+import keras
+import tensorflow as tf
+
+# /proc/cpuinfo flags of CPUs that multiply bfloat16 in hardware.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_STEPS_PER_EXECUTION = 1  # batch events and stop within one batch, as the GUI expects
+GPU_STEPS_PER_EXECUTION = 32  # GPU steps are ~10x shorter: similar event rate as a CPU's 1
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    if platform.system() != "Linux":
+        return frozenset()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU has bfloat16 arithmetic (AVX512_BF16 or AMX)."""
+    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(setting: str) -> str:
+    """The Keras dtype policy name for ``setting`` (``"auto"`` decided by the hardware)."""
+    if setting != "auto":
+        return setting
+    if has_gpu():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def resolve_steps_per_execution(setting: int | str, steps_per_epoch: int) -> int:
+    """Training batches per compiled call: the largest divisor of ``steps_per_epoch`` not above
+    the setting (``"auto"``: 1 on a CPU, 32 on a GPU).
+
+    Keras runs whole calls of this many batches even past the end of an epoch of an endless
+    stream, so only a divisor keeps epochs exactly ``steps_per_epoch`` long.
+    """
+    if setting == "auto":
+        setting = GPU_STEPS_PER_EXECUTION if has_gpu() else CPU_STEPS_PER_EXECUTION
+    limit = max(1, min(int(setting), steps_per_epoch))
+    return next(n for n in range(limit, 0, -1) if steps_per_epoch % n == 0)
+
+
+@contextlib.contextmanager
+def precision_scope(policy: str) -> Iterator[None]:
+    """Layers made inside compute in ``policy``; the previous global policy comes back after.
+
+    Keras keeps the policy per thread, so a GUI worker's run does not affect the GUI thread.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def model_precision(model: keras.Model) -> str:
+    """The policy of the model's first layer with weights (the policy it mostly computes in)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.weights:
+            return model_precision(layer)
+        if layer.weights:
+            return layer.dtype_policy.name
+    return model.dtype_policy.name
+
+
+def apply_threads(threads: int) -> int:
+    """Ask TensorFlow for ``threads`` intra-op threads (0: leave it); return what is in use.
+
+    TensorFlow fixes its thread pools at its first operation; later requests are ignored,
+    and the number returned says so (0 means TensorFlow's default).
+    """
+    if threads:
+        with contextlib.suppress(RuntimeError):
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
