@@ -109,8 +109,15 @@ def test_double_click_opens_the_image_in_the_activation_viewer(qtbot, state, tin
     np.testing.assert_array_equal(image, subset.x_test[index])
     assert caption.startswith(f"Test image {index + 1} (1-based)")
     assert window.tabs.currentWidget() is window.activation_panel
-    qtbot.waitUntil(lambda: window.activation_panel.analysis is not None, timeout=TIMEOUT)
-    np.testing.assert_array_equal(window.activation_panel.analysis.image, subset.x_test[index])
+    viewer = window.activation_panel
+    qtbot.waitUntil(
+        lambda: (
+            viewer.analysis is not None
+            and np.array_equal(viewer.analysis.image, subset.x_test[index])
+        ),
+        timeout=TIMEOUT,
+    )
+    assert viewer.caption_label.text() == caption
 
 
 def test_changes_clear_old_results_and_bad_inputs_give_one_line(qtbot, panel, state):
