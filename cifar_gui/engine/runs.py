@@ -44,8 +44,8 @@ class RunSummary:
 
     @property
     def label(self) -> str:
-        """A short legend entry: variant, class pair and file stem."""
-        return f"{self.variant} ({self.classes_text}) {self.sidecar.stem}"
+        """A short legend entry: the file stem, which names the classes and the variant."""
+        return self.sidecar.stem
 
 
 def _floats(values: Any) -> list[float]:

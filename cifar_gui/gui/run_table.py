@@ -1,0 +1,116 @@
+"""The table of saved training runs: one row per sidecar, sortable, multi-selection."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from cifar_gui.engine.runs import RunSummary
+
+COLUMNS = (
+    "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Time", "Parameters", "File",
+)  # fmt: skip
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``42 s``, ``3 min 05 s``, ``1 h 02 min``; an em dash when unknown."""
+    if seconds is None:
+        return "\u2014"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class _Item(QTableWidgetItem):
+    """A cell that sorts by a value of its own (numbers as numbers), not by its text."""
+
+    def __init__(self, text: str, key: object):
+        super().__init__(text)
+        self.setData(SORT_ROLE, key)
+        self.setFlags(self.flags() & ~Qt.ItemFlag.ItemIsEditable)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if isinstance(mine, type(theirs)) or isinstance(theirs, type(mine)):
+            return mine < theirs
+        return str(mine) < str(theirs)
+
+
+class RunTable(QTableWidget):
+    """Saved runs; emits the selected :class:`RunSummary` list when the selection changes."""
+
+    selection_changed = Signal(list)
+
+    def __init__(self, parent=None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setAlternatingRowColors(True)
+        self.verticalHeader().hide()
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.setSortingEnabled(True)
+        self._runs: list[RunSummary] = []
+        self.itemSelectionChanged.connect(lambda: self.selection_changed.emit(self.selected_runs()))
+
+    @property
+    def runs(self) -> list[RunSummary]:
+        """Every run listed, in the order given to :meth:`set_runs`."""
+        return list(self._runs)
+
+    def set_runs(self, runs: list[RunSummary]) -> None:
+        """Replace the rows; rows whose sidecar is still listed stay selected."""
+        selected = {r.sidecar for r in self.selected_runs()}
+        self._runs = list(runs)
+        self.blockSignals(True)
+        self.setSortingEnabled(False)
+        self.clearContents()
+        self.setRowCount(len(runs))
+        for row, run in enumerate(runs):
+            for col, item in enumerate(self._items(run)):
+                item.setData(Qt.ItemDataRole.UserRole, row)
+                self.setItem(row, col, item)
+        self.setSortingEnabled(True)
+        for row in range(self.rowCount()):
+            if self._run_at(row).sidecar in selected:
+                self.selectRow(row)
+        self.blockSignals(False)
+        self.selection_changed.emit(self.selected_runs())
+
+    def _items(self, run: RunSummary) -> list[QTableWidgetItem]:
+        def acc(value: float | None) -> _Item:
+            return _Item("\u2014" if value is None else f"{value:.4f}", value or 0.0)
+
+        epochs = f"{run.epochs}/{run.epochs_planned}" + (" (stopped)" if run.stopped else "")
+        total = run.parameters.get("total")
+        trainable = run.parameters.get("trainable")
+        params = "\u2014" if total is None else f"{total:,}"
+        if total is not None and trainable is not None and trainable != total:
+            params += f" ({trainable:,} trainable)"
+        path = run.model_path or run.sidecar
+        file_item = _Item(path.name + ("" if run.model_path else " (model missing)"), path.name)
+        file_item.setToolTip(str(path))
+        return [
+            _Item(run.variant, run.variant),
+            _Item(run.classes_text, run.classes_text),
+            _Item(epochs, run.epochs),
+            acc(run.final_val_accuracy),
+            acc(run.best_val_accuracy),
+            _Item(format_seconds(run.seconds), run.seconds or 0.0),
+            _Item(params, total or 0),
+            file_item,
+        ]
+
+    def _run_at(self, row: int) -> RunSummary:
+        return self._runs[self.item(row, 0).data(Qt.ItemDataRole.UserRole)]
+
+    def selected_runs(self) -> list[RunSummary]:
+        """The selected runs, top to bottom as shown."""
+        rows = sorted({index.row() for index in self.selectionModel().selectedRows()})
+        return [self._run_at(row) for row in rows]

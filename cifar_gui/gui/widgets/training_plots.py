@@ -1,0 +1,142 @@
+"""Live loss and accuracy plots (pyqtgraph) with overlays of earlier runs.
+
+The live curves are created once and only ever updated with ``setData``: the smoothed
+per-batch training curve, and per-epoch training and validation curves. Overlays of saved
+runs (selected in the run table) get one training and one validation curve each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+# matplotlib's tab10, so the exported PNG and the screen use the same colours per run.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+METRICS = ("loss", "accuracy")
+
+
+class TrainingPlots(QWidget):
+    """Two plots side by side, loss and accuracy against epochs."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.batch_curves: dict[str, pg.PlotDataItem] = {}
+        self.train_curves: dict[str, pg.PlotDataItem] = {}
+        self.val_curves: dict[str, pg.PlotDataItem] = {}
+        # label -> [(plot, curve)]: training and validation, loss and accuracy
+        self._overlays: dict[str, list[tuple[pg.PlotItem, pg.PlotDataItem]]] = {}
+        for metric in METRICS:
+            widget = pg.PlotWidget(background="w")
+            plot = widget.getPlotItem()
+            plot.setTitle(metric.capitalize(), color="k")
+            plot.setLabel("bottom", "epoch")
+            plot.setLabel("left", metric)
+            for side in ("bottom", "left"):
+                axis = plot.getAxis(side)
+                axis.enableAutoSIPrefix(False)  # "loss (x0.001)" reads badly
+                axis.setTextPen("k")
+                axis.setPen("#888")
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.addLegend(
+                offset=(-10, 10) if metric == "loss" else (-10, -10),
+                labelTextColor="k",
+                labelTextSize="8pt",
+                colCount=2,  # training and validation of a run side by side
+                brush=pg.mkBrush(255, 255, 255, 210),
+                pen=pg.mkPen("#ccc"),
+            )
+            self.batch_curves[metric] = plot.plot(
+                pen=pg.mkPen("#9a9a9a", width=1), name="training (per batch, smoothed)"
+            )
+            # Long runs have thousands of batch points: draw only what the pixels can show.
+            self.batch_curves[metric].setDownsampling(auto=True, method="peak")
+            self.batch_curves[metric].setClipToView(True)
+            self.train_curves[metric] = plot.plot(
+                pen=pg.mkPen(PALETTE[0], width=2),
+                symbol="o", symbolSize=6, symbolBrush=PALETTE[0], symbolPen=None,
+                name="training (epoch)",
+            )  # fmt: skip
+            self.val_curves[metric] = plot.plot(
+                pen=pg.mkPen(PALETTE[1], width=2, style=Qt.PenStyle.DashLine),
+                symbol="s", symbolSize=6, symbolBrush=PALETTE[1], symbolPen=None,
+                name="validation (epoch)",
+            )  # fmt: skip
+            if metric == "accuracy":
+                plot.setYRange(0.0, 1.0, padding=0.02)
+            self.plots[metric] = plot
+            layout.addWidget(widget)
+
+    def clear_live(self) -> None:
+        """Empty the live curves (a new run starts)."""
+        for curves in (self.batch_curves, self.train_curves, self.val_curves):
+            for curve in curves.values():
+                curve.setData([], [])
+
+    def set_batches(self, x: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """The smoothed per-batch training curve; ``x`` in fractional epochs."""
+        for metric in METRICS:
+            self.batch_curves[metric].setData(x, values[metric])
+
+    def set_history(self, history: Mapping[str, Sequence[float]]) -> None:
+        """The per-epoch training and validation curves of the live run."""
+        for metric in METRICS:
+            for curve, key in ((self.train_curves[metric], metric),
+                               (self.val_curves[metric], f"val_{metric}")):  # fmt: skip
+                values = np.asarray(history.get(key, ()), dtype=float)
+                curve.setData(np.arange(1, len(values) + 1), values)
+
+    def set_overlays(self, runs: Sequence[tuple[str, Mapping[str, Sequence[float]]]]) -> None:
+        """Show the epoch curves of these (label, history) runs; others are removed."""
+        wanted = {label for label, _ in runs}
+        for label in [k for k in self._overlays if k not in wanted]:
+            for plot, curve in self._overlays.pop(label):
+                plot.removeItem(curve)  # also removes its legend entry
+        for i, (label, history) in enumerate(runs):
+            color = PALETTE[(i + 2) % len(PALETTE)]  # 0 and 1 belong to the live run
+            curves = self._overlays.get(label)
+            if curves is None:
+                curves = []
+                for metric in METRICS:
+                    plot = self.plots[metric]
+                    curves.append((plot, plot.plot(name=f"{label} train")))
+                    curves.append((plot, plot.plot(name=f"{label} val")))
+                self._overlays[label] = curves
+            for j, metric in enumerate(METRICS):
+                train, val = curves[2 * j][1], curves[2 * j + 1][1]
+                for curve, key, dash in ((train, metric, False), (val, f"val_{metric}", True)):
+                    values = np.asarray(history.get(key, ()), dtype=float)
+                    style = Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine
+                    curve.setPen(pg.mkPen(color, width=1.5, style=style))
+                    curve.setSymbol("s" if dash else "o")
+                    curve.setSymbolSize(5)
+                    curve.setSymbolBrush(color)
+                    curve.setSymbolPen(None)
+                    curve.setData(np.arange(1, len(values) + 1), values)
+
+    @property
+    def overlay_labels(self) -> list[str]:
+        """Labels of the runs overlaid now."""
+        return list(self._overlays)
+
+    def point_counts(self) -> dict[str, int]:
+        """Number of points of each live curve (for tests and the status line)."""
+
+        def count(curve: pg.PlotDataItem) -> int:
+            x = curve.getData()[0]
+            return 0 if x is None else len(x)
+
+        return {
+            "batch": count(self.batch_curves["loss"]),
+            "train": count(self.train_curves["loss"]),
+            "val": count(self.val_curves["loss"]),
+        }

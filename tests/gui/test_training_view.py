@@ -1,0 +1,242 @@
+"""The Training tab: runs on a worker thread with live plots, stop, failures, the run table,
+export, closing during a run, and GUI vs command line reproducibility (tiny synthetic data)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from cifar_gui import cli
+from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.training import BatchEvent
+from cifar_gui.gui.state import AppState
+from cifar_gui.gui.training_view import BatchTrace, TrainingPanel
+
+RUN_TIMEOUT_MS = 120_000  # a tiny run takes seconds; the shared test machine can be slow
+
+
+@pytest.fixture
+def warnings(monkeypatch) -> list[str]:
+    """Messages the panel would show in a dialog (patched so nothing blocks)."""
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _title, text, *_: shown.append(text))
+    return shown
+
+
+@pytest.fixture
+def state(batches_dir) -> AppState:
+    state = AppState()
+    state.set_dataset(load_dataset(batches_dir), str(batches_dir))
+    return state
+
+
+def add_panel(qtbot, state: AppState) -> TrainingPanel:
+    """A panel whose threads and timers are stopped when the test ends, as the window does."""
+    panel = TrainingPanel(state)
+    qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
+    return panel
+
+
+def make_panel(qtbot, state: AppState, out_dir: Path, **settings) -> TrainingPanel:
+    """A panel set to a tiny run: 20 images (10 deer, 10 horse), 5 batches of 4 an epoch."""
+    panel = add_panel(qtbot, state)
+    panel.out_path.set_text(str(out_dir))
+    panel.set_variant(settings.get("variant", "baseline"))
+    panel.epochs_spin.setValue(settings.get("epochs", 2))
+    panel.batch_spin.setValue(settings.get("batch_size", 4))
+    panel.limit_spin.setValue(40)
+    panel.seed_spin.setValue(settings.get("seed", 0))
+    return panel
+
+
+def run(qtbot, panel: TrainingPanel):
+    """Click Start and wait for the run to end; returns the outcome (None on failure)."""
+    with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        panel.start_button.click()
+    return blocker.args[0]
+
+
+def event(epoch: int, batch: int, loss: float, accuracy: float, steps: int = 4) -> BatchEvent:
+    return BatchEvent(epoch, 2, batch, steps, loss, accuracy, 100.0, 1.0)
+
+
+def test_batch_trace_recovers_batch_values_and_bundles_them():
+    clock = iter([0.0, 0.01, 0.02, 0.06, 0.07]).__next__
+    trace = BatchTrace(interval_s=0.05, smoothing=0.0, clock=clock)
+    # Per-batch losses 1, 2, 3, 4 arrive as the epoch's running means 1, 1.5, 2, 2.5.
+    first = trace.add(event(0, 0, 1.0, 0.0))
+    assert first is not None and first.x.tolist() == [0.25]  # the first batch goes at once
+    assert trace.add(event(0, 1, 1.5, 0.5)) is None  # throttled: kept for the next bundle
+    assert trace.add(event(0, 2, 2.0, 2 / 3)) is None
+    bundle = trace.add(event(0, 3, 2.5, 0.75))
+    assert bundle.x.tolist() == [0.5, 0.75, 1.0]
+    np.testing.assert_allclose(bundle.loss, [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(bundle.accuracy, [1.0, 1.0, 1.0])
+    assert bundle.event.batch == 3
+    assert trace.add(event(1, 0, 7.0, 1.0)) is None  # a new epoch restarts the running mean
+    np.testing.assert_allclose(trace.flush().loss, [7.0])
+    assert trace.flush() is None
+
+
+def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, warnings):
+    panel = make_panel(qtbot, state, tmp_path / "runs", variant="augmented")
+    batches, epochs = [], []
+    panel.batch_progress.connect(batches.append)
+    panel.epoch_finished.connect(epochs.append)
+    assert panel.table.rowCount() == 0
+
+    outcome = run(qtbot, panel)
+
+    assert warnings == []
+    assert outcome is not None and not outcome.stopped
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert 1 <= len(batches) <= 10 and batches[-1].batch == 4  # throttled, last one kept
+    assert panel.plots.point_counts() == {"batch": 10, "train": 2, "val": 2}
+    model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
+    assert model_file.is_file() and model_file.with_suffix(".json").is_file()
+    assert panel.table.rowCount() == 1 and panel.table.runs[0].model_path == model_file
+    assert state.model is outcome.model and state.model.path == model_file
+    assert panel.progress.format() == "Done" and panel.start_button.isEnabled()
+    assert "Epoch 2/2" in panel.log.toPlainText()
+
+
+def test_stop_ends_the_run_within_seconds_and_keeps_it(qtbot, state, tmp_path, warnings):
+    panel = make_panel(qtbot, state, tmp_path / "runs", epochs=500, batch_size=2)
+    with qtbot.waitSignal(panel.epoch_finished, timeout=RUN_TIMEOUT_MS):
+        panel.start_button.click()
+    assert panel.stop_button.isEnabled()
+    with qtbot.waitSignal(panel.run_finished, timeout=10_000) as blocker:
+        started = time.monotonic()
+        panel.stop_button.click()
+    assert time.monotonic() - started < 5.0
+    outcome = blocker.args[0]
+    assert outcome.stopped and 1 <= outcome.summary.epochs < 500
+    assert outcome.summary.model_path.is_file()  # what was learned so far is saved
+    assert not panel.busy and panel.progress.format() == "Stopped"
+    assert warnings == []
+
+
+def test_engine_failure_reaches_the_gui_as_one_message(qtbot, state, tmp_path, warnings):
+    panel = make_panel(qtbot, state, tmp_path / "runs", variant="finetune")
+    missing = tmp_path / "no_such_model.h5"
+    panel.from_path.set_text(str(missing))
+    failures = []
+    panel.run_failed.connect(failures.append)
+
+    assert run(qtbot, panel) is None
+
+    assert failures == warnings and len(warnings) == 1
+    assert str(missing) in warnings[0] and "\n" not in warnings[0]
+    assert panel.progress.format() == "Failed" and panel.start_button.isEnabled()
+
+
+def test_bad_settings_are_refused_before_any_thread_starts(qtbot, tmp_path, warnings):
+    panel = add_panel(qtbot, AppState())
+    assert not panel.start_button.isEnabled()  # no data set yet
+    assert panel.start() is False and "load a data set" in warnings[-1]
+    assert not panel.busy
+
+
+def write_sidecar(folder: Path, stem: str, variant: str, val: list[float], **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.h5").write_bytes(b"not read by the table")
+    meta = {
+        "variant": variant,
+        "class_names": ["deer", "horse"],
+        "config": {"variant": variant, "epochs": len(val)},
+        "history": {
+            "loss": [0.7] * len(val),
+            "accuracy": val,
+            "val_loss": [0.6] * len(val),
+            "val_accuracy": val,
+        },
+        "seconds": 12.5,
+        "parameters": {"total": 10, "trainable": 4, "non_trainable": 6},
+        **extra,
+    }
+    path = folder / f"{stem}.json"
+    path.write_text(json.dumps(meta))
+    return path
+
+
+def test_previous_runs_come_back_and_overlay_and_export(qtbot, tmp_path, warnings):
+    out = tmp_path / "runs"
+    write_sidecar(out, "cifar10_4_7", "baseline", [0.6, 0.7], finished_at="2026-01-01T10:00:00")
+    write_sidecar(out, "cifar10_4_7_augm", "augmented", [0.6, 0.8, 0.75])
+    (out / "notes.json").write_text("[1, 2]")  # other JSON files are not runs
+    settings = QSettings("cifar-gui", "cifar-gui")
+    settings.setValue("training/out_dir", str(out))
+    settings.sync()
+
+    panel = add_panel(qtbot, AppState())  # a restart: the folder comes from the settings
+    assert panel.out_path.text() == str(out)
+    assert panel.table.rowCount() == 2
+    assert panel.table.item(0, panel_column("Best val acc")).text() in ("0.7000", "0.8000")
+
+    panel.table.selectAll()
+    assert sorted(panel.plots.overlay_labels) == ["cifar10_4_7", "cifar10_4_7_augm"]
+    target = panel.export_plots(str(tmp_path / "curves.png"))
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    panel.table.clearSelection()
+    assert panel.plots.overlay_labels == []
+    assert warnings == []
+
+
+def panel_column(name: str) -> int:
+    from cifar_gui.gui.run_table import COLUMNS
+
+    return COLUMNS.index(name)
+
+
+def test_closing_the_window_during_a_run_stops_the_thread(qtbot, state, tmp_path, warnings):
+    from cifar_gui.gui.main_window import MainWindow
+
+    window = MainWindow(state)
+    qtbot.addWidget(window)
+    panel = window.training_panel
+    panel.out_path.set_text(str(tmp_path / "runs"))
+    panel.epochs_spin.setValue(500)
+    panel.batch_spin.setValue(2)
+    panel.limit_spin.setValue(40)
+    with qtbot.waitSignal(panel.batch_progress, timeout=RUN_TIMEOUT_MS):
+        panel.start_button.click()
+
+    started = time.monotonic()
+    window.close()  # closeEvent stops and joins every worker
+
+    assert not panel.busy
+    assert time.monotonic() - started < 10.0
+    assert warnings == []
+
+
+def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_path, warnings):
+    args = ["train", "--variant", "augmented", "--classes", "4", "7", "--data", str(batches_dir),
+            "--epochs", "2", "--batch-size", "4", "--limit", "40", "--seed", "3",
+            "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert cli.main(args) == 0
+    cli_history = json.loads((tmp_path / "cli" / "cifar10_4_7_augm.json").read_text())["history"]
+
+    panel = make_panel(qtbot, state, tmp_path / "gui", variant="augmented", seed=3)
+    outcome = run(qtbot, panel)
+
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+
+
+def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, tmp_path, warnings):
+    panel = make_panel(qtbot, state, tmp_path / "runs", variant="transfer", epochs=1)
+    panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))  # offline
+    transfer = run(qtbot, panel)
+    assert panel.from_path.text() == str(transfer.summary.model_path)
+
+    with qtbot.waitSignal(panel._count_job.result, timeout=RUN_TIMEOUT_MS):
+        panel.set_variant("finetune")
+    # The seed's counts: VGG16 blocks 1 and 2 stay frozen (260,160 parameters).
+    assert panel.params_label.text() == "trainable 14,586,113 \u00b7 non-trainable 260,160"
+    assert warnings == []
