@@ -1,6 +1,7 @@
 """The Evaluation tab: test accuracy and loss of the current model on the chosen classes,
 a confusion matrix whose cells list the images they count, and the mistakes, most confident
-first. Double-clicking an image opens it in the Activations tab.
+first. Double-clicking an image opens it in the Activations tab. The evaluation runs in a
+worker, by itself once per model and class choice while the tab is on screen.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class EvaluationPanel(QWidget):
         self.state = state
         self.result: EvaluationResult | None = None
         self._generation = 0  # bumped when model, data or classes change
+        self._attempted = -1  # the generation last evaluated (or tried), so it runs once
         self._shown: np.ndarray = np.zeros(0, dtype=np.int64)  # test indices in the list
         self.job = JobRunner(self)
         self.job.result.connect(self._on_result)
@@ -119,6 +121,7 @@ class EvaluationPanel(QWidget):
         self.images.setUniformItemSizes(True)
         self.images.setSpacing(4)
         self.images.itemActivated.connect(self._open_item)
+        self.images.setToolTip("Double-click an image to open it in the Activations tab")
         right = QVBoxLayout()
         right.addWidget(self.list_title)
         right.addWidget(self.images, 1)
@@ -138,6 +141,12 @@ class EvaluationPanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.default_model.ensure()
+        self._auto_evaluate()
+
+    def _auto_evaluate(self) -> None:
+        """Evaluate once per model/data/classes choice while the tab is on screen."""
+        if self.isVisible() and self._attempted != self._generation and not self.job.busy:
+            self.evaluate()
 
     def _on_inputs_changed(self, *_args) -> None:
         """Model, data or classes changed: the old numbers no longer apply."""
@@ -158,6 +167,7 @@ class EvaluationPanel(QWidget):
                 what += f" (It was trained on {' vs '.join(trained)}.)"
         self.inputs_label.setText(what)
         self._update_controls()
+        self._auto_evaluate()
 
     def _update_controls(self) -> None:
         ready = self.state.model is not None and self.state.dataset is not None
@@ -169,6 +179,7 @@ class EvaluationPanel(QWidget):
         self.confusion.clear()
         self.confusion.setRowCount(0)
         self.confusion.setColumnCount(0)
+        self.confusion.hide()
         self.images.clear()
         self.list_title.clear()
         self.show_mistakes_button.setEnabled(False)
@@ -179,7 +190,7 @@ class EvaluationPanel(QWidget):
         loaded, dataset, classes = state.model, state.dataset, state.classes
         if loaded is None or dataset is None:
             return
-        generation = self._generation
+        generation = self._attempted = self._generation
         self.job.start(lambda task: evaluate_subset(loaded, dataset, classes, generation))
         self.metrics_label.setText(f"Evaluating on {' vs '.join(state.chosen_names)}…")
         self._update_controls()
@@ -200,6 +211,7 @@ class EvaluationPanel(QWidget):
             f"({len(ev.labels):,} images, {len(ev.misclassified()):,} mistakes)"
         )
         self._fill_confusion(ev.confusion, result.class_names)
+        self.confusion.show()
         self.show_mistakes_button.setEnabled(True)
         self.show_mistakes()
         self.state.message.emit(f"{result.model_name}: test accuracy {ev.accuracy:.4f}")

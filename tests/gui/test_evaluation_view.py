@@ -143,3 +143,16 @@ def test_without_data_the_button_waits(qtbot, tiny_model):
     assert not panel.evaluate_button.isEnabled()
     assert "Open a data set" in panel.inputs_label.text()
     panel.shutdown()
+
+
+def test_showing_the_tab_evaluates_once_per_choice(qtbot, panel, state, tiny_model):
+    _, expected = expected_evaluation(state, tiny_model)
+    with qtbot.waitSignals([panel.evaluated, panel.job.finished], timeout=TIMEOUT):
+        panel.show()
+    assert f"Test accuracy {expected.accuracy:.4f}" in panel.metrics_label.text()
+    panel.hide()
+    panel.show()  # same model and classes: nothing to redo
+    assert not panel.job.busy
+    with qtbot.waitSignals([panel.evaluated, panel.job.finished], timeout=TIMEOUT):
+        state.set_classes((7, 4))  # a new choice while on screen: evaluated again
+    assert panel.confusion.verticalHeaderItem(0).text() == "horse"
