@@ -1,0 +1,89 @@
+"""Previous runs read back from their sidecars, and the matplotlib export of their curves."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.runs import discover_runs, read_run, summarize
+from cifar_gui.plots import save_history_plot
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_saved_run_is_found_again_with_its_figures(batches_dir, tmp_path):
+    from cifar_gui.engine.training import run_training
+
+    config = RunConfig(classes=(4, 7), epochs=2, batch_size=4, limit=40, out_dir=str(tmp_path))
+    result = run_training(config, dataset=load_dataset(batches_dir))
+
+    (run,) = discover_runs(tmp_path)
+    assert run.model_path == result.path and run.sidecar == result.path.with_suffix(".json")
+    assert (run.variant, run.class_names, run.epochs, run.epochs_planned) == (
+        "baseline", ("deer", "horse"), 2, 2,
+    )  # fmt: skip
+    val = result.history["val_accuracy"]
+    assert run.final_val_accuracy == val[-1] and run.best_val_accuracy == max(val)
+    assert run.history["loss"] == result.history["loss"]
+    assert run.parameters == {"total": 684_097, "trainable": 684_097, "non_trainable": 0}
+    assert run.seconds > 0 and not run.stopped and run.label == "cifar10_4_7"
+
+
+def test_older_or_partial_sidecars_are_completed_from_the_history(tmp_path):
+    sidecar = tmp_path / "old.json"
+    sidecar.write_text(json.dumps({"history": {"loss": [1, 0.5], "val_accuracy": [0.6, 0.9]}}))
+    run = read_run(sidecar)
+    assert run.model_path is None  # no model beside it
+    assert (run.epochs, run.final_val_accuracy, run.best_val_accuracy) == (2, 0.9, 0.9)
+    assert run.variant == "?" and run.seconds is None and run.parameters == {}
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{broken", "[1, 2]", '{"history": 3}', '{"class_names": ["a", "b"]}', "\udcff"],
+)
+def test_files_that_are_not_run_sidecars_are_skipped(tmp_path, content):
+    (tmp_path / "other.json").write_text(content, errors="surrogateescape")
+    (tmp_path / "good.json").write_text(json.dumps({"history": {"loss": [1.0]}}))
+    assert [r.sidecar.name for r in discover_runs(tmp_path)] == ["good.json"]
+
+
+def test_runs_are_listed_oldest_first_and_a_missing_folder_is_empty(tmp_path):
+    for name, when in (("b", "2026-02-01T00:00:00"), ("a", "2026-03-01T00:00:00")):
+        meta = {"history": {"loss": [1.0]}, "finished_at": when}
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta))
+    assert [r.sidecar.stem for r in discover_runs(tmp_path)] == ["b", "a"]
+    assert discover_runs(tmp_path / "missing") == []
+    assert math.isnan(summarize({"history": {"loss": ["x"]}}, "s.json").history["loss"][0])
+
+
+def test_export_writes_a_png_of_several_runs(tmp_path):
+    histories = {
+        "cifar10_4_7": {
+            "loss": [0.7, 0.6],
+            "accuracy": [0.5, 0.6],
+            "val_loss": [0.65, 0.62],
+            "val_accuracy": [0.55, 0.6],
+        },
+        "cifar10_4_7_augm": {"loss": [0.7], "accuracy": [0.5]},  # no validation: still drawn
+    }
+    batches = {"x": [0.5, 1.0], "loss": [0.71, 0.69], "accuracy": [0.5, 0.52]}
+    path = save_history_plot(tmp_path / "sub" / "curves.png", histories, batches, title="t")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_runs_and_plots_modules_import_neither_qt_nor_keras():
+    code = (
+        "import sys, cifar_gui.engine.runs, cifar_gui.plots; "
+        "bad = [m for m in ('PySide6', 'pyqtgraph', 'keras', 'tensorflow') if m in sys.modules]; "
+        "sys.exit(str(bad) if bad else 0)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
