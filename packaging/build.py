@@ -12,6 +12,7 @@ self-test fails.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -45,6 +46,16 @@ def check_resources() -> None:
     for path in (resources.default_model_path(), resources.sample_image_path()):
         if not Path(path).is_file():
             raise SystemExit(f"error: {path} is missing; the bundle needs it")
+
+
+def tensorflow_build() -> str:
+    """Which TensorFlow wheel the bundle will contain (the CUDA one adds gigabytes)."""
+    for name in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return f"{name} {importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise SystemExit("error: TensorFlow is not installed in this environment")
 
 
 def folder_size(folder: Path) -> int:
@@ -140,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_pyinstaller()
     check_resources()
+    print(f"bundling {tensorflow_build()} from {sys.prefix}", flush=True)
     env = dict(os.environ, CIFAR_GUI_NO_TRIM="1" if options.no_trim else "0")
     started = time.perf_counter()
     command = [
