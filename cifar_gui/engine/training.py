@@ -346,6 +346,11 @@ def train(
     threads = apply_threads(config.threads)  # thread pools are fixed at TF's first operation
     # First: the multi-worker strategy must exist before TensorFlow runs any operation.
     strategy = make_strategy(config.strategy)
+    # Keras 3.15 fails to trace several steps per call under a distribution strategy, so a
+    # distributed run takes one batch per call.
+    fit_config = config
+    if config.strategy != "default":
+        fit_config = config.replace(steps_per_execution=1)
     keras.utils.set_random_seed(config.seed)
     device = describe_device()
     input_shape = tuple(int(d) for d in subset.x_train.shape[1:])
@@ -356,11 +361,11 @@ def train(
                 model = build_model(config, subset.num_classes, input_shape)
             # A finetune model comes from a file with the policy it was saved with.
             model = with_precision(model, policy)
-            compile_model(model, config, subset.num_classes)
+            compile_model(model, fit_config, subset.num_classes)
         else:
             model = load_checkpoint_model(resume)
             # Compiled as a new run would be (batches per call...), keeping the optimizer state.
-            compile_model(model, config, subset.num_classes, optimizer=model.optimizer)
+            compile_model(model, fit_config, subset.num_classes, optimizer=model.optimizer)
     batch_size = global_batch_size(config.batch_size, strategy)
     steps = math.ceil(len(subset.x_train) / batch_size)
     initial_epoch = resume.epochs_completed if resume is not None else 0
@@ -371,7 +376,7 @@ def train(
         )
     previous = resume.history if resume is not None else {}
     with strategy.scope():
-        plan = _plan_fit(model, config, subset, batch_size, steps)
+        plan = _plan_fit(model, fit_config, subset, batch_size, steps)
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
     # Keras runs whole executions, so an epoch draws steps rounded up to them from the stream.
     per_call = int(plan.model.steps_per_execution)
