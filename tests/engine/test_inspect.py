@@ -120,10 +120,11 @@ def test_evaluate_counts_a_perfect_and_a_wrong_model():
     good = evaluate(Fixed(np.array([[0.1], [0.9], [0.8], [0.3]])), images, labels)
     assert good.accuracy == 1.0
     assert good.confusion.tolist() == [[2, 0], [0, 2]]
+    # Predicts [1, 1, 0, 1] for labels [0, 1, 1, 0]: only the second is right.
     bad = evaluate(Fixed(np.array([[0.6], [0.9], [0.2], [0.99]])), images, labels)
-    assert bad.accuracy == 0.5
-    assert bad.confusion.tolist() == [[1, 1], [1, 1]]
-    assert bad.misclassified().tolist() == [3, 2]  # the more confident mistake first
+    assert bad.accuracy == 0.25
+    assert bad.confusion.tolist() == [[0, 2], [1, 1]]
+    assert bad.misclassified().tolist() == [3, 2, 0]  # the most confident mistake first
     assert bad.loss > good.loss
 
 
