@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cifar_gui.config import STRATEGIES, VARIANTS, RunConfig
+from cifar_gui.config import PRECISIONS, STRATEGIES, VARIANTS, RunConfig
 from cifar_gui.engine.errors import UserError
 
 COMMANDS = ("train", "evaluate", "predict", "data")
@@ -22,6 +22,15 @@ EXIT_USER_ERROR = 2
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter buries the progress bar; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _auto_or_positive(text: str) -> int | str:
+    """``auto`` or a whole number of at least 1 (argparse type)."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give auto or a number of at least 1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue a stopped or killed run at its next epoch (RUN_DIR: its --out folder "
         "or its checkpoint folder); only --epochs, --strategy and --data may change",
+    )
+    speed = train.add_argument_group("speed (each has an automatic default; see README)")
+    speed.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: mixed_bfloat16 on CPUs with bfloat16 instructions, mixed_float16 on GPUs",
+    )
+    speed.add_argument(
+        "--steps-per-execution",
+        type=_auto_or_positive,
+        default="auto",
+        metavar="N|auto",
+        help="training batches per compiled call (a divisor of the epoch's batches is used)",
+    )
+    speed.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)"
+    )
+    speed.add_argument(
+        "--no-feature-cache",
+        dest="feature_cache",
+        action="store_false",
+        help="run a frozen VGG16 base every epoch instead of computing its features once",
     )
 
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
@@ -219,6 +251,10 @@ def _train(args: argparse.Namespace) -> int:
                 use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
                 strategy=args.strategy or "default",
                 checkpoint=args.checkpoint,
+                precision=args.precision,
+                steps_per_execution=args.steps_per_execution,
+                threads=args.threads,
+                feature_cache=args.feature_cache,
             )
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -1,0 +1,377 @@
+"""Benchmark: the seed's recipe in stock Keras against this project's engine, in one run.
+
+For each variant the reference (``bench/reference.py``) and ours (``run_training`` with the
+automatic speed settings) train back to back, each in a fresh process, so every figure comes
+from the same machine within minutes: on a shared machine compare the ratios, not the
+absolute seconds. Seconds per epoch are medians over the epochs after the first (which
+includes tracing), wall clock and process CPU time, training plus the validation pass.
+
+    python bench/run.py            # 30 epochs, deer vs horse, ~35 min on 2 CPU cores
+    python bench/run.py --quick    # 2 epochs, 2,000 images, < 3 min
+
+Variants: ``baseline`` and ``augmented`` (reference against ours); ``transfer`` with a frozen
+VGG16 base and no augmentation (random weights, nothing is downloaded): the full model every
+epoch against cached base features. Also runs the GUI benchmarks that exist
+(``bench/startup.py``, ``bench/gui_training.py``, ``bench/activation_update.py``) and merges
+their JSON. Writes ``bench/results/bench[-quick].json`` and ``bench/results/RESULTS.md``.
+Runs unchanged on a GPU; the device is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
+GUI_BENCHMARKS = ("startup", "gui_training", "activation_update")
+RESULT_PREFIX = "BENCH-RESULT "
+# (variant, recipe): what one worker process trains.
+RUNS = (
+    ("baseline", "reference"),
+    ("baseline", "ours"),
+    ("augmented", "reference"),
+    ("augmented", "ours"),
+    ("transfer", "full"),
+    ("transfer", "cached"),
+)
+
+
+# --------------------------------------------------------------------------------------
+# Worker: one training run in this process, result as one JSON line on stdout
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is in KiB on Linux, in bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def worker(spec: dict) -> dict:
+    """Train one (variant, recipe) of ``spec`` and measure it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
+    from cifar_gui.config import RunConfig
+    from cifar_gui.engine.data import load_dataset, select_classes
+    from cifar_gui.engine.training import Listener, describe_device, run_training
+
+    dataset = load_dataset(spec["data"])
+    subset = select_classes(dataset, ("deer", "horse"), spec["limit"])
+    variant, recipe, epochs = spec["variant"], spec["recipe"], spec["epochs"]
+    started = time.perf_counter()
+    if recipe == "reference":
+        from reference import run_reference
+
+        out = run_reference(
+            subset.x_train,
+            subset.y_train,
+            subset.x_test,
+            subset.y_test,
+            epochs,
+            augment=variant == "augmented",
+            seed=spec["seed"],
+        )
+        history, epoch_seconds, cpu = out["history"], out["epoch_seconds"], out["cpu_seconds"]
+        extra = {"precision": "float32", "steps_per_epoch": out["steps"]}
+    else:
+        cpu_marks = [time.process_time()]
+        listener = Listener(on_epoch=lambda _event: cpu_marks.append(time.process_time()))
+        config = RunConfig(
+            variant=variant,
+            epochs=epochs,
+            seed=spec["seed"],
+            limit=spec["limit"],
+            weights="none",
+            use_augmentation=variant == "augmented",
+            feature_cache=recipe != "full",
+        )
+        result = run_training(config, listener, dataset=dataset, save=False)
+        history, epoch_seconds = result.history, result.history["epoch_seconds"]
+        cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
+        # cpu_marks[0] is taken before building the model: the first epoch's CPU time also
+        # holds the build and, for cached features, their extraction; it is not in the median.
+        meta = result.metadata
+        extra = {
+            "precision": meta["precision"],
+            **meta["performance"],
+            "steps_per_epoch": -(-len(subset.x_train) // config.batch_size),
+        }
+    val = history.get("val_accuracy", [])
+    later = slice(1, None) if len(epoch_seconds) > 1 else slice(None)
+    return {
+        "variant": variant,
+        "recipe": recipe,
+        "epochs": len(epoch_seconds),
+        "train_images": len(subset.x_train),
+        "test_images": len(subset.x_test),
+        "epoch_seconds": [round(s, 3) for s in epoch_seconds],
+        "median_epoch_seconds": round(statistics.median(epoch_seconds[later]), 3),
+        "median_epoch_cpu_seconds": round(statistics.median(cpu[later]), 3) if cpu else None,
+        "test_accuracy": val[-1] if val else None,
+        "best_test_accuracy": max(val) if val else None,
+        "val_accuracy": val,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "device": describe_device(),
+        **extra,
+    }
+
+
+def run_worker(spec: dict, log) -> dict:
+    """``worker(spec)`` in a fresh Python process (its own peak memory and thread pools)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    log(f"  failed ({proc.returncode}): {' | '.join(tail)}")
+    return {"variant": spec["variant"], "recipe": spec["recipe"], "error": " | ".join(tail)}
+
+
+# --------------------------------------------------------------------------------------
+# GUI benchmarks of other issues, merged when their scripts exist
+
+
+def run_gui_benchmarks(quick: bool, log) -> dict:
+    """Run each ``bench/<name>.py --out TMP`` that exists; its JSON, or why there is none."""
+    found = {}
+    for name in GUI_BENCHMARKS:
+        script = ROOT / "bench" / f"{name}.py"
+        if not script.is_file():
+            found[name] = {"skipped": f"bench/{name}.py does not exist yet"}
+            continue
+        log(f"GUI benchmark {name} ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"{name}.json"
+            cmd = [sys.executable, str(script), "--out", str(out)]
+            if quick and "--repeat" in script.read_text():
+                cmd += ["--repeat", "3"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if proc.returncode == 0 and out.is_file():
+                found[name] = json.loads(out.read_text())
+            else:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                found[name] = {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict:
+    """CPU model, cores, versions and the device TensorFlow trains on."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(ROOT))
+    from cifar_gui.engine.performance import cpu_has_bfloat16, resolve_precision
+    from cifar_gui.engine.training import _cpu_name, describe_device, versions
+
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_bfloat16": cpu_has_bfloat16(),
+        "device": describe_device(),
+        "auto_precision": resolve_precision("auto"),
+        "platform": platform.platform(),
+        **versions(),
+    }
+
+
+def _ratio(slow: dict, fast: dict, key: str) -> float | None:
+    a, b = slow.get(key), fast.get(key)
+    return round(a / b, 2) if a and b else None
+
+
+def compare(runs: list[dict]) -> list[dict]:
+    """One row per variant: reference (or full model) against ours (or cached features)."""
+    by = {(r["variant"], r["recipe"]): r for r in runs}
+    rows = []
+    for variant, slow_name, fast_name in (
+        ("baseline", "reference", "ours"),
+        ("augmented", "reference", "ours"),
+        ("transfer", "full", "cached"),
+    ):
+        slow, fast = by.get((variant, slow_name)), by.get((variant, fast_name))
+        if not slow or not fast or "error" in slow or "error" in fast:
+            continue
+        rows.append(
+            {
+                "variant": variant,
+                "speedup_wall": _ratio(slow, fast, "median_epoch_seconds"),
+                "speedup_cpu": _ratio(slow, fast, "median_epoch_cpu_seconds"),
+                "accuracy_difference": (
+                    round(fast["test_accuracy"] - slow["test_accuracy"], 4)
+                    if variant != "transfer"
+                    else None  # random VGG16 weights: accuracy means nothing here
+                ),
+            }
+        )
+    return rows
+
+
+def _fmt(value, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+    """The results as Markdown: machine, the runs, the speed-ups, the GUI figures."""
+    m, s = report["machine"], report["settings"]
+    lines = [
+        f"# Benchmark results ({'quick' if s['quick'] else 'full'})",
+        "",
+        f"{report['finished']}; `{report['command']}`",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable); "
+        f"{m['device']}; bfloat16 CPU: {m['cpu_bfloat16']}; auto precision: "
+        f"{m['auto_precision']}",
+        f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}, "
+        f"{m['platform']}",
+        f"- Load average before / after: {report['load_before']} / {report['load_after']} "
+        "(above the core count the machine was shared: trust the ratios)",
+        f"- {s['epochs']} epochs ({s['transfer_epochs']} for transfer), deer vs horse, "
+        f"{'first ' + str(s['limit']) if s['limit'] else 'all'} training images, seed {s['seed']}",
+        "",
+        "| variant | recipe | precision | s/epoch (wall) | s/epoch (CPU) | test acc | best acc "
+        "| peak RSS MiB | epochs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["runs"]:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | {r['recipe']} | failed: {r['error'][:80]} |")
+            continue
+        lines.append(
+            f"| {r['variant']} | {r['recipe']} | {r['precision']} "
+            f"| {_fmt(r['median_epoch_seconds'], '.2f')} "
+            f"| {_fmt(r['median_epoch_cpu_seconds'], '.2f')} "
+            f"| {_fmt(r['test_accuracy'], '.4f')} | {_fmt(r['best_test_accuracy'], '.4f')} "
+            f"| {r['peak_rss_mib']:.0f} | {r['epochs']} |"
+        )
+    lines += [
+        "",
+        "| variant | speed-up (wall) | speed-up (CPU) | accuracy, ours - reference |",
+        "|---|---:|---:|---:|",
+    ]
+    for c in report["comparison"]:
+        lines.append(
+            f"| {c['variant']} | {_fmt(c['speedup_wall'])}x | {_fmt(c['speedup_cpu'])}x "
+            f"| {_fmt(c['accuracy_difference'], '+.4f')} |"
+        )
+    lines += ["", "## GUI figures", ""]
+    for name, data in report["gui"].items():
+        if "skipped" in data or "error" in data:
+            lines.append(f"- `{name}`: {data.get('skipped') or data.get('error')}")
+        else:
+            lines.append(f"- `{name}`: `{json.dumps(_summary(data))}`")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(data: dict) -> dict:
+    """The top-level numbers of a GUI benchmark's JSON (nested dicts one level down)."""
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, int | float | bool):
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if isinstance(v, int | float | bool)}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 2,000 images")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 source")
+    parser.add_argument("--epochs", type=int, help="default: 30 (quick: 2)")
+    parser.add_argument("--transfer-epochs", type=int, help="default: 3 (quick: 2)")
+    parser.add_argument("--limit", type=int, help="training images (default: all; quick: 2000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-gui", action="store_true", help="skip the GUI benchmarks")
+    parser.add_argument("--out", default=str(RESULTS), help="results folder")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(RESULT_PREFIX + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return 0
+    if not Path(args.data).exists():
+        print(f"error: {args.data}: no CIFAR-10 data (give --data PATH)", file=sys.stderr)
+        return 2
+    epochs = args.epochs or (2 if args.quick else 30)
+    transfer_epochs = args.transfer_epochs or (2 if args.quick else 3)
+    limit = args.limit or (2000 if args.quick else None)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    started = time.perf_counter()
+    runs = []
+    for variant, recipe in RUNS:
+        spec = {
+            "variant": variant,
+            "recipe": recipe,
+            "epochs": transfer_epochs if variant == "transfer" else epochs,
+            "limit": limit,
+            "data": str(Path(args.data).resolve()),
+            "seed": args.seed,
+        }
+        log(f"{variant} / {recipe}: {spec['epochs']} epochs ...")
+        result = run_worker(spec, log)
+        if "error" not in result:
+            log(
+                f"  {result['median_epoch_seconds']:.2f} s/epoch, test accuracy "
+                f"{_fmt(result['test_accuracy'], '.4f')}, peak {result['peak_rss_mib']:.0f} MiB"
+            )
+        runs.append(result)
+    gui = {} if args.no_gui else run_gui_benchmarks(args.quick, log)
+    report = {
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python bench/run.py", *(argv or sys.argv[1:])]),
+        "seconds": round(time.perf_counter() - started, 1),
+        "settings": {
+            "quick": args.quick,
+            "epochs": epochs,
+            "transfer_epochs": transfer_epochs,
+            "limit": limit,
+            "seed": args.seed,
+        },
+        "load_before": load_before,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine(),
+        "runs": runs,
+        "comparison": compare(runs),
+        "gui": gui,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"bench{'-quick' if args.quick else ''}.json").write_text(
+        json.dumps(report, indent=2) + "\n"
+    )
+    text = markdown(report)
+    (out / "RESULTS.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
