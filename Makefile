@@ -32,6 +32,7 @@ gpu: $(STAMP)
 	$(BIN)/python -m pip install -e '.[gpu]'
 
 package: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[package]'
 	$(BIN)/python packaging/build.py
 
 clean:

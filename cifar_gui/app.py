@@ -47,12 +47,19 @@ def run_gui(args: Sequence[str]) -> int:
         from cifar_gui.selftest import run_self_test
 
         return run_self_test()
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.gui.main_window import MainWindow
+    from cifar_gui.resources import resource_path
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("cifar-gui")
+    # Wayland matches the window to the installed .desktop file by this name.
+    app.setDesktopFileName("cifar-gui")
+    app.setWindowIcon(
+        QIcon(str(resource_path("icons", "hicolor", "256x256", "apps", "cifar-gui.png")))
+    )
     if options.screenshot_dir:
         from cifar_gui.gui.screenshots import save_screenshots
 
