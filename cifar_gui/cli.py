@@ -287,7 +287,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model)
     subset = _load_subset_for(loaded, args.data, args.classes, args.limit)
-    result = evaluate(loaded.model, subset.x_test, subset.y_test)
+    result = evaluate(loaded.model, subset.x_test, subset.y_test, subset.num_classes)
     print(f"model {args.model}")
     print(f"classes {', '.join(subset.class_names)}; {len(subset.y_test)} test images")
     print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")

@@ -15,6 +15,7 @@ import pickle
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ SPLITS = ("train", "test")
 
 # Refuse images whose pixel count would need gigabytes to decode (decompression bombs).
 Image.MAX_IMAGE_PIXELS = 64_000_000
+# PIL only warns between that and twice it; read_image refuses those itself, in one line.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,14 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
     path = Path(path)
     try:
         with Image.open(path) as img:
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+            if img.mode.startswith("I"):
+                # 16-bit grey: PIL's RGB conversion clips at 255 (a white image); keep the
+                # top 8 bits instead.
+                img = Image.fromarray(
+                    np.clip(np.asarray(img, dtype=np.int64) >> 8, 0, 255).astype(np.uint8)
+                )
             img = img.convert("RGB")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
@@ -471,8 +482,9 @@ def select_classes(
 
     x_train, y_train, train_index = pick(dataset.x_train, dataset.y_train)
     x_test, y_test, test_index = pick(dataset.x_test, dataset.y_test)
-    if len(x_train) == 0:
-        raise DataError(f"{dataset.source}: no training images for the chosen classes")
+    empty = [dataset.class_names[i] for c, i in enumerate(indices) if not np.any(y_train == c)]
+    if empty:
+        raise DataError(f"{dataset.source}: no training images of {', '.join(empty)}")
     return Subset(
         x_train,
         y_train,

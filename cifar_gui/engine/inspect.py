@@ -125,7 +125,19 @@ def probabilities(model: keras.Model, images: np.ndarray, direct: bool = False) 
 def predict_files(
     model: keras.Model, paths: Sequence[str | os.PathLike], class_names: Sequence[str]
 ) -> list[Prediction]:
-    """Classify image files (any format PIL reads, any size or mode); raises ImageError."""
+    """Classify image files (any format PIL reads, any size or mode); raises ImageError, or
+    ModelError for a model that cannot take colour images or whose class names do not fit."""
+    from cifar_gui.engine.errors import ModelError
+
+    channels = model.input_shape[-1]
+    if channels != 3:
+        raise ModelError(f"the model takes {channels}-channel images; images are read as RGB")
+    outputs = model.output_shape[-1]
+    if len(class_names) != (2 if outputs == 1 else outputs):
+        raise ModelError(
+            f"the model has {outputs} output{'s' if outputs > 1 else ''} but "
+            f"{len(class_names)} class names"
+        )
     size = tuple(model.input_shape[1:3])
     images = np.stack([read_image(p, size) for p in paths])
     probs = probabilities(model, images)
@@ -201,9 +213,21 @@ class Evaluation:
         return wrong[np.argsort(-self.probabilities[wrong].max(axis=1), kind="stable")]
 
 
-def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Evaluation:
-    """Cross-entropy, accuracy and confusion matrix on uint8 images and 0-based labels."""
+def evaluate(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, num_classes: int | None = None
+) -> Evaluation:
+    """Cross-entropy, accuracy and confusion matrix on uint8 images and 0-based labels.
+
+    ``num_classes``: the classes of the data, when known; a model with another count is
+    refused (its confusion matrix would not match the class names).
+    """
     from cifar_gui.engine.errors import ModelError
+
+    if num_classes is not None:
+        outputs = model.output_shape[-1]
+        model_classes = 2 if outputs == 1 else outputs
+        if model_classes != num_classes:
+            raise ModelError(f"the model has {model_classes} classes, the data {num_classes}")
 
     if tuple(model.input_shape[1:]) != tuple(images.shape[1:]):
         raise ModelError(

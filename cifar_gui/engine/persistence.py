@@ -134,6 +134,9 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
     shape = getattr(model, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
         raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
+    output = getattr(model, "output_shape", None)
+    if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
+        raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
     metadata: dict[str, Any] = {}
     side = sidecar_path(path)
     if side.is_file():
