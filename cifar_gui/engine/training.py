@@ -168,9 +168,7 @@ def eval_dataset(
 ) -> tf.data.Dataset:
     """Scaled test images (or, with ``features``, a frozen base's outputs) in fixed order."""
     x = images if features else scale_images(images)
-    return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.float32))).batch(
-        EVAL_BATCH_SIZE
-    )
+    return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.float32))).batch(EVAL_BATCH_SIZE)
 
 
 def frozen_front(model: keras.Model, config: RunConfig) -> int:
