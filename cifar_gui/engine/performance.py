@@ -114,4 +114,3 @@ def apply_threads(threads: int) -> int:
         with contextlib.suppress(RuntimeError):
             tf.config.threading.set_intra_op_parallelism_threads(threads)
     return tf.config.threading.get_intra_op_parallelism_threads()
-
