@@ -35,6 +35,8 @@ from cifar_gui.engine.persistence import save_model
 from tests.conftest import synthetic_images, write_cifar_batches
 
 GOOD_PNG = "good.png"
+# The CLI silences PIL's bomb warning at import; pytest resets warning filters per test.
+pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,10 @@ def forkserver():
     return context
 
 
-def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
+def kill_at_random(
+    context, tmp_path: Path, kills: int, seed: int, longest: float
+) -> dict[str, int]:
+    """Kill ``kills`` children, each after a random delay of up to ``longest`` seconds."""
     out = tmp_path / "run"
     model = load_model_or_save_previous(out)
     x = tiny_dataset().x_test[:4].astype(np.float32) / 255
@@ -133,7 +136,7 @@ def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, 
         process.start()
         # Runs need about a second to reach their first checkpoint (tracing); saves start at
         # once. Delays long enough for both, short enough to land anywhere in them.
-        process.join(timeout=rng.uniform(0.3, 2.0) if mode == "run" else rng.uniform(0.1, 0.8))
+        process.join(timeout=rng.uniform(0.3, longest) if mode == "run" else rng.uniform(0.1, 0.8))
         assert process.is_alive(), f"child {mode} ended by itself ({process.exitcode})"
         os.kill(process.pid, signal.SIGKILL)
         process.join()
@@ -170,7 +173,7 @@ def resume_after_kills(out: Path) -> None:
 
 
 def test_sigkill_20_times_during_runs_and_saves(forkserver, tmp_path):
-    counts = kill_at_random(forkserver, tmp_path, kills=21, seed=8)
+    counts = kill_at_random(forkserver, tmp_path, kills=20, seed=8, longest=1.5)
     assert counts["kills"] >= 20
     assert counts["mid_write"] >= 1, "no kill landed inside a write; the test proves nothing"
     assert counts["epochs"] >= 1, "no run reached a checkpoint; lengthen the kill delays"
@@ -179,6 +182,6 @@ def test_sigkill_20_times_during_runs_and_saves(forkserver, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_100_times(forkserver, tmp_path):
-    counts = kill_at_random(forkserver, tmp_path, kills=100, seed=9)
+    counts = kill_at_random(forkserver, tmp_path, kills=100, seed=9, longest=3.0)
     assert counts["mid_write"] >= 10
     resume_after_kills(tmp_path / "run")
