@@ -28,7 +28,7 @@ def draw(label: int, rng: np.random.Generator) -> Image.Image:
     """A 32x32 picture: a sky/ground scene with a class-coloured body."""
     hue = np.array([(label * 97) % 256, (label * 53 + 90) % 256, (label * 31 + 40) % 256])
     sky = tuple(int(v) for v in np.clip(hue * 0.4 + 140 + rng.normal(0, 12, 3), 0, 255))
-    ground = tuple(int(v) for v in np.clip([70, 110, 50] + rng.normal(0, 15, 3), 0, 255))
+    ground = tuple(int(v) for v in np.clip(np.array([70, 110, 50]) + rng.normal(0, 15, 3), 0, 255))
     body = tuple(int(v) for v in np.clip(hue * 0.8 + rng.normal(0, 20, 3), 0, 255))
     img = Image.new("RGB", (32, 32), sky)
     pen = ImageDraw.Draw(img)
