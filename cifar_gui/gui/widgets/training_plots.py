@@ -51,7 +51,6 @@ class TrainingPlots(QWidget):
                 offset=(-10, 10) if metric == "loss" else (-10, -10),
                 labelTextColor="k",
                 labelTextSize="8pt",
-                colCount=2,  # training and validation of a run side by side
                 brush=pg.mkBrush(255, 255, 255, 210),
                 pen=pg.mkPen("#ccc"),
             )
