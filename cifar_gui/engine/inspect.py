@@ -186,7 +186,8 @@ def grad_cam(
             index = int(tf.argmax(out)) if class_index is None else class_index
             score = out[index]
     grads = tape.gradient(score, feature)
-    weights = tf.reduce_mean(grads, axis=(0, 1, 2))
+    # float32 whatever the model's compute precision (mixed bfloat16 models give bf16 grads).
+    weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(0, 1, 2))
     cam = tf.nn.relu(tf.reduce_sum(tf.cast(feature[0], tf.float32) * weights, axis=-1))
     cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
     top = float(cam.max())

@@ -12,6 +12,9 @@ mean subtracted.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -24,6 +27,7 @@ from cifar_gui.engine.performance import model_precision
 # ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG16_BASE_NAME = "vgg16"
+IMAGENET_TIMEOUT_S = 30.0  # seconds without an answer before the weights download gives up
 VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
 
 
@@ -75,6 +79,17 @@ def vgg16_preprocessing(input_shape: tuple[int, int, int]) -> keras.Model:
     return keras.Model(inputs, outputs, name=VGG16_PREPROCESS_NAME)
 
 
+@contextlib.contextmanager
+def _download_timeout(seconds: float) -> Iterator[None]:
+    """Give up on a silent network: Keras' download has no timeout of its own."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.Model:
     """VGG16 without its top, with weights from ImageNet, a file, nothing, or a saved model."""
     if config.base:
@@ -87,7 +102,10 @@ def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.M
     elif weights != "imagenet" and not Path(weights).is_file():
         raise ModelError(f"{weights}: no such weights file (use imagenet, none or a file)")
     try:
-        return keras.applications.VGG16(weights=weights, include_top=False, input_shape=input_shape)
+        with _download_timeout(IMAGENET_TIMEOUT_S):
+            return keras.applications.VGG16(
+                weights=weights, include_top=False, input_shape=input_shape
+            )
     except Exception as exc:
         if weights == "imagenet":
             raise ModelError(

@@ -131,3 +131,15 @@ def test_evaluate_counts_a_perfect_and_a_wrong_model():
 def test_evaluate_refuses_a_model_of_another_shape(baseline):
     with pytest.raises(ModelError, match="takes"):
         evaluate(baseline, np.zeros((2, 16, 16, 3), np.uint8), np.array([0, 1]))
+
+
+def test_grad_cam_and_activations_of_a_bfloat16_model():
+    """Models trained with the automatic mixed precision are inspected in float32."""
+    from cifar_gui.engine.performance import precision_scope
+
+    with precision_scope("mixed_bfloat16"):
+        model = build_baseline()
+    cam = grad_cam(model, IMAGE)
+    assert cam.dtype == np.float32 and cam.shape == (32, 32) and cam.std() > 0
+    first = default_layers(model)[0]
+    assert activations(model, IMAGE, [first])[first].dtype == np.float32

@@ -124,3 +124,22 @@ def test_default_learning_rates_are_the_seeds():
     assert RunConfig(variant="baseline", learning_rate=0.01).lr == 0.01
     assert not RunConfig(variant="baseline").augments
     assert RunConfig(variant="augmented").augments
+
+
+def test_imagenet_download_has_a_timeout(monkeypatch):
+    """Keras' own download waits forever on a silent network; ours gives up."""
+    import socket
+
+    from cifar_gui.engine import models
+
+    seen = []
+
+    def silent_network(*args, **kwargs):
+        seen.append(socket.getdefaulttimeout())
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr("keras.src.applications.vgg16.file_utils.get_file", silent_network)
+    with pytest.raises(ModelError, match="timed out"):
+        build_model(RunConfig(variant="transfer", weights="imagenet"))
+    assert seen == [models.IMAGENET_TIMEOUT_S]
+    assert socket.getdefaulttimeout() is None
