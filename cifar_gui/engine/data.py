@@ -92,9 +92,17 @@ class Subset:
         return len(self.class_names)
 
 
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels in [0, 255] to float32 in [0, 1]: the one scaling of training and inference."""
-    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+def scale_images(images):
+    """uint8 pixels in [0, 255] to float32 in [0, 1]: the one scaling of training and inference.
+
+    Takes numpy arrays (inference, previews) and TensorFlow tensors (the training pipeline,
+    which keeps images as uint8 until each batch: a quarter of the memory of floats).
+    """
+    if isinstance(images, np.ndarray | np.generic | list | tuple):
+        return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+    import tensorflow as tf  # only the training pipeline passes tensors; the GUI stays light
+
+    return tf.cast(images, tf.float32) / 255.0
 
 
 # --------------------------------------------------------------------------------------

@@ -148,18 +148,23 @@ def train_dataset(
     prefetching keeps the next batches ready. ``features``: ``images`` are a frozen base's
     float outputs, used as they are (no scaling, no augmentation), in the same order.
     """
-    x = images if features else scale_images(images)
     y = labels.astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    # uint8 until each batch: the cache and the shuffle buffer hold a quarter of the bytes.
+    ds = tf.data.Dataset.from_tensor_slices((images, y))
+    ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size).repeat()
-    if config.augments and not features:
+    if features:
+        return ds.prefetch(tf.data.AUTOTUNE)
+    if config.augments:
         seed = tf.constant(config.seed, tf.int64)
 
         def augment(step: tf.Tensor, batch: tuple) -> tuple:
-            return augment_images(batch[0], config.augment, tf.stack([seed, step])), batch[1]
+            pixels = augment_images(scale_images(batch[0]), config.augment, tf.stack([seed, step]))
+            return pixels, batch[1]
 
         ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (scale_images(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -167,8 +172,9 @@ def eval_dataset(
     images: np.ndarray, labels: np.ndarray, *, features: bool = False
 ) -> tf.data.Dataset:
     """Scaled test images (or, with ``features``, a frozen base's outputs) in fixed order."""
-    x = images if features else scale_images(images)
-    return tf.data.Dataset.from_tensor_slices((x, labels.astype(np.float32))).batch(EVAL_BATCH_SIZE)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32)))
+    ds = ds.batch(EVAL_BATCH_SIZE)
+    return ds if features else ds.map(lambda x, y: (scale_images(x), y))
 
 
 def frozen_front(model: keras.Model, config: RunConfig) -> int:
@@ -198,7 +204,7 @@ def extract_features(layers: list[keras.layers.Layer], images: np.ndarray) -> np
             x = layer(x, training=False)
         return tf.cast(x, tf.float32)
 
-    batches = tf.data.Dataset.from_tensor_slices(scale_images(images)).batch(EVAL_BATCH_SIZE)
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(EVAL_BATCH_SIZE).map(scale_images)
     return np.concatenate([forward(batch).numpy() for batch in batches])
 
 
