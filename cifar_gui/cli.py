@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", default="imagenet", help="VGG16 base: imagenet, none or FILE")
     train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
     train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
-    train.add_argument("--limit", type=int, help="use the first N training and N test images")
+    train.add_argument(
+        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
+    )
     train.add_argument(
         "--augment",
         choices=("auto", "on", "off"),
