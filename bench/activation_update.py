@@ -36,15 +36,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from cifar_gui.engine.hardware import cpu_name  # noqa: E402
 
 
 def _wait(signal, timeout_ms: int = 60_000) -> None:
@@ -155,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "layer_change": _stats(layer_times),
         "channel_change": _stats(channel_times),
         "qt_platform": app.platformName(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),

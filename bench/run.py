@@ -189,11 +189,12 @@ def machine() -> dict:
     """CPU model, cores, versions and the device TensorFlow trains on."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
+    from cifar_gui.engine.hardware import cpu_name
     from cifar_gui.engine.performance import cpu_has_bfloat16, resolve_precision
-    from cifar_gui.engine.training import _cpu_name, describe_device, versions
+    from cifar_gui.engine.training import describe_device, versions
 
     return {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "cpu_bfloat16": cpu_has_bfloat16(),

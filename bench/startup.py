@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from cifar_gui.engine.hardware import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # What `cifar-gui` does up to the first paint, plus two timestamps on stdout.
@@ -49,16 +51,6 @@ window.device_job.error.connect(lambda _msg: window.close())
 window.show()
 app.exec()
 """
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _env() -> dict[str, str]:
@@ -121,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "time_to_device_s": _summary(device),
         "import_tensorflow_s": _summary(tensorflow),
         "qt_platform": _env().get("QT_QPA_PLATFORM", "default"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),

@@ -20,32 +20,17 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import platform
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 
+from cifar_gui.engine.hardware import cpu_flags
+
 # /proc/cpuinfo flags of CPUs that multiply bfloat16 in hardware.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPU_STEPS_PER_EXECUTION = 1  # batch events and stop within one batch, as the GUI expects
 GPU_STEPS_PER_EXECUTION = 32  # GPU steps are ~10x shorter: similar event rate as a CPU's 1
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    if platform.system() != "Linux":
-        return frozenset()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def has_gpu() -> bool:

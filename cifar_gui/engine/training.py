@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
-import platform
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from cifar_gui.engine.distribute import (
     make_strategy,
 )
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.hardware import cpu_name
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
     apply_threads,
@@ -112,18 +112,7 @@ def describe_device() -> str:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU: {details.get('device_name', gpus[0].name)}"
-    return f"CPU: {_cpu_name()}"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return f"CPU: {cpu_name()}"
 
 
 def versions() -> dict[str, str]:
