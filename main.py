@@ -1,3 +1,5 @@
 from cifar_gui.app import main
 
-main()
+# Guarded: training runs in a "spawn" child process, which imports this file again.
+if __name__ == "__main__":
+    main()

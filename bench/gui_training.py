@@ -178,11 +178,6 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
 
-    # PySide6 6.12.0 on Python 3.11 drops a reference to None on every call of a method that
-    # returns nothing; the process aborts ("deallocating None") once the count reaches zero,
-    # which a training run with live plots does within minutes. Until the dependency is
-    # fixed, hold enough extra references for this script to finish (80 MB).
-    none_guard = [None] * 10_000_000 if sys.version_info < (3, 12) else []
     load_before = os.getloadavg()
     gui = GuiRunner(args)
     cli_epochs: list[list[float]] = []
@@ -235,10 +230,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    if none_guard:
-        # Freeing the guard (or anything at exit) could now reach zero: leave at once.
-        sys.stdout.flush()
-        os._exit(0)
 
 
 if __name__ == "__main__":

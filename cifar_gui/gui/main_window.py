@@ -342,6 +342,10 @@ class MainWindow(QMainWindow):
                 stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # A training run in progress asks first; "Stop and quit" stops it (it saves the model).
+        if not self.training_panel.confirm_close():
+            event.ignore()
+            return
         self.save_settings()
         self.shutdown()
         event.accept()

@@ -1,12 +1,13 @@
-"""The Training tab: configure a run of any variant, train it on a worker thread with live
-plots, stop it, compare saved runs and export their curves.
+"""The Training tab: configure a run of any variant (or resume a saved one), train it in a
+child process with live plots, stop it, compare saved runs and export their curves.
 
-Training runs :func:`cifar_gui.engine.training.run_training` in a
-:class:`~cifar_gui.gui.workers.JobRunner` job. The job turns the engine's batch events into
-a smoothed per-batch curve and sends it in bundles at most :data:`BATCH_INTERVAL_S` apart;
-epoch events are sent as they come. When the run ends, its model (created on the worker
-thread, never called on the GUI thread) becomes the app's current model, and its sidecar a
-new row of the run table.
+Training runs :func:`cifar_gui.engine.training.run_training` in a child process
+(:mod:`cifar_gui.gui.training_process`), started and watched by a
+:class:`~cifar_gui.gui.workers.JobRunner` job on a QThread. The job turns the engine's batch
+events into a smoothed per-batch curve and sends it in bundles at most
+:data:`BATCH_INTERVAL_S` apart; epoch events are sent as they come. When the run ends, the job
+loads the saved model (its weights are exactly those trained); it becomes the app's current
+model, and its sidecar a new row of the run table.
 
 Keras is imported only inside the jobs, so building this panel does not wait for it.
 """
@@ -14,6 +15,7 @@ Keras is imported only inside the jobs, so building this panel does not wait for
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import time
@@ -44,22 +46,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.config import DEFAULT_LEARNING_RATES, VARIANTS, RunConfig
+from cifar_gui.config import DEFAULT_LEARNING_RATES, PRECISIONS, STRATEGIES, VARIANTS, RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.runs import RunSummary, discover_runs, summarize
+from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.gui.workers import JobRunner, TaskState
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.data import Dataset
+    from cifar_gui.engine.checkpoints import Checkpoint
     from cifar_gui.engine.persistence import LoadedModel
     from cifar_gui.engine.training import BatchEvent, EpochEvent
 
-BATCH_INTERVAL_S = 0.05  # batch progress reaches the widgets at most 20 times a second
+# Batch progress reaches the widgets at most 5 times a second: a redraw of the plots costs
+# ~10 ms of CPU, which the training process (on the same cores) would otherwise lose.
+BATCH_INTERVAL_S = 0.2
 SMOOTHING = 0.9  # weight of the past in the per-batch curve's moving average
 SETTINGS_OUT_DIR = "training/out_dir"
+SETTINGS_FORM = "training/form"  # the run settings of the last session
+STRATEGY_LABELS = {
+    "default": "Default (one device)",
+    "mirrored": "Mirrored (all local GPUs)",
+    "multi-worker": "Multi-worker (TF_CONFIG)",
+}
+PRECISION_LABELS = {
+    "auto": "Auto (fastest exact on this hardware)",
+    "float32": "float32",
+    "mixed_bfloat16": "Mixed bfloat16",
+    "mixed_float16": "Mixed float16 (GPU)",
+}
 VARIANT_LABELS = {
     "baseline": "Baseline CNN",
     "augmented": "CNN with augmentation",
@@ -99,7 +116,7 @@ class TrainingOutcome:
     """What a finished (or stopped) run hands to the GUI."""
 
     summary: RunSummary
-    model: LoadedModel  # created on the worker thread; the GUI only passes it on
+    model: LoadedModel  # loaded on the worker thread; the GUI only passes it on
     stopped: bool
 
 
@@ -168,14 +185,13 @@ class BatchTrace:
         return update
 
 
-def training_job(config: RunConfig, dataset: Dataset | None, task: TaskState) -> TrainingOutcome:
-    """Train ``config`` (on ``dataset``, or the data the config names) and save the run.
+def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) -> TrainingOutcome:
+    """Train ``config`` (continuing ``resume``) in a child process and load the saved model.
 
     Reports :class:`BatchUpdate` and :class:`~cifar_gui.engine.training.EpochEvent` values
     through ``task``; ``task.stop_event`` ends the run after the current batch.
     """
-    from cifar_gui.engine.persistence import LoadedModel, sidecar_path
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.gui.training_process import run_in_child
 
     trace = BatchTrace()
 
@@ -190,16 +206,23 @@ def training_job(config: RunConfig, dataset: Dataset | None, task: TaskState) ->
             task.report(update)
         task.report(event)
 
-    listener = Listener(on_batch=on_batch, on_epoch=on_epoch, stop=task.stop_event)
-    result = run_training(config, listener, dataset=dataset, save=True)
+    result = run_in_child(config, on_batch, on_epoch, task.stop_event, resume=resume)
     update = trace.flush()
     if update is not None:
         task.report(update)
+    if result.path is None:
+        raise UserError("trained; on a multi-worker run only the chief worker saves the model")
+    from cifar_gui.engine.persistence import load_model, sidecar_path
+
     summary = summarize(result.metadata, sidecar_path(result.path))
-    # The trained model itself becomes the current model: no reload, no second copy in
-    # memory, and its weights are exactly those just saved.
-    model = LoadedModel(result.model, result.path, result.metadata)
-    return TrainingOutcome(summary, model, result.stopped)
+    return TrainingOutcome(summary, load_model(result.path), result.stopped)
+
+
+def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
+    """The resumable runs under ``out_dir``, unfinished first (imports Keras)."""
+    from cifar_gui.engine.checkpoints import list_checkpoints
+
+    return list_checkpoints(out_dir)
 
 
 def parameter_counts_job(config: RunConfig, num_classes: int, task: TaskState) -> dict[str, int]:
@@ -266,6 +289,7 @@ class TrainingPanel(QWidget):
         self.state = state
         self._job = JobRunner(self)
         self._count_job = JobRunner(self)
+        self._list_job = JobRunner(self)
         self._outcome: TrainingOutcome | None = None
         self._stopping = False
         self._config: RunConfig | None = None
@@ -287,10 +311,14 @@ class TrainingPanel(QWidget):
         self._count_job.result.connect(self._on_counts)
         self._count_job.error.connect(lambda msg: self.params_label.setText(f"({msg})"))
         self._count_job.finished.connect(self._update_buttons)
+        self._list_job.result.connect(self._choose_checkpoint)
+        self._list_job.error.connect(self._show_failure)
+        self._list_job.finished.connect(self._update_buttons)
         state.dataset_changed.connect(self._on_state_changed)
         state.classes_changed.connect(self._on_state_changed)
         state.augment_changed.connect(self._on_state_changed)
 
+        self._restore_form()
         self._on_variant_changed()
         self.refresh_runs()
         self._on_state_changed()
@@ -342,6 +370,23 @@ class TrainingPanel(QWidget):
         vgg_form.addRow("Fine-tune from", self.from_path)
         vgg_form.addRow("Parameters", self.params_label)
 
+        self.strategy_combo = QComboBox()
+        for key in STRATEGIES:
+            self.strategy_combo.addItem(STRATEGY_LABELS.get(key, key), key)
+        self.strategy_combo.setToolTip(
+            "tf.distribute strategy; the batch size is per device (multi-worker: see README)"
+        )
+        self.precision_combo = QComboBox()
+        for key in PRECISIONS:
+            self.precision_combo.addItem(PRECISION_LABELS.get(key, key), key)
+        self.precision_combo.setToolTip(
+            "Mixed precision computes in 16 bits and keeps float32 weights and output"
+        )
+        self.advanced_box = QGroupBox("Advanced")
+        advanced_form = QFormLayout(self.advanced_box)
+        advanced_form.addRow("Strategy", self.strategy_combo)
+        advanced_form.addRow("Precision", self.precision_combo)
+
         self.out_path = _PathField("Output folder", None)
         stored = settings().value(SETTINGS_OUT_DIR)
         self.out_path.edit.setText(str(stored) if stored else str(Path("runs").resolve()))
@@ -350,11 +395,17 @@ class TrainingPanel(QWidget):
         self.start_button.setDefault(True)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End after the current batch; the model so far is saved")
+        self.resume_button = QPushButton("Resume\u2026")
+        self.resume_button.setToolTip(
+            "Continue a stopped, crashed or finished run of the output folder from its last "
+            "checkpoint"
+        )
         self.hint_label = QLabel(wordWrap=True)
         self.hint_label.setStyleSheet("color: #a33;")
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.resume_button)
 
         self.settings_box = QWidget()
         self.settings_box.setMaximumWidth(380)
@@ -365,6 +416,7 @@ class TrainingPanel(QWidget):
         self.run_box.setLayout(form)
         column.addWidget(self.run_box)
         column.addWidget(self.vgg_box)
+        column.addWidget(self.advanced_box)
         out_box = QGroupBox("Output folder")
         QVBoxLayout(out_box).addWidget(self.out_path)
         column.addWidget(out_box)
@@ -378,6 +430,7 @@ class TrainingPanel(QWidget):
         self.out_path.changed.connect(self._on_out_dir_changed)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.ask_resume)
 
     def _build_results(self) -> None:
         self.plots = TrainingPlots()
@@ -485,7 +538,10 @@ class TrainingPanel(QWidget):
             not running and not counting and self.state.dataset is not None
         )
         self.stop_button.setEnabled(running)
-        for box in (self.run_box, self.vgg_box, self.out_path):
+        self.resume_button.setEnabled(
+            not running and not self._list_job.busy and bool(self.out_path.text())
+        )
+        for box in (self.run_box, self.vgg_box, self.advanced_box, self.out_path):
             box.setEnabled(not running)
 
     def build_config(self) -> RunConfig:
@@ -535,6 +591,8 @@ class TrainingPanel(QWidget):
                 out_dir=out_dir,
                 use_augmentation=self._augmentation_on(),
                 augment=self.state.augment,
+                strategy=self.strategy_combo.currentData(),
+                precision=self.precision_combo.currentData(),
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
@@ -575,22 +633,84 @@ class TrainingPanel(QWidget):
         except UserError as exc:
             self._show_failure(str(exc))
             return False
-        self._config, self._outcome, self._stopping = config, None, False
-        self._history = {}
-        self._batches = {"x": [], "loss": [], "accuracy": []}
-        self.plots.clear_live()
-        self.progress.setRange(0, 0)  # busy indicator until the first batch
-        self.progress.setFormat("Preparing\u2026")
         pair = " vs ".join(self.state.chosen_names)
-        self._append_log(
+        self._begin(
+            config,
+            None,
             f"Start {config.variant}: {pair}, {config.epochs} epochs, batch {config.batch_size}, "
             f"learning rate {config.lr:g}, seed {config.seed}"
             + (f", from {Path(config.from_model).name}" if config.from_model else "")
-            + (f" ({self.params_label.text()})" if config.variant == "finetune" else "")
+            + (f" ({self.params_label.text()})" if config.variant == "finetune" else ""),
         )
-        self._job.start(functools.partial(training_job, config, self.state.dataset))
-        self._update_buttons()
         return True
+
+    def ask_resume(self) -> None:
+        """List the resumable runs of the output folder (in a worker), then let the user pick."""
+        out_dir = self.out_path.text()
+        if self._job.busy or self._list_job.busy or not out_dir:
+            return
+        self._list_job.start(functools.partial(list_checkpoints_job, out_dir))
+        self._update_buttons()
+
+    @Slot(object)
+    def _choose_checkpoint(self, checkpoints: list[Checkpoint]) -> None:
+        if not checkpoints:
+            self._show_failure(
+                f"{self.out_path.text()}: no run to resume here (runs leave a checkpoint "
+                "after each complete epoch)"
+            )
+            return
+        dialog = ResumeDialog(checkpoints, self)
+        if dialog.exec() == ResumeDialog.DialogCode.Accepted:
+            self.resume(dialog.checkpoint, dialog.epochs)
+
+    def resume(self, checkpoint: Checkpoint, epochs: int | None = None) -> bool:
+        """Continue ``checkpoint``'s run at its next epoch, to ``epochs`` in all (default: its
+        own total); False (and a message) when it cannot."""
+        if self._job.busy:
+            return False
+        from cifar_gui.engine.checkpoints import check_resumable  # loaded by the listing
+
+        config = checkpoint.config.replace(epochs=epochs or checkpoint.config.epochs)
+        # The data where the run found it; where it is gone, the data set open now.
+        data = config.data
+        if data not in (None, "keras") and not Path(data).exists() and self.state.data_source:
+            config = config.replace(data=self.state.data_source)
+        try:
+            check_resumable(config, checkpoint)
+        except UserError as exc:
+            self._show_failure(str(exc))
+            return False
+        previous = {k: list(v) for k, v in checkpoint.history.items() if k != "epoch_seconds"}
+        self._begin(
+            config,
+            checkpoint,
+            f"Resume {checkpoint.directory.name} ({config.variant}, "
+            f"{' vs '.join(checkpoint.class_names)}) at epoch {checkpoint.epochs_completed + 1} "
+            f"of {config.epochs}",
+            previous,
+        )
+        return True
+
+    def _begin(
+        self,
+        config: RunConfig,
+        resume: Checkpoint | None,
+        log_line: str,
+        history: dict[str, list[float]] | None = None,
+    ) -> None:
+        """Reset the live plots (to ``history`` of earlier epochs) and start the job."""
+        self._config, self._outcome, self._stopping = config, None, False
+        self._history = history or {}
+        self._batches = {"x": [], "loss": [], "accuracy": []}
+        self.plots.clear_live()
+        self.plots.set_history(self._history)
+        self.plots.set_epoch_span(config.epochs)  # fixed while it runs: no axis redraws
+        self.progress.setRange(0, 0)  # busy indicator until the first batch
+        self.progress.setFormat("Preparing\u2026")
+        self._append_log(log_line)
+        self._job.start(functools.partial(training_job, config, resume))
+        self._update_buttons()
 
     def stop(self) -> None:
         """Ask the run to end after the current batch."""
@@ -600,11 +720,67 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(self.progress.format() + " \u2014 stopping\u2026")
             self._append_log("Stopping after the current batch\u2026")
 
+    def confirm_close(self) -> bool:
+        """Whether the window may close: asks to stop a run in progress (True when idle)."""
+        if not self._job.busy:
+            return True
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Training in progress",
+            "A training run is in progress. Stop it and quit?\n\n"
+            "The model learned so far is saved, and the run can be resumed later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.button(QMessageBox.StandardButton.Yes).setText("Stop and quit")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
     def shutdown(self) -> None:
-        """Stop the run and wait for the worker threads (the window is closing)."""
+        """Save the settings, stop the run and wait for the worker threads (the window closes).
+
+        The training process saves what it learned before it ends.
+        """
+        self.save_form()
         self._count_timer.stop()
+        self.stop()
         self._job.shutdown()
         self._count_job.shutdown()
+        self._list_job.shutdown()
+
+    # ---- settings of the form
+
+    def save_form(self) -> None:
+        """Store the run settings for the next session."""
+        form = {
+            "variant": self.variant,
+            "epochs": self.epochs_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "seed": self.seed_spin.value(),
+            "limit": self.limit_spin.value(),
+            "strategy": self.strategy_combo.currentData(),
+            "precision": self.precision_combo.currentData(),
+        }
+        store = settings()
+        store.setValue(SETTINGS_FORM, json.dumps(form))
+        store.sync()
+
+    def _restore_form(self) -> None:
+        try:
+            form = json.loads(str(settings().value(SETTINGS_FORM, "{}")))
+        except ValueError:
+            return  # a damaged entry: keep the seed's defaults
+        if not isinstance(form, dict):
+            return
+        for spin, key in ((self.epochs_spin, "epochs"), (self.batch_spin, "batch_size"),
+                          (self.seed_spin, "seed"), (self.limit_spin, "limit")):  # fmt: skip
+            if isinstance(form.get(key), int):
+                spin.setValue(form[key])
+        for combo, key in ((self.variant_combo, "variant"), (self.strategy_combo, "strategy"),
+                           (self.precision_combo, "precision")):  # fmt: skip
+            index = combo.findData(form.get(key))
+            if index >= 0:
+                combo.setCurrentIndex(index)
 
     @Slot(object)
     def _on_progress(self, value: Any) -> None:
@@ -674,6 +850,7 @@ class TrainingPanel(QWidget):
 
     @Slot()
     def _on_finished(self) -> None:
+        self.plots.set_epoch_span(None)
         self.progress.setRange(0, max(self.progress.maximum(), 1))
         if self._outcome is None:
             self.progress.setFormat("Failed")

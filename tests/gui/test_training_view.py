@@ -1,5 +1,6 @@
-"""The Training tab: runs on a worker thread with live plots, stop, failures, the run table,
-export, closing during a run, and GUI vs command line reproducibility (tiny synthetic data)."""
+"""The Training tab: runs in a child process with live plots, stop, failures, the run table,
+export, advanced settings, and GUI vs command line reproducibility (tiny synthetic data).
+Closing during a run and Resume: test_resume_close.py."""
 
 from __future__ import annotations
 
@@ -194,25 +195,18 @@ def panel_column(name: str) -> int:
     return COLUMNS.index(name)
 
 
-def test_closing_the_window_during_a_run_stops_the_thread(qtbot, state, tmp_path, warnings):
-    from cifar_gui.gui.main_window import MainWindow
+def test_advanced_settings_reach_the_config_and_come_back(qtbot, state, tmp_path):
+    panel = make_panel(qtbot, state, tmp_path / "runs", epochs=7)
+    panel.strategy_combo.setCurrentIndex(panel.strategy_combo.findData("mirrored"))
+    panel.precision_combo.setCurrentIndex(panel.precision_combo.findData("mixed_bfloat16"))
+    config = panel.build_config()
+    assert (config.strategy, config.precision, config.epochs) == ("mirrored", "mixed_bfloat16", 7)
 
-    window = MainWindow(state)
-    qtbot.addWidget(window)
-    panel = window.training_panel
-    panel.out_path.set_text(str(tmp_path / "runs"))
-    panel.epochs_spin.setValue(500)
-    panel.batch_spin.setValue(2)
-    panel.limit_spin.setValue(40)
-    with qtbot.waitSignal(panel.batch_progress, timeout=RUN_TIMEOUT_MS):
-        panel.start_button.click()
-
-    started = time.monotonic()
-    window.close()  # closeEvent stops and joins every worker
-
-    assert not panel.busy
-    assert time.monotonic() - started < 10.0
-    assert warnings == []
+    panel.shutdown()  # as the window does when it closes
+    again = add_panel(qtbot, state)
+    assert again.strategy_combo.currentData() == "mirrored"
+    assert again.precision_combo.currentData() == "mixed_bfloat16"
+    assert again.epochs_spin.value() == 7 and again.limit_spin.value() == 40
 
 
 def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_path, warnings):

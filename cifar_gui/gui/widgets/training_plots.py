@@ -3,6 +3,11 @@
 The live curves are created once and only ever updated with ``setData``: the smoothed
 per-batch training curve, and per-epoch training and validation curves. Overlays of saved
 runs (selected in the run table) get one training and one validation curve each.
+
+Redraws are kept cheap, because the training process shares the CPU: the axes are cached as
+pixmaps, and during a run the epoch axis spans the whole run (:meth:`set_epoch_span`), so a
+new point redraws only the curves. Replaying an axis' tick labels was most of a redraw's
+~35 ms (py-spy); with both it is ~10 ms.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
 # matplotlib's tab10, so the exported PNG and the screen use the same colours per run.
 PALETTE = (
@@ -35,6 +40,8 @@ class TrainingPlots(QWidget):
         self.val_curves: dict[str, pg.PlotDataItem] = {}
         # label -> [(plot, curve)]: training and validation, loss and accuracy
         self._overlays: dict[str, list[tuple[pg.PlotItem, pg.PlotDataItem]]] = {}
+        self._span: int | None = None  # epochs of the run in progress
+        self._overlay_epochs = 0  # epochs of the longest overlay
         for metric in METRICS:
             widget = pg.PlotWidget(background="w")
             plot = widget.getPlotItem()
@@ -46,6 +53,8 @@ class TrainingPlots(QWidget):
                 axis.enableAutoSIPrefix(False)  # "loss (x0.001)" reads badly
                 axis.setTextPen("k")
                 axis.setPen("#888")
+                # Drawn again only when its range or size changes, not with every curve update.
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.addLegend(
                 offset=(-10, 10) if metric == "loss" else (-10, -10),
@@ -80,6 +89,19 @@ class TrainingPlots(QWidget):
         for curves in (self.batch_curves, self.train_curves, self.val_curves):
             for curve in curves.values():
                 curve.setData([], [])
+
+    def set_epoch_span(self, epochs: int | None) -> None:
+        """Fix the epoch axis to ``[0, epochs]`` (or the longest overlay) while a run is in
+        progress; ``None`` gives it back to auto-range."""
+        self._span = epochs
+        self._apply_span()
+
+    def _apply_span(self) -> None:
+        for plot in self.plots.values():
+            if self._span is None:
+                plot.enableAutoRange(x=True)
+            else:
+                plot.setXRange(0, max(self._span, self._overlay_epochs), padding=0.02)
 
     def set_batches(self, x: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         """The smoothed per-batch training curve; ``x`` in fractional epochs."""
@@ -121,6 +143,11 @@ class TrainingPlots(QWidget):
                     curve.setSymbolBrush(color)
                     curve.setSymbolPen(None)
                     curve.setData(np.arange(1, len(values) + 1), values)
+        self._overlay_epochs = max(
+            (len(history.get(m, ())) for _, history in runs for m in METRICS), default=0
+        )
+        if self._span is not None:
+            self._apply_span()
 
     @property
     def overlay_labels(self) -> list[str]:
