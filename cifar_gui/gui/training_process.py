@@ -12,8 +12,9 @@ does: it loads the data from ``config.data`` (the data set's source; an image fo
 its decoded cache in about 0.25 s, cheaper for the GUI than sending 185 MB of arrays), trains,
 saves the model and sidecar, and sends ``(kind, value)`` messages:
 
-``("batch", BatchEvent)``, ``("epoch", EpochEvent)``, ``("done", ChildResult)`` or
-``("error", exception)``.
+``("batches", [BatchEvent, ...])`` (bundled, at most :data:`SEND_INTERVAL_S` apart: one wake-up
+of the GUI process per batch took CPU from training), ``("epoch", EpochEvent)``,
+``("done", ChildResult)`` or ``("error", exception)``.
 
 This module imports neither Qt nor TensorFlow: the child imports it before anything else.
 """
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
     from cifar_gui.engine.training import BatchEvent, EpochEvent
 
+SEND_INTERVAL_S = 0.1  # the child sends batch events in bundles this far apart
 POLL_S = 0.05  # how often the parent looks at the stop flag while no message arrives
 STOP_GRACE_S = 30.0  # after Stop, how long the child may take to finish its batch and save
 EXIT_WAIT_S = 30.0  # after its last message, how long the child may take to exit
@@ -96,8 +98,9 @@ def run_in_child(
             except EOFError:
                 process.join(EXIT_WAIT_S)
                 raise ChildFailed(_death_message(process.exitcode)) from None
-            if kind == "batch":
-                on_batch(value)
+            if kind == "batches":
+                for event in value:
+                    on_batch(event)
             elif kind == "epoch":
                 on_epoch(value)
             elif kind == "done":
@@ -129,13 +132,31 @@ def _child_main(config: RunConfig, resume: Checkpoint | None, conn: Connection, 
         except OSError:  # the GUI is gone: stop, and still save what was learned
             stop.set()
 
+    pending: list[BatchEvent] = []
+    last_sent = -SEND_INTERVAL_S
+
+    def flush() -> None:
+        nonlocal last_sent
+        if pending:
+            send(("batches", list(pending)))
+            pending.clear()
+        last_sent = time.monotonic()
+
+    def on_batch(event: BatchEvent) -> None:
+        pending.append(event)
+        if time.monotonic() - last_sent >= SEND_INTERVAL_S:
+            flush()
+
+    def on_epoch(event: EpochEvent) -> None:
+        flush()  # the epoch's last batches go before its summary
+        send(("epoch", event))
+
     try:
         from cifar_gui.engine.training import Listener, run_training
 
-        listener = Listener(
-            on_batch=lambda e: send(("batch", e)), on_epoch=lambda e: send(("epoch", e)), stop=stop
-        )
+        listener = Listener(on_batch=on_batch, on_epoch=on_epoch, stop=stop)
         result = run_training(config, listener, resume=resume)
+        flush()
         send(("done", ChildResult(result.path, result.metadata, result.stopped)))
     except Exception as exc:
         if not isinstance(exc, UserError):
