@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 SEND_INTERVAL_S = 0.1  # the child sends batch events in bundles this far apart
 POLL_S = 0.05  # how often the parent looks at the stop flag while no message arrives
-STOP_GRACE_S = 30.0  # after Stop, how long the child may take to finish its batch and save
-EXIT_WAIT_S = 30.0  # after its last message, how long the child may take to exit
+STOP_GRACE_S = 20.0  # after Stop, how long the child may take to finish its batch and save
+EXIT_WAIT_S = 10.0  # after its last message, how long the child may take to exit
+# Both together stay well under the 60 s JobRunner.shutdown waits for the thread.
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,18 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
     # The seed's counts: VGG16 blocks 1 and 2 stay frozen (260,160 parameters).
     assert panel.params_label.text() == "trainable 14,586,113 \u00b7 non-trainable 260,160"
     assert warnings == []
+
+
+def test_failures_of_the_training_process_become_one_line_messages():
+    from cifar_gui.engine.errors import DataError
+    from cifar_gui.gui.training_process import ChildFailed, _death_message, _sendable
+
+    class Unpicklable(Exception):  # a local class cannot be pickled
+        pass
+
+    sent = _sendable(Unpicklable("bad weights\nlong details"))
+    assert isinstance(sent, ChildFailed) and str(sent) == "Unpicklable: bad weights"
+    kept = _sendable(DataError("/x: no such file or folder"))
+    assert type(kept) is DataError and str(kept) == "/x: no such file or folder"
+    assert _death_message(-9) == "the training process was killed by signal 9 (out of memory?)"
+    assert "exit code 1" in _death_message(1)
