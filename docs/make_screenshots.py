@@ -2,9 +2,9 @@
 
 The README's screenshots may not show CIFAR-10 pictures (the data set is not redistributed
 in this repository), so this script draws a small stand-in: per class a sky and ground
-colour and a body shape, 60 training and 20 test images each, then runs
-``cifar-gui --screenshot-dir docs/screenshots --data <that folder>``. With real CIFAR-10
-the panels look the same, with photographs in the grids.
+colour and a body shape, 60 training and 20 test images each; trains two short runs on it;
+then runs ``cifar-gui --screenshot-dir docs/screenshots --data <folder>``. With real
+CIFAR-10 the panels look the same, with photographs in the grids.
 
     .venv/bin/python docs/make_screenshots.py
 """
@@ -60,10 +60,30 @@ def make_dataset(root: Path, train: int = 60, test: int = 20) -> Path:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "synthetic")
+        # Two short runs in <tmp>/runs (the Training tab's default output folder, relative to
+        # the working folder), so its screenshot overlays their curves.
+        for variant in ("baseline", "augmented"):
+            subprocess.check_call(
+                [
+                    sys.executable,
+                    "-m",
+                    "cifar_gui",
+                    "train",
+                    "--variant",
+                    variant,
+                    "--data",
+                    str(data),
+                    "--epochs",
+                    "12",
+                    "--out",
+                    "runs",
+                ],
+                cwd=tmp,
+            )
         out = ROOT / "docs" / "screenshots"
         return subprocess.call(
             [sys.executable, "-m", "cifar_gui", "--screenshot-dir", str(out), "--data", str(data)],
-            cwd=ROOT,
+            cwd=tmp,
         )
 
 

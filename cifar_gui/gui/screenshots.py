@@ -83,6 +83,9 @@ def _shoot(window: MainWindow, out: Path, data: str | None, timeout_s: float) ->
     for title, widget in window.panels().items():
         window.tabs.setCurrentWidget(widget)
         _settle(window, timeout_s)
+        if widget is window.training_panel:
+            widget.table.selectAll()  # overlay the runs found in the output folder, if any
+            _settle(window, timeout_s)
         saved.append(_save(window, out / f"{title.lower()}.png"))
         if widget is panel and outcome[0]:
             saved += _dataset_views(window, out)
