@@ -17,9 +17,7 @@ per image does not depend on the pixels). Without a screen it runs offscreen.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,10 +31,9 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from benchutil import machine_fields, write_result  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from cifar_gui.engine.hardware import cpu_name  # noqa: E402
 
 
 def _wait(signal, timeout_ms: int = 60_000) -> None:
@@ -147,17 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "layer_change": _stats(layer_times),
         "channel_change": _stats(channel_times),
         "qt_platform": app.platformName(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **machine_fields(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

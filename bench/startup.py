@@ -16,16 +16,14 @@ Prints one JSON object and writes it to ``--out``. Without a screen, set
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from cifar_gui.engine.hardware import cpu_name
+from benchutil import machine_fields, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,17 +111,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "time_to_device_s": _summary(device),
         "import_tensorflow_s": _summary(tensorflow),
         "qt_platform": _env().get("QT_QPA_PLATFORM", "default"),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **machine_fields(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

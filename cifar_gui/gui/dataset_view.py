@@ -323,6 +323,10 @@ class DatasetPanel(QWidget):
         for widget in (self.busy_label, self.progress):
             widget.show()
         self.cancel_button.setVisible(download)
+        self._set_sources_enabled(False)
+
+    def _set_sources_enabled(self, enabled: bool) -> None:
+        """The buttons that start a load or download: off while one runs."""
         for button in (
             self.keras_button,
             self.open_button,
@@ -330,7 +334,7 @@ class DatasetPanel(QWidget):
             self.empty_download,
             self.empty_open,
         ):
-            button.setEnabled(False)
+            button.setEnabled(enabled)
 
     def _on_job_finished(self) -> None:
         if self.load_job.busy or self.download_job.busy:
@@ -338,14 +342,7 @@ class DatasetPanel(QWidget):
         outcome, self._outcome = self._outcome, None
         for widget in (self.busy_label, self.progress, self.cancel_button):
             widget.hide()
-        for button in (
-            self.keras_button,
-            self.open_button,
-            self.download_button,
-            self.empty_download,
-            self.empty_open,
-        ):
-            button.setEnabled(True)
+        self._set_sources_enabled(True)
         if outcome is not None:
             self.load_finished.emit(outcome)  # last, so the panel is usable again by then
 
