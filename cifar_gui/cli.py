@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_auto_or_positive,
         default="auto",
         metavar="N|auto",
-        help="training batches per compiled call (a divisor of the epoch's batches is used)",
+        help="training batches per compiled call (auto: 8 on a CPU, 32 on a GPU)",
     )
     speed.add_argument(
         "--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)"

@@ -31,7 +31,7 @@ from cifar_gui.engine.persistence import atomic_path, model_filename, write_json
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: epochs drawn by (seed, epoch); no batch count to skip
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,6 @@ class Checkpoint:
     config: RunConfig  # out_dir points at the folder holding ``checkpoints/``
     epochs_completed: int
     steps_per_epoch: int
-    batches_seen: int  # batches the run drew from its data stream (skipped on resume)
     history: dict[str, list[float]]
     class_names: tuple[str, ...]
 
@@ -91,7 +90,6 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
         model_path = directory / Path(state["checkpoint"]).name
         done = int(state["epochs_completed"])
         steps = int(state["steps_per_epoch"])
-        seen = int(state["batches_seen"])
         history = {k: [float(v) for v in vals] for k, vals in state["history"].items()}
         names = tuple(str(n) for n in state["class_names"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -101,7 +99,7 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
     if any(len(vals) != done for vals in history.values()):
         raise ModelError(f"{state_path}: history does not match {done} completed epochs")
     config = config.replace(out_dir=str(directory.parent.parent))
-    return Checkpoint(directory, model_path, config, done, steps, seen, history, names)
+    return Checkpoint(directory, model_path, config, done, steps, history, names)
 
 
 def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
@@ -165,11 +163,9 @@ class CheckpointCallback(keras.callbacks.Callback):
         The run's checkpoint folder; ``None`` writes nothing (a non-chief worker).
     state
         What goes into ``state.json`` besides the progress: ``config``, ``class_names``,
-        ``steps_per_epoch``, ``batches_per_epoch`` (batches an epoch draws from the stream).
+        ``steps_per_epoch``, ``global_batch_size``.
     history
         The history of earlier sessions (empty for a new run); epochs are appended to it.
-    batches_seen
-        Batches earlier sessions drew from the data stream.
     """
 
     def __init__(
@@ -177,13 +173,11 @@ class CheckpointCallback(keras.callbacks.Callback):
         directory: Path | None,
         state: dict[str, Any],
         history: dict[str, list[float]],
-        batches_seen: int = 0,
     ):
         super().__init__()
         self.directory = directory
         self.state = state
         self.history = {k: list(v) for k, v in history.items()}
-        self.batches_seen = batches_seen
         self.epoch_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -197,7 +191,6 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         seconds = time.perf_counter() - self.epoch_start
         self.history.setdefault("epoch_seconds", []).append(seconds)
-        self.batches_seen += int(self.state["batches_per_epoch"])
         if self.directory is not None:
             self.write(epoch + 1)
 
@@ -213,7 +206,6 @@ class CheckpointCallback(keras.callbacks.Callback):
                 **self.state,
                 "checkpoint": name,
                 "epochs_completed": epochs_completed,
-                "batches_seen": self.batches_seen,
                 "history": self.history,
             },
         )

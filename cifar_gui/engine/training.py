@@ -55,15 +55,19 @@ from cifar_gui.engine.performance import (
 from cifar_gui.engine.persistence import model_filename, save_model
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
+# Training batches gathered, scaled and augmented together: the augmentation is many small
+# operations, whose fixed cost per call would otherwise be paid for every batch of 32.
+CHUNK_BATCHES = 8
 
 
 @dataclass(frozen=True)
 class BatchEvent:
-    """After each training batch. Loss and accuracy are running means over the epoch."""
+    """After each compiled call of ``steps_per_execution`` training batches (one, unless set
+    otherwise). Loss and accuracy are running means over the epoch."""
 
     epoch: int  # 0-based
     epochs: int
-    batch: int  # 0-based, within the epoch
+    batch: int  # 0-based, within the epoch: the call's last batch
     steps: int  # batches per epoch
     loss: float
     accuracy: float
@@ -95,7 +99,8 @@ class RunResult:
 
 @dataclass
 class Listener:
-    """Plain callbacks a run reports to; ``stop`` set from any thread ends it within a batch."""
+    """Plain callbacks a run reports to; ``stop`` set from any thread ends the run at the end
+    of the compiled call in progress (within ``steps_per_execution`` batches)."""
 
     on_batch: Callable[[BatchEvent], None] | None = None
     on_epoch: Callable[[EpochEvent], None] | None = None
@@ -126,35 +131,59 @@ def versions() -> dict[str, str]:
     }
 
 
-def train_dataset(
-    images: np.ndarray, labels: np.ndarray, config: RunConfig, *, features: bool = False
-) -> tf.data.Dataset:
-    """Endless shuffled batches of scaled (and, if configured, augmented) training images.
+class EpochStream:
+    """The training batches of a run, as one finite dataset per epoch.
 
-    Augmentation seeds are (config.seed, global batch number), so every batch of every epoch
-    gets its own transforms and a run is reproducible. The arrays become one in-memory
-    tensor (the cache); augmentation runs on the graph in parallel with training, and
-    prefetching keeps the next batches ready. ``features``: ``images`` are a frozen base's
-    float outputs, used as they are (no scaling, no augmentation), in the same order.
+    Epoch ``e`` is a function of ``(config.seed, e)`` alone: its order is a permutation drawn
+    from that pair, and its batch ``b`` is augmented with the stateless seed
+    ``(config.seed, e * steps + b)``, so every batch of every epoch gets its own transforms.
+    A resumed run starts at its next epoch with nothing to replay, and because an epoch's
+    data ends with the epoch, Keras may run several batches per compiled call and a short
+    last one (:mod:`cifar_gui.engine.performance`).
+
+    The arrays stay in memory as they are (uint8 images: a quarter of float32's bytes); each
+    batch is gathered, scaled and, if configured, augmented on the graph, in parallel with
+    training, and prefetched. ``features``: ``images`` are a frozen base's float outputs,
+    used as they are (no scaling, no augmentation).
     """
-    y = labels.astype(np.float32)
-    # uint8 until each batch: the cache and the shuffle buffer hold a quarter of the bytes.
-    ds = tf.data.Dataset.from_tensor_slices((images, y))
-    ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.batch_size).repeat()
-    if features:
-        return ds.prefetch(tf.data.AUTOTUNE)
-    if config.augments:
-        seed = tf.constant(config.seed, tf.int64)
 
-        def augment(step: tf.Tensor, batch: tuple) -> tuple:
-            pixels = augment_images(scale_images(batch[0]), config.augment, tf.stack([seed, step]))
-            return pixels, batch[1]
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, config: RunConfig, *, features: bool = False
+    ):
+        self.config = config
+        self.features = features
+        self.count = len(images)
+        self.steps = math.ceil(self.count / config.batch_size)
+        self.images = tf.convert_to_tensor(images)
+        self.labels = tf.convert_to_tensor(labels.astype(np.float32))
 
-        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda x, y: (scale_images(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def order(self, epoch: int) -> np.ndarray:
+        """The image indices of ``epoch`` in training order."""
+        return np.random.default_rng([self.config.seed, epoch]).permutation(self.count)
+
+    def epoch(self, epoch: int) -> tf.data.Dataset:
+        """The batches of ``epoch`` (0-based): ``steps`` of them, the last one maybe short."""
+        size = self.config.batch_size
+        chunk_size = size * CHUNK_BATCHES
+        chunks = tf.data.Dataset.from_tensor_slices(self.order(epoch)).batch(chunk_size)
+        config = self.config
+        first_chunk = epoch * math.ceil(self.count / chunk_size)
+
+        def load(chunk: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            pixels = tf.gather(self.images, index)
+            labels = tf.gather(self.labels, index)
+            if self.features:
+                return pixels, labels
+            pixels = scale_images(pixels)
+            if config.augments:
+                seed = tf.stack([tf.constant(config.seed, tf.int64), first_chunk + chunk])
+                pixels = augment_images(pixels, config.augment, seed)
+            return pixels, labels
+
+        batches = chunks.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE).rebatch(size)
+        return batches.apply(tf.data.experimental.assert_cardinality(self.steps)).prefetch(
+            tf.data.AUTOTUNE
+        )
 
 
 def eval_dataset(
@@ -202,7 +231,7 @@ class _FitPlan:
     """What ``fit`` trains on: the whole model on images, or its head on cached features."""
 
     model: keras.Model
-    train: tf.data.Dataset
+    train: EpochStream
     validation: tf.data.Dataset | None
     feature_seconds: float | None = None  # time to compute the cached features
 
@@ -222,7 +251,7 @@ def _plan_fit(
     model.steps_per_execution = resolve_steps_per_execution(config.steps_per_execution, steps)
     if not split:
         validation = eval_dataset(subset.x_test, subset.y_test) if len(subset.x_test) else None
-        return _FitPlan(model, train_dataset(subset.x_train, subset.y_train, batched), validation)
+        return _FitPlan(model, EpochStream(subset.x_train, subset.y_train, batched), validation)
     started = time.perf_counter()
     front = model.layers[:split]
     x_train = extract_features(front, subset.x_train)
@@ -235,7 +264,7 @@ def _plan_fit(
     validation = None if x_test is None else eval_dataset(x_test, subset.y_test, features=True)
     return _FitPlan(
         head,
-        train_dataset(x_train, subset.y_train, batched, features=True),
+        EpochStream(x_train, subset.y_train, batched, features=True),
         validation,
         time.perf_counter() - started,
     )
@@ -292,14 +321,16 @@ class _ProgressBridge(keras.callbacks.Callback):
         if self.listener.on_batch is None:
             return
         now = time.perf_counter()
-        done = batch + 1
+        # Keras names a call's last batch as if the call were whole; an epoch's last call
+        # may be short.
+        done = min(batch + 1, self.steps)
         per_step = (now - self.epoch_start) / done
         remaining = (self.steps - done) + (self.epochs - self.epoch - 1) * self.steps
         self.listener.on_batch(
             BatchEvent(
                 epoch=self.epoch,
                 epochs=self.epochs,
-                batch=batch,
+                batch=done - 1,
                 steps=self.steps,
                 loss=float(logs.get("loss", math.nan)),
                 accuracy=float(logs.get("accuracy", math.nan)),
@@ -332,8 +363,8 @@ def train(
 
     ``checkpoints``: folder that gets a resumable checkpoint after every complete epoch.
     ``resume``: continue that checkpoint's run at its next epoch, with its optimizer state; the
-    data order and augmentation continue where they were, so the history is the one an
-    uninterrupted run would have had.
+    epochs' data order and augmentation depend on the seed and the epoch alone
+    (:class:`EpochStream`), so the history is the one an uninterrupted run would have had.
     """
     listener = listener or Listener()
     threads = apply_threads(config.threads)  # thread pools are fixed at TF's first operation
@@ -371,10 +402,6 @@ def train(
     with strategy.scope():
         plan = _plan_fit(model, fit_config, subset, batch_size, steps)
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
-    # Keras runs whole executions, so an epoch draws steps rounded up to them from the stream.
-    per_call = int(plan.model.steps_per_execution)
-    batches_per_epoch = math.ceil(steps / per_call) * per_call
-    batches_seen = resume.batches_seen if resume is not None else 0
     callbacks: list[keras.callbacks.Callback] = []
     if checkpoints is not None:
         state = {
@@ -383,31 +410,34 @@ def train(
             "class_indices": list(subset.class_indices),
             "steps_per_epoch": steps,
             "global_batch_size": batch_size,
-            "batches_per_epoch": batches_per_epoch,
         }
         directory = checkpoints if is_chief(strategy) else None
-        saver = CheckpointCallback(directory, state, previous, batches_seen)
+        saver = CheckpointCallback(directory, state, previous)
         callbacks.append(saver if plan.model is model else _WholeModelCallback(saver, model))
     # After the checkpoint, so a listener that hears of an epoch can count on its checkpoint.
     callbacks.append(bridge)
-    # The stream of batches is a function of the seed alone; a resumed run skips the batches
-    # the epochs already done drew, which also restores the augmentation's step count.
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    new: dict[str, list[float]] = {}
     started = time.perf_counter()
-    keras_history = plan.model.fit(
-        plan.train.skip(batches_seen).with_options(options),
-        steps_per_epoch=steps,
-        initial_epoch=initial_epoch,
-        epochs=config.epochs,
-        validation_data=plan.validation,
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-    )
+    for epoch in range(initial_epoch, config.epochs):
+        # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
+        # compiled train function and the optimizer state carry over between them.
+        fitted = plan.model.fit(
+            plan.train.epoch(epoch).with_options(options),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            validation_data=plan.validation,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,  # the stream is already in the epoch's order
+        )
+        for key, values in fitted.history.items():
+            new.setdefault(key, []).extend(float(v) for v in values)
+        if listener.stop.is_set():
+            break
     seconds = time.perf_counter() - started
-    new = {k: [float(v) for v in vals] for k, vals in keras_history.history.items()}
     new["epoch_seconds"] = bridge.epoch_seconds
     history = {k: previous.get(k, []) + new.get(k, []) for k in {**previous, **new}}
     val = history.get("val_accuracy", [])

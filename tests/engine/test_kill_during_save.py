@@ -101,7 +101,9 @@ def check_everything_loads(out: Path, previous_output: np.ndarray, last_epochs: 
     checkpoint = read_checkpoint(out)
     assert checkpoint.epochs_completed >= last_epochs, "the checkpoint went backwards"
     model = load_checkpoint_model(checkpoint)
-    assert int(model.optimizer.iterations.numpy()) == checkpoint.batches_seen
+    assert int(model.optimizer.iterations.numpy()) == (
+        checkpoint.epochs_completed * checkpoint.steps_per_epoch
+    )
     assert len(checkpoint.history["loss"]) == checkpoint.epochs_completed
     return checkpoint.epochs_completed
 

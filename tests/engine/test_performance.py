@@ -40,15 +40,13 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpu, flags, expected):
     assert resolve_precision("float32") == "float32"
 
 
-def test_steps_per_execution_divides_the_epoch(monkeypatch):
+def test_steps_per_execution_is_the_setting_at_most_an_epoch(monkeypatch):
     monkeypatch.setattr(performance, "has_gpu", lambda: False)
-    assert resolve_steps_per_execution("auto", 313) == 1
-    assert resolve_steps_per_execution(8, 312) == 8
-    assert resolve_steps_per_execution(8, 313) == 1  # 313 is prime
-    assert resolve_steps_per_execution(8, 30) == 6
+    assert resolve_steps_per_execution("auto", 313) == 8
+    assert resolve_steps_per_execution(16, 313) == 16  # an epoch's last call is shorter
     assert resolve_steps_per_execution(50, 3) == 3
     monkeypatch.setattr(performance, "has_gpu", lambda: True)
-    assert resolve_steps_per_execution("auto", 64) == 32
+    assert resolve_steps_per_execution("auto", 313) == 32
 
 
 @pytest.mark.parametrize(

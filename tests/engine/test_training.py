@@ -10,7 +10,7 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import Listener, run_training, train, train_dataset
+from cifar_gui.engine.training import EpochStream, Listener, run_training, train
 
 TINY = dict(epochs=2, batch_size=8, limit=24)
 
@@ -24,7 +24,7 @@ def tiny_dataset(tmp_path_factory):
 
 def test_run_reports_events_and_saves_model_and_sidecar(tiny_dataset, tmp_path):
     batches, epochs = [], []
-    config = RunConfig(out_dir=str(tmp_path), **TINY)
+    config = RunConfig(out_dir=str(tmp_path), steps_per_execution=1, **TINY)
     result = run_training(config, Listener(batches.append, epochs.append), dataset=tiny_dataset)
     assert result.path == tmp_path / "cifar10_4_7.h5"
     assert len(epochs) == 2 and len(batches) == 2 * 3
@@ -51,10 +51,11 @@ def test_same_seed_same_history(tiny_dataset):
         np.testing.assert_allclose(first[key], second[key], rtol=1e-6)
 
 
-def test_stop_ends_the_run_within_one_batch(tiny_dataset):
-    subset = select_classes(tiny_dataset, limit=24)
+@pytest.mark.parametrize("per_call", [1, 2])
+def test_stop_ends_the_run_within_one_call(tiny_dataset, per_call):
+    subset = select_classes(tiny_dataset, limit=24)  # 20 training images: batches of 8, 8 and 4
     seen = []
-    listener = Listener(on_batch=seen.append)
+    listener = Listener()
 
     def stop_after_two(event):
         seen.append(event)
@@ -62,10 +63,36 @@ def test_stop_ends_the_run_within_one_batch(tiny_dataset):
             listener.stop.set()
 
     listener.on_batch = stop_after_two
-    result = train(RunConfig(epochs=5, batch_size=4), subset, listener)
+    config = RunConfig(epochs=5, batch_size=8, steps_per_execution=per_call)
+    result = train(config, subset, listener)
     assert len(seen) == 2
     assert result.stopped and result.metadata["stopped"]
+    # One batch per call: stopped after batch 2 of epoch 1. Two per call: the first epoch
+    # is one call of 2 batches and a short one of 1, so the stop came at its end.
+    assert [(e.epoch, e.batch) for e in seen] == (
+        [(0, 0), (0, 1)] if per_call == 1 else [(0, 1), (0, 2)]
+    )
     assert result.metadata["epochs_completed"] == 1
+    assert int(result.model.optimizer.iterations.numpy()) == (2 if per_call == 1 else 3)
+
+
+def test_epochs_are_a_function_of_seed_and_epoch(tiny_dataset):
+    subset = select_classes(tiny_dataset, limit=24)
+    config = RunConfig(variant="augmented", batch_size=8, seed=7)
+
+    def batches(stream, epoch):
+        return [x.numpy() for x, _ in stream.epoch(epoch)]
+
+    first = EpochStream(subset.x_train, subset.y_train, config)
+    again = EpochStream(subset.x_train, subset.y_train, config)
+    assert len(batches(first, 0)) == first.steps == 3
+    # Asked for out of order, in another stream: the same epoch 2.
+    for mine, theirs in zip(batches(first, 2), batches(again, 2), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert not np.array_equal(first.order(0), first.order(1))
+    assert sorted(first.order(1)) == list(range(len(subset.x_train)))
+    other_seed = EpochStream(subset.x_train, subset.y_train, config.replace(seed=8))
+    assert not np.array_equal(first.order(1), other_seed.order(1))
 
 
 def test_three_classes_train_a_softmax(tiny_dataset):
@@ -80,13 +107,10 @@ def test_augmented_stream_changes_images_baseline_stream_does_not(tiny_dataset):
     scaled = subset.x_train.astype(np.float32) / 255
 
     def first_batch(variant):
-        x, _ = next(
-            iter(
-                train_dataset(
-                    subset.x_train, subset.y_train, RunConfig(variant=variant, batch_size=8)
-                )
-            )
+        stream = EpochStream(
+            subset.x_train, subset.y_train, RunConfig(variant=variant, batch_size=8)
         )
+        x, _ = next(iter(stream.epoch(0)))
         return np.sort(x.numpy().reshape(8, -1), axis=0)
 
     np.testing.assert_allclose(first_batch("baseline"), np.sort(scaled.reshape(8, -1), axis=0))

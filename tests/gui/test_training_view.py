@@ -97,8 +97,10 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     assert warnings == []
     assert outcome is not None and not outcome.stopped
     assert [e.epoch for e in epochs] == [0, 1]
-    assert 1 <= len(batches) <= 10 and batches[-1].batch == 4  # throttled, last one kept
-    assert panel.plots.point_counts() == {"batch": 10, "train": 2, "val": 2}
+    # One batch event per compiled call: on a CPU "auto" runs up to 8 batches a call, so each
+    # epoch of 5 batches is one call, reported as its last batch.
+    assert 1 <= len(batches) <= 2 and batches[-1].batch == 4  # throttled, last one kept
+    assert panel.plots.point_counts() == {"batch": 2, "train": 2, "val": 2}
     model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
     assert model_file.is_file() and model_file.with_suffix(".json").is_file()
     assert panel.table.rowCount() == 1 and panel.table.runs[0].model_path == model_file
