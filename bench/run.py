@@ -6,7 +6,7 @@ from the same machine within minutes: on a shared machine compare the ratios, no
 absolute seconds. Seconds per epoch are medians over the epochs after the first (which
 includes tracing), wall clock and process CPU time, training plus the validation pass.
 
-    python bench/run.py            # 30 epochs, deer vs horse, ~35 min on 2 CPU cores
+    python bench/run.py            # 30 epochs, 3 seeds, deer vs horse, ~45 min on 2 CPU cores
     python bench/run.py --quick    # 2 epochs, 2,000 images, < 3 min
 
 Variants: ``baseline`` and ``augmented`` (reference against ours); ``baseline / floor``, the
@@ -132,6 +132,7 @@ def worker(spec: dict) -> dict:
     return {
         "variant": variant,
         "recipe": recipe,
+        "seed": spec["seed"],
         "epochs": len(epoch_seconds),
         "train_images": len(subset.x_train),
         "test_images": len(subset.x_test),
@@ -216,14 +217,30 @@ def machine() -> dict:
     }
 
 
-def _ratio(slow: dict, fast: dict, key: str) -> float | None:
-    a, b = slow.get(key), fast.get(key)
-    return round(a / b, 2) if a and b else None
+def _median_of(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _mean_of(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return round(slow / fast, 2) if slow and fast else None
 
 
 def compare(runs: list[dict]) -> list[dict]:
-    """One row per variant: reference (or full model) against ours (or cached features)."""
-    by = {(r["variant"], r["recipe"]): r for r in runs}
+    """One row per variant: reference (or full model) against ours (or cached features).
+
+    Seconds per epoch: the median over seeds of each run's median; test accuracy: the mean
+    over seeds (one 30-epoch run's last epoch moves by several points from seed to seed).
+    """
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        if "error" not in r:
+            by.setdefault((r["variant"], r["recipe"]), []).append(r)
     rows = []
     for variant, slow_name, fast_name in (
         ("baseline", "reference", "ours"),
@@ -231,21 +248,30 @@ def compare(runs: list[dict]) -> list[dict]:
         ("transfer", "full", "cached"),
     ):
         slow, fast = by.get((variant, slow_name)), by.get((variant, fast_name))
-        if not slow or not fast or "error" in slow or "error" in fast:
+        if not slow or not fast:
             continue
+        slow_s, fast_s = (_median_of(g, "median_epoch_seconds") for g in (slow, fast))
+        accuracies = {
+            name: _mean_of(g, "test_accuracy") for name, g in (("slow", slow), ("fast", fast))
+        }
+        measured = variant != "transfer"  # random VGG16 weights: accuracy means nothing there
         rows.append(
             {
                 "variant": variant,
-                "speedup_wall": _ratio(slow, fast, "median_epoch_seconds"),
-                "speedup_cpu": _ratio(slow, fast, "median_epoch_cpu_seconds"),
+                "seeds": min(len(slow), len(fast)),
+                "speedup_wall": _ratio(slow_s, fast_s),
+                "speedup_cpu": _ratio(
+                    _median_of(slow, "median_epoch_cpu_seconds"),
+                    _median_of(fast, "median_epoch_cpu_seconds"),
+                ),
                 # The reference against the bare training steps: the most a pipeline can give.
                 "speedup_floor_wall": _ratio(
-                    slow, by.get((variant, "floor"), {}), "median_epoch_seconds"
+                    slow_s, _median_of(by.get((variant, "floor"), []), "median_epoch_seconds")
                 ),
+                "reference_accuracy": round(accuracies["slow"], 4) if measured else None,
+                "ours_accuracy": round(accuracies["fast"], 4) if measured else None,
                 "accuracy_difference": (
-                    round(fast["test_accuracy"] - slow["test_accuracy"], 4)
-                    if variant != "transfer"
-                    else None  # random VGG16 weights: accuracy means nothing here
+                    round(accuracies["fast"] - accuracies["slow"], 4) if measured else None
                 ),
             }
         )
@@ -272,18 +298,20 @@ def markdown(report: dict) -> str:
         f"- Load average before / after: {report['load_before']} / {report['load_after']} "
         "(above the core count the machine was shared: trust the ratios)",
         f"- {s['epochs']} epochs ({s['transfer_epochs']} for transfer), deer vs horse, "
-        f"{'first ' + str(s['limit']) if s['limit'] else 'all'} training images, seed {s['seed']}",
+        f"{'first ' + str(s['limit']) if s['limit'] else 'all'} training images, seeds "
+        f"{', '.join(map(str, s['seeds']))} (transfer and floor: the first; they are timed, "
+        "not scored)",
         "",
-        "| variant | recipe | precision | s/epoch (wall) | s/epoch (CPU) | test acc | best acc "
-        "| peak RSS MiB | epochs |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| variant | recipe | seed | precision | s/epoch (wall) | s/epoch (CPU) | test acc "
+        "| best acc | peak RSS MiB | epochs |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         if "error" in r:
             lines.append(f"| {r['variant']} | {r['recipe']} | failed: {r['error'][:80]} |")
             continue
         lines.append(
-            f"| {r['variant']} | {r['recipe']} | {r['precision']} "
+            f"| {r['variant']} | {r['recipe']} | {r['seed']} | {r['precision']} "
             f"| {_fmt(r['median_epoch_seconds'], '.2f')} "
             f"| {_fmt(r['median_epoch_cpu_seconds'], '.2f')} "
             f"| {_fmt(r['test_accuracy'], '.4f')} | {_fmt(r['best_test_accuracy'], '.4f')} "
@@ -291,14 +319,15 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        "| variant | speed-up (wall) | speed-up (CPU) | accuracy, ours - reference "
-        "| within reach (reference / floor) |",
-        "|---|---:|---:|---:|---:|",
+        "| variant | seeds | speed-up (wall) | speed-up (CPU) | test acc, reference "
+        "| test acc, ours | ours - reference | within reach (reference / floor) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in report["comparison"]:
         lines.append(
-            f"| {c['variant']} | {_fmt(c['speedup_wall'])}x | {_fmt(c['speedup_cpu'])}x "
-            f"| {_fmt(c['accuracy_difference'], '+.4f')} "
+            f"| {c['variant']} | {c['seeds']} | {_fmt(c['speedup_wall'])}x "
+            f"| {_fmt(c['speedup_cpu'])}x | {_fmt(c['reference_accuracy'], '.4f')} "
+            f"| {_fmt(c['ours_accuracy'], '.4f')} | {_fmt(c['accuracy_difference'], '+.4f')} "
             f"| {_fmt(c['speedup_floor_wall'])}{'x' if c['speedup_floor_wall'] else ''} |"
         )
     lines += ["", "## GUI figures", ""]
@@ -331,7 +360,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: 30 (quick: 2)")
     parser.add_argument("--transfer-epochs", type=int, help="default: 3 (quick: 2)")
     parser.add_argument("--limit", type=int, help="training images (default: all; quick: 2000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument(
+        "--seeds", type=int, help="seeds per baseline and augmented recipe (default: 3; quick: 1)"
+    )
     parser.add_argument("--no-gui", action="store_true", help="skip the GUI benchmarks")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -355,17 +387,20 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.perf_counter()
+    seeds = list(range(args.seed, args.seed + (args.seeds or (1 if args.quick else 3))))
     runs = []
-    for variant, recipe in RUNS:
+    for seed, (variant, recipe) in itertools.product(seeds, RUNS):  # rounds: drift hits both
+        if seed != seeds[0] and (variant == "transfer" or recipe == "floor"):
+            continue  # timed only: one seed is enough
         spec = {
             "variant": variant,
             "recipe": recipe,
             "epochs": transfer_epochs if variant == "transfer" else epochs,
             "limit": limit,
             "data": str(Path(args.data).resolve()),
-            "seed": args.seed,
+            "seed": seed,
         }
-        log(f"{variant} / {recipe}: {spec['epochs']} epochs ...")
+        log(f"{variant} / {recipe} / seed {seed}: {spec['epochs']} epochs ...")
         result = run_worker(spec, log)
         if "error" not in result:
             log(
@@ -383,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": epochs,
             "transfer_epochs": transfer_epochs,
             "limit": limit,
-            "seed": args.seed,
+            "seeds": seeds,
         },
         "load_before": load_before,
         "load_after": [round(v, 2) for v in os.getloadavg()],

@@ -69,7 +69,7 @@ def run_in_child(
     """Train ``config`` (continuing ``resume``) in a child process; return what it saved.
 
     ``on_batch`` and ``on_epoch`` are called on the calling thread with the child's events.
-    Setting ``stop`` ends the run after the current batch; the child still saves the model.
+    Setting ``stop`` ends the run after the batches in progress; the child still saves the model.
     Raises the child's exception (a :class:`UserError` keeps its one-line message), or
     :class:`ChildFailed` when the child died without a word.
     """

@@ -123,9 +123,10 @@ class TrainingOutcome:
 class BatchTrace:
     """Per-batch training values, smoothed, bundled for the GUI.
 
-    Keras reports the running mean of the epoch after each batch. The value of the batch
-    itself is recovered from two consecutive means (all batches weigh the same; only the
-    last, partial batch of an epoch is slightly off), then smoothed with a debiased
+    Keras reports the running mean of the epoch after each compiled call of one or more
+    batches. The mean of the call's batches is recovered from two consecutive means (all
+    batches weigh the same; only the last, partial batch of an epoch is slightly off), then
+    smoothed with a debiased
     exponential moving average, as TensorBoard does.
     """
 
@@ -189,7 +190,7 @@ def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) 
     """Train ``config`` (continuing ``resume``) in a child process and load the saved model.
 
     Reports :class:`BatchUpdate` and :class:`~cifar_gui.engine.training.EpochEvent` values
-    through ``task``; ``task.stop_event`` ends the run after the current batch.
+    through ``task``; ``task.stop_event`` ends the run after the batches in progress.
     """
     from cifar_gui.gui.training_process import run_in_child
 
@@ -394,7 +395,9 @@ class TrainingPanel(QWidget):
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("End after the current batch; the model so far is saved")
+        self.stop_button.setToolTip(
+            "End after the batches in progress (up to 8 on a CPU); the model so far is saved"
+        )
         self.resume_button = QPushButton("Resume\u2026")
         self.resume_button.setToolTip(
             "Continue a stopped, crashed or finished run of the output folder from its last "
@@ -713,12 +716,12 @@ class TrainingPanel(QWidget):
         self._update_buttons()
 
     def stop(self) -> None:
-        """Ask the run to end after the current batch."""
+        """Ask the run to end after the batches in progress."""
         if self._job.busy and not self._stopping:
             self._stopping = True
             self._job.stop()
             self.progress.setFormat(self.progress.format() + " \u2014 stopping\u2026")
-            self._append_log("Stopping after the current batch\u2026")
+            self._append_log("Stopping after the batches in progress\u2026")
 
     def confirm_close(self) -> bool:
         """Whether the window may close: asks to stop a run in progress (True when idle)."""
