@@ -64,7 +64,7 @@ class TrainingPlots(QWidget):
                 pen=pg.mkPen("#ccc"),
             )
             self.batch_curves[metric] = plot.plot(
-                pen=pg.mkPen("#9a9a9a", width=1), name="training (per batch, smoothed)"
+                pen=pg.mkPen("#9a9a9a", width=1), name="training (running, smoothed)"
             )
             # Long runs have thousands of batch points: draw only what the pixels can show.
             self.batch_curves[metric].setDownsampling(auto=True, method="peak")
