@@ -6,7 +6,7 @@ from the same machine within minutes: on a shared machine compare the ratios, no
 absolute seconds. Seconds per epoch are medians over the epochs after the first (which
 includes tracing), wall clock and process CPU time, training plus the validation pass.
 
-    python bench/run.py            # 30 epochs, 3 seeds, deer vs horse, ~45 min on 2 CPU cores
+    python bench/run.py            # 30 epochs, 3 seeds, deer vs horse, ~25 min on 2 CPU cores
     python bench/run.py --quick    # 2 epochs, 2,000 images, < 3 min
 
 Variants: ``baseline`` and ``augmented`` (reference against ours); ``baseline / floor``, the
