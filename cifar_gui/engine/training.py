@@ -135,16 +135,16 @@ class EpochStream:
     """The training batches of a run, as one finite dataset per epoch.
 
     Epoch ``e`` is a function of ``(config.seed, e)`` alone: its order is a permutation drawn
-    from that pair, and its batch ``b`` is augmented with the stateless seed
-    ``(config.seed, e * steps + b)``, so every batch of every epoch gets its own transforms.
-    A resumed run starts at its next epoch with nothing to replay, and because an epoch's
-    data ends with the epoch, Keras may run several batches per compiled call and a short
-    last one (:mod:`cifar_gui.engine.performance`).
+    from that pair, and it is prepared in chunks of :data:`CHUNK_BATCHES` batches, chunk ``c``
+    augmented with the stateless seed ``(config.seed, e * chunks_per_epoch + c)``, so every
+    image of every epoch gets its own transform. A resumed run starts at its next epoch with
+    nothing to replay, and because an epoch's data ends with the epoch, Keras may run several
+    batches per compiled call and a short last one (:mod:`cifar_gui.engine.performance`).
 
     The arrays stay in memory as they are (uint8 images: a quarter of float32's bytes); each
-    batch is gathered, scaled and, if configured, augmented on the graph, in parallel with
-    training, and prefetched. ``features``: ``images`` are a frozen base's float outputs,
-    used as they are (no scaling, no augmentation).
+    chunk is gathered, scaled and, if configured, augmented on the graph, in parallel with
+    training, then split into batches and prefetched. ``features``: ``images`` are a frozen
+    base's float outputs, used as they are (no scaling, no augmentation).
     """
 
     def __init__(
