@@ -1,12 +1,13 @@
-"""Build the one-folder desktop app with PyInstaller, then self-test it in a bare environment.
+"""Build the one-folder desktop app with PyInstaller, then check it in a bare environment.
 
     python packaging/build.py            # dist/cifar-gui/, trimmed (what `make package` runs)
     python packaging/build.py --no-trim  # the same without trimming, to compare sizes
 
 Run it with the project's virtual environment (``.venv/bin/python``): the bundle contains
 the packages installed there, the CPU TensorFlow by default. PyInstaller itself comes from
-the ``package`` extra and is installed on first use. Exits non-zero when the build or the
-self-test fails.
+the ``package`` extra and is installed on first use. The checks: ``cifar-gui --self-test``,
+then a tiny training run in the frozen program spawned as the window's training child
+(``frozen_training.py``). Exits non-zero when the build or a check fails.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "packaging" / "cifar-gui.spec"
 NAME = "cifar-gui"
-SELF_TEST_TIMEOUT_S = 600  # a cold start of TensorFlow from disk on a loaded machine
+CHECK_TIMEOUT_S = 600  # each check; a cold start of TensorFlow from disk on a loaded machine
 
 
 def ensure_pyinstaller() -> None:
@@ -117,36 +118,47 @@ def executable(dist: Path) -> Path:
     return dist / NAME / NAME
 
 
-def self_test(program: Path) -> bool:
-    """Run ``program --self-test`` from a scratch folder in a bare environment."""
-    with tempfile.TemporaryDirectory(prefix="cifar-gui-selftest-") as scratch:
+def run_check(command: list[str], label: str) -> bool:
+    """Run ``command`` from a scratch folder in a bare environment; print its ``label`` line."""
+    with tempfile.TemporaryDirectory(prefix="cifar-gui-check-") as scratch:
         home = Path(scratch)
         os.chmod(home, 0o700)  # Qt insists on a private XDG_RUNTIME_DIR
         try:
             done = subprocess.run(
-                [str(program), "--self-test"],
+                command,
                 cwd=home,
                 env=bare_environment(home),
                 capture_output=True,
                 text=True,
-                timeout=SELF_TEST_TIMEOUT_S,
+                timeout=CHECK_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
-            print(f"self-test: no answer within {SELF_TEST_TIMEOUT_S} s")
+            print(f"{label}: no answer within {CHECK_TIMEOUT_S} s")
             return False
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if "self-test" in line]
-    print(lines[-1] if lines else f"self-test printed nothing (exit status {done.returncode})")
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if label in line]
+    print(lines[-1] if lines else f"{label} printed nothing (exit status {done.returncode})")
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
     return done.returncode == 0
 
 
+def self_test(program: Path) -> bool:
+    """``program --self-test``: the window, the default model and the sample image."""
+    return run_check([str(program), "--self-test"], "self-test")
+
+
+def training_test(program: Path) -> bool:
+    """A tiny training run in ``program`` spawned as the window's training child."""
+    script = ROOT / "packaging" / "frozen_training.py"
+    return run_check([sys.executable, str(script), str(program)], "frozen training")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build, measure and self-test; return the exit status."""
+    """Build, measure and check; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-trim", action="store_true", help="keep unused Qt modules etc.")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
-    parser.add_argument("--skip-self-test", action="store_true", help="only build")
+    parser.add_argument("--skip-self-test", action="store_true", help="only build, no checks")
     options = parser.parse_args(argv)
 
     ensure_pyinstaller()
@@ -176,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not self_test(program):
         print("error: the built app failed its self-test", file=sys.stderr)
+        return 1
+    if not training_test(program):
+        print("error: the built app failed to train in its spawned child", file=sys.stderr)
         return 1
     return 0
 
