@@ -4,7 +4,6 @@ its cache. Every size is refused before it is allocated; nothing here allocates 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pickle
@@ -12,8 +11,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +21,16 @@ from cifar_gui.engine import data
 from cifar_gui.engine.data import load_dataset, read_image, resolve_classes
 from cifar_gui.engine.errors import DataError, ImageError
 from tests.conftest import synthetic_images, write_cifar_batches
-from tests.engine.test_fuzz_inputs import png_header_only
+from tests.engine.test_fuzz_inputs import (
+    EPS,
+    array_bomb,
+    fifo,
+    png_header_only,
+    tar_member,
+    tar_of_headers,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs, /proc")
-
-
-@contextlib.contextmanager
-def fifo(path: Path) -> Iterator[Path]:
-    """A FIFO that a helper thread keeps opening for writing (and closing at once).
-
-    A reader that opens it blocking is released with an empty read instead of waiting forever,
-    so code that wrongly opens a FIFO fails its test rather than hanging it.
-    """
-    os.mkfifo(path)
-    stop = threading.Event()
-
-    def feed() -> None:
-        while not stop.is_set():
-            os.close(os.open(path, os.O_WRONLY))  # returns once some reader has opened it
-
-    thread = threading.Thread(target=feed, daemon=True)
-    thread.start()
-    try:
-        yield path
-    finally:
-        stop.set()
-        while thread.is_alive():  # release a writer waiting in open; it then sees stop
-            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-            thread.join(0.05)
 
 
 # --------------------------------------------------------------------------------------
@@ -96,13 +75,6 @@ def test_fifo_named_like_an_image_in_a_class_folder_is_not_opened(image_folder):
 
 # --------------------------------------------------------------------------------------
 # Formats: only in-process raster decoders, never an external program
-
-EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
-%%BoundingBox: 0 0 32 32
-%%EndComments
-(forged line in the output) print flush
-{ } loop
-"""
 
 
 def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch):
@@ -192,17 +164,6 @@ def test_header_only_strip_is_refused_as_too_large(tmp_path):
         read_image(path)
 
 
-def array_bomb(shape: tuple[int, ...], dtype: str) -> object:
-    """An object that pickles as numpy's array constructor asked for ``shape`` up front."""
-    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
-
-    class Bomb:
-        def __reduce__(self):
-            return (reconstruct, (np.ndarray, shape, np.dtype(dtype)))
-
-    return Bomb()
-
-
 def test_tiny_pickle_of_a_huge_array_is_refused(batches_dir):
     bomb = {
         b"data": array_bomb((250_000, 3072), "u1"),
@@ -232,28 +193,8 @@ def test_oversized_batch_file_is_refused_before_reading(batches_dir, monkeypatch
         load_dataset(batches_dir)
 
 
-def tar_with(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    """A gzipped tar of raw headers: a member's data may be left out (its size is a claim)."""
-    buffer = io.BytesIO()
-    for info, payload in members:
-        buffer.write(info.tobuf(format=tarfile.GNU_FORMAT))
-        if payload is not None:
-            buffer.write(payload + b"\0" * (-len(payload) % 512))
-    buffer.write(b"\0" * 1024)
-    import gzip
-
-    path.write_bytes(gzip.compress(buffer.getvalue()))
-    return path
-
-
-def member(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.type = size, kind
-    return info
-
-
 def test_archive_member_declaring_gigabytes_is_refused(tmp_path):
-    path = tar_with(tmp_path / "a.tar.gz", [(member("b/data_batch_1", 8 << 30), None)])
+    path = tar_of_headers(tmp_path / "a.tar.gz", [(tar_member("b/data_batch_1", 8 << 30), None)])
     with pytest.raises(DataError, match=r"a.tar.gz: not a CIFAR-10 archive: member "):
         load_dataset(path)
     with pytest.raises(DataError, match=r"too large \(8,589,934,592 bytes"):
@@ -262,14 +203,14 @@ def test_archive_member_declaring_gigabytes_is_refused(tmp_path):
 
 def test_archive_members_too_large_together_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_ARCHIVE_BYTES", 1500)
-    members = [(member(f"b/file{i}", 600), b"x" * 600) for i in range(3)]
-    path = tar_with(tmp_path / "a.tar.gz", members)
+    members = [(tar_member(f"b/file{i}", 600), b"x" * 600) for i in range(3)]
+    path = tar_of_headers(tmp_path / "a.tar.gz", members)
     with pytest.raises(DataError, match=r"member b/file2 too large .* 1,500 in all"):
         load_dataset(path)
 
 
 def test_archive_of_too_many_members_is_refused(tmp_path):
-    path = tar_with(tmp_path / "a.tar.gz", [(member(f"f{i}"), b"") for i in range(100)])
+    path = tar_of_headers(tmp_path / "a.tar.gz", [(tar_member(f"f{i}"), b"") for i in range(100)])
     with pytest.raises(DataError, match="not a CIFAR-10 archive: more than 64 members"):
         load_dataset(path)
 
@@ -278,9 +219,9 @@ def test_archive_of_too_many_members_is_refused(tmp_path):
     "kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE]
 )
 def test_archive_members_must_be_regular_files(tmp_path, kind):
-    link = member("cifar-10-batches-py/data_batch_1", kind=kind)
+    link = tar_member("cifar-10-batches-py/data_batch_1", kind=kind)
     link.linkname = "/etc/passwd"
-    path = tar_with(tmp_path / "a.tar.gz", [(link, None)])
+    path = tar_of_headers(tmp_path / "a.tar.gz", [(link, None)])
     with pytest.raises(
         DataError, match="member cifar-10-batches-py/data_batch_1 is not a regular file"
     ):
@@ -290,7 +231,7 @@ def test_archive_members_must_be_regular_files(tmp_path, kind):
 @pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
 def test_archive_header_declaring_gigabytes_is_refused(tmp_path, kind):
     """tarfile reads a pax header or long name whole: its size is checked first."""
-    path = tar_with(tmp_path / "a.tar.gz", [(member("././@Header", 2 << 30, kind), None)])
+    path = tar_of_headers(tmp_path / "a.tar.gz", [(tar_member("././@Header", 2 << 30, kind), None)])
     with pytest.raises(DataError, match=r"a tar header of 2,147,483,648 bytes"):
         load_dataset(path)
 
