@@ -457,15 +457,15 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
 
 def _list_image_folder(
     root: Path, class_names: Sequence[str]
-) -> tuple[dict[str, list[Path]], dict[str, np.ndarray], str]:
+) -> tuple[dict[str, list[str]], dict[str, np.ndarray], str]:
     """The image files and labels of each split, and a key that changes when any file does.
 
     The key hashes every file's relative path, size, mtime and ctime: a stat each, no reads.
     An image rewritten in place, truncated, added, removed or renamed changes it; the ctime
     also catches a rewrite that put the old mtime back (``cp -p``, ``touch -r``).
     """
-    digest = hashlib.sha256()
-    files: dict[str, list[Path]] = {}
+    lines: list[str] = []
+    files: dict[str, list[str]] = {}
     labels: dict[str, np.ndarray] = {}
     for split in SPLITS:
         found, found_labels = [], []
@@ -474,7 +474,7 @@ def _list_image_folder(
             if not folder.is_dir():
                 continue
             for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
                     continue
                 try:
                     st = entry.stat()  # of a link's target
@@ -482,19 +482,20 @@ def _list_image_folder(
                     continue  # a broken link: not an image
                 if not stat.S_ISREG(st.st_mode):
                     continue  # a folder, FIFO or device named like an image
-                found.append(Path(entry.path))
+                found.append(entry.path)
                 found_labels.append(label)
-                digest.update(os.fsencode(f"{split}/{name}/{entry.name}"))
-                digest.update(f"\0{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\n".encode())
+                lines.append(
+                    f"{split}/{name}/{entry.name}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                )
         files[split] = found
         labels[split] = np.asarray(found_labels, dtype=np.int64)
-    total = sum(len(f) for f in files.values())
-    if total > MAX_FOLDER_IMAGES:
-        raise DataError(f"{root}: {total:,} images, more than the {MAX_FOLDER_IMAGES:,} allowed")
-    return files, labels, digest.hexdigest()[:24]
+    if len(lines) > MAX_FOLDER_IMAGES:
+        raise DataError(f"{root}: {len(lines):,} images, more than {MAX_FOLDER_IMAGES:,} allowed")
+    key = hashlib.sha256("\n".join(lines).encode(errors="surrogateescape")).hexdigest()[:24]
+    return files, labels, key
 
 
-def _decode_all(files: Sequence[Path]) -> np.ndarray:
+def _decode_all(files: Sequence[str]) -> np.ndarray:
     out = np.empty((len(files), *IMAGE_SIZE, 3), np.uint8)
 
     def decode(i: int) -> None:
