@@ -49,7 +49,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # decoded in-process. (Pillow hands EPS to Ghostscript, an external program running the
 # file's PostScript; other plugins are rarely needed and widen what a hostile file can reach.)
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-IMAGE_FORMAT_NAMES = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -206,8 +205,9 @@ def open_regular(
     type is checked on the open descriptor, so a file swapped for a FIFO after an earlier check
     cannot hang the reader either. ``limit`` refuses files of more bytes. Raises ``error``.
     """
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to wait on
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -224,7 +224,8 @@ def open_regular(
             raise error(f"{path}: not a regular file (a FIFO, socket or device)")
         if limit is not None and size > limit:
             raise error(f"{path}: file too large ({size:,} bytes, at most {limit:,})")
-        os.set_blocking(fd, True)  # back to ordinary reads (regular files never block anyway)
+        if nonblocking:
+            os.set_blocking(fd, True)  # back to ordinary reads (regular files never block)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -437,9 +438,9 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
                     raise ImageError(f"{path}: image too large ({width:,} x {height:,}; {limits})")
                 if img.mode.startswith("I"):
                     # 16-bit grey: PIL's RGB conversion clips at 255 (a white image); keep the
-                    # top 8 bits instead.
+                    # top 8 bits instead (int32: these modes hold at most 32 bits).
                     img = Image.fromarray(
-                        np.clip(np.asarray(img, dtype=np.int64) >> 8, 0, 255).astype(np.uint8)
+                        np.clip(np.asarray(img, dtype=np.int32) >> 8, 0, 255).astype(np.uint8)
                     )
                 img = img.convert("RGB")
                 if img.size != (size[1], size[0]):
@@ -450,7 +451,7 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
         except Image.DecompressionBombError:  # Pillow's own check, at twice the limit
             raise ImageError(f"{path}: image too large ({limits})") from None
         except Image.UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file ({IMAGE_FORMAT_NAMES})") from None
+            raise ImageError(f"{path}: not an image file") from None
         except Exception as exc:  # PIL raises many types for broken files
             raise ImageError(f"{path}: unreadable image ({_first_line(exc)})") from None
 
@@ -658,7 +659,7 @@ def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str]) ->
     else is a :class:`DataError` that lists the classes with their indices.
     """
     names = list(class_names)
-    listing = ", ".join(f"{i} {n}" for i, n in enumerate(names))
+    listing = f"{', '.join(names)} (or an index 0 to {len(names) - 1})"
     out: list[int] = []
     for item in classes:
         text = str(item).strip()
@@ -669,7 +670,7 @@ def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str]) ->
         elif _INDEX.fullmatch(text):
             index = int(text)
         else:
-            raise DataError(f"unknown class {text!r}: choose a name or an index from {listing}")
+            raise DataError(f"unknown class {text!r}: choose from {listing}")
         if not 0 <= index < len(names):
             raise DataError(f"class index {index} out of range: choose from {listing}")
         if index in out:

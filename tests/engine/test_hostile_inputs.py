@@ -93,7 +93,7 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch):
     with pytest.raises(ImageError) as info:
         read_image(path)
     assert not marker.exists(), "an external program was started for an image"
-    assert str(info.value) == f"{path}: not an image file (PNG, JPEG, BMP, GIF, WebP or TIFF)"
+    assert str(info.value) == f"{path}: not an image file"
 
 
 @pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX"])
@@ -303,11 +303,16 @@ def test_anything_else_is_a_clear_error_listing_the_classes(bad):
     with pytest.raises(DataError) as info:
         resolve_classes(["deer", bad], data.CIFAR10_CLASSES)
     assert str(info.value).startswith(f"unknown class {bad.strip()!r}")
-    assert "0 airplane, 1 automobile" in str(info.value) and "9 truck" in str(info.value)
+    assert str(info.value).endswith(
+        ": choose from airplane, automobile, bird, cat, deer, dog, "
+        "frog, horse, ship, truck (or an index 0 to 9)"
+    )
 
 
 def test_index_out_of_range_lists_the_classes():
-    with pytest.raises(DataError, match=r"class index 5 out of range: choose from 0 10, 1 2, 2 3"):
+    with pytest.raises(
+        DataError, match=r"class index 5 out of range: choose from 10, 2, 3 \(or an index 0 to 2\)"
+    ):
         resolve_classes(["2", "5"], DIGIT_FOLDERS)
     with pytest.raises(DataError, match="class index -1 out of range"):
         resolve_classes([0, -1], DIGIT_FOLDERS)
