@@ -51,6 +51,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+CIFAR10_BYTES = 170_498_071  # its size: a download that runs past it is not the archive
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -622,10 +623,14 @@ def download_cifar10(
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0)
+            if total > CIFAR10_BYTES:
+                raise DataError(f"{url}: {total:,} bytes offered, not the CIFAR-10 archive")
             done = 0
             while chunk := response.read(1 << 20):
                 if should_stop and should_stop():
                     raise DataError("download cancelled")
+                if done + len(chunk) > CIFAR10_BYTES:  # a server that never stops
+                    raise DataError(f"{url}: more than {CIFAR10_BYTES:,} bytes, not CIFAR-10")
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
