@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import pickle
+import re
+import stat
 import tarfile
 import tempfile
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, ClassVar
 
 import numpy as np
 from PIL import Image
 
-from cifar_gui.engine.errors import DataError, ImageError
+from cifar_gui.engine.errors import DataError, ImageError, UserError
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -41,15 +45,31 @@ CIFAR10_CLASSES = (
 )
 IMAGE_SIZE = (32, 32)  # height, width of every image the engine hands out
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# The only decoders Pillow may use, whatever a file's name or first bytes say: raster formats
+# decoded in-process. (Pillow hands EPS to Ghostscript, an external program running the
+# file's PostScript; other plugins are rarely needed and widen what a hostile file can reach.)
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+CIFAR10_BYTES = 170_498_071  # its size: a download that runs past it is not the archive
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 SPLITS = ("train", "test")
 
-# Refuse images whose pixel count would need gigabytes to decode (decompression bombs).
-Image.MAX_IMAGE_PIXELS = 64_000_000
+# Sizes a file declares are checked against these before anything that size is allocated.
+MAX_IMAGE_PIXELS = 64_000_000  # width x height: ~200 MB of RGB to decode
+# Either side: a 1 x 20,000,000 strip is under the pixel limit, but resizing it to 32 x 32
+# goes through a 20,000,000 x 32 intermediate (1.9 GB).
+MAX_IMAGE_SIDE = 32_768
+MAX_BATCH_BYTES = 64 << 20  # one pickled batch file (the official ones are 30 MB)
+MAX_ARCHIVE_MEMBERS = 64  # the official archive has 9
+MAX_ARCHIVE_BYTES = 512 << 20  # all members together (the official archive: 184 MB)
+MAX_TAR_HEADER_BYTES = 1 << 20  # a long name or a pax header inside an archive
+MAX_FOLDER_IMAGES = 600_000  # an image folder: 1.8 GB of 32 x 32 pixels (CIFAR-10: 60,000)
+
+# Pillow's own guard refuses twice this when a file is opened; read_image refuses the rest.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 # PIL only warns between that and twice it; read_image refuses those itself, in one line.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -161,7 +181,7 @@ def load_dataset(source: str | os.PathLike | None = None, cache_dir: Path | None
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if path.is_file():
+    if not path.is_dir():  # an archive, or a FIFO or device that it refuses
         return _load_archive(path)
     if (path / "test_batch").is_file():
         return _load_batch_folder(path)
@@ -177,43 +197,126 @@ def load_dataset(source: str | os.PathLike | None = None, cache_dir: Path | None
     )
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and plain containers only, so a crafted file cannot run code."""
+def open_regular(
+    path: str | os.PathLike, error: type[UserError], limit: int | None = None
+) -> BinaryIO:
+    """Open a regular file for reading; a FIFO, device or folder is refused, never waited on.
 
-    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-        }
+    The open itself is non-blocking (opening a FIFO with no writer would wait forever) and the
+    type is checked on the open descriptor, so a file swapped for a FIFO after an earlier check
+    cannot hang the reader either. ``limit`` refuses files of more bytes. Raises ``error``.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to wait on
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot open ({exc.strerror or exc})") from None
+    try:
+        mode, size = (st := os.fstat(fd)).st_mode, st.st_size
+        if stat.S_ISDIR(mode):
+            raise error(f"{path}: is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: not a regular file (a FIFO, socket or device)")
+        if limit is not None and size > limit:
+            raise error(f"{path}: file too large ({size:,} bytes, at most {limit:,})")
+        if nonblocking:
+            os.set_blocking(fd, True)  # back to ordinary reads (regular files never block)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_file(path: Path, limit: int, error: type[UserError]) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_regular`)."""
+    with open_regular(path, error, limit) as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:  # it grew after the size check
+        raise error(f"{path}: file too large (over {limit:,} bytes)")
+    return raw
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only, so a crafted file cannot run code, and
+    no array larger than the file itself, so a tiny file cannot claim gigabytes."""
+
+    _RECONSTRUCT: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
     )
+    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = _RECONSTRUCT | {("numpy", "ndarray")}
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(io.BytesIO(raw), encoding="bytes")
+        self._budget = len(raw)
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
+        if (module, name) == ("numpy", "dtype"):
+            return _plain_dtype
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
+        found = super().find_class(module, name)
+        return self._bounded(found) if (module, name) in self._RECONSTRUCT else found
+
+    def _bounded(self, reconstruct: Callable) -> Callable:
+        def checked(subtype, shape, dtype):
+            # numpy pickles every array as an empty (0,) one filled from the file's bytes
+            # later; a pickle that asks for a bigger one up front allocates it from nothing.
+            dims = (shape,) if isinstance(shape, int) else tuple(shape)
+            if subtype is not np.ndarray or not all(type(d) is int and d >= 0 for d in dims):
+                raise pickle.UnpicklingError("not a plain numpy array")
+            nbytes = math.prod(dims) * _plain_dtype(dtype).itemsize
+            if nbytes > self._budget:
+                raise pickle.UnpicklingError(
+                    f"declares a {dims} array of {nbytes:,} bytes, larger than the file"
+                )
+            return reconstruct(subtype, dims, dtype)
+
+        return checked
 
 
-def _read_batch(raw: bytes, name: str, where: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled CIFAR batch -> (N, 32, 32, 3) uint8, (N,) int64."""
+def _plain_dtype(*args) -> np.dtype:
+    """numpy.dtype for the unpickler, without Python objects (which would unpickle anything)."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("arrays of Python objects are not allowed")
+    return dtype
+
+
+def _read_batch(raw: bytes, name: str, where: Path, num_classes: int) -> tuple[np.ndarray, ...]:
+    """One pickled CIFAR batch -> (N, 32, 32, 3) uint8, (N,) int64 labels in 0..num_classes-1."""
     try:
-        batch = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        batch = _ArrayUnpickler(raw).load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        labels = np.asarray(batch[b"labels"])
         images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     except Exception as exc:
         raise DataError(f"{where}: batch {name} is corrupt ({_first_line(exc)})") from None
+    if labels.size == 0:
+        labels = labels.astype(np.int64)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: batch {name}: labels are not a list of whole numbers")
     if len(images) != len(labels):
         raise DataError(f"{where}: batch {name} has {len(images)} images but {len(labels)} labels")
-    return np.ascontiguousarray(images), labels
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise DataError(
+            f"{where}: batch {name} has label {int(bad[0])} but only {num_classes} class names "
+            f"(labels 0 to {num_classes - 1})"
+        )
+    return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
 def _read_meta(raw: bytes | None) -> tuple[str, ...]:
     if raw is None:
         return CIFAR10_CLASSES
     try:
-        meta = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        meta = _ArrayUnpickler(raw).load()
         return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"])
     except Exception:
         return CIFAR10_CLASSES
@@ -221,49 +324,92 @@ def _read_meta(raw: bytes | None) -> tuple[str, ...]:
 
 def _assemble(read: Callable[[str], bytes | None], where: Path, source: str) -> Dataset:
     """Build a Dataset from the official batch files, given a reader of one member."""
+    names = _read_meta(read("batches.meta"))
     parts = []
     for name in (*TRAIN_BATCHES, "test_batch"):
         raw = read(name)
         if raw is None:
             raise DataError(f"{where}: batch {name} is missing")
-        parts.append(_read_batch(raw, name, where))
+        parts.append(_read_batch(raw, name, where, len(names)))
     x_train = np.concatenate([p[0] for p in parts[:-1]])
     y_train = np.concatenate([p[1] for p in parts[:-1]])
     x_test, y_test = parts[-1]
-    names = _read_meta(read("batches.meta"))
-    labels_max = max(int(y_train.max(initial=0)), int(y_test.max(initial=0)))
-    if labels_max >= len(names):
-        raise DataError(f"{where}: label {labels_max} but only {len(names)} class names")
     return Dataset(x_train, y_train, x_test, y_test, names, source)
 
 
 def _load_batch_folder(folder: Path) -> Dataset:
     def read(name: str) -> bytes | None:
         path = folder / name
-        return path.read_bytes() if path.is_file() else None
+        return _read_file(path, MAX_BATCH_BYTES, DataError) if os.path.lexists(path) else None
 
     return _assemble(read, folder, str(folder))
 
 
+class _ArchiveRefused(Exception):
+    """An archive that declares more than a CIFAR-10 archive may hold."""
+
+
+# Header blocks whose data tarfile reads into memory whole: long names, pax headers.
+_TAR_EXTENSIONS = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose long name or pax data is bounded before tarfile reads it whole."""
+
+    def _proc_member(self, tar):
+        if self.type in _TAR_EXTENSIONS and self.size > MAX_TAR_HEADER_BYTES:
+            raise _ArchiveRefused(
+                f"a tar header of {self.size:,} bytes (at most {MAX_TAR_HEADER_BYTES:,})"
+            )
+        return super()._proc_member(tar)
+
+
+_WANTED_MEMBERS = frozenset({*TRAIN_BATCHES, "test_batch", "batches.meta"})
+
+
+def _read_members(tar: tarfile.TarFile) -> dict[str, bytes]:
+    """The batch files of an archive read as a stream, every member checked before it is read."""
+    found, total = {}, 0
+    for count, member in enumerate(tar, 1):
+        if count > MAX_ARCHIVE_MEMBERS:
+            raise _ArchiveRefused(f"more than {MAX_ARCHIVE_MEMBERS} members")
+        if member.isdir():
+            continue
+        if not member.isreg() or member.issparse():  # links, devices, FIFOs, sparse files
+            raise _ArchiveRefused(f"member {member.name} is not a regular file")
+        total += member.size
+        if member.size > MAX_BATCH_BYTES or total > MAX_ARCHIVE_BYTES:
+            raise _ArchiveRefused(
+                f"member {member.name} too large ({member.size:,} bytes; at most "
+                f"{MAX_BATCH_BYTES:,} each and {MAX_ARCHIVE_BYTES:,} in all)"
+            )
+        name = PurePosixPath(member.name).name
+        if name in _WANTED_MEMBERS:
+            handle = tar.extractfile(member)
+            found[name] = handle.read(member.size) if handle else b""
+    return found
+
+
 def _load_archive(path: Path) -> Dataset:
     try:
-        with tarfile.open(path, "r:*") as tar:
-            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-
-            def read(name: str) -> bytes | None:
-                member = members.get(name)
-                if member is None:
-                    return None
-                handle = tar.extractfile(member)
-                return handle.read() if handle else None
-
-            return _assemble(read, path, str(path))
+        with (
+            open_regular(path, DataError) as f,
+            tarfile.open(fileobj=f, mode="r|*", tarinfo=_BoundedTarInfo) as tar,
+        ):
+            found = _read_members(tar)
     except DataError:
         raise
-    except tarfile.TarError:
-        raise DataError(f"{path}: not a readable CIFAR-10 archive (not a tar file)") from None
-    except Exception as exc:  # zlib, EOF and OS errors of a damaged file
+    except _ArchiveRefused as exc:
+        raise DataError(f"{path}: not a CIFAR-10 archive: {exc}") from None
+    except Exception as exc:  # tar, zlib, EOF and OS errors of a damaged file
         raise DataError(f"{path}: not a readable CIFAR-10 archive ({_first_line(exc)})") from None
+    return _assemble(lambda name: found.pop(name, None), path, str(path))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -275,69 +421,96 @@ def _first_line(exc: BaseException) -> str:
 # Image folders
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
 def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
-    """Any image file (PNG, JPEG, BMP, GIF, WebP; any mode) -> (H, W, 3) uint8 of ``size``.
+    """An image file (PNG, JPEG, BMP, GIF, WebP, TIFF; any mode) -> (H, W, 3) uint8 of ``size``.
 
     Grey, palette and RGBA images become RGB (transparent pixels over black, as PIL does);
-    other sizes are resized with a Lanczos filter. Raises :class:`ImageError`.
+    other sizes are resized with a Lanczos filter. Only regular files are opened, only the
+    decoders of :data:`IMAGE_FORMATS` are tried (never an external program), and the size
+    the file declares is checked before its pixels are decoded. Raises :class:`ImageError`.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
-            if img.mode.startswith("I"):
-                # 16-bit grey: PIL's RGB conversion clips at 255 (a white image); keep the
-                # top 8 bits instead.
-                img = Image.fromarray(
-                    np.clip(np.asarray(img, dtype=np.int64) >> 8, 0, 255).astype(np.uint8)
-                )
-            img = img.convert("RGB")
-            if img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-            return np.asarray(img, dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels)"
-        ) from None
-    except Exception as exc:  # PIL raises many types for broken files
-        reason = (
-            "not an image file"
-            if "identify" in str(exc)
-            else f"unreadable image ({_first_line(exc)})"
-        )
-        raise ImageError(f"{path}: {reason}") from None
+    limits = f"at most {MAX_IMAGE_SIDE:,} pixels a side, {MAX_IMAGE_PIXELS:,} in all"
+    with open_regular(path, ImageError) as f:
+        try:
+            with Image.open(f, formats=IMAGE_FORMATS) as img:
+                width, height = img.size
+                if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                    raise ImageError(f"{path}: image too large ({width:,} x {height:,}; {limits})")
+                if img.mode.startswith("I"):
+                    # 16-bit grey: PIL's RGB conversion clips at 255 (a white image); keep the
+                    # top 8 bits instead (int32: these modes hold at most 32 bits).
+                    img = Image.fromarray(
+                        np.clip(np.asarray(img, dtype=np.int32) >> 8, 0, 255).astype(np.uint8)
+                    )
+                img = img.convert("RGB")
+                if img.size != (size[1], size[0]):
+                    img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+                return np.asarray(img, dtype=np.uint8).copy()
+        except ImageError:
+            raise
+        except Image.DecompressionBombError:  # Pillow's own check, at twice the limit
+            raise ImageError(f"{path}: image too large ({limits})") from None
+        except Image.UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file") from None
+        except Exception as exc:  # PIL raises many types for broken files
+            raise ImageError(f"{path}: unreadable image ({_first_line(exc)})") from None
 
 
-def _folder_fingerprint(root: Path, class_names: Sequence[str]) -> str:
-    """Changes whenever a file is added, removed or replaced below the split/class folders."""
-    parts = [str(root.resolve())]
+def _list_image_folder(
+    root: Path, class_names: Sequence[str]
+) -> tuple[dict[str, list[str]], dict[str, np.ndarray], str]:
+    """The image files and labels of each split, and a key that changes when any file does.
+
+    The key hashes every file's relative path, size, mtime and ctime: a stat each, no reads.
+    An image rewritten in place, truncated, added, removed or renamed changes it; the ctime
+    also catches a rewrite that put the old mtime back (``cp -p``, ``touch -r``).
+    """
+    lines: list[str] = []
+    files: dict[str, list[str]] = {}
+    labels: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        for name in class_names:
+        found, found_labels = [], []
+        for label, name in enumerate(class_names):
             folder = root / split / name
-            if folder.is_dir():
-                st = folder.stat()
-                parts.append(f"{split}/{name}:{st.st_mtime_ns}:{st.st_ino}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+            if not folder.is_dir():
+                continue
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+                    continue
+                try:
+                    st = entry.stat()  # of a link's target
+                except OSError:
+                    continue  # a broken link: not an image
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a folder, FIFO or device named like an image
+                found.append(entry.path)
+                found_labels.append(label)
+                lines.append(
+                    f"{split}/{name}/{entry.name}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+                )
+        files[split] = found
+        labels[split] = np.asarray(found_labels, dtype=np.int64)
+    if len(lines) > MAX_FOLDER_IMAGES:
+        raise DataError(f"{root}: {len(lines):,} images, more than {MAX_FOLDER_IMAGES:,} allowed")
+    key = hashlib.sha256("\n".join(lines).encode(errors="surrogateescape")).hexdigest()[:24]
+    return files, labels, key
 
 
-def _decode_all(files: Iterable[Path]) -> np.ndarray:
-    files = list(files)
-    if not files:
-        return np.zeros((0, *IMAGE_SIZE, 3), np.uint8)
+def _decode_all(files: Sequence[str]) -> np.ndarray:
+    out = np.empty((len(files), *IMAGE_SIZE, 3), np.uint8)
+
+    def decode(i: int) -> None:
+        out[i] = read_image(files[i])
+
     # JPEG/PNG decoding releases the GIL, so threads use every core.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return np.stack(list(pool.map(read_image, files, chunksize=256)))
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    try:
+        for _ in pool.map(decode, range(len(files))):
+            pass
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a broken image, decode no more
+    return out
 
 
 def _load_image_folder(root: Path, cache_dir: Path) -> Dataset:
@@ -349,51 +522,84 @@ def _load_image_folder(root: Path, cache_dir: Path) -> Dataset:
     )
     if unknown:
         raise DataError(f"{root / 'test'}: classes not in train/: {', '.join(unknown)}")
-    cache = cache_dir / f"imagefolder-{_folder_fingerprint(root, class_names)}.npz"
-    if cache.is_file():
+    files, labels, key = _list_image_folder(root, class_names)
+    if not files["train"]:
+        raise DataError(f"{root / 'train'}: no image files")
+    prefix = "imagefolder-" + hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
+    cache = cache_dir / f"{prefix}-{key}.npz"
+    images = _read_cache(cache, {split: len(files[split]) for split in SPLITS})
+    if images is None:
         try:
-            with np.load(cache) as z:
-                return Dataset(
-                    z["x_train"], z["y_train"], z["x_test"], z["y_test"], class_names, str(root)
-                )
-        except Exception:
-            pass  # a damaged cache is rebuilt below
-    arrays = {}
-    for split in SPLITS:
-        files, labels = [], []
-        for label, name in enumerate(class_names):
-            folder = root / split / name
-            found = _image_files(folder) if folder.is_dir() else []
-            files += found
-            labels += [label] * len(found)
-        try:
-            arrays[f"x_{split}"] = _decode_all(files)
+            images = {split: _decode_all(files[split]) for split in SPLITS}
         except ImageError as exc:
             raise DataError(str(exc)) from None
-        arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
-    if len(arrays["y_train"]) == 0:
-        raise DataError(f"{root / 'train'}: no image files")
-    _write_cache(cache, arrays)
+        _write_cache(cache, images)
     return Dataset(
-        arrays["x_train"],
-        arrays["y_train"],
-        arrays["x_test"],
-        arrays["y_test"],
-        class_names,
-        str(root),
+        images["train"], labels["train"], images["test"], labels["test"], class_names, str(root)
     )
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Best effort: a cache that cannot be written only costs time on the next load."""
+def _read_cache(path: Path, counts: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """The decoded images of a cache file, or None when it is missing, damaged or does not fit.
+
+    Each array's header is checked against the image counts before its pixels are allocated.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with open_regular(path, DataError) as f, zipfile.ZipFile(f) as archive:
+            images = {}
+            for split in SPLITS:
+                with archive.open(f"x_{split}.npy") as member:
+                    images[split] = _read_npy(member, (counts[split], *IMAGE_SIZE, 3))
+            return images
+    except Exception:
+        return None  # a damaged cache is rebuilt
+
+
+def _read_npy(f: BinaryIO, shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 ``.npy`` array of exactly ``shape`` from a stream; ValueError for anything else."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        found, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        found, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    if found != shape or fortran or dtype != np.uint8:
+        raise ValueError(f"cache holds {found} {dtype}, not {shape} uint8")
+    out = np.empty(shape, np.uint8)
+    view = memoryview(out.reshape(-1))
+    done = 0
+    while done < len(view):
+        chunk = f.read(min(1 << 22, len(view) - done))
+        if not chunk:
+            raise ValueError("cache file cut short")
+        view[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    return out
+
+
+def _write_cache(path: Path, images: dict[str, np.ndarray]) -> None:
+    """Best effort, atomic: a cache that cannot be written only costs time on the next load.
+
+    Written under a temporary name and renamed, so no reader sees a partial file and a failed
+    write leaves none; older caches of the same folder are then removed.
+    """
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz.tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **{f"x_{split}": images[split] for split in SPLITS})
         os.replace(tmp, path)
+        tmp = None
+        for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
+            if old != path:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------------------
@@ -417,10 +623,14 @@ def download_cifar10(
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0)
+            if total > CIFAR10_BYTES:
+                raise DataError(f"{url}: {total:,} bytes offered, not the CIFAR-10 archive")
             done = 0
             while chunk := response.read(1 << 20):
                 if should_stop and should_stop():
                     raise DataError("download cancelled")
+                if done + len(chunk) > CIFAR10_BYTES:  # a server that never stops
+                    raise DataError(f"{url}: more than {CIFAR10_BYTES:,} bytes, not CIFAR-10")
                 out.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
@@ -443,19 +653,33 @@ def download_cifar10(
 # Class subsets
 
 
+_INDEX = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit also takes "²" and "٣"
+
+
 def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str]) -> tuple[int, ...]:
-    """Class names or indices (as ints or digit strings) -> label indices, order kept."""
-    out = []
+    """Class names or indices -> label indices, order kept.
+
+    A string that is a class name is that class, so image folders named ``2`` or ``10`` are
+    chosen by name. Otherwise an ASCII whole number (or an int) is an index 0..n-1. Anything
+    else is a :class:`DataError` that lists the classes with their indices.
+    """
+    names = list(class_names)
+    listing = f"{', '.join(names)} (or an index 0 to {len(names) - 1})"
+    out: list[int] = []
     for item in classes:
         text = str(item).strip()
-        if text.isdigit() and int(text) < len(class_names):
+        if isinstance(item, int | np.integer) and not isinstance(item, bool):
+            index = int(item)
+        elif str(item) in names or text in names:
+            index = names.index(str(item) if str(item) in names else text)
+        elif _INDEX.fullmatch(text):
             index = int(text)
-        elif text in class_names:
-            index = list(class_names).index(text)
         else:
-            raise DataError(f"unknown class {text!r}: choose from {', '.join(class_names)}")
+            raise DataError(f"unknown class {text!r}: choose from {listing}")
+        if not 0 <= index < len(names):
+            raise DataError(f"class index {index} out of range: choose from {listing}")
         if index in out:
-            raise DataError(f"class {class_names[index]!r} chosen twice")
+            raise DataError(f"class {names[index]!r} chosen twice")
         out.append(index)
     if len(out) < 2:
         raise DataError("choose at least two classes")

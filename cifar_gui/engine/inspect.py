@@ -38,6 +38,7 @@ class Prediction:
     class_names: tuple[str, ...]
     probabilities: tuple[float, ...]
     image: np.ndarray  # (H, W, 3) uint8 after conversion and resizing
+    from_logits: bool = False  # the model gave scores; these are their sigmoid/softmax
 
     @property
     def label(self) -> str:
@@ -106,9 +107,91 @@ def activations(
     return {n: np.asarray(outputs[n], dtype=np.float32) for n in names}
 
 
-def probabilities(model: keras.Model, images: np.ndarray, direct: bool = False) -> np.ndarray:
-    """Class probabilities (N, classes) for uint8 images (N, H, W, 3).
+# Output activations that already give probabilities (per unit, or summing to 1).
+_PROBABILITY_ACTIVATIONS = frozenset({"sigmoid", "softmax", "hard_sigmoid"})
+# Layers and operations that pass their input's values on unchanged at inference.
+_PASS_THROUGH = frozenset(
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianDropout",
+        "GaussianNoise",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+        "Flatten",
+        "Reshape",
+    }
+)
 
+
+def output_activation(model: keras.Model) -> str | None:
+    """The activation that makes the model's output: ``"sigmoid"``, ``"softmax"``, ``"linear"``
+    ..., or None when the model's structure does not say (a Lambda or custom layer).
+
+    Follows the output back through nested models, ``Activation`` and ``Softmax`` layers,
+    ``keras.ops`` activations and layers that only pass values on (dropout, reshapes).
+    """
+    try:
+        tensor = model.outputs[0]
+    except (AttributeError, IndexError, TypeError, ValueError):  # not a built Keras model
+        return None
+    for _ in range(1000):  # a chain, not a loop; bounded all the same
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return None
+        op = history.operation
+        kind = type(op).__name__
+        if isinstance(op, keras.Model):
+            tensor = op.outputs[0] if op.outputs else None
+            continue
+        if kind in ("Softmax", "Sigmoid", "LogSoftmax"):  # layers and keras.ops
+            return {"Softmax": "softmax", "Sigmoid": "sigmoid"}.get(kind, "log_softmax")
+        name = getattr(getattr(op, "activation", None), "__name__", None)
+        if kind == "Activation" and name == "linear":
+            pass  # look further back
+        elif name is not None or kind not in _PASS_THROUGH:
+            return name
+        inputs = op._inbound_nodes[history.node_index].input_tensors
+        tensor = inputs[0] if len(inputs) == 1 else None
+    return None
+
+
+def _are_logits(model: keras.Model, raw: np.ndarray) -> bool:
+    """Whether raw outputs are scores to pass through sigmoid/softmax rather than probabilities.
+
+    The model's output activation decides; only where its structure does not say are the
+    values looked at: anything outside [0, 1], or several outputs not summing to 1, are scores.
+    """
+    activation = output_activation(model)
+    if activation is not None:
+        return activation not in _PROBABILITY_ACTIVATIONS
+    if raw.size == 0:
+        return False
+    if not np.all((raw >= 0.0) & (raw <= 1.0)):
+        return True
+    return raw.shape[-1] > 1 and not np.allclose(raw.sum(axis=-1), 1.0, atol=1e-3)
+
+
+def _scores_to_probabilities(raw: np.ndarray) -> np.ndarray:
+    """Sigmoid of one score, softmax of several (both without overflow)."""
+    if raw.shape[-1] == 1:
+        return 0.5 * (1.0 + np.tanh(0.5 * raw))
+    shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def class_probabilities(
+    model: keras.Model, images: np.ndarray, direct: bool = False
+) -> tuple[np.ndarray, bool]:
+    """Class probabilities (N, classes) for uint8 images (N, H, W, 3), and whether the model
+    gave scores (logits) that were turned into probabilities here.
+
+    A model whose last layer has no sigmoid or softmax (a linear ``Dense``) outputs scores, not
+    probabilities: they go through a sigmoid (one unit) or a softmax (several), which is what
+    training such a model ``from_logits`` means, so what is shown is a probability either way.
     ``direct`` calls the model once on the whole batch instead of ``predict``: for a few
     images that takes ~2 ms, where ``predict`` spends ~200 ms setting up its data pipeline.
     """
@@ -117,9 +200,17 @@ def probabilities(model: keras.Model, images: np.ndarray, direct: bool = False) 
         raw = np.asarray(model(scaled, training=False), dtype=np.float64)
     else:
         raw = np.asarray(model.predict(scaled, verbose=0), dtype=np.float64)
-    if raw.shape[-1] == 1:  # one sigmoid unit: probability of class 1
-        return np.concatenate([1.0 - raw, raw], axis=-1)
-    return raw
+    from_logits = _are_logits(model, raw)
+    probs = _scores_to_probabilities(raw) if from_logits else raw
+    if probs.shape[-1] == 1:  # one sigmoid unit: probability of class 1
+        probs = np.concatenate([1.0 - probs, probs], axis=-1)
+    return probs, from_logits
+
+
+def probabilities(model: keras.Model, images: np.ndarray, direct: bool = False) -> np.ndarray:
+    """Class probabilities (N, classes) for uint8 images: :func:`class_probabilities` without
+    the flag."""
+    return class_probabilities(model, images, direct)[0]
 
 
 def predict_files(
@@ -140,9 +231,9 @@ def predict_files(
         )
     size = tuple(model.input_shape[1:3])
     images = np.stack([read_image(p, size) for p in paths])
-    probs = probabilities(model, images)
+    probs, from_logits = class_probabilities(model, images)
     return [
-        Prediction(str(p), tuple(class_names), tuple(float(v) for v in row), img)
+        Prediction(str(p), tuple(class_names), tuple(float(v) for v in row), img, from_logits)
         for p, row, img in zip(paths, probs, images, strict=True)
     ]
 
@@ -179,7 +270,9 @@ def grad_cam(
             raise KeyError(f"no layer {layer_name!r} in the model")
         out = tf.cast(x, tf.float32)[0]
         if out.shape[-1] == 1:  # sigmoid: class 1 is p, class 0 is 1 - p
-            predicted = int(out[0] >= 0.5)
+            # A score (logit) says class 1 from 0 up, a probability from 0.5 up.
+            threshold = 0.0 if _are_logits(model, out.numpy()[None]) else 0.5
+            predicted = int(out[0] >= threshold)
             index = predicted if class_index is None else class_index
             score = out[0] if index == 1 else 1.0 - out[0]
         else:
@@ -203,6 +296,7 @@ class Evaluation:
     confusion: np.ndarray  # (k, k): row = true class, column = predicted class
     probabilities: np.ndarray  # (N, k)
     labels: np.ndarray  # (N,) true labels
+    from_logits: bool = False  # the model gave scores; the probabilities are their softmax
 
     @property
     def predicted(self) -> np.ndarray:
@@ -235,7 +329,7 @@ def evaluate(
             f"the model takes {tuple(model.input_shape[1:])} images, the data has "
             f"{tuple(images.shape[1:])}"
         )
-    probs = probabilities(model, images)
+    probs, from_logits = class_probabilities(model, images)
     k = probs.shape[1]
     if labels.size and int(labels.max()) >= k:
         raise ModelError(f"the model has {k} classes, the data {int(labels.max()) + 1}")
@@ -248,4 +342,5 @@ def evaluate(
         confusion=confusion,
         probabilities=probs,
         labels=labels,
+        from_logits=from_logits,
     )

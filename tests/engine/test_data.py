@@ -199,3 +199,33 @@ def test_download_failure_is_a_clear_error(monkeypatch):
     with pytest.raises(DataError, match=r"could not download CIFAR-10.*network unreachable"):
         data.download_cifar10()
     assert list(data.keras_datasets_dir().glob("*")) == []
+
+
+class EndlessResponse:
+    """A server answer that runs far past the archive's size (or claims to, up front)."""
+
+    def __init__(self, length: str | None, stop_after: int):
+        self.headers = {"Content-Length": length} if length else {}
+        self.sent, self.stop_after = 0, stop_after
+
+    def read(self, n: int) -> bytes:
+        n = min(n, self.stop_after - self.sent)  # ends at last, so old code fails, not hangs
+        self.sent += n
+        return b"\0" * n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("length", [None, "99999999999"], ids=["endless", "huge-length"])
+def test_download_stops_at_the_archive_size(monkeypatch, length):
+    monkeypatch.setattr(data, "CIFAR10_BYTES", 3 << 20)  # the real one is 170 MB
+    response = EndlessResponse(length, stop_after=20 << 20)
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: response)
+    with pytest.raises(DataError, match=r"not (the )?CIFAR-10"):
+        data.download_cifar10()
+    assert response.sent <= (4 << 20)
+    assert list(data.keras_datasets_dir().glob("*")) == []

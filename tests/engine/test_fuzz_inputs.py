@@ -9,6 +9,8 @@ printed by ``test_case_count`` and reported in the README.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
 import json
 import os
@@ -16,9 +18,10 @@ import pickle
 import shutil
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,68 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
+@contextlib.contextmanager
+def fifo(path: Path) -> Iterator[Path]:
+    """A FIFO that a helper thread keeps opening for writing (and closing at once).
+
+    A reader that opens it blocking is released with an empty read instead of waiting forever,
+    so code that wrongly opens a FIFO fails its test rather than hanging it.
+    """
+    os.mkfifo(path)
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            os.close(os.open(path, os.O_WRONLY))  # returns once some reader has opened it
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        while thread.is_alive():  # release a writer waiting in open; it then sees stop
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            thread.join(0.05)
+
+
+EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 32 32
+%%EndComments
+(forged line in the output) print flush
+{ } loop
+"""
+
+
+def tar_of_headers(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A gzipped tar of raw headers: a member's data may be left out (its size is a claim)."""
+    buffer = io.BytesIO()
+    for info, payload in members:
+        buffer.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        if payload is not None:
+            buffer.write(payload + b"\0" * (-len(payload) % 512))
+    buffer.write(b"\0" * 1024)
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+    return path
+
+
+def tar_member(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info
+
+
+def array_bomb(shape: tuple[int, ...], dtype: str) -> object:
+    """An object that pickles as numpy's array constructor asked for ``shape`` up front."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+
+    class Bomb:
+        def __reduce__(self):
+            return (reconstruct, (np.ndarray, shape, np.dtype(dtype)))
+
+    return Bomb()
+
+
 def bomb_png(width: int, height: int) -> bytes:
     """A real, fully decodable PNG of a huge size that compresses to almost nothing."""
     return png_bytes(Image.new("1", (width, height)), optimize=False)
@@ -105,6 +170,10 @@ def write_images(root: Path) -> None:
         "tiny.gif": png_bytes(rgb.resize((3, 2)), "GIF"),
         "animated.gif": png_bytes(rgb, "GIF", save_all=True, append_images=[rgb.rotate(90)]),
         "rgba.webp": png_bytes(rgb.convert("RGBA"), "WEBP"),
+        "eps_named.png": EPS,
+        "ppm_named.png": png_bytes(rgb, "PPM"),
+        "strip_wide.png": png_header_only(20_000_000, 1),
+        "strip_tall.png": png_header_only(1, 20_000_000),
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
@@ -130,6 +199,9 @@ def write_models(root: Path) -> None:
     save_model(tiny_model(units=10), root / "ten_classes_two_names.h5", two)
     save_model(tiny_model(units=10), root / "ten_classes.keras", {})
     save_model(tiny_model(conv_output=True), root / "conv_output.h5", {})
+    linear = tiny_model()
+    linear.layers[-1].activation = keras.activations.linear
+    save_model(linear, root / "linear_output.h5", two)
     dense = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1)])
     save_model(dense, root / "vector_input.h5", {})
     good = (root / "good.h5").read_bytes()
@@ -176,6 +248,15 @@ def write_data(root: Path) -> None:
     variant("data_size", lambda f: (f / "data_batch_5").write_bytes(batch_bytes(20, None, 1000)))
     variant("not_a_dict", lambda f: (f / "test_batch").write_bytes(pickle.dumps([1, 2, 3])))
     variant("broken_meta", lambda f: (f / "batches.meta").write_bytes(b"garbage"))
+    variant(
+        "label_minus_one", lambda f: (f / "data_batch_2").write_bytes(batch_bytes(20, [-1] * 20))
+    )
+    variant("label_float", lambda f: (f / "test_batch").write_bytes(batch_bytes(20, [0.5] * 20)))
+    bomb = {b"data": array_bomb((50_000, 3072), "u1"), b"labels": array_bomb((50_000,), "i8")}
+    variant("array_bomb", lambda f: (f / "data_batch_3").write_bytes(pickle.dumps(bomb, 4)))
+    objects = {b"data": np.zeros((2, 3072), object), b"labels": [0, 1]}
+    variant("object_array", lambda f: (f / "data_batch_1").write_bytes(pickle.dumps(objects)))
+    variant("fifo_batch", lambda f: (f / "data_batch_4").unlink())
 
     archive = root / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -188,6 +269,15 @@ def write_data(root: Path) -> None:
     with tarfile.open(partial, "w:gz") as tar:
         for name in ("data_batch_1", "data_batch_2", "test_batch"):
             tar.add(good / name, arcname=f"cifar-10-batches-py/{name}")
+    huge = tar_member("cifar-10-batches-py/data_batch_1", 8 << 30)
+    tar_of_headers(root / "huge_member.tar.gz", [(huge, None)])
+    many = [(tar_member(f"cifar-10-batches-py/f{i}"), b"") for i in range(100)]
+    tar_of_headers(root / "many_members.tar.gz", many)
+    link = tar_member("cifar-10-batches-py/data_batch_1", kind=tarfile.SYMTYPE)
+    link.linkname = "/etc/passwd"
+    tar_of_headers(root / "symlink_member.tar.gz", [(link, None)])
+    pax = tar_member("././@PaxHeader", 2 << 30, tarfile.XHDTYPE)
+    tar_of_headers(root / "pax_bomb.tar.gz", [(pax, None)])
     (root / "picture.png").write_bytes(png_bytes(Image.new("RGB", (32, 32))))
     (root / "neither").mkdir()
 
@@ -221,6 +311,12 @@ def write_data(root: Path) -> None:
     (truncated / "train" / "horse" / "0.png").write_bytes(data[:60])
     bomb = image_folder("bomb_image")
     (bomb / "test" / "deer" / "big.png").write_bytes(png_header_only(40_000, 40_000))
+    strip = image_folder("strip_image")
+    (strip / "train" / "horse" / "strip.png").write_bytes(png_header_only(1, 20_000_000))
+    eps = image_folder("eps_image")
+    (eps / "train" / "deer" / "drawing.png").write_bytes(EPS)
+    image_folder("fifo_image")
+    image_folder("digit_classes", classes=("2", "3", "10"))
     unknown = image_folder("test_class_unknown")
     (unknown / "test" / "unicorn").mkdir()
     (folders / "no_classes" / "train").mkdir(parents=True)
@@ -248,14 +344,25 @@ def write_checkpoints(root: Path) -> None:
     (truncated / "state.json").write_text(json.dumps(state))
 
 
+FIFOS = (
+    "images/pipe.png",
+    "data/pipe.tar.gz",
+    "data/fifo_batch/cifar-10-batches-py/data_batch_4",
+    "data/folders/fifo_image/train/deer/pipe.png",
+)
+
+
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def root(tmp_path_factory) -> Iterator[Path]:
     top = tmp_path_factory.mktemp("fuzz")
     write_images(top / "images")
     write_models(top / "models")
     write_data(top / "data")
     write_checkpoints(top / "runs")
-    return top
+    with contextlib.ExitStack() as stack:
+        for name in FIFOS:
+            stack.enter_context(fifo(top / name))
+        yield top
 
 
 # --------------------------------------------------------------------------------------
@@ -322,6 +429,13 @@ CASES = [
     Case("3x2 GIF", predict("tiny.gif"), None),
     Case("animated GIF", predict("animated.gif"), None),
     Case("RGBA WebP", predict("rgba.webp"), None),
+    Case("FIFO as image", predict("pipe.png"), "pipe.png: not a regular file"),
+    Case("device as image", lambda r: [*predict(GOOD_PNG)(r)[:2], "/dev/zero"], "not a regular"),
+    Case("PostScript named .png", predict("eps_named.png"), "eps_named.png: not an image file"),
+    Case("PPM named .png (not a listed format)", predict("ppm_named.png"), "not an image file"),
+    Case("1 x 20,000,000 PNG", predict("strip_tall.png"), "strip_tall.png: image too large"),
+    Case("20,000,000 x 1 PNG", predict("strip_wide.png"), "strip_wide.png: image too large"),
+    Case("linear-output model predicts", predict(GOOD_PNG, "linear_output.h5"), None),
     # Model files given to the predictor and the evaluator.
     Case("empty .h5", predict(GOOD_PNG, "empty.h5"), "empty.h5: not a loadable Keras model"),
     Case("random .h5", predict(GOOD_PNG, "random.h5"), "random.h5: not a loadable Keras model"),
@@ -357,6 +471,16 @@ CASES = [
     Case("pixel data of the wrong size", data("data_size"), "batch data_batch_5 is corrupt"),
     Case("batch that is a list", data("not_a_dict"), "batch test_batch is corrupt"),
     Case("broken batches.meta", data("broken_meta"), None),
+    Case("label -1", data("label_minus_one"), "data_batch_2 has label -1 but only 10"),
+    Case("labels not whole numbers", data("label_float"), "labels are not a list of whole"),
+    Case("tiny pickle of a huge array", data("array_bomb"), "larger than the file"),
+    Case("pickled array of objects", data("object_array"), "arrays of Python objects"),
+    Case("FIFO as a batch", data("fifo_batch"), "data_batch_4: not a regular file"),
+    Case("FIFO as archive", data("pipe.tar.gz"), "pipe.tar.gz: not a regular file"),
+    Case("archive member of 8 GiB", data("huge_member.tar.gz"), "data_batch_1 too large"),
+    Case("archive of 100 members", data("many_members.tar.gz"), "more than 64 members"),
+    Case("archive symlink member", data("symlink_member.tar.gz"), "is not a regular file"),
+    Case("archive pax header of 2 GiB", data("pax_bomb.tar.gz"), "a tar header of 2,147"),
     Case("truncated archive", data("truncated.tar.gz"), "truncated.tar.gz"),
     Case("empty archive", data("empty.tar.gz"), "empty.tar.gz: not a readable"),
     Case("random-byte archive", data("random.tar.gz"), "random.tar.gz: not a readable"),
@@ -374,12 +498,22 @@ CASES = [
     Case("text named .png in a class", data("folders/text_named_png"), "9.png: not an image file"),
     Case("truncated PNG in a class", data("folders/truncated_png"), "0.png"),
     Case("bomb in a class", data("folders/bomb_image"), "big.png: image too large"),
+    Case("1 x 20,000,000 PNG in a class", data("folders/strip_image"), "strip.png: image too"),
+    Case("PostScript in a class", data("folders/eps_image"), "drawing.png: not an image file"),
+    Case("image folder, FIFO named .png", data("folders/fifo_image"), None),
+    Case(
+        "class folders named 2, 3, 10",
+        train("folders/digit_classes", "--classes", "2", "10", "--limit", "4"),
+        None,
+    ),
     Case("test class not in train", data("folders/test_class_unknown"), "unicorn"),
     Case("no class folders", data("folders/no_classes"), "no class folders"),
     Case("class folders without images", data("folders/no_images"), "no image files"),
     # Training options that point at bad things.
     Case("unknown class", train("good", "--classes", "deer", "unicorn"), "unknown class 'unicorn'"),
     Case("class twice", train("good", "--classes", "deer", "4"), "chosen twice"),
+    Case("superscript digit class", train("good", "--classes", "deer", "²"), "unknown class '²'"),
+    Case("class index 12", train("good", "--classes", "deer", "12"), "class index 12 out of"),
     Case("one class", train("good", "--classes", "deer"), "at least two classes"),
     Case("limit 0", train("good", "--limit", "0"), "limit must be at least 1"),
     Case(
