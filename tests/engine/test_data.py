@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -13,21 +12,6 @@ from cifar_gui.engine import data
 from cifar_gui.engine.data import load_dataset, resolve_classes, scale_images, select_classes
 from cifar_gui.engine.errors import DataError
 from tests.conftest import TINY_CLASSES, synthetic_images
-
-
-def test_engine_imports_no_qt():
-    """The engine must stay usable headless: importing all of it pulls in no Qt module."""
-    import subprocess
-
-    code = (
-        "import sys\n"
-        "import cifar_gui.engine.data, cifar_gui.engine.augment, cifar_gui.engine.models\n"
-        "import cifar_gui.engine.training, cifar_gui.engine.persistence\n"
-        "import cifar_gui.engine.inspect, cifar_gui.cli\n"
-        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken'))]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_batches_folder_and_archive_give_the_same_arrays(batches_dir, archive_path):
