@@ -19,7 +19,7 @@ from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
-from cifar_gui.gui.state import AppState
+from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.training_view import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
 
@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.state = state or AppState(self)
         self.setWindowTitle("cifar-gui")
-        self.settings = settings if settings is not None else QSettings("cifar-gui", "cifar-gui")
+        self.settings = settings if settings is not None else user_settings()
         self.device_job = JobRunner(self)
         self.model_job = JobRunner(self)
         self._painted = False
@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.dataset_panel = DatasetPanel(self.state)
         self.augmentation_panel = AugmentationPanel(self.state)
-        self.training_panel = TrainingPanel(self.state)
+        self.training_panel = TrainingPanel(self.state, self.settings)
         self.activation_panel = ActivationPanel(self.state)
         self.evaluation_panel = EvaluationPanel(self.state)
         for title, panel in self.panels().items():

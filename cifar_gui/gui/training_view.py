@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QComboBox,
@@ -51,7 +51,7 @@ from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.runs import RunSummary, discover_runs, summarize
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.run_table import RunTable
-from cifar_gui.gui.state import AppState
+from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -92,9 +92,15 @@ WEIGHTS_CHOICES = {
 }
 
 
-def settings() -> QSettings:
-    """The app's settings store (the same one the main window uses)."""
-    return QSettings("cifar-gui", "cifar-gui")
+def default_out_dir() -> Path:
+    """Where runs go until the user chooses a folder: ``cifar-gui/runs`` in the user's
+    documents folder (``~/Documents`` on Linux and macOS, ``Documents`` on Windows), else
+    ``runs`` in the app's per-user data folder."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if documents:
+        return Path(documents) / "cifar-gui" / "runs"
+    data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(data or Path.home() / ".cifar-gui") / "runs"
 
 
 # --------------------------------------------------------------------------------------
@@ -285,9 +291,13 @@ class TrainingPanel(QWidget):
     run_finished = Signal(object)  # TrainingOutcome, or None when the run failed
     run_failed = Signal(str)  # one line
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(
+        self, state: AppState, settings: QSettings | None = None, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.state = state
+        # The window's store (the user's unless the window was given another).
+        self.settings = settings if settings is not None else user_settings()
         self._job = JobRunner(self)
         self._count_job = JobRunner(self)
         self._list_job = JobRunner(self)
@@ -389,8 +399,8 @@ class TrainingPanel(QWidget):
         advanced_form.addRow("Precision", self.precision_combo)
 
         self.out_path = _PathField("Output folder", None)
-        stored = settings().value(SETTINGS_OUT_DIR)
-        self.out_path.edit.setText(str(stored) if stored else str(Path("runs").resolve()))
+        stored = self.settings.value(SETTINGS_OUT_DIR)
+        self.out_path.edit.setText(str(stored) if stored else str(default_out_dir()))
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -525,7 +535,7 @@ class TrainingPanel(QWidget):
 
     def _on_out_dir_changed(self, text: str) -> None:
         if text:
-            settings().setValue(SETTINGS_OUT_DIR, text)
+            self.settings.setValue(SETTINGS_OUT_DIR, text)
         self.refresh_runs()
 
     def _update_buttons(self) -> None:
@@ -764,13 +774,12 @@ class TrainingPanel(QWidget):
             "strategy": self.strategy_combo.currentData(),
             "precision": self.precision_combo.currentData(),
         }
-        store = settings()
-        store.setValue(SETTINGS_FORM, json.dumps(form))
-        store.sync()
+        self.settings.setValue(SETTINGS_FORM, json.dumps(form))
+        self.settings.sync()
 
     def _restore_form(self) -> None:
         try:
-            form = json.loads(str(settings().value(SETTINGS_FORM, "{}")))
+            form = json.loads(str(self.settings.value(SETTINGS_FORM, "{}")))
         except ValueError:
             return  # a damaged entry: keep the seed's defaults
         if not isinstance(form, dict):

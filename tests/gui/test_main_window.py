@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 from cifar_gui.engine import data
 from cifar_gui.engine.errors import DataError
 from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.state import user_settings
 from cifar_gui.gui.workers import JobRunner
 
 TIMEOUT_MS = 90_000  # loading, and TensorFlow imported by device detection
@@ -176,6 +177,40 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, c
     assert {"dataset_empty.png", "dataset_seed_samples.png", "dataset_image.png"} <= names
     image = QImage(str(tmp_path / "shots" / "augmentation.png"))
     assert (image.width(), image.height()) == (1180, 800)
+    assert user_settings().allKeys() == []  # the user's settings were neither read nor written
+
+
+def test_the_window_keeps_every_setting_in_the_store_it_was_given(make_window, settings, tmp_path):
+    from cifar_gui.gui.training_view import SETTINGS_FORM, SETTINGS_OUT_DIR
+
+    window = make_window()
+    panel = window.training_panel
+    panel.epochs_spin.setValue(7)
+    panel.out_path.set_text(str(tmp_path / "chosen"))
+    window.close()
+
+    assert user_settings().allKeys() == []
+    assert settings.value(SETTINGS_OUT_DIR) == str(tmp_path / "chosen")
+    assert '"epochs": 7' in str(settings.value(SETTINGS_FORM))
+    again = make_window(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert again.training_panel.epochs_spin.value() == 7
+    assert again.training_panel.out_path.text() == str(tmp_path / "chosen")
+
+
+def test_the_self_test_leaves_the_users_settings_alone(qapp, capsys):
+    from cifar_gui.selftest import run_self_test
+
+    assert run_self_test() == 0, capsys.readouterr().err
+    assert user_settings().allKeys() == []
+
+
+def test_runs_go_to_a_per_user_folder_unless_one_was_chosen(make_window):
+    from PySide6.QtCore import QStandardPaths
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    window = make_window()
+    expected = Path(documents) / "cifar-gui" / "runs"
+    assert expected.is_absolute() and window.training_panel.out_path.text() == str(expected)
 
 
 def test_the_window_does_not_wait_for_tensorflow(tmp_path):

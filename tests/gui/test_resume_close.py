@@ -105,19 +105,13 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     assert time.monotonic() - started < 20.0
     assert not panel.busy and len(answers.asked) == 2
     assert settings.value("window/geometry") is not None
-    assert json.loads(str(panel_settings().value("training/form")))["epochs"] == 500
+    assert json.loads(str(settings.value("training/form")))["epochs"] == 500
     # The stopped run was saved: it is in the run table of the next session.
-    again = TrainingPanel(AppState())
+    again = TrainingPanel(AppState(), settings)
     qtbot.addWidget(again)
     (run,) = again.table.runs
     assert run.stopped and run.model_path == out / "cifar10_4_7.h5" and run.model_path.is_file()
     assert warnings == []
-
-
-def panel_settings():
-    from cifar_gui.gui.training_view import settings
-
-    return settings()
 
 
 def test_closing_when_idle_does_not_ask(qtbot, state, settings, answers):
