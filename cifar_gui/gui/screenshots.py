@@ -1,8 +1,9 @@
 """``cifar-gui --screenshot-dir DIR [--data PATH]``: one PNG per panel, for the README.
 
 The window opens offscreen with throw-away settings (the user's are neither read nor
-written; the Training tab lists the runs in ``./runs`` of the working folder), loads the data in its worker as usual, and waits for every worker to finish before
-each picture, so the PNGs show what a person sees once the app has settled.
+written; the Training tab lists the runs in ``./runs`` of the working folder), loads the data
+in its worker as usual, and waits for every worker to finish before each picture, so the PNGs
+show what a person sees once the app has settled.
 """
 
 from __future__ import annotations
