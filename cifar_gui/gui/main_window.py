@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.device_job = JobRunner(self)
         self.model_job = JobRunner(self)
         self._painted = False
+        self._quitting = False  # "Stop and quit" chosen: closing when the run has ended
         self._versions: dict[str, str] = {}
 
         self.tabs = QTabWidget()
@@ -342,10 +343,24 @@ class MainWindow(QMainWindow):
                 stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        # A training run in progress asks first; "Stop and quit" stops it (it saves the model).
-        if not self.training_panel.confirm_close():
+        # A training run in progress asks first; "Stop and quit" stops it (it saves the model)
+        # and the window closes when the run has ended. It does not wait here: the window
+        # keeps painting (and says what it is doing) while the training process saves.
+        if self.training_panel.busy:
+            if not self._quitting and self.training_panel.confirm_close():
+                self._quit_after_run()
             event.ignore()
             return
         self.save_settings()
         self.shutdown()
         event.accept()
+
+    def _quit_after_run(self) -> None:
+        self._quitting = True
+        self.tabs.setEnabled(False)
+        self.menuBar().setEnabled(False)
+        self.statusBar().showMessage(
+            "Stopping the training run; the window closes when its model is saved\u2026"
+        )
+        self.training_panel.run_finished.connect(self.close)
+        self.training_panel.stop()

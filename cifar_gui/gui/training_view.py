@@ -303,6 +303,7 @@ class TrainingPanel(QWidget):
         self._list_job = JobRunner(self)
         self._outcome: TrainingOutcome | None = None
         self._stopping = False
+        self._epochs_done = 0
         self._config: RunConfig | None = None
         self._history: dict[str, list[float]] = {}
         self._batches: dict[str, list[float]] = {"x": [], "loss": [], "accuracy": []}
@@ -714,6 +715,8 @@ class TrainingPanel(QWidget):
     ) -> None:
         """Reset the live plots (to ``history`` of earlier epochs) and start the job."""
         self._config, self._outcome, self._stopping = config, None, False
+        # Epochs with a checkpoint: each complete epoch leaves one (a resume starts from one).
+        self._epochs_done = resume.epochs_completed if resume is not None else 0
         self._history = history or {}
         self._batches = {"x": [], "loss": [], "accuracy": []}
         self.plots.clear_live()
@@ -733,6 +736,22 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(self.progress.format() + " \u2014 stopping\u2026")
             self._append_log("Stopping after the batches in progress\u2026")
 
+    def close_question(self) -> str:
+        """The question before closing during a run, true to what a stop leaves behind."""
+        done = self._epochs_done
+        if done == 0:
+            after = (
+                "The model learned so far is saved, but the run has not completed its first "
+                "epoch: it leaves no checkpoint, so it cannot be resumed (a new run starts "
+                "from the beginning)."
+            )
+        else:
+            after = (
+                "The model learned so far is saved, and the run can be resumed later from the "
+                f"end of epoch {done} (the epoch in progress is not kept)."
+            )
+        return f"A training run is in progress. Stop it and quit?\n\n{after}"
+
     def confirm_close(self) -> bool:
         """Whether the window may close: asks to stop a run in progress (True when idle)."""
         if not self._job.busy:
@@ -740,8 +759,7 @@ class TrainingPanel(QWidget):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Training in progress",
-            "A training run is in progress. Stop it and quit?\n\n"
-            "The model learned so far is saved, and the run can be resumed later.",
+            self.close_question(),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             self,
         )
@@ -824,6 +842,7 @@ class TrainingPanel(QWidget):
         self.batch_progress.emit(e)
 
     def _on_epoch(self, event: EpochEvent) -> None:
+        self._epochs_done = event.epoch + 1
         for key, value in event.metrics.items():
             self._history.setdefault(key, []).append(value)
         self.plots.set_history(self._history)
