@@ -164,6 +164,18 @@ class ChannelGrid(QLabel):
             self.channel_clicked.emit(channel)
 
 
+def format_probability(p: float) -> str:
+    """A probability as the app shows it everywhere: a percentage with one decimal."""
+    return f"{p:.1%}"
+
+
+def known_classes_note(class_names: Sequence[str]) -> str:
+    """What a classifier's answer means: it picks one of its classes for any picture."""
+    names = list(class_names)
+    known = " and ".join(names) if len(names) <= 2 else f"its {len(names)} classes"
+    return f"This model only knows {known}: a picture of anything else still gets one of them."
+
+
 class ProbabilityBars(QWidget):
     """One bar per class with its probability; the winner in bold."""
 
@@ -195,7 +207,7 @@ class ProbabilityBars(QWidget):
         ):
             label.setText(f"<b>{name}</b>" if i == best else name)
             bar.setValue(round(1000 * p))
-            bar.setFormat(f"{p:.3f}")
+            bar.setFormat(format_probability(p))
 
     def values(self) -> list[float]:
         """The probabilities shown (for tests)."""
