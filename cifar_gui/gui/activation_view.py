@@ -49,13 +49,12 @@ from cifar_gui import resources
 from cifar_gui.engine.data import IMAGE_EXTENSIONS, Subset, scale_images, select_classes
 from cifar_gui.engine.errors import ImageError, UserError
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import counted, format_probability, known_classes_note
 from cifar_gui.gui.widgets.activation_widgets import (
     ChannelGrid,
     ColorBar,
     PixelView,
     ProbabilityBars,
-    format_probability,
-    known_classes_note,
 )
 from cifar_gui.gui.widgets.colormaps import channel_mosaic, colorize, heat_overlay
 from cifar_gui.gui.widgets.images import to_pixmap
@@ -721,7 +720,7 @@ class ActivationPanel(QWidget):
             self.set_image(first.image, self._file_caption(first), first.probabilities)
             count = len(predictions)
             self.state.message.emit(
-                f"{count} file{'s' if count != 1 else ''} classified"
+                f"{counted(count, 'file')} classified"
                 + (f", {len(result.errors)} could not be read" if result.errors else "")
                 + f". {known_classes_note(first.class_names)}"
             )

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from cifar_gui.engine.data import Dataset, select_classes
 from cifar_gui.gui.activation_view import DefaultModelLoader, reveal_activation_viewer
 from cifar_gui.gui.state import AppState
-from cifar_gui.gui.widgets.activation_widgets import format_probability
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 

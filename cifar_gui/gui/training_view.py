@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QDoubleValidator
+from PySide6.QtGui import QDoubleValidator, QTextOption
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -52,6 +52,7 @@ from cifar_gui.engine.runs import RunSummary, discover_runs, summarize
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.state import AppState, user_settings
+from cifar_gui.gui.text import counted
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -462,13 +463,15 @@ class TrainingPanel(QWidget):
         self.table.setToolTip("Select runs to overlay their curves (Ctrl/Shift for several)")
         self.table.selection_changed.connect(self._on_runs_selected)
         self.log = QPlainTextEdit(readOnly=True)
+        # Lines break between words only: a file name stays whole (it scrolls if too long).
+        self.log.setWordWrapMode(QTextOption.WrapMode.WordWrap)
         self.log.setMaximumBlockCount(5000)
         self.log.setPlaceholderText("Epoch summaries appear here.")
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.table)
         bottom.addWidget(self.log)
-        bottom.setStretchFactor(0, 2)
+        bottom.setStretchFactor(0, 3)
         bottom.setStretchFactor(1, 1)
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -651,7 +654,8 @@ class TrainingPanel(QWidget):
         self._begin(
             config,
             None,
-            f"Start {config.variant}: {pair}, {config.epochs} epochs, batch {config.batch_size}, "
+            f"Start {config.variant}: {pair}, {counted(config.epochs, 'epoch')}, "
+            f"batch {config.batch_size}, "
             f"learning rate {config.lr:g}, seed {config.seed}"
             + (f", from {Path(config.from_model).name}" if config.from_model else "")
             + (f" ({self.params_label.text()})" if config.variant == "finetune" else ""),
@@ -862,7 +866,7 @@ class TrainingPanel(QWidget):
         acc = summary.final_val_accuracy
         self._append_log(
             ("Stopped" if outcome.stopped else "Finished")
-            + f" after {summary.epochs} epochs"
+            + f" after {counted(summary.epochs, 'epoch')}"
             + (f", validation accuracy {acc:.4f}" if acc is not None else "")
             + f"; saved {outcome.model.path}"
         )

@@ -20,7 +20,8 @@ from cifar_gui.engine.persistence import load_model
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
-from cifar_gui.gui.widgets.activation_widgets import PixelView, format_probability
+from cifar_gui.gui.text import format_probability
+from cifar_gui.gui.widgets.activation_widgets import PixelView
 from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
 
 TIMEOUT = 30_000  # ms; the machine is shared and TensorFlow's first call is slow

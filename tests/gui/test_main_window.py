@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cifar_gui.engine import data
 from cifar_gui.engine.errors import DataError
@@ -236,3 +236,36 @@ def test_the_window_does_not_wait_for_tensorflow(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_status_messages_end_before_the_permanent_labels(make_window):
+    window = make_window()
+    window.state.message.emit("Opened model " + "/very/long/folder/name" * 20 + "/model.h5")
+    bar = window.statusBar()
+    shown = bar.currentMessage()
+    assert shown.startswith("Opened model /very") and shown.endswith("model.h5")
+    width = bar.fontMetrics().horizontalAdvance(shown)
+    assert 6 + width < window.status_data.x()  # the message is drawn from x = 6
+    assert "/very/long/folder/name" * 20 in bar.toolTip()  # the whole message
+
+
+def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tmp_path):
+    from tests.gui.test_training_view import write_sidecar
+
+    out = tmp_path / "runs"
+    write_sidecar(out, "cifar10_4_7_augmented_with_a_long_name", "augmented", [0.6, 0.7],
+                  parameters={"total": 14_846_273, "trainable": 14_586_113,
+                              "non_trainable": 260_160})  # fmt: skip
+    window = make_window()
+    panel = window.training_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.out_path.set_text(str(out))
+    table = panel.table
+    QApplication.processEvents()
+    assert table.rowCount() == 1 and window.size().width() == 1180
+    header = table.horizontalHeader()
+    for column in range(table.columnCount()):
+        right = header.sectionViewportPosition(column) + header.sectionSize(column)
+        sizes = [header.sectionSize(c) for c in range(table.columnCount())]
+        assert right <= table.viewport().width(), (column, sizes)
+    assert "14,846,273" in table.item(0, 6).toolTip()

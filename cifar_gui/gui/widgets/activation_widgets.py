@@ -9,6 +9,7 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.colormaps import TERRAIN_12
 from cifar_gui.gui.widgets.images import to_qimage
 
@@ -162,18 +163,6 @@ class ChannelGrid(QLabel):
         channel = self.channel_at(event.position().x(), event.position().y())
         if channel is not None:
             self.channel_clicked.emit(channel)
-
-
-def format_probability(p: float) -> str:
-    """A probability as the app shows it everywhere: a percentage with one decimal."""
-    return f"{p:.1%}"
-
-
-def known_classes_note(class_names: Sequence[str]) -> str:
-    """What a classifier's answer means: it picks one of its classes for any picture."""
-    names = list(class_names)
-    known = " and ".join(names) if len(names) <= 2 else f"its {len(names)} classes"
-    return f"This model only knows {known}: a picture of anything else still gets one of them."
 
 
 class ProbabilityBars(QWidget):
