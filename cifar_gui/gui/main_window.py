@@ -237,20 +237,16 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.Paint and not self._painted:
             self._painted = True
             self.first_painted.emit()
-            # Import TensorFlow only now, so it does not compete with the first paint.
+            # Start the detection only now, so it does not compete with the first paint.
             self._detect_device()
         return handled
 
     def _detect_device(self) -> None:
-        """Find the device (and versions) in a worker: it imports TensorFlow."""
-
-        def detect(task):
-            from cifar_gui.engine.training import describe_device, versions
-
-            return describe_device(), versions()
+        """Find the device (and versions) in a child process: it imports TensorFlow."""
+        from cifar_gui.gui.device import detect_device_job
 
         if not self._versions and not self.device_job.busy:
-            self.device_job.start(detect)
+            self.device_job.start(detect_device_job)
 
     def _on_device_detected(self, result: tuple[str, dict[str, str]]) -> None:
         self.state.device, self._versions = result

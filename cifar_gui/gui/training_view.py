@@ -846,7 +846,8 @@ class TrainingPanel(QWidget):
         self.batch_progress.emit(e)
 
     def _on_epoch(self, event: EpochEvent) -> None:
-        self._epochs_done = event.epoch + 1
+        if not self._stopping:  # an epoch the stop cut short keeps no checkpoint
+            self._epochs_done = event.epoch + 1
         for key, value in event.metrics.items():
             self._history.setdefault(key, []).append(value)
         self.plots.set_history(self._history)

@@ -214,28 +214,34 @@ def test_runs_go_to_a_per_user_folder_unless_one_was_chosen(make_window):
 
 
 def test_the_window_does_not_wait_for_tensorflow(tmp_path):
-    """Building and painting the window imports neither TensorFlow nor Keras."""
+    """Building and painting the window, and detecting the device, import neither
+    TensorFlow nor Keras into the window's process."""
     import os
     import subprocess
     import sys
 
+    # Device detection imports TensorFlow in a child process: the window's process never
+    # does (its import would hold the interpreter lock for about a second).
     code = (
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "from cifar_gui.gui.main_window import MainWindow\n"
         "app = QApplication([])\n"
         "w = MainWindow()\n"
-        "w._detect_device = lambda: None\n"  # the one deliberate background import
+        "w.device_job.finished.connect(app.quit)\n"
         "w.show(); app.processEvents(); assert w._painted\n"
+        "app.exec()\n"
+        "assert w._versions.get('tensorflow'), w.state.device\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
-        "w.close(); print(heavy)\n"
+        "w.close(); print(w.state.device); print(heavy)\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}  # not the user's settings
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    device, heavy = done.stdout.strip().splitlines()[-2:]
+    assert device.startswith(("CPU: ", "GPU: ")) and heavy == "[]"
 
 
 def test_status_messages_end_before_the_permanent_labels(make_window):
