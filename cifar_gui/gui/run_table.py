@@ -10,7 +10,9 @@ from cifar_gui.engine.runs import RunSummary
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Time", "Parameters", "File",
 )  # fmt: skip
-STRETCHED = ("Classes", "Parameters", "File")
+# Pixels at first (the user may widen them); the file name gets the rest.
+NAME_WIDTHS = {"Epochs": 60, "Final val acc": 62, "Best val acc": 62, "Classes": 90,
+               "Parameters": 64}  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -58,7 +60,12 @@ class RunTable(QTableWidget):
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
         # Two-line titles for the accuracy columns: narrow numbers under a wide title.
-        self.setHorizontalHeaderLabels([c.replace(" val acc", "\nval acc") for c in COLUMNS])
+        self.setHorizontalHeaderLabels(
+            [c.replace(" val acc", "\nval acc").replace("Parameters", "Params") for c in COLUMNS]
+        )
+        self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
+            "Total; * when some are frozen (the cell's tooltip gives the trainable count)"
+        )
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAlternatingRowColors(True)
@@ -67,8 +74,11 @@ class RunTable(QTableWidget):
         # Numbers take their width; the names share what is left, shortened with an ellipsis
         # (the whole name is the cell's tooltip), so every column is on screen.
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for name in STRETCHED:
-            header.setSectionResizeMode(COLUMNS.index(name), QHeaderView.ResizeMode.Stretch)
+        for name, width in NAME_WIDTHS.items():
+            header.setSectionResizeMode(COLUMNS.index(name), QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(COLUMNS.index(name), width)
+        header.setStretchLastSection(True)  # the file name takes the rest
+        self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSortingEnabled(True)
         self._runs: list[RunSummary] = []
@@ -108,7 +118,7 @@ class RunTable(QTableWidget):
         params = "\u2014" if total is None else format_count(total)
         details = "" if total is None else f"{total:,} parameters"
         if total is not None and trainable is not None and trainable != total:
-            params += f" ({format_count(trainable)} trainable)"
+            params += "*"  # the tooltip tells how many train
             details += f", {trainable:,} trainable"
         path = run.model_path or run.sidecar
         file_item = _Item(path.name + ("" if run.model_path else " (model missing)"), path.name)

@@ -269,6 +269,7 @@ def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tm
     table = panel.table
     QApplication.processEvents()
     assert table.rowCount() == 1 and window.size().width() == 1180
+    assert table.columnViewportPosition(7) + 100 <= table.viewport().width()  # the file name shows
     header = table.horizontalHeader()
     for column in range(table.columnCount()):
         right = header.sectionViewportPosition(column) + header.sectionSize(column)
