@@ -37,7 +37,7 @@ def save_history_plot(
         epoch), ``loss`` and ``accuracy`` (smoothed), drawn as a thin line.
     """
     path = Path(path)
-    fig = Figure(figsize=(7.0, 6.5), layout="constrained")
+    fig = Figure(figsize=(9.0, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True)
     colors = [f"C{i % 10}" for i in range(len(histories))]
@@ -61,7 +61,8 @@ def save_history_plot(
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if ax.has_data():
-            ax.legend(fontsize="small")
+            # Beside the axes, not over the curves (several runs make a long legend).
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel("epoch")
     if title:
         fig.suptitle(title)

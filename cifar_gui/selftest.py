@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 def run_self_test() -> int:
@@ -33,16 +35,25 @@ def run_self_test() -> int:
 
 def _check() -> str:
     """Open the window, classify the sample with the default model; return what was seen."""
-    from PySide6.QtCore import qVersion
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
+
+    from cifar_gui.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    with tempfile.TemporaryDirectory() as tmp:  # throw-away settings: the user's stay as they are
+        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        return _classify_sample(app, MainWindow(settings=settings))
+
+
+def _classify_sample(app, window) -> str:
+    """Show ``window``, classify the sample with the default model; return what was seen."""
+    from PySide6.QtCore import qVersion
 
     from cifar_gui import resources
     from cifar_gui.engine.inspect import predict_files
     from cifar_gui.engine.persistence import load_model
-    from cifar_gui.gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    window = MainWindow()
     try:
         window.show()
         app.processEvents()

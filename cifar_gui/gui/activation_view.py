@@ -15,6 +15,7 @@ first launch with the bundled default model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,12 +29,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -47,6 +50,7 @@ from cifar_gui import resources
 from cifar_gui.engine.data import IMAGE_EXTENSIONS, Subset, scale_images, select_classes
 from cifar_gui.engine.errors import ImageError, UserError
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import counted, format_probability, known_classes_note
 from cifar_gui.gui.widgets.activation_widgets import (
     ChannelGrid,
     ColorBar,
@@ -61,6 +65,7 @@ if TYPE_CHECKING:  # keep Keras out of the GUI's import time; workers import it
     from cifar_gui.engine.persistence import LoadedModel
 
 SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
+RESULTS_HEIGHT = 150  # pixels of the dropped-files table: three rows and the header
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{e}" for e in IMAGE_EXTENSIONS))
 
 
@@ -109,8 +114,18 @@ def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def analyse(loaded: LoadedModel, image: np.ndarray, caption: str, generation: int) -> Analysis:
-    """The worker's job: activations of every layer, probabilities and Grad-CAM of one image."""
+def analyse(
+    loaded: LoadedModel,
+    image: np.ndarray,
+    caption: str,
+    generation: int,
+    given: tuple[float, ...] | None = None,
+) -> Analysis:
+    """The worker's job: activations of every layer, probabilities and Grad-CAM of one image.
+
+    ``given``: the probabilities already computed for this image (a classified file), used
+    as they are, so the viewer shows the same numbers as the file's result.
+    """
     from cifar_gui.engine.inspect import (
         activations,
         default_layers,
@@ -123,7 +138,10 @@ def analyse(loaded: LoadedModel, image: np.ndarray, caption: str, generation: in
     image = fit_image(image, loaded.input_size)
     layers = tuple(LayerView(info.name, info.output_shape) for info in list_layers(model))
     acts = activations(model, image, [layer.name for layer in layers])
-    probs = probabilities(model, image[None], direct=True)[0]  # predict() costs ~200 ms
+    if given is None:
+        probs = probabilities(model, image[None], direct=True)[0]  # predict() costs ~200 ms
+    else:
+        probs = np.asarray(given)
     cam, note = None, ""
     try:
         cam = grad_cam(model, image)
@@ -220,6 +238,7 @@ class ActivationPanel(QWidget):
         self._generation = 0  # bumped when the model changes; older analyses are dropped
         self._image: np.ndarray | None = None  # the image asked for, any size
         self._caption = ""
+        self._given: tuple[float, ...] | None = None  # probabilities of a classified file
         self._pending_analysis = False
         self._pending_files: list[str] = []
         self._test_number = SEED_TEST_IMAGE  # kept while no data set is open
@@ -252,7 +271,8 @@ class ActivationPanel(QWidget):
         self.model_label = QLabel("No model")
         self.model_label.setWordWrap(True)
         self.test_index = QSpinBox()
-        self.test_index.setRange(1, 1)
+        self.test_index.setRange(0, 1)
+        self.test_index.setSpecialValueText("\u2014")  # 0: the image shown is no test image
         self.test_index.setValue(SEED_TEST_IMAGE)
         self.test_index.setToolTip(
             "1-based, as the seed's p <- 5: test image 5 is x_test[4] of the chosen classes"
@@ -280,6 +300,7 @@ class ActivationPanel(QWidget):
         self.cam_note = QLabel("Grad-CAM")
         self.cam_note.setWordWrap(True)
         self.prediction_label = QLabel()
+        self.prediction_label.setWordWrap(True)
         self.bars = ProbabilityBars()
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>Input as the model sees it</b>"))
@@ -342,10 +363,19 @@ class ActivationPanel(QWidget):
         right.addWidget(self.grid)
         right.addStretch(1)
 
-        views = QHBoxLayout()
+        views_box = QWidget()
+        views = QHBoxLayout(views_box)
+        views.setContentsMargins(0, 0, 0, 0)
         views.addWidget(left_box)
         views.addLayout(middle, 1)
         views.addLayout(right)
+        # The views scroll when the window is short (files dropped, messages shown): what
+        # appears below them never makes the window grow.
+        self.views_area = QScrollArea()
+        self.views_area.setWidget(views_box)
+        self.views_area.setWidgetResizable(True)
+        self.views_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.views_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # Bottom: dropped files.
         self.message_label = QLabel()
@@ -358,15 +388,19 @@ class ActivationPanel(QWidget):
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.results.verticalHeader().hide()
         self.results.itemSelectionChanged.connect(self._on_result_selected)
+        # A fixed height that scrolls: any number of files fits without growing the window.
+        self.results.setFixedHeight(RESULTS_HEIGHT)
+        self.results_note = QLabel(wordWrap=True)
         self.results_box = QGroupBox("Dropped files (select a row to inspect it)")
         box_layout = QVBoxLayout(self.results_box)
+        box_layout.addWidget(self.results_note)
         box_layout.addWidget(self.results)
         self.results_box.hide()
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.caption_label)
-        layout.addLayout(views, 1)
+        layout.addWidget(self.views_area, 1)
         layout.addWidget(self.message_label)
         layout.addWidget(self.results_box)
         hint = QLabel("Drop image files anywhere on the window to classify them.")
@@ -427,8 +461,11 @@ class ActivationPanel(QWidget):
             return None
         key = (id(dataset), self.state.classes)
         if key != self._subset_key:
+            # Only test images are shown here: select from the test split alone. With the
+            # training split (five times larger) the copy held the GUI thread for ~250 ms.
+            tests = dataclasses.replace(dataset, x_train=dataset.x_test, y_train=dataset.y_test)
             try:
-                self._subset = select_classes(dataset, self.state.classes)
+                self._subset = select_classes(tests, self.state.classes)
             except UserError as exc:
                 self._subset = None
                 self._show_error(str(exc))
@@ -445,7 +482,7 @@ class ActivationPanel(QWidget):
                 self._show_sample()
             return
         self.test_index.blockSignals(True)
-        self.test_index.setRange(1, count)
+        self.test_index.setRange(0, count)
         self.test_index.setValue(min(self._test_number, count))
         self.test_index.blockSignals(False)
         self.test_total.setText(f"of {count:,} ({' / '.join(subset.class_names)}, 1-based)")
@@ -456,13 +493,20 @@ class ActivationPanel(QWidget):
         subset = self._test_subset()
         if subset is None or not 1 <= number <= len(subset.x_test):
             return
-        self._test_number = number
         true = subset.class_names[int(subset.y_test[number - 1])]
         self.set_image(
             subset.x_test[number - 1],
             f"Test image {number} (1-based; x_test[{number - 1}] of "
             f"{' / '.join(subset.class_names)}), true class: {true}",
         )
+        self._test_number = number
+        self._show_test_number(number)
+
+    def _show_test_number(self, number: int) -> None:
+        """The test image box shows ``number``, or a dash (0) for an image from elsewhere."""
+        self.test_index.blockSignals(True)
+        self.test_index.setValue(number)
+        self.test_index.blockSignals(False)
 
     def _show_sample(self) -> None:
         from cifar_gui.engine.data import read_image
@@ -471,10 +515,17 @@ class ActivationPanel(QWidget):
         with contextlib.suppress(ImageError):  # no resources: the tab waits for an image
             self.set_image(read_image(path), f"Bundled sample drawing {path.name} (not CIFAR-10)")
 
-    def set_image(self, image: np.ndarray, caption: str) -> None:
-        """Make ``image`` (uint8, any size) the viewer's image; analysed in a worker."""
+    def set_image(
+        self, image: np.ndarray, caption: str, probabilities: tuple[float, ...] | None = None
+    ) -> None:
+        """Make ``image`` (uint8, any size) the viewer's image; analysed in a worker.
+
+        ``probabilities``: the model's answer for it when already known (a classified file).
+        """
         self._image = np.asarray(image)
         self._caption = caption
+        self._given = probabilities
+        self._show_test_number(0)  # show_test_image sets its number after this
         self.caption_label.setText(caption)
         if self.state.model is None:
             self._render_input_only()
@@ -494,11 +545,11 @@ class ActivationPanel(QWidget):
             self._pending_analysis = True
             return
         self._pending_analysis = False
-        loaded, image = self.state.model, self._image
+        loaded, image, given = self.state.model, self._image, self._given
         caption, generation = self._caption, self._generation
         if loaded is None or image is None:
             return
-        self.analysis_job.start(lambda task: analyse(loaded, image, caption, generation))
+        self.analysis_job.start(lambda task: analyse(loaded, image, caption, generation, given))
 
     def _on_analysis_finished(self) -> None:
         if self._pending_analysis:
@@ -550,7 +601,8 @@ class ActivationPanel(QWidget):
             self.cam_view.show_rgb(None)
             self.cam_note.setText(a.cam_note)
         self.prediction_label.setText(
-            f"Predicted <b>{a.class_names[best]}</b> ({a.probabilities[best]:.1%})"
+            f"Predicted <b>{a.class_names[best]}</b> ({format_probability(a.probabilities[best])})"
+            f"<br><small>{known_classes_note(a.class_names)}</small>"
         )
         self.bars.set_probabilities(a.class_names, a.probabilities)
 
@@ -669,16 +721,19 @@ class ActivationPanel(QWidget):
         self._fill_results(predictions)
         if predictions:
             first = predictions[0]
-            self.set_image(first.image, self._file_caption(first))
+            self.set_image(first.image, self._file_caption(first), first.probabilities)
+            count = len(predictions)
             self.state.message.emit(
-                f"{len(predictions)} file(s) classified"
+                f"{counted(count, 'file')} classified"
                 + (f", {len(result.errors)} could not be read" if result.errors else "")
+                + f". {known_classes_note(first.class_names)}"
             )
         self.files_classified.emit(result)
 
     @staticmethod
     def _file_caption(prediction) -> str:
-        return f"{Path(prediction.path).name}: {prediction.label} ({prediction.confidence:.1%})"
+        confidence = format_probability(prediction.confidence)
+        return f"{Path(prediction.path).name}: {prediction.label} ({confidence})"
 
     def _fill_results(self, predictions: list) -> None:
         """A row per file when several were classified; a single file needs no table."""
@@ -701,21 +756,21 @@ class ActivationPanel(QWidget):
             self.results.setItem(row, 1, file_item)
             self.results.setItem(row, 2, QTableWidgetItem(p.label))
             for col, value in enumerate(p.probabilities, start=3):
-                item = QTableWidgetItem(f"{value:.3f}")
+                item = QTableWidgetItem(format_probability(value))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.results.setItem(row, col, item)
             self.results.setRowHeight(row, 36)
         header = self.results.horizontalHeader()
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.results.setColumnWidth(0, 44)
-        self.results.setMinimumHeight(min(32 + 36 * len(predictions), 180))
+        self.results_note.setText(known_classes_note(names))
         self.results.blockSignals(False)
 
     def _on_result_selected(self) -> None:
         rows = self.results.selectionModel().selectedRows()
         if rows and rows[0].row() < len(self._drop_predictions):
             p = self._drop_predictions[rows[0].row()]
-            self.set_image(p.image, self._file_caption(p))
+            self.set_image(p.image, self._file_caption(p), p.probabilities)
 
     def _show_error(self, text: str) -> None:
         self.message_label.setText(text)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from cifar_gui.engine.data import Dataset, select_classes
 from cifar_gui.gui.activation_view import DefaultModelLoader, reveal_activation_viewer
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
@@ -282,7 +283,7 @@ class EvaluationPanel(QWidget):
         for i in self._shown:
             predicted = int(ev.predicted[i])
             confidence = float(ev.probabilities[i, predicted])
-            text = f"{result.class_names[predicted]} {confidence:.2f}"
+            text = f"{result.class_names[predicted]} {format_probability(confidence)}"
             item = QListWidgetItem(QIcon(to_pixmap(result.images[i], ICON_SIZE)), text)
             item.setToolTip(self.caption(int(i)))
             self.images.addItem(item)
@@ -296,7 +297,7 @@ class EvaluationPanel(QWidget):
         return (
             f"Test image {index + 1} (1-based) of {' / '.join(names)}: true "
             f"{names[int(ev.labels[index])]}, predicted {names[predicted]} "
-            f"({ev.probabilities[index, predicted]:.3f})"
+            f"({format_probability(ev.probabilities[index, predicted])})"
         )
 
     def shown_indices(self) -> np.ndarray:

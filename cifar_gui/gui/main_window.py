@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSettings, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
@@ -19,12 +19,13 @@ from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
-from cifar_gui.gui.state import AppState
+from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.training_view import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
 
 MODEL_FILTERS = "Keras models (*.keras *.h5);;All files (*)"
 MODEL_SUFFIXES = (".keras", ".h5")
+STATUS_GAP = 16  # pixels between a status-bar message and each permanent label
 
 
 def _open_model(path: str) -> tuple[str, Any]:
@@ -59,16 +60,17 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.state = state or AppState(self)
         self.setWindowTitle("cifar-gui")
-        self.settings = settings if settings is not None else QSettings("cifar-gui", "cifar-gui")
+        self.settings = settings if settings is not None else user_settings()
         self.device_job = JobRunner(self)
         self.model_job = JobRunner(self)
         self._painted = False
+        self._quitting = False  # "Stop and quit" chosen: closing when the run has ended
         self._versions: dict[str, str] = {}
 
         self.tabs = QTabWidget()
         self.dataset_panel = DatasetPanel(self.state)
         self.augmentation_panel = AugmentationPanel(self.state)
-        self.training_panel = TrainingPanel(self.state)
+        self.training_panel = TrainingPanel(self.state, self.settings)
         self.activation_panel = ActivationPanel(self.state)
         self.evaluation_panel = EvaluationPanel(self.state)
         for title, panel in self.panels().items():
@@ -80,15 +82,16 @@ class MainWindow(QMainWindow):
         self.status_model = QLabel()
         self.status_device = QLabel()
         for label in (self.status_data, self.status_model, self.status_device):
+            label.setContentsMargins(STATUS_GAP, 0, 0, 0)  # apart from the message and each other
             self.statusBar().addPermanentWidget(label)
         self.state.dataset_changed.connect(self._on_dataset_changed)
         self.state.classes_changed.connect(self._on_classes_changed)
         self.state.model_changed.connect(self._update_status)
-        self.state.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.state.message.connect(lambda text: self.show_message(text, 8000))
         self.model_job.result.connect(self._on_model_job_done)
         self.model_job.error.connect(self._on_model_job_failed)
         self.device_job.result.connect(self._on_device_detected)
-        self.device_job.error.connect(lambda msg: self.statusBar().showMessage(msg))
+        self.device_job.error.connect(lambda msg: self.show_message(msg))
 
         self._chosen_names = self._restore_classes()
         self._update_status()
@@ -180,7 +183,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path: str) -> None:
         """Load ``path`` in a worker; it becomes the current model."""
-        self.statusBar().showMessage(f"Opening {path}...")
+        self.show_message(f"Opening {path}...")
         self.model_job.start(lambda task: _open_model(path))
 
     def ask_save_model(self) -> None:
@@ -210,7 +213,7 @@ class MainWindow(QMainWindow):
             self._on_model_job_failed(f"{path}: the name must end in .keras or .h5")
             return
         keras_model, metadata = model.model, dict(model.metadata)
-        self.statusBar().showMessage(f"Saving {path}...")
+        self.show_message(f"Saving {path}...")
         self.model_job.start(lambda task: _save_model(keras_model, path, metadata))
 
     def _on_model_job_done(self, result: tuple[str, Any]) -> None:
@@ -224,7 +227,7 @@ class MainWindow(QMainWindow):
             self.state.message.emit(f"Saved model to {value}")
 
     def _on_model_job_failed(self, message: str) -> None:
-        self.statusBar().showMessage(message, 8000)
+        self.show_message(message, 8000)
         QMessageBox.warning(self, "cifar-gui", message)
 
     # -- status bar and device -------------------------------------------------------------
@@ -234,24 +237,32 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.Type.Paint and not self._painted:
             self._painted = True
             self.first_painted.emit()
-            # Import TensorFlow only now, so it does not compete with the first paint.
+            # Start the detection only now, so it does not compete with the first paint.
             self._detect_device()
         return handled
 
     def _detect_device(self) -> None:
-        """Find the device (and versions) in a worker: it imports TensorFlow."""
-
-        def detect(task):
-            from cifar_gui.engine.training import describe_device, versions
-
-            return describe_device(), versions()
+        """Find the device (and versions) in a child process: it imports TensorFlow."""
+        from cifar_gui.gui.device import detect_device_job
 
         if not self._versions and not self.device_job.busy:
-            self.device_job.start(detect)
+            self.device_job.start(detect_device_job)
 
     def _on_device_detected(self, result: tuple[str, dict[str, str]]) -> None:
         self.state.device, self._versions = result
         self._update_status()
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        """A status-bar message, shortened with an ellipsis so that it ends before the
+        permanent labels (the whole text is the status bar's tooltip)."""
+        bar = self.statusBar()
+        labels = (self.status_data, self.status_model, self.status_device)
+        shown = [label.x() for label in labels if label.isVisible()]
+        if bar.isVisible() and shown:
+            room = min(shown) - STATUS_GAP - 8  # the bar draws the message from x = 6
+            bar.setToolTip(text)
+            text = bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room)
+        bar.showMessage(text, timeout_ms)
 
     def _update_status(self, *_args) -> None:
         state = self.state
@@ -342,10 +353,24 @@ class MainWindow(QMainWindow):
                 stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        # A training run in progress asks first; "Stop and quit" stops it (it saves the model).
-        if not self.training_panel.confirm_close():
+        # A training run in progress asks first; "Stop and quit" stops it (it saves the model)
+        # and the window closes when the run has ended. It does not wait here: the window
+        # keeps painting (and says what it is doing) while the training process saves.
+        if self.training_panel.busy:
+            if not self._quitting and self.training_panel.confirm_close():
+                self._quit_after_run()
             event.ignore()
             return
         self.save_settings()
         self.shutdown()
         event.accept()
+
+    def _quit_after_run(self) -> None:
+        self._quitting = True
+        self.tabs.setEnabled(False)
+        self.menuBar().setEnabled(False)
+        self.show_message(
+            "Stopping the training run; the window closes when its model is saved\u2026"
+        )
+        self.training_panel.run_finished.connect(self.close)
+        self.training_panel.stop()

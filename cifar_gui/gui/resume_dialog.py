@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui.gui.text import counted
+
 if TYPE_CHECKING:  # checkpoints imports Keras; the listing job has loaded it already
     from cifar_gui.engine.checkpoints import Checkpoint
 
@@ -25,7 +27,11 @@ def describe_checkpoint(checkpoint: Checkpoint) -> str:
     """``cifar10_4_7 · baseline · deer vs horse · 3 of 30 epochs · val acc 0.71``."""
     config = checkpoint.config
     done, planned = checkpoint.epochs_completed, config.epochs
-    state = f"finished, {done} epochs" if checkpoint.finished else f"{done} of {planned} epochs"
+    state = (
+        f"finished, {counted(done, 'epoch')}"
+        if checkpoint.finished
+        else f"{done} of {counted(planned, 'epoch')}"
+    )
     val = checkpoint.history.get("val_accuracy") or []
     accuracy = f" \u00b7 val acc {val[-1]:.4f}" if val else ""
     return (
@@ -87,7 +93,8 @@ class ResumeDialog(QDialog):
         self.epochs_spin.setMinimum(done + 1)
         self.epochs_spin.setValue(max(checkpoint.config.epochs, done + 1))
         self.note.setText(
-            f"All {done} epochs are done: raise the total to continue training."
+            ("The one epoch is" if done == 1 else f"All {done} epochs are")
+            + " done: raise the total to continue training."
             if checkpoint.finished
             else f"Continues at epoch {done + 1} with the optimizer state it had."
         )

@@ -10,7 +10,19 @@ from cifar_gui.engine.runs import RunSummary
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Time", "Parameters", "File",
 )  # fmt: skip
+# Pixels at first (the user may widen them); the file name gets the rest.
+NAME_WIDTHS = {"Epochs": 60, "Final val acc": 62, "Best val acc": 62, "Classes": 90,
+               "Parameters": 64}  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def format_count(count: int) -> str:
+    """``842``, ``95.2 k``, ``14.7 M``: a parameter count short enough for a table cell."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} k"
+    return f"{count / 1_000_000:.1f} M"
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -47,14 +59,27 @@ class RunTable(QTableWidget):
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
-        self.setHorizontalHeaderLabels(COLUMNS)
+        # Two-line titles for the accuracy columns: narrow numbers under a wide title.
+        self.setHorizontalHeaderLabels(
+            [c.replace(" val acc", "\nval acc").replace("Parameters", "Params") for c in COLUMNS]
+        )
+        self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
+            "Total; * when some are frozen (the cell's tooltip gives the trainable count)"
+        )
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAlternatingRowColors(True)
         self.verticalHeader().hide()
         header = self.horizontalHeader()
+        # Numbers take their width; the names share what is left, shortened with an ellipsis
+        # (the whole name is the cell's tooltip), so every column is on screen.
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        for name, width in NAME_WIDTHS.items():
+            header.setSectionResizeMode(COLUMNS.index(name), QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(COLUMNS.index(name), width)
+        header.setStretchLastSection(True)  # the file name takes the rest
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSortingEnabled(True)
         self._runs: list[RunSummary] = []
         self.itemSelectionChanged.connect(lambda: self.selection_changed.emit(self.selected_runs()))
@@ -90,20 +115,26 @@ class RunTable(QTableWidget):
         epochs = f"{run.epochs}/{run.epochs_planned}" + (" (stopped)" if run.stopped else "")
         total = run.parameters.get("total")
         trainable = run.parameters.get("trainable")
-        params = "\u2014" if total is None else f"{total:,}"
+        params = "\u2014" if total is None else format_count(total)
+        details = "" if total is None else f"{total:,} parameters"
         if total is not None and trainable is not None and trainable != total:
-            params += f" ({trainable:,} trainable)"
+            params += "*"  # the tooltip tells how many train
+            details += f", {trainable:,} trainable"
         path = run.model_path or run.sidecar
         file_item = _Item(path.name + ("" if run.model_path else " (model missing)"), path.name)
         file_item.setToolTip(str(path))
+        params_item = _Item(params, total or 0)
+        params_item.setToolTip(details)
+        classes_item = _Item(run.classes_text, run.classes_text)
+        classes_item.setToolTip(run.classes_text)
         return [
             _Item(run.variant, run.variant),
-            _Item(run.classes_text, run.classes_text),
+            classes_item,
             _Item(epochs, run.epochs),
             acc(run.final_val_accuracy),
             acc(run.best_val_accuracy),
             _Item(format_seconds(run.seconds), run.seconds or 0.0),
-            _Item(params, total or 0),
+            params_item,
             file_item,
         ]
 

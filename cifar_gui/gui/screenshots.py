@@ -1,8 +1,9 @@
 """``cifar-gui --screenshot-dir DIR [--data PATH]``: one PNG per panel, for the README.
 
 The window opens offscreen with throw-away settings (the user's are neither read nor
-written), loads the data in its worker as usual, and waits for every worker to finish before
-each picture, so the PNGs show what a person sees once the app has settled.
+written; the Training tab lists the runs in ``./runs`` of the working folder), loads the data
+in its worker as usual, and waits for every worker to finish before each picture, so the PNGs
+show what a person sees once the app has settled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtCore import QEventLoop, QSettings, QThread
 from PySide6.QtWidgets import QApplication, QWidget
 
 from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.training_view import SETTINGS_OUT_DIR
 from cifar_gui.gui.workers import JobRunner
 
 WINDOW_SIZE = (1180, 800)  # pixels; the size of every screenshot
@@ -58,6 +60,7 @@ def save_screenshots(out_dir: str | Path, data: str | None = None, timeout_s: fl
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        settings.setValue(SETTINGS_OUT_DIR, str(Path("runs").resolve()))
         window = MainWindow(settings=settings)
         try:
             return _shoot(window, out, data, timeout_s)

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 
 from cifar_gui.config import AugmentConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 
 if TYPE_CHECKING:  # persistence imports Keras (seconds); the window must not wait for it
     from cifar_gui.engine.persistence import LoadedModel
+
+
+ORGANIZATION = APPLICATION = "cifar-gui"
+
+
+def user_settings() -> QSettings:
+    """The user's settings store of the app (the window's default; tests pass their own)."""
+    return QSettings(ORGANIZATION, APPLICATION)
 
 
 class AppState(QObject):

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QDoubleValidator
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QDoubleValidator, QTextOption
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -51,7 +51,8 @@ from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.runs import RunSummary, discover_runs, summarize
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.run_table import RunTable
-from cifar_gui.gui.state import AppState
+from cifar_gui.gui.state import AppState, user_settings
+from cifar_gui.gui.text import counted
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -92,9 +93,15 @@ WEIGHTS_CHOICES = {
 }
 
 
-def settings() -> QSettings:
-    """The app's settings store (the same one the main window uses)."""
-    return QSettings("cifar-gui", "cifar-gui")
+def default_out_dir() -> Path:
+    """Where runs go until the user chooses a folder: ``cifar-gui/runs`` in the user's
+    documents folder (``~/Documents`` on Linux and macOS, ``Documents`` on Windows), else
+    ``runs`` in the app's per-user data folder."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if documents:
+        return Path(documents) / "cifar-gui" / "runs"
+    data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(data or Path.home() / ".cifar-gui") / "runs"
 
 
 # --------------------------------------------------------------------------------------
@@ -285,14 +292,19 @@ class TrainingPanel(QWidget):
     run_finished = Signal(object)  # TrainingOutcome, or None when the run failed
     run_failed = Signal(str)  # one line
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(
+        self, state: AppState, settings: QSettings | None = None, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.state = state
+        # The window's store (the user's unless the window was given another).
+        self.settings = settings if settings is not None else user_settings()
         self._job = JobRunner(self)
         self._count_job = JobRunner(self)
         self._list_job = JobRunner(self)
         self._outcome: TrainingOutcome | None = None
         self._stopping = False
+        self._epochs_done = 0
         self._config: RunConfig | None = None
         self._history: dict[str, list[float]] = {}
         self._batches: dict[str, list[float]] = {"x": [], "loss": [], "accuracy": []}
@@ -389,8 +401,8 @@ class TrainingPanel(QWidget):
         advanced_form.addRow("Precision", self.precision_combo)
 
         self.out_path = _PathField("Output folder", None)
-        stored = settings().value(SETTINGS_OUT_DIR)
-        self.out_path.edit.setText(str(stored) if stored else str(Path("runs").resolve()))
+        stored = self.settings.value(SETTINGS_OUT_DIR)
+        self.out_path.edit.setText(str(stored) if stored else str(default_out_dir()))
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -451,13 +463,15 @@ class TrainingPanel(QWidget):
         self.table.setToolTip("Select runs to overlay their curves (Ctrl/Shift for several)")
         self.table.selection_changed.connect(self._on_runs_selected)
         self.log = QPlainTextEdit(readOnly=True)
+        # Lines break between words only: a file name stays whole (it scrolls if too long).
+        self.log.setWordWrapMode(QTextOption.WrapMode.WordWrap)
         self.log.setMaximumBlockCount(5000)
         self.log.setPlaceholderText("Epoch summaries appear here.")
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.table)
         bottom.addWidget(self.log)
-        bottom.setStretchFactor(0, 2)
+        bottom.setStretchFactor(0, 3)
         bottom.setStretchFactor(1, 1)
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -525,7 +539,7 @@ class TrainingPanel(QWidget):
 
     def _on_out_dir_changed(self, text: str) -> None:
         if text:
-            settings().setValue(SETTINGS_OUT_DIR, text)
+            self.settings.setValue(SETTINGS_OUT_DIR, text)
         self.refresh_runs()
 
     def _update_buttons(self) -> None:
@@ -640,7 +654,8 @@ class TrainingPanel(QWidget):
         self._begin(
             config,
             None,
-            f"Start {config.variant}: {pair}, {config.epochs} epochs, batch {config.batch_size}, "
+            f"Start {config.variant}: {pair}, {counted(config.epochs, 'epoch')}, "
+            f"batch {config.batch_size}, "
             f"learning rate {config.lr:g}, seed {config.seed}"
             + (f", from {Path(config.from_model).name}" if config.from_model else "")
             + (f" ({self.params_label.text()})" if config.variant == "finetune" else ""),
@@ -704,6 +719,8 @@ class TrainingPanel(QWidget):
     ) -> None:
         """Reset the live plots (to ``history`` of earlier epochs) and start the job."""
         self._config, self._outcome, self._stopping = config, None, False
+        # Epochs with a checkpoint: each complete epoch leaves one (a resume starts from one).
+        self._epochs_done = resume.epochs_completed if resume is not None else 0
         self._history = history or {}
         self._batches = {"x": [], "loss": [], "accuracy": []}
         self.plots.clear_live()
@@ -723,6 +740,22 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(self.progress.format() + " \u2014 stopping\u2026")
             self._append_log("Stopping after the batches in progress\u2026")
 
+    def close_question(self) -> str:
+        """The question before closing during a run, true to what a stop leaves behind."""
+        done = self._epochs_done
+        if done == 0:
+            after = (
+                "The model learned so far is saved, but the run has not completed its first "
+                "epoch: it leaves no checkpoint, so it cannot be resumed (a new run starts "
+                "from the beginning)."
+            )
+        else:
+            after = (
+                "The model learned so far is saved, and the run can be resumed later from the "
+                f"end of epoch {done} (the epoch in progress is not kept)."
+            )
+        return f"A training run is in progress. Stop it and quit?\n\n{after}"
+
     def confirm_close(self) -> bool:
         """Whether the window may close: asks to stop a run in progress (True when idle)."""
         if not self._job.busy:
@@ -730,8 +763,7 @@ class TrainingPanel(QWidget):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Training in progress",
-            "A training run is in progress. Stop it and quit?\n\n"
-            "The model learned so far is saved, and the run can be resumed later.",
+            self.close_question(),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             self,
         )
@@ -764,13 +796,12 @@ class TrainingPanel(QWidget):
             "strategy": self.strategy_combo.currentData(),
             "precision": self.precision_combo.currentData(),
         }
-        store = settings()
-        store.setValue(SETTINGS_FORM, json.dumps(form))
-        store.sync()
+        self.settings.setValue(SETTINGS_FORM, json.dumps(form))
+        self.settings.sync()
 
     def _restore_form(self) -> None:
         try:
-            form = json.loads(str(settings().value(SETTINGS_FORM, "{}")))
+            form = json.loads(str(self.settings.value(SETTINGS_FORM, "{}")))
         except ValueError:
             return  # a damaged entry: keep the seed's defaults
         if not isinstance(form, dict):
@@ -815,6 +846,8 @@ class TrainingPanel(QWidget):
         self.batch_progress.emit(e)
 
     def _on_epoch(self, event: EpochEvent) -> None:
+        if not self._stopping:  # an epoch the stop cut short keeps no checkpoint
+            self._epochs_done = event.epoch + 1
         for key, value in event.metrics.items():
             self._history.setdefault(key, []).append(value)
         self.plots.set_history(self._history)
@@ -834,7 +867,7 @@ class TrainingPanel(QWidget):
         acc = summary.final_val_accuracy
         self._append_log(
             ("Stopped" if outcome.stopped else "Finished")
-            + f" after {summary.epochs} epochs"
+            + f" after {counted(summary.epochs, 'epoch')}"
             + (f", validation accuracy {acc:.4f}" if acc is not None else "")
             + f"; saved {outcome.model.path}"
         )

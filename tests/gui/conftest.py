@@ -9,15 +9,17 @@ import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QThread, QTimer
+from PySide6.QtCore import QSettings, QStandardPaths, QThread, QTimer
 
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path: Path):
-    """QSettings() of the app read and write a temporary folder, never the user's."""
+    """QSettings() of the app read and write a temporary folder, never the user's; the
+    per-user folders (documents, data) are Qt's test folders (~/.qttest), not the user's."""
     folder = str(tmp_path / "settings")
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+    QStandardPaths.setTestModeEnabled(True)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from cifar_gui.engine.persistence import load_model
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.activation_widgets import PixelView
 from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
 
@@ -151,11 +152,33 @@ def test_dropped_files_give_a_table_and_one_line_per_bad_file(
     for row, pred in enumerate(expected):
         assert table.item(row, 1).text() == Path(pred.path).name
         assert table.item(row, 2).text() == pred.label
-        shown = [float(table.item(row, 3 + c).text()) for c in range(len(pred.class_names))]
-        np.testing.assert_allclose(shown, pred.probabilities, atol=1e-3)
-    # Selecting another row inspects that file.
+        shown = [table.item(row, 3 + c).text() for c in range(len(pred.class_names))]
+        assert shown == [format_probability(p) for p in pred.probabilities]
+    assert "only knows deer and horse" in panel.results_note.text()
+    # Selecting another row inspects that file, with the table's numbers.
     table.selectRow(1)
     wait_for_image(qtbot, panel, read_image(good[1]))
+    best = format_probability(max(expected[1].probabilities))
+    assert f"({best})" in panel.prediction_label.text()
+    assert f"({best})" in panel.caption_label.text()
+
+
+def test_dropping_many_files_keeps_the_window_size(qtbot, default_model, image_files, settings):
+    state = AppState()
+    state.set_model(default_model)
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._painted, timeout=TIMEOUT)
+    size = window.size()
+    with qtbot.waitSignal(window.activation_panel.files_classified, timeout=TIMEOUT):
+        drop(window, [image_files["png"], image_files["jpeg"]] * 6)
+    panel = window.activation_panel
+    wait_for_image(qtbot, panel, read_image(image_files["png"]))  # the prediction is shown
+    assert not panel.results_box.isHidden()
+    QApplication.processEvents()  # the layout requests the results and prediction caused
+    assert window.size() == size
+    window.close()
 
 
 def test_single_dropped_file_shows_class_and_every_probability(
@@ -172,7 +195,12 @@ def test_single_dropped_file_shows_class_and_every_probability(
     wait_for_image(qtbot, panel, expected.image)
     assert panel.results_box.isHidden()
     assert panel.message_label.isHidden()
-    assert f"Predicted <b>{expected.label}</b>" in panel.prediction_label.text()
+    text = panel.prediction_label.text()
+    assert f"Predicted <b>{expected.label}</b> ({format_probability(expected.confidence)})" in text
+    # A 2-class model answers one of its classes for any picture: the result says so.
+    assert "This model only knows deer and horse" in text
+    # One number for one probability: the caption, the label and the bars agree.
+    assert f"({format_probability(expected.confidence)})" in panel.caption_label.text()
     np.testing.assert_allclose(panel.bars.values(), expected.probabilities, atol=1e-3)
     # The input view shows those 32x32 pixels.
     np.testing.assert_array_equal(shown_blocks(panel.input_view), expected.image)
@@ -232,6 +260,13 @@ def test_test_images_by_one_based_index(qtbot, panel, batches_dir):
     panel.test_index.setValue(2)
     assert "x_test[1]" in panel.caption_label.text()
     wait_for_image(qtbot, panel, subset.x_test[1])
+    # Another image: the box no longer names a test image, until one is chosen again.
+    panel.state.choose_image(picture(6), "from the Dataset tab")
+    assert panel.test_index.value() == 0 and panel.test_index.text() == "\u2014"
+    wait_for_image(qtbot, panel, picture(6))
+    panel.test_index.setValue(3)
+    assert "x_test[2]" in panel.caption_label.text() and panel.test_index.text() == "3"
+    wait_for_image(qtbot, panel, subset.x_test[2])
 
 
 def test_image_chosen_elsewhere_becomes_the_viewers_image(qtbot, panel):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cifar_gui.engine import data
 from cifar_gui.engine.errors import DataError
 from cifar_gui.gui.main_window import MainWindow
+from cifar_gui.gui.state import user_settings
 from cifar_gui.gui.workers import JobRunner
 
 TIMEOUT_MS = 90_000  # loading, and TensorFlow imported by device detection
@@ -176,28 +177,102 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, c
     assert {"dataset_empty.png", "dataset_seed_samples.png", "dataset_image.png"} <= names
     image = QImage(str(tmp_path / "shots" / "augmentation.png"))
     assert (image.width(), image.height()) == (1180, 800)
+    assert user_settings().allKeys() == []  # the user's settings were neither read nor written
+
+
+def test_the_window_keeps_every_setting_in_the_store_it_was_given(make_window, settings, tmp_path):
+    from cifar_gui.gui.training_view import SETTINGS_FORM, SETTINGS_OUT_DIR
+
+    window = make_window()
+    panel = window.training_panel
+    panel.epochs_spin.setValue(7)
+    panel.out_path.set_text(str(tmp_path / "chosen"))
+    window.close()
+
+    assert user_settings().allKeys() == []
+    assert settings.value(SETTINGS_OUT_DIR) == str(tmp_path / "chosen")
+    assert '"epochs": 7' in str(settings.value(SETTINGS_FORM))
+    again = make_window(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    assert again.training_panel.epochs_spin.value() == 7
+    assert again.training_panel.out_path.text() == str(tmp_path / "chosen")
+
+
+def test_the_self_test_leaves_the_users_settings_alone(qapp, capsys):
+    from cifar_gui.selftest import run_self_test
+
+    assert run_self_test() == 0, capsys.readouterr().err
+    assert user_settings().allKeys() == []
+
+
+def test_runs_go_to_a_per_user_folder_unless_one_was_chosen(make_window):
+    from PySide6.QtCore import QStandardPaths
+
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    window = make_window()
+    expected = Path(documents) / "cifar-gui" / "runs"
+    assert expected.is_absolute() and window.training_panel.out_path.text() == str(expected)
 
 
 def test_the_window_does_not_wait_for_tensorflow(tmp_path):
-    """Building and painting the window imports neither TensorFlow nor Keras."""
+    """Building and painting the window, and detecting the device, import neither
+    TensorFlow nor Keras into the window's process."""
     import os
     import subprocess
     import sys
 
+    # Device detection imports TensorFlow in a child process: the window's process never
+    # does (its import would hold the interpreter lock for about a second).
     code = (
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "from cifar_gui.gui.main_window import MainWindow\n"
         "app = QApplication([])\n"
         "w = MainWindow()\n"
-        "w._detect_device = lambda: None\n"  # the one deliberate background import
+        "w.device_job.finished.connect(app.quit)\n"
         "w.show(); app.processEvents(); assert w._painted\n"
+        "app.exec()\n"
+        "assert w._versions.get('tensorflow'), w.state.device\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
-        "w.close(); print(heavy)\n"
+        "w.close(); print(w.state.device); print(heavy)\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}  # not the user's settings
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    device, heavy = done.stdout.strip().splitlines()[-2:]
+    assert device.startswith(("CPU: ", "GPU: ")) and heavy == "[]"
+
+
+def test_status_messages_end_before_the_permanent_labels(make_window):
+    window = make_window()
+    window.state.message.emit("Opened model " + "/very/long/folder/name" * 20 + "/model.h5")
+    bar = window.statusBar()
+    shown = bar.currentMessage()
+    assert shown.startswith("Opened model /very") and shown.endswith("model.h5")
+    width = bar.fontMetrics().horizontalAdvance(shown)
+    assert 6 + width < window.status_data.x()  # the message is drawn from x = 6
+    assert "/very/long/folder/name" * 20 in bar.toolTip()  # the whole message
+
+
+def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tmp_path):
+    from tests.gui.test_training_view import write_sidecar
+
+    out = tmp_path / "runs"
+    write_sidecar(out, "cifar10_4_7_augmented_with_a_long_name", "augmented", [0.6, 0.7],
+                  parameters={"total": 14_846_273, "trainable": 14_586_113,
+                              "non_trainable": 260_160})  # fmt: skip
+    window = make_window()
+    panel = window.training_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.out_path.set_text(str(out))
+    table = panel.table
+    QApplication.processEvents()
+    assert table.rowCount() == 1 and window.size().width() == 1180
+    assert table.columnViewportPosition(7) + 100 <= table.viewport().width()  # the file name shows
+    header = table.horizontalHeader()
+    for column in range(table.columnCount()):
+        right = header.sectionViewportPosition(column) + header.sectionSize(column)
+        sizes = [header.sectionSize(c) for c in range(table.columnCount())]
+        assert right <= table.viewport().width(), (column, sizes)
+    assert "14,846,273" in table.item(0, 6).toolTip()

@@ -84,6 +84,7 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
 
     window = MainWindow(state, settings=settings)
     qtbot.addWidget(window)
+    window.show()
     panel = window.training_panel
     out = tmp_path / "runs"
     panel.out_path.set_text(str(out))
@@ -101,23 +102,82 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
 
     answers.append(QMessageBox.StandardButton.Yes)  # "Stop and quit"
     started = time.monotonic()
-    assert window.close() is True
+    # The window does not block on the run: it says so, keeps painting, closes when saved.
+    assert window.close() is False and window.isVisible() and not window.tabs.isEnabled()
+    assert "Stopping the training run" in window.statusBar().currentMessage()
+    assert window.close() is False and len(answers.asked) == 2  # no second question
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
     assert time.monotonic() - started < 20.0
     assert not panel.busy and len(answers.asked) == 2
     assert settings.value("window/geometry") is not None
-    assert json.loads(str(panel_settings().value("training/form")))["epochs"] == 500
+    assert json.loads(str(settings.value("training/form")))["epochs"] == 500
     # The stopped run was saved: it is in the run table of the next session.
-    again = TrainingPanel(AppState())
+    again = TrainingPanel(AppState(), settings)
     qtbot.addWidget(again)
     (run,) = again.table.runs
     assert run.stopped and run.model_path == out / "cifar10_4_7.h5" and run.model_path.is_file()
     assert warnings == []
 
 
-def panel_settings():
-    from cifar_gui.gui.training_view import settings
+def test_the_close_question_says_whether_the_run_can_be_resumed(
+    qtbot, state, tmp_path, settings, answers, warnings
+):
+    from cifar_gui.engine.checkpoints import list_checkpoints
+    from cifar_gui.gui.main_window import MainWindow
 
-    return settings()
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.training_panel
+    out = tmp_path / "runs"
+    panel.out_path.set_text(str(out))
+    panel.epochs_spin.setValue(500)
+    panel.batch_spin.setValue(2)
+    panel.limit_spin.setValue(40)
+    epochs = []
+    panel.epoch_finished.connect(epochs.append)
+
+    panel.start_button.click()  # no event handled yet: the run is inside its first epoch
+    answers.append(QMessageBox.StandardButton.Cancel)
+    assert window.close() is False
+    assert "cannot be resumed" in answers.asked[0] and "resumed later" not in answers.asked[0]
+
+    with qtbot.waitSignal(panel.epoch_finished, timeout=RUN_TIMEOUT_MS):
+        pass
+    answers.append(QMessageBox.StandardButton.Yes)
+    assert window.close() is False
+    done = len(epochs)  # each epoch heard of has its checkpoint already
+    assert f"resumed later from the end of epoch {done} " in answers.asked[1]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    (checkpoint,) = list_checkpoints(out)
+    assert checkpoint.epochs_completed >= done
+    assert warnings == []
+
+
+def test_stop_and_quit_in_the_first_epoch_leaves_no_checkpoint(
+    qtbot, state, tmp_path, settings, answers, warnings
+):
+    from cifar_gui.engine.checkpoints import list_checkpoints
+    from cifar_gui.gui.main_window import MainWindow
+
+    window = MainWindow(state, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.training_panel
+    out = tmp_path / "runs"
+    panel.out_path.set_text(str(out))
+    panel.epochs_spin.setValue(500)
+    panel.batch_spin.setValue(2)
+    panel.limit_spin.setValue(40)
+    epochs = []
+    panel.epoch_finished.connect(epochs.append)
+    panel.start_button.click()
+    answers.append(QMessageBox.StandardButton.Yes)
+    assert window.close() is False and "cannot be resumed" in answers.asked[0]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    if not epochs:  # the stop came before the first epoch ended, as the question said
+        assert list_checkpoints(out) == []
+    assert warnings == []
 
 
 def test_closing_when_idle_does_not_ask(qtbot, state, settings, answers):

@@ -251,3 +251,47 @@ def test_failures_of_the_training_process_become_one_line_messages():
     assert type(kept) is DataError and str(kept) == "/x: no such file or folder"
     assert _death_message(-9) == "the training process was killed by signal 9 (out of memory?)"
     assert "exit code 1" in _death_message(1)
+
+
+def test_the_legend_of_many_overlays_stays_outside_the_plots(qtbot, tmp_path):
+    out = tmp_path / "runs"
+    for i, variant in enumerate(("baseline", "augmented", "transfer", "finetune")):
+        write_sidecar(out, f"run_{i}", variant, [0.5 + i / 10, 0.6 + i / 10])
+    panel = add_panel(qtbot, AppState())
+    panel.out_path.set_text(str(out))
+    panel.resize(1180, 700)
+    panel.show()
+    panel.table.selectAll()
+
+    plots = panel.plots
+    assert len(plots.legend_labels()) == 11  # the live run's 3 series, 2 per overlaid run
+    assert {"run_0 train", "run_3 val", "validation (epoch)"} <= set(plots.legend_labels())
+    for plot in plots.plots.values():
+        assert plot.legend is None  # nothing drawn inside the plotting area
+        area = plot.getViewWidget()
+        assert not area.geometry().intersects(plots.legend_view.geometry())
+    panel.table.clearSelection()
+    assert len(plots.legend_labels()) == 3
+
+
+def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_path, warnings):
+    panel = make_panel(qtbot, state, tmp_path / ("a_folder_with_a_long_name_" * 4), epochs=1)
+    panel.log.setFixedWidth(260)
+    panel.show()
+    outcome = run(qtbot, panel)
+    assert outcome is not None
+    text = panel.log.toPlainText()
+    assert "1 epoch," in text and "after 1 epoch," in text and "1 epochs" not in text
+    # Every wrapped line of the log starts after a space or a folder's "/": no name is broken.
+    document = panel.log.document()
+    breaks = 0
+    block = document.begin()
+    while block.isValid():
+        layout = block.layout()
+        for i in range(1, layout.lineCount()):
+            start = layout.lineAt(i).textStart()
+            assert block.text()[start - 1] in " /", block.text()[start - 5 : start + 5]
+            breaks += 1
+        block = block.next()
+    assert breaks > 0  # the narrow log did wrap
+    assert warnings == []

@@ -9,6 +9,7 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QSizePolicy, QWidget
 
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.colormaps import TERRAIN_12
 from cifar_gui.gui.widgets.images import to_qimage
 
@@ -195,7 +196,7 @@ class ProbabilityBars(QWidget):
         ):
             label.setText(f"<b>{name}</b>" if i == best else name)
             bar.setValue(round(1000 * p))
-            bar.setFormat(f"{p:.3f}")
+            bar.setFormat(format_probability(p))
 
     def values(self) -> list[float]:
         """The probabilities shown (for tests)."""

@@ -25,10 +25,12 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 METRICS = ("loss", "accuracy")
+LEGEND_WIDTH = 210  # pixels beside the plots
 
 
 class TrainingPlots(QWidget):
-    """Two plots side by side, loss and accuracy against epochs."""
+    """Two plots side by side, loss and accuracy against epochs, and one legend beside them
+    (outside the plotting areas, so no number of overlaid runs hides a curve)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -42,6 +44,14 @@ class TrainingPlots(QWidget):
         self._overlays: dict[str, list[tuple[pg.PlotItem, pg.PlotDataItem]]] = {}
         self._span: int | None = None  # epochs of the run in progress
         self._overlay_epochs = 0  # epochs of the longest overlay
+        # Both plots draw the same series: one legend, of the loss plot's curves, serves both.
+        self.legend_view = pg.GraphicsLayoutWidget()
+        self.legend_view.setBackground("w")
+        self.legend_view.setFixedWidth(LEGEND_WIDTH)
+        self.legend = pg.LegendItem(labelTextColor="k", labelTextSize="8pt")
+        self.legend_view.addItem(self.legend, row=0, col=0)
+        self.legend_view.ci.layout.setRowStretchFactor(1, 1)  # entries from the top
+        self.legend_view.ci.addItem(pg.GraphicsWidget(), row=1, col=0)
         for metric in METRICS:
             widget = pg.PlotWidget(background="w")
             plot = widget.getPlotItem()
@@ -56,13 +66,6 @@ class TrainingPlots(QWidget):
                 # Drawn again only when its range or size changes, not with every curve update.
                 axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.addLegend(
-                offset=(-10, 10) if metric == "loss" else (-10, -10),
-                labelTextColor="k",
-                labelTextSize="8pt",
-                brush=pg.mkBrush(255, 255, 255, 210),
-                pen=pg.mkPen("#ccc"),
-            )
             self.batch_curves[metric] = plot.plot(
                 pen=pg.mkPen("#9a9a9a", width=1), name="training (running, smoothed)"
             )
@@ -82,7 +85,17 @@ class TrainingPlots(QWidget):
             if metric == "accuracy":
                 plot.setYRange(0.0, 1.0, padding=0.02)
             self.plots[metric] = plot
-            layout.addWidget(widget)
+            layout.addWidget(widget, 1)
+        for curve in (self.batch_curves, self.train_curves, self.val_curves):
+            self._add_to_legend(curve["loss"])
+        layout.addWidget(self.legend_view)
+
+    def _add_to_legend(self, curve: pg.PlotDataItem) -> None:
+        self.legend.addItem(curve, curve.name())
+
+    def legend_labels(self) -> list[str]:
+        """The legend's entries, top to bottom."""
+        return [label.text for _, label in self.legend.items]
 
     def clear_live(self) -> None:
         """Empty the live curves (a new run starts)."""
@@ -121,7 +134,8 @@ class TrainingPlots(QWidget):
         wanted = {label for label, _ in runs}
         for label in [k for k in self._overlays if k not in wanted]:
             for plot, curve in self._overlays.pop(label):
-                plot.removeItem(curve)  # also removes its legend entry
+                self.legend.removeItem(curve)
+                plot.removeItem(curve)
         for i, (label, history) in enumerate(runs):
             color = PALETTE[(i + 2) % len(PALETTE)]  # 0 and 1 belong to the live run
             curves = self._overlays.get(label)
@@ -131,6 +145,8 @@ class TrainingPlots(QWidget):
                     plot = self.plots[metric]
                     curves.append((plot, plot.plot(name=f"{label} train")))
                     curves.append((plot, plot.plot(name=f"{label} val")))
+                self._add_to_legend(curves[0][1])
+                self._add_to_legend(curves[1][1])
                 self._overlays[label] = curves
             for j, metric in enumerate(METRICS):
                 train, val = curves[2 * j][1], curves[2 * j + 1][1]
