@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import keras
 
 from cifar_gui.config import FILE_SUFFIXES, RunConfig
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import VGG16_BASE_NAME, output_units
+from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.runs import read_sidecar
 
 # Bounds checked before Keras opens a model file. The largest model of this app, a finetune
@@ -175,8 +176,8 @@ def save_model(model: keras.Model, path: str | Path, metadata: dict[str, Any]) -
     then the model. Should the model's rename fail (say, the old model is immutable), the
     previous sidecar is put back. The model goes last because its rename is the commit: until
     then the old model is untouched. Only a crash between the two renames (microseconds) can
-    leave a new sidecar beside the old model; :func:`load_model` ignores a sidecar whose
-    classes do not fit the model.
+    leave a new sidecar beside the old model: the model, the valuable part, is then the old
+    one, whole; the other order would leave the new model described by the old run.
     """
     path = Path(path)
     side = sidecar_path(path)
@@ -223,8 +224,9 @@ def check_model_file(path: Path, what: str = "Keras model") -> None:
                 _check_zip_members(path, members)
                 for member in members:
                     if member.filename.endswith(".h5"):
-                        with archive.open(member) as f:
-                            _check_h5(path, f, what)
+                        # Buffered: h5py's many small reads and seeks are slow on a zip member.
+                        with archive.open(member) as f, io.BufferedReader(f, 2**16) as buffered:
+                            _check_h5(path, buffered, what)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
     elif h5py.is_hdf5(path):
@@ -268,9 +270,9 @@ def _check_h5(path: Path, source: Any, what: str = "Keras model") -> None:
 def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
     """Load a model saved by this app or elsewhere; check that it takes images.
 
-    The sidecar is optional: without it, or when it is not valid or its classes do not fit
-    the model (:func:`cifar_gui.engine.runs.read_sidecar`), class names are generic and the
-    input shape and class count are read from the model.
+    The sidecar is optional: without it, or when it is not valid
+    (:func:`cifar_gui.engine.runs.read_sidecar`), class names are generic and the input shape
+    and class count are read from the model.
     """
     path = Path(path)
     if not path.is_file():
@@ -283,11 +285,9 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
     output = getattr(model, "output_shape", None)
     if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
         raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
-    # A broken sidecar must not make a good model unusable: it counts as absent.
+    # A broken sidecar must not make a good model unusable: it counts as absent. (Class names
+    # that do not fit the outputs are refused where they are used, with both counts.)
     metadata = read_sidecar(sidecar_path(path)) or {}
-    names = metadata.get("class_names")
-    if names is not None and output_units(len(names)) != output[-1]:
-        metadata = {}  # another model's sidecar
     return LoadedModel(model, path, metadata)
 
 

@@ -243,7 +243,6 @@ def saved(tmp_path_factory):
     [
         '{"class_names": 5}',
         '{"class_names": {"deer": 1, "horse": 2}}',
-        '{"class_names": ["a", "b", "c"]}',  # three classes for a one-unit (2-class) model
         '{"class_names": [1, 2]}',
         '{"config": {"epochs": "3"}}',
         '{"config": {"learning_rate": -1}}',

@@ -251,6 +251,7 @@ def _deep(state: dict) -> None:
         (_set("class_names", ["deer", "horse", "cat"]), "3 class names for 2 classes"),
         (_set("version", 1), "version 1, this app writes 2"),
         (_set("version", None), "version None"),
+        (_set("version", [2]), "version [2]"),
         (_deep, "nested too deeply"),
     ],
 )
