@@ -19,7 +19,7 @@ STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.dis
 
 # Bounds of the numeric settings. Each is far beyond a sensible run, but small enough that
 # nothing downstream overflows: NumPy seeds are 32-bit, TensorFlow's thread counts 32-bit.
-MAX_EPOCHS = 10_000
+MAX_EPOCHS = 1_000_000  # an "endless" run (tests kill one) stays possible
 MAX_BATCH_SIZE = 65_536
 MAX_SEED = 2**32 - 1
 MAX_LEARNING_RATE = 1.0

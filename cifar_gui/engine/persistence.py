@@ -119,7 +119,13 @@ def check_can_write(path: Path, *, folder: bool = False) -> None:
     Catches what is known before a run: a file where a folder must be (or the reverse), a
     folder without write permission, a name longer than the file system allows.
     """
-    path = Path(path)
+    try:
+        _check_can_write(Path(path), folder)
+    except OSError as exc:  # a name too long for the file system, when its folder exists
+        raise ModelError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _check_can_write(path: Path, folder: bool) -> None:
     kind = "folder" if folder else "file"
     if path.exists() and path.is_dir() != folder:
         raise ModelError(f"{path}: is {'a file' if folder else 'a folder'}, not a {kind}")
