@@ -58,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=int, help="default 30; with --resume: the new total")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, help="learning rate (default: the seed's per variant)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate, above 0 and at most 1 (default: the seed's per variant)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="0 to 4294967295 (default: 0)")
     train.add_argument("--weights", default="imagenet", help="VGG16 base: imagenet, none or FILE")
     train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
     train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
