@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import secrets
+import struct
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import keras
@@ -225,18 +226,60 @@ def check_model_file(path: Path, what: str = "Keras model") -> None:
         raise ModelError(f"{path}: {size:,} bytes, more than a model of this app can be")
     if path.suffix == ".keras":
         try:
-            with zipfile.ZipFile(path) as archive:
+            with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
                 members = archive.infolist()
                 _check_zip_members(path, members)
                 for member in members:
                     if member.filename.endswith(".h5"):
-                        # Buffered: h5py's many small reads and seeks are slow on a zip member.
-                        with archive.open(member) as f, io.BufferedReader(f, 2**16) as buffered:
-                            _check_h5(path, buffered, what)
+                        with _open_member(archive, raw, member) as f:
+                            _check_h5(path, f, what)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
     elif h5py.is_hdf5(path):
         _check_h5(path, path)
+
+
+class _StoredMember(io.RawIOBase):
+    """An uncompressed zip member read in place: h5py seeks back and forth, which costs
+    nothing here but re-reads the member from its start with ``ZipFile.open``."""
+
+    def __init__(self, raw: BinaryIO, member: zipfile.ZipInfo):
+        super().__init__()
+        raw.seek(member.header_offset)
+        header = raw.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"no local header for {member.filename}")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        self._raw, self._size, self._pos = raw, member.file_size, 0
+        self._start = member.header_offset + 30 + name_length + extra_length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        self._raw.seek(self._start + self._pos)
+        data = self._raw.read(max(0, min(len(buffer), self._size - self._pos)))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _open_member(archive: zipfile.ZipFile, raw: BinaryIO, member: zipfile.ZipInfo) -> BinaryIO:
+    """A seekable reader of a zip member (Keras stores its members uncompressed)."""
+    if member.compress_type == zipfile.ZIP_STORED:
+        return _StoredMember(raw, member)
+    return io.BufferedReader(archive.open(member), 2**16)
 
 
 def _check_zip_members(path: Path, members: list[zipfile.ZipInfo]) -> None:

@@ -264,3 +264,20 @@ def test_a_sidecar_of_the_wrong_shape_counts_as_absent(saved, tmp_path, content)
     assert loaded.metadata == {}
     assert loaded.class_names == ("class 0", "class 1")
     assert loaded.config is None and loaded.history == {}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_keras_weights_that_declare_huge_sizes_are_refused(tmp_path, compression):
+    """The weights HDF5 inside a .keras is checked like a .h5, read in place or inflated."""
+    path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(members["model.weights.h5"])
+    load_model(path)  # as saved: fine
+    with h5py.File(weights, "a") as f:
+        f.create_dataset("huge", shape=(2**31,), dtype="float64", chunks=(1024,))
+    members["model.weights.h5"] = weights.read_bytes()
+    _zip_with(path, members, compression)
+    with pytest.raises(ModelError, match=r"m.keras: its weights declare more than"):
+        load_model(path)
