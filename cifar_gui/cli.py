@@ -12,11 +12,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cifar_gui.config import PRECISIONS, STRATEGIES, VARIANTS, RunConfig
+from cifar_gui.config import PRECISIONS, STRATEGIES, VARIANTS, RunConfig, check_limit
 from cifar_gui.engine.errors import UserError
 
 COMMANDS = ("train", "evaluate", "predict", "data")
 EXIT_USER_ERROR = 2
+CLASSES_HELP = (
+    "class names or indices: a name that matches a class is that class; otherwise a whole "
+    "number 0-N (N: the number of classes less one, 9 for CIFAR-10) is an index"
+)
 
 
 def _quiet_tensorflow() -> None:
@@ -28,7 +32,7 @@ def _auto_or_positive(text: str) -> int | str:
     """``auto`` or a whole number of at least 1 (argparse type)."""
     if text == "auto":
         return text
-    if text.isdigit() and int(text) >= 1:
+    if text.isascii() and text.isdigit() and int(text) >= 1:
         return int(text)
     raise argparse.ArgumentTypeError(f"{text!r}: give auto or a number of at least 1")
 
@@ -47,15 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes",
         nargs="+",
         default=["deer", "horse"],
-        help="class names or indices (default: deer horse)",
+        help=f"{CLASSES_HELP} (default: deer horse)",
     )
     train.add_argument(
         "--data", help="archive, batches folder or image folder (default: Keras cache)"
     )
     train.add_argument("--epochs", type=int, help="default 30; with --resume: the new total")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, help="learning rate (default: the seed's per variant)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate, above 0 and at most 1 (default: the seed's per variant)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="0 to 4294967295 (default: 0)")
     train.add_argument("--weights", default="imagenet", help="VGG16 base: imagenet, none or FILE")
     train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
     train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
@@ -115,9 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model")
     evaluate.add_argument("--data", help="data source (default: the model's, or the Keras cache)")
     evaluate.add_argument(
-        "--classes", nargs="+", help="default: the classes the model was trained on"
+        "--classes",
+        nargs="+",
+        help=f"{CLASSES_HELP} (default: the classes the model was trained on)",
     )
-    evaluate.add_argument("--limit", type=int)
+    evaluate.add_argument(
+        "--limit", type=int, help="the first N test images, shared evenly by the classes"
+    )
 
     predict = sub.add_parser("predict", help="classify image files")
     predict.add_argument("model")
@@ -143,15 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-
-
-def _check_output_folder(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the output folder ({exc.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"{path}: output folder is not writable")
 
 
 class _ProgressBar:
@@ -260,7 +263,6 @@ def _train(args: argparse.Namespace) -> int:
             )
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    _check_output_folder(config.out_dir)
     bar = _ProgressBar()
     listener = Listener(on_batch=bar.batch, on_epoch=bar.epoch)
     result = run_training(config, listener, resume=checkpoint)
@@ -278,8 +280,13 @@ def _load_subset_for(loaded, data: str | None, classes, limit: int | None):
     from cifar_gui.engine.data import load_dataset, select_classes
 
     source = data or loaded.metadata.get("data_source")
-    dataset = load_dataset(source)
     chosen = classes or loaded.metadata.get("class_names") or ["deer", "horse"]
+    if limit is not None and limit < len(chosen):
+        raise UserError(
+            f"--limit {limit} leaves some of the {len(chosen)} classes without a test image: "
+            f"give at least {len(chosen)}"
+        )
+    dataset = load_dataset(source)
     return select_classes(dataset, chosen, limit)
 
 
@@ -287,6 +294,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cifar_gui.engine.inspect import evaluate
     from cifar_gui.engine.persistence import load_model
 
+    try:
+        check_limit(args.limit)
+    except ValueError as exc:
+        raise UserError(f"--{exc}") from None
     loaded = load_model(args.model)
     subset = _load_subset_for(loaded, args.data, args.classes, args.limit)
     result = evaluate(loaded.model, subset.x_test, subset.y_test, subset.num_classes)

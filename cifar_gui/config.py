@@ -8,6 +8,7 @@ RMSprop with 1e-4 for the small CNN and 2e-5 for the VGG16 variants, and the
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,52 @@ VARIANTS = ("baseline", "augmented", "transfer", "finetune")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
+
+# Bounds of the numeric settings. Each is far beyond a sensible run, but small enough that
+# nothing downstream overflows: NumPy seeds are 32-bit, TensorFlow's thread counts 32-bit.
+MAX_EPOCHS = 1_000_000  # an "endless" run (tests kill one) stays possible
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**32 - 1
+MAX_LEARNING_RATE = 1.0
+MAX_LIMIT = 1_000_000_000
+MAX_STEPS_PER_EXECUTION = 100_000
+MAX_THREADS = 4096
+MAX_CLASSES = 1000
+
+
+def check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    """Raise ValueError unless ``value`` is a ``kind`` (a bool is no number here)."""
+    is_bool = isinstance(value, bool)
+    wants_bool = kind is bool or (isinstance(kind, tuple) and bool in kind)
+    if not isinstance(value, kind) or (is_bool and not wants_bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"{name} must be of type {names}, not {type(value).__name__}")
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` when it is a whole number in [low, high]; else ValueError naming ``name``."""
+    check_type(name, value, int)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high:,} (got {value})")
+    return value
+
+
+def check_number(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` when it is a finite number in [low, high]; else ValueError naming ``name``."""
+    check_type(name, value, (int, float))
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g} (got {value})")
+    return value
+
+
+def check_limit(limit: Any) -> None:
+    """A ``limit`` of images: None (all of them) or a whole number of at least 1."""
+    if limit is not None:
+        check_type("limit", limit, int)
+        if limit < 1:  # worded for the command line's --limit 0
+            raise ValueError(f"limit must be at least 1 (got {limit})")
+        check_int("limit", limit, 1, MAX_LIMIT)
+
 
 # Learning rates of the seed, per variant.
 DEFAULT_LEARNING_RATES = {
@@ -46,10 +93,23 @@ class AugmentConfig:
     fill_mode: str = "nearest"  # how pixels outside the source are filled
 
     def __post_init__(self) -> None:
+        check_number("rotation_deg", self.rotation_deg, 0.0, 180.0)
+        check_number("width_shift", self.width_shift, 0.0, 1.0)
+        check_number("height_shift", self.height_shift, 0.0, 1.0)
+        check_number("shear_deg", self.shear_deg, 0.0, 90.0)
+        check_number("zoom", self.zoom, 0.0, 1.0)
+        if self.zoom >= 1.0:
+            raise ValueError("zoom must be in [0, 1)")
+        check_type("horizontal_flip", self.horizontal_flip, bool)
         if self.fill_mode not in FILL_MODES:
             raise ValueError(f"fill_mode must be one of {', '.join(FILL_MODES)}")
-        if not 0.0 <= self.zoom < 1.0:
-            raise ValueError("zoom must be in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AugmentConfig:
+        """From a JSON object; unknown keys are ignored, wrong types raise ValueError."""
+        check_type("augment", data, dict)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -82,31 +142,55 @@ class RunConfig:
     feature_cache: bool = True  # frozen base, no augmentation: its features computed once
 
     def __post_init__(self) -> None:
+        # Every field is checked here, for the command line, the window and saved files alike.
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}: choose {', '.join(VARIANTS)}")
+        check_type("classes", self.classes, tuple)
+        for item in self.classes:
+            check_type("a class", item, (str, int))
         if len(self.classes) < 2:
             raise ValueError("choose at least two classes")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch size must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError("limit must be at least 1")
+        if len(self.classes) > MAX_CLASSES:
+            raise ValueError(f"choose at most {MAX_CLASSES} classes")
+        for name in ("data", "base", "from_model"):
+            if getattr(self, name) is not None:
+                check_type(name, getattr(self, name), str)
+        for name in ("weights", "unfreeze_from", "out_dir"):
+            check_type(name, getattr(self, name), str)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if self.learning_rate is not None:
+            # 0 is no rate (the seed's rate is asked for with None), so the bound is open.
+            check_number("learning rate", self.learning_rate, 0.0, MAX_LEARNING_RATE)
+            if self.learning_rate <= 0:
+                raise ValueError(f"learning rate must be above 0 (got {self.learning_rate})")
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_limit(self.limit)
+        if self.use_augmentation is not None:
+            check_type("use_augmentation", self.use_augmentation, bool)
+        check_type("augment", self.augment, AugmentConfig)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}: choose {', '.join(STRATEGIES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"unknown precision {self.precision!r}: choose {', '.join(PRECISIONS)}"
             )
-        if self.steps_per_execution != "auto" and (
-            not isinstance(self.steps_per_execution, int) or self.steps_per_execution < 1
-        ):
-            raise ValueError("steps per execution must be 'auto' or at least 1")
-        if self.threads < 0:
-            raise ValueError("threads must be 0 (TensorFlow's default) or more")
+        if self.steps_per_execution != "auto":
+            if not isinstance(self.steps_per_execution, int) or isinstance(
+                self.steps_per_execution, bool
+            ):
+                raise ValueError("steps per execution must be 'auto' or a whole number")
+            check_int("steps per execution", self.steps_per_execution, 1, MAX_STEPS_PER_EXECUTION)
+        check_int("threads", self.threads, 0, MAX_THREADS)
+        check_type("checkpoint", self.checkpoint, bool)
+        check_type("feature_cache", self.feature_cache, bool)
 
     @property
     def lr(self) -> float:
         """The learning rate in use: the explicit one or the seed's for the variant."""
-        return self.learning_rate or DEFAULT_LEARNING_RATES[self.variant]
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATES[self.variant]
+        return self.learning_rate
 
     @property
     def augments(self) -> bool:
@@ -126,15 +210,15 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored so old sidecars still load."""
+    def from_dict(cls, data: Any) -> RunConfig:
+        """Inverse of :meth:`to_dict`, for JSON read from a file: unknown keys are ignored so
+        old sidecars still load; a value of the wrong type or range raises ValueError."""
+        check_type("config", data, dict)
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         if "augment" in kwargs:
-            aug_known = {f.name for f in dataclasses.fields(AugmentConfig)}
-            kwargs["augment"] = AugmentConfig(
-                **{k: v for k, v in kwargs["augment"].items() if k in aug_known}
-            )
+            kwargs["augment"] = AugmentConfig.from_dict(kwargs["augment"])
         if "classes" in kwargs:
+            check_type("classes", kwargs["classes"], list)
             kwargs["classes"] = tuple(kwargs["classes"])
         return cls(**kwargs)

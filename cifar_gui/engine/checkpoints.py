@@ -17,7 +17,7 @@ model in Keras 3, hence ``.keras`` here.
 from __future__ import annotations
 
 import contextlib
-import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +25,21 @@ from typing import Any
 
 import keras
 
-from cifar_gui.config import RunConfig
+from cifar_gui.config import RunConfig, check_int, check_type
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.persistence import atomic_path, model_filename, write_json
+from cifar_gui.engine.models import output_units
+from cifar_gui.engine.persistence import (
+    atomic_path,
+    check_model_file,
+    model_filename,
+    write_json,
+)
+from cifar_gui.engine.runs import check_history, read_json
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"
 STATE_VERSION = 2  # 2: epochs drawn by (seed, epoch); no batch count to skip
+EPOCH_FILE = re.compile(r"epoch-\d{4,}\.keras")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,11 @@ class Checkpoint:
     def finished(self) -> bool:
         """Whether every epoch of the config is done (nothing left to resume)."""
         return self.epochs_completed >= self.config.epochs
+
+
+def epoch_file(epochs_completed: int) -> str:
+    """The name of the checkpoint after ``epochs_completed`` epochs: ``epoch-0003.keras``."""
+    return f"epoch-{epochs_completed:04d}.keras"
 
 
 def checkpoint_dir(out_dir: str | Path, variant: str, class_indices: tuple[int, ...]) -> Path:
@@ -85,21 +98,58 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
     directory = find_checkpoint_dir(run_dir)
     state_path = directory / STATE_FILE
     try:
-        state = json.loads(state_path.read_text())
-        config = RunConfig.from_dict(state["config"])
-        model_path = directory / Path(state["checkpoint"]).name
-        done = int(state["epochs_completed"])
-        steps = int(state["steps_per_epoch"])
-        history = {k: [float(v) for v in vals] for k, vals in state["history"].items()}
-        names = tuple(str(n) for n in state["class_names"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        state = check_state(read_json(state_path))
+    except (OSError, ValueError) as exc:
         raise ModelError(f"{state_path}: not a readable checkpoint state ({exc})") from None
+    model_path = directory / state["checkpoint"]
     if not model_path.is_file():
         raise ModelError(f"{state_path}: its model {model_path.name} is missing")
-    if any(len(vals) != done for vals in history.values()):
-        raise ModelError(f"{state_path}: history does not match {done} completed epochs")
-    config = config.replace(out_dir=str(directory.parent.parent))
-    return Checkpoint(directory, model_path, config, done, steps, history, names)
+    config = state["config"].replace(out_dir=str(directory.parent.parent))
+    return Checkpoint(
+        directory,
+        model_path,
+        config,
+        state["epochs_completed"],
+        state["steps_per_epoch"],
+        state["history"],
+        state["class_names"],
+    )
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """The content of a ``state.json`` with every field checked for type and range; raises
+    ValueError naming the field. ``config`` comes back as a :class:`RunConfig`."""
+    check_type("state", state, dict)
+    for key in ("config", "checkpoint", "epochs_completed", "steps_per_epoch"):
+        if key not in state:
+            raise ValueError(f"no {key}")
+    # Without a version: hand-written states (and the test suite's) count as current.
+    if state.get("version", STATE_VERSION) != STATE_VERSION:
+        raise ValueError(f"version {state['version']!r}, this app writes {STATE_VERSION}")
+    config = RunConfig.from_dict(state["config"])
+    name = state["checkpoint"]
+    check_type("checkpoint", name, str)
+    if not EPOCH_FILE.fullmatch(name):
+        raise ValueError(f"checkpoint {name!r} is not an epoch file name")
+    done = check_int("epochs_completed", state["epochs_completed"], 1, config.epochs)
+    steps = check_int("steps_per_epoch", state["steps_per_epoch"], 1, 2**31 - 1)
+    history = check_history(state.get("history", {}))
+    if any(len(values) != done for values in history.values()):
+        raise ValueError(f"history does not match {done} completed epochs")
+    names = state.get("class_names")
+    check_type("class_names", names, list)
+    for item in names:
+        check_type("a class name", item, str)
+    if len(names) != len(config.classes):
+        raise ValueError(f"{len(names)} class names for {len(config.classes)} classes")
+    return {
+        "config": config,
+        "checkpoint": name,
+        "epochs_completed": done,
+        "steps_per_epoch": steps,
+        "history": history,
+        "class_names": tuple(names),
+    }
 
 
 def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
@@ -134,12 +184,22 @@ def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
 
 def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
     """The checkpoint's compiled model, with the optimizer state it had (call in the strategy
-    scope the run trains under)."""
+    scope the run trains under); refused when its output does not fit the run's classes."""
+    path = checkpoint.model_path
+    check_model_file(path, what="checkpoint")
     try:
-        return keras.saving.load_model(checkpoint.model_path, compile=True)
+        model = keras.saving.load_model(path, compile=True)
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelError(f"{checkpoint.model_path}: not a loadable checkpoint ({reason})") from None
+        raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
+    units = output_units(len(checkpoint.class_names))
+    output = getattr(model, "output_shape", None)
+    if not (isinstance(output, tuple) and len(output) == 2 and output[-1] == units):
+        raise ModelError(
+            f"{path}: model output {output} does not fit the run's "
+            f"{len(checkpoint.class_names)} classes; it cannot be resumed"
+        )
+    return model
 
 
 def remove_stale_files(directory: Path, keep: str | None) -> None:
@@ -195,18 +255,35 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.write(epoch + 1)
 
     def write(self, epochs_completed: int) -> None:
-        """Save the model, then the state naming it, then drop the previous model."""
-        name = f"epoch-{epochs_completed:04d}.keras"
-        with atomic_path(self.directory / name) as tmp:
-            self.model.save(tmp)
-        write_json(
-            self.directory / STATE_FILE,
-            {
-                "version": STATE_VERSION,
-                **self.state,
-                "checkpoint": name,
-                "epochs_completed": epochs_completed,
-                "history": self.history,
-            },
-        )
+        """Save the model, then the state naming it, then drop the previous model.
+
+        A write that fails raises :class:`ModelError` naming the file and leaves the previous
+        checkpoint as it was (its state still names its own model).
+        """
+        name = epoch_file(epochs_completed)
+        model_path, state_path = self.directory / name, self.directory / STATE_FILE
+        failing = model_path
+        try:
+            with atomic_path(model_path) as tmp:
+                self.model.save(tmp)
+            failing = state_path
+            write_json(
+                state_path,
+                {
+                    "version": STATE_VERSION,
+                    **self.state,
+                    "checkpoint": name,
+                    "epochs_completed": epochs_completed,
+                    "history": self.history,
+                },
+            )
+        except OSError as exc:
+            if failing == state_path:
+                # No state names the new model; the previous state and model stay.
+                with contextlib.suppress(OSError):
+                    model_path.unlink()
+            raise ModelError(
+                f"{failing}: cannot write the checkpoint ({exc.strerror or exc}); the last "
+                "complete checkpoint is kept"
+            ) from None
         remove_stale_files(self.directory, keep=name)

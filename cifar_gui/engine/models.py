@@ -31,6 +31,11 @@ IMAGENET_TIMEOUT_S = 30.0  # seconds without an answer before the weights downlo
 VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
 
 
+def output_units(num_classes: int) -> int:
+    """Output units of a classifier of ``num_classes``: one sigmoid unit for two classes."""
+    return 1 if num_classes == 2 else num_classes
+
+
 def output_head(num_classes: int) -> layers.Layer:
     """One sigmoid unit for two classes (as the seed), a softmax over the classes otherwise."""
     if num_classes == 2:
@@ -178,7 +183,7 @@ def build_model(
     if not config.from_model:
         raise ModelError("finetune continues from a transfer model: give --from MODEL")
     model = load_model(config.from_model).model
-    if model.output_shape[-1] != (1 if num_classes == 2 else num_classes):
+    if model.output_shape[-1] != output_units(num_classes):
         raise ModelError(f"{config.from_model}: output does not fit {num_classes} classes")
     unfreeze_from(model, config.unfreeze_from)
     return model

@@ -7,20 +7,33 @@ over it, so a failed or interrupted save leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
-import tempfile
+import secrets
+import struct
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import h5py
 import keras
 
 from cifar_gui.config import FILE_SUFFIXES, RunConfig
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import VGG16_BASE_NAME
+from cifar_gui.engine.runs import read_sidecar
+
+# Bounds checked before Keras opens a model file. The largest model of this app, a finetune
+# checkpoint with its optimizer state, is about 180 MB; a .keras holds 3 or 4 zip members.
+MAX_MODEL_BYTES = 2 * 2**30
+MAX_ZIP_MEMBERS = 64
+MAX_ZIP_RATIO = 100  # uncompressed / compressed, for members over 1 MiB
+MAX_H5_OBJECTS = 100_000
 
 
 @dataclass
@@ -46,6 +59,7 @@ class LoadedModel:
 
     @property
     def config(self) -> RunConfig | None:
+        """The run's config (the sidecar's is checked by :func:`load_model`)."""
         raw = self.metadata.get("config")
         return RunConfig.from_dict(raw) if raw else None
 
@@ -65,20 +79,77 @@ def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def _create_beside(target: Path) -> Path:
+    """Create a new empty file with a random name beside ``target`` and return its path.
+
+    Created with mode 0666 like any plain write, so the kernel applies the umask (and a
+    default ACL of the folder): ``tempfile.mkstemp`` would make it 0600, a mode the renamed
+    file would keep. Reading the umask instead would mean setting it, which races with other
+    threads. The stem is shortened so the temporary name is never longer than a target whose
+    name fits.
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{target.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only when the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix)
-    os.close(fd)
+    tmp = _create_beside(target)
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+def check_can_write(path: Path, *, folder: bool = False) -> None:
+    """Raise :class:`ModelError` unless ``path`` (a file, or a ``folder``) could be written,
+    creating the folders above it if needed; checks only, so nothing changes on disk.
+
+    Catches what is known before a run: a file where a folder must be (or the reverse), a
+    folder without write permission, a name longer than the file system allows.
+    """
+    try:
+        _check_can_write(Path(path), folder)
+    except OSError as exc:  # a name too long for the file system, when its folder exists
+        raise ModelError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _check_can_write(path: Path, folder: bool) -> None:
+    kind = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        raise ModelError(f"{path}: is {'a file' if folder else 'a folder'}, not a {kind}")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ModelError(f"{path}: folder is not writable")
+        return
+    missing = [path]
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ModelError(f"{ancestor}: is a file, not a folder (needed for {path})")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ModelError(f"{ancestor}: folder is not writable (needed for {path})")
+    try:
+        longest = os.pathconf(ancestor, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    for item in missing:
+        if len(os.fsencode(item.name)) > longest:
+            raise ModelError(f"{item}: name too long (at most {longest} bytes)")
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
@@ -106,45 +177,176 @@ def _quiet_absl() -> Iterator[None]:
 
 
 def save_model(model: keras.Model, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Save ``model`` (``.h5`` or ``.keras``) and its JSON sidecar, both atomically."""
+    """Save ``model`` (``.h5`` or ``.keras``) and its JSON sidecar: both or neither replaced.
+
+    Both are written to temporary files first; then the sidecar is renamed over its target,
+    then the model. Should the model's rename fail (say, the old model is immutable), the
+    previous sidecar is put back. The model goes last because its rename is the commit: until
+    then the old model is untouched. Only a crash between the two renames (microseconds) can
+    leave a new sidecar beside the old model: the model, the valuable part, is then the old
+    one, whole; the other order would leave the new model described by the old run.
+    """
     path = Path(path)
+    side = sidecar_path(path)
+    previous = side.read_bytes() if side.is_file() else None
+    failing, side_replaced = path, False
     try:
-        with atomic_path(path) as tmp, _quiet_absl():
-            model.save(tmp)
-        write_json(sidecar_path(path), metadata)
+        with atomic_path(path) as tmp:
+            with _quiet_absl():
+                model.save(tmp)
+            failing = side
+            write_json(side, metadata)
+            side_replaced, failing = True, path
+        # The model's rename happened as the block above closed.
     except OSError as exc:
-        raise ModelError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        if side_replaced:
+            _restore(side, previous)
+        raise ModelError(f"{failing}: cannot write ({exc.strerror or exc})") from None
     return path
+
+
+def _restore(path: Path, content: bytes | None) -> None:
+    """Put back a file's previous content (``None``: it did not exist), as far as possible."""
+    with contextlib.suppress(OSError):
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(content)
+
+
+def check_model_file(path: Path, what: str = "Keras model") -> None:
+    """Raise :class:`ModelError` unless the model file's sizes are bounded, before Keras
+    reads it: a ``.keras`` is a zip, so its member count, total uncompressed size and
+    compression ratio are checked; the datasets of an HDF5 file (a ``.h5``, or the weights
+    inside a ``.keras``) may not declare more bytes than :data:`MAX_MODEL_BYTES` in all.
+    """
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: {size:,} bytes, more than a model of this app can be")
+    if path.suffix == ".keras":
+        try:
+            with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+                members = archive.infolist()
+                _check_zip_members(path, members)
+                for member in members:
+                    if member.filename.endswith(".h5"):
+                        with _open_member(archive, raw, member) as f:
+                            _check_h5(path, f, what)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
+    elif h5py.is_hdf5(path):
+        _check_h5(path, path)
+
+
+class _StoredMember(io.RawIOBase):
+    """An uncompressed zip member read in place: h5py seeks back and forth, which costs
+    nothing here but re-reads the member from its start with ``ZipFile.open``."""
+
+    def __init__(self, raw: BinaryIO, member: zipfile.ZipInfo):
+        super().__init__()
+        raw.seek(member.header_offset)
+        header = raw.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"no local header for {member.filename}")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        self._raw, self._size, self._pos = raw, member.file_size, 0
+        self._start = member.header_offset + 30 + name_length + extra_length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        self._raw.seek(self._start + self._pos)
+        data = self._raw.read(max(0, min(len(buffer), self._size - self._pos)))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _open_member(archive: zipfile.ZipFile, raw: BinaryIO, member: zipfile.ZipInfo) -> BinaryIO:
+    """A seekable reader of a zip member (Keras stores its members uncompressed)."""
+    if member.compress_type == zipfile.ZIP_STORED:
+        return _StoredMember(raw, member)
+    return io.BufferedReader(archive.open(member), 2**16)
+
+
+def _check_zip_members(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ModelError(f"{path}: {len(members)} zip members, more than a Keras model has")
+    total = sum(m.file_size for m in members)
+    if total > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: unpacks to {total:,} bytes, more than a model can be")
+    for m in members:
+        if m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 2**20 // MAX_ZIP_RATIO):
+            raise ModelError(f"{path}: zip member {m.filename} is compressed suspiciously well")
+
+
+def _check_h5(path: Path, source: Any, what: str = "Keras model") -> None:
+    """Refuse an HDF5 file whose datasets declare too many bytes or that has too many objects
+    (a small file can declare huge sparse or compressed datasets)."""
+    declared, objects = 0, 0
+
+    def visit(_name: str, item: Any) -> bool | None:
+        nonlocal declared, objects
+        objects += 1
+        if isinstance(item, h5py.Dataset):
+            declared += item.size * item.dtype.itemsize
+        return True if objects > MAX_H5_OBJECTS or declared > MAX_MODEL_BYTES else None
+
+    try:
+        with h5py.File(source, "r") as f:
+            f.visititems(visit)
+    except OSError as exc:
+        raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
+    if objects > MAX_H5_OBJECTS:
+        raise ModelError(f"{path}: more than {MAX_H5_OBJECTS:,} HDF5 objects")
+    if declared > MAX_MODEL_BYTES:
+        raise ModelError(f"{path}: its weights declare more than {MAX_MODEL_BYTES:,} bytes")
 
 
 def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
     """Load a model saved by this app or elsewhere; check that it takes images.
 
-    The sidecar is optional: without it, class names are generic and the input shape and
-    class count are read from the model.
+    The sidecar is optional: without it, or when it is not valid
+    (:func:`cifar_gui.engine.runs.read_sidecar`), class names are generic and the input shape
+    and class count are read from the model.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
-    try:
-        model = keras.models.load_model(path, compile=compile)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable Keras model ({reason})") from None
+    check_model_file(path)
+    model = _keras_load(path, compile)
     shape = getattr(model, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
         raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
     output = getattr(model, "output_shape", None)
     if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
         raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
-    metadata: dict[str, Any] = {}
-    side = sidecar_path(path)
-    if side.is_file():
-        try:
-            metadata = json.loads(side.read_text())
-        except (OSError, ValueError):
-            metadata = {}  # a broken sidecar must not make a good model unusable
+    # A broken sidecar must not make a good model unusable: it counts as absent. (Class names
+    # that do not fit the outputs are refused where they are used, with both counts.)
+    metadata = read_sidecar(sidecar_path(path)) or {}
     return LoadedModel(model, path, metadata)
+
+
+def _keras_load(path: Path, compile: bool) -> keras.Model:
+    """``keras.models.load_model`` of a checked file; any failure is one :class:`ModelError`."""
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable Keras model ({reason})") from None
 
 
 def has_vgg16_base(model: keras.Model) -> bool:

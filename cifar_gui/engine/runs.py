@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type
+
 MODEL_EXTENSIONS = (".h5", ".keras")
+MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -48,17 +51,94 @@ class RunSummary:
         return self.sidecar.stem
 
 
-def _floats(values: Any) -> list[float]:
-    """A list of finite-or-NaN floats from a JSON list; anything else gives []."""
+def read_json(path: str | Path, max_bytes: int | None = None) -> Any:
+    """The JSON content of a file written by this app, bounded in size and nesting.
+
+    Raises OSError when it cannot be read, ValueError (with the reason) when it is too large,
+    not UTF-8, not JSON, or nested too deeply for the parser.
+    """
+    path = Path(path)
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{size:,} bytes, more than the {max_bytes:,} allowed")
+    try:
+        return json.loads(path.read_bytes())
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+
+
+def number_list(name: str, values: Any) -> list[float]:
+    """A JSON list of numbers as floats (null and NaN: NaN); anything else raises ValueError."""
     if not isinstance(values, list):
-        return []
+        raise ValueError(f"{name} must be a list of numbers")
     out = []
     for v in values:
+        if v is None:
+            out.append(math.nan)
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"{name} must be a list of numbers, not {type(v).__name__}")
         try:
             out.append(float(v))
-        except (TypeError, ValueError):
-            out.append(math.nan)
+        except OverflowError:
+            raise ValueError(f"{name} holds a number too large for a float") from None
     return out
+
+
+def check_history(value: Any) -> dict[str, list[float]]:
+    """A history: metric name -> list of numbers."""
+    check_type("history", value, dict)
+    return {str(k): number_list(f"history[{k!r}]", v) for k, v in value.items()}
+
+
+def check_sidecar(data: Any) -> dict[str, Any]:
+    """The sidecar content ``data`` with every field this app reads checked for type and range
+    (a missing field is fine: older sidecars lack some); raises ValueError naming the field.
+    Lists of numbers come back as floats, ``config`` as a checked dictionary."""
+    check_type("sidecar", data, dict)
+    out = dict(data)
+    if "history" in data:
+        out["history"] = check_history(data["history"])
+    if data.get("config") is not None:
+        out["config"] = RunConfig.from_dict(data["config"]).to_dict()
+    for key in ("class_names", "class_indices", "input_shape"):
+        value = data.get(key)
+        if value is None:
+            continue
+        kind = str if key == "class_names" else int
+        check_type(key, value, list)
+        for item in value:
+            check_type(f"an item of {key}", item, kind)
+        if not 1 <= len(value) <= MAX_CLASSES:
+            raise ValueError(f"{key} must have 1 to {MAX_CLASSES} items")
+    for key in ("variant", "data_source", "finished_at", "device", "strategy", "precision"):
+        if data.get(key) is not None:
+            check_type(key, data[key], str)
+    for key in ("epochs_completed", "resumed_from_epoch", "train_images", "test_images"):
+        if data.get(key) is not None:
+            check_int(key, data[key], 0, 2**63 - 1)
+    for key in ("test_loss", "test_accuracy", "best_test_accuracy", "seconds"):
+        if data.get(key) is not None:
+            (out[key],) = number_list(key, [data[key]])
+    if data.get("parameters") is not None:
+        check_type("parameters", data["parameters"], dict)
+        for value in data["parameters"].values():
+            check_int("a parameter count", value, 0, 2**63 - 1)
+    if "stopped" in data:
+        check_type("stopped", data["stopped"], bool)
+    return out
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any] | None:
+    """The checked content of a sidecar (:func:`check_sidecar`); None when the file is missing,
+    unreadable or not a valid sidecar, which is then treated as absent."""
+    try:
+        return check_sidecar(read_json(path))
+    except (OSError, ValueError):
+        return None
 
 
 def _model_beside(sidecar: Path) -> Path | None:
@@ -70,25 +150,26 @@ def _model_beside(sidecar: Path) -> Path | None:
 
 
 def summarize(metadata: Mapping[str, Any], sidecar: str | Path) -> RunSummary | None:
-    """The summary of one run's sidecar content; None when it is not a training sidecar.
+    """The summary of one run's sidecar content; None when it is not a (valid) training sidecar.
 
     Values missing from older sidecars are recomputed from the history where possible.
     """
-    raw_history = metadata.get("history")
-    if not isinstance(raw_history, Mapping):
+    try:
+        metadata = check_sidecar(dict(metadata))
+    except ValueError:
         return None
-    history = {str(k): _floats(v) for k, v in raw_history.items() if isinstance(v, list)}
+    history = metadata.get("history")
+    if history is None:
+        return None
     sidecar = Path(sidecar)
-    config = metadata.get("config") if isinstance(metadata.get("config"), Mapping) else {}
+    config = metadata.get("config") or {}
     val = [v for v in history.get("val_accuracy", []) if not math.isnan(v)]
     epochs = metadata.get("epochs_completed")
-    if not isinstance(epochs, int):
+    if epochs is None:
         epochs = len(history.get("loss", []))
-    params = metadata.get("parameters")
     names = metadata.get("class_names") or config.get("classes") or ()
     final = metadata.get("test_accuracy")
     best = metadata.get("best_test_accuracy")
-    seconds = metadata.get("seconds")
     return RunSummary(
         sidecar=sidecar,
         model_path=_model_beside(sidecar),
@@ -96,23 +177,20 @@ def summarize(metadata: Mapping[str, Any], sidecar: str | Path) -> RunSummary | 
         class_names=tuple(str(n) for n in names),
         epochs=epochs,
         epochs_planned=int(config.get("epochs") or epochs),
-        final_val_accuracy=float(final) if final is not None else (val[-1] if val else None),
-        best_val_accuracy=float(best) if best is not None else (max(val) if val else None),
-        seconds=float(seconds) if isinstance(seconds, int | float) else None,
-        parameters={k: int(v) for k, v in params.items()} if isinstance(params, Mapping) else {},
+        final_val_accuracy=final if final is not None else (val[-1] if val else None),
+        best_val_accuracy=best if best is not None else (max(val) if val else None),
+        seconds=metadata.get("seconds"),
+        parameters=dict(metadata.get("parameters") or {}),
         history=history,
-        stopped=bool(metadata.get("stopped", False)),
-        finished_at=str(metadata.get("finished_at") or ""),
+        stopped=metadata.get("stopped", False),
+        finished_at=metadata.get("finished_at") or "",
     )
 
 
 def read_run(sidecar: str | Path) -> RunSummary | None:
     """Read one sidecar; None when it is unreadable or not from a training run."""
-    try:
-        data = json.loads(Path(sidecar).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return summarize(data, sidecar) if isinstance(data, dict) else None
+    data = read_sidecar(sidecar)
+    return None if data is None else summarize(data, sidecar)
 
 
 def discover_runs(folder: str | Path) -> list[RunSummary]:

@@ -31,6 +31,7 @@ from cifar_gui.engine.checkpoints import (
     CheckpointCallback,
     check_resumable,
     checkpoint_dir,
+    epoch_file,
     load_checkpoint_model,
     read_checkpoint,
     remove_stale_files,
@@ -42,7 +43,7 @@ from cifar_gui.engine.distribute import (
     is_chief,
     make_strategy,
 )
-from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.hardware import cpu_name
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
@@ -52,7 +53,12 @@ from cifar_gui.engine.performance import (
     resolve_precision,
     resolve_steps_per_execution,
 )
-from cifar_gui.engine.persistence import model_filename, save_model
+from cifar_gui.engine.persistence import (
+    check_can_write,
+    model_filename,
+    save_model,
+    sidecar_path,
+)
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
@@ -361,15 +367,14 @@ def train(
     (Keras state is per thread). The model is built under ``config.strategy``, with a global
     batch of ``config.batch_size`` per replica.
 
-    ``checkpoints``: folder that gets a resumable checkpoint after every complete epoch.
+    ``checkpoints``: folder that gets a resumable checkpoint after every complete epoch; a new
+    run replaces the checkpoint in it once its model is built, just before the first epoch.
     ``resume``: continue that checkpoint's run at its next epoch, with its optimizer state; the
     epochs' data order and augmentation depend on the seed and the epoch alone
     (:class:`EpochStream`), so the history is the one an uninterrupted run would have had.
     """
     listener = listener or Listener()
-    threads = apply_threads(config.threads)  # thread pools are fixed at TF's first operation
-    # First: the multi-worker strategy must exist before TensorFlow runs any operation.
-    strategy = make_strategy(config.strategy)
+    threads, strategy = start_strategy(config)
     # Keras 3.15 fails to trace several steps per call under a distribution strategy, so a
     # distributed run takes one batch per call.
     fit_config = config
@@ -401,6 +406,12 @@ def train(
     previous = resume.history if resume is not None else {}
     with strategy.scope():
         plan = _plan_fit(model, fit_config, subset, batch_size, steps)
+    if checkpoints is not None and resume is None and is_chief(strategy):
+        # The run is about to start: only now does it replace an older checkpoint of the
+        # same name. State first, so a kill in between leaves no state naming a deleted model.
+        (checkpoints / STATE_FILE).unlink(missing_ok=True)
+        if checkpoints.is_dir():
+            remove_stale_files(checkpoints, keep=None)
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
     callbacks: list[keras.callbacks.Callback] = []
     if checkpoints is not None:
@@ -475,6 +486,20 @@ def train(
     return RunResult(model, config, history, metadata, stopped=listener.stop.is_set())
 
 
+def start_strategy(config: RunConfig) -> tuple[int, tf.distribute.Strategy]:
+    """Apply the thread setting and make the run's strategy, before TensorFlow's first
+    operation; return the threads in use and the strategy. Whatever the strategy's creation
+    raises (a bad ``TF_CONFIG``, a port in use) becomes one :class:`UserError` line."""
+    threads = apply_threads(config.threads)  # thread pools are fixed at TF's first operation
+    try:
+        return threads, make_strategy(config.strategy)
+    except UserError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot start the {config.strategy} strategy ({reason})") from None
+
+
 def run_training(
     config: RunConfig,
     listener: Listener | None = None,
@@ -488,26 +513,42 @@ def run_training(
     ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
     ``resume`` (a run folder or a :class:`Checkpoint`) continues a run; ``config`` must be the
     checkpoint's, except ``epochs``, ``strategy`` and ``data`` (where it is now), which may change.
+
+    Everything is checked before anything on disk changes (the strategy, the data, the
+    classes, where the files go; the model files in :func:`train`, before the first epoch),
+    so a run that fails its checks leaves an earlier run's model and checkpoint as they were.
     """
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = read_checkpoint(resume)
     if resume is not None:
         check_resumable(config, resume)
+    # First: the multi-worker strategy must exist before TensorFlow runs any operation.
+    _, strategy = start_strategy(config)
+    chief = is_chief(strategy)
+    if save and chief:
+        check_can_write(Path(config.out_dir), folder=True)
     dataset = dataset if dataset is not None else load_dataset(config.data)
     subset = select_classes(dataset, config.classes, config.limit)
+    if resume is not None and subset.class_names != resume.class_names:
+        raise ModelError(
+            f"{resume.directory}: the run trained {', '.join(resume.class_names)}; the data "
+            f"now gives {', '.join(subset.class_names)}"
+        )
+    path = Path(config.out_dir) / model_filename(config.variant, subset.class_indices)
     folder = None
     if resume is not None:
         folder = resume.directory
     elif save and config.checkpoint:
         folder = checkpoint_dir(config.out_dir, config.variant, subset.class_indices)
-        # A new run replaces an old checkpoint of the same name; state first, so a kill in
-        # between leaves no state naming a deleted model.
-        (folder / STATE_FILE).unlink(missing_ok=True)
-        if folder.is_dir():
-            remove_stale_files(folder, keep=None)
+    if chief:
+        if save:
+            check_can_write(path)
+            check_can_write(sidecar_path(path))
+        if folder is not None:
+            check_can_write(folder / STATE_FILE)
+            check_can_write(folder / epoch_file(config.epochs))
     result = train(config, subset, listener, checkpoints=folder, resume=resume)
     result.metadata["data_source"] = dataset.source
-    if save and is_chief(make_strategy(config.strategy)):
-        path = Path(config.out_dir) / model_filename(config.variant, subset.class_indices)
+    if save and chief:
         result.path = save_model(result.model, path, result.metadata)
     return result

@@ -124,7 +124,7 @@ def _dense_model(tmp_path):
                 "--out",
                 str((t / "file").write_text("x") and t / "file" / "out"),
             ],
-            "cannot create the output folder",
+            "file: is a file, not a folder",
         ),
         (
             lambda t, d: ["predict", str(_not_a_model(t)), str(d / "batches.meta")],

@@ -61,7 +61,7 @@ def test_resume_of_a_checkpoint_folder_and_finished_run(runs, capsys):
     [
         (["--variant", "augmented"], "--variant cannot change"),
         (["--seed", "1", "--batch-size", "8"], "--batch-size, --seed cannot change"),
-        (["--epochs", "0"], "epochs and batch size must be at least 1"),
+        (["--epochs", "0"], "epochs must be from 1 to 1,000,000 (got 0)"),
     ],
 )
 def test_resume_refuses_changes_to_the_run(runs, capsys, extra, message):

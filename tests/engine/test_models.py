@@ -11,6 +11,7 @@ from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import (
     build_baseline,
     build_model,
+    compile_model,
     parameter_counts,
     unfreeze_from,
     vgg16_preprocessing,
@@ -124,6 +125,19 @@ def test_default_learning_rates_are_the_seeds():
     assert RunConfig(variant="baseline", learning_rate=0.01).lr == 0.01
     assert not RunConfig(variant="baseline").augments
     assert RunConfig(variant="augmented").augments
+
+
+@pytest.mark.parametrize("rate", [0, 0.0, -1e-4, float("nan"), float("inf"), 2.0, "0.1", True])
+def test_a_learning_rate_is_a_finite_number_above_0(rate):
+    """0 was taken for "the seed's rate" (``or``) while the sidecar recorded 0."""
+    with pytest.raises(ValueError, match="learning rate must"):
+        RunConfig(learning_rate=rate)
+
+
+def test_the_compiled_rate_is_the_explicit_one():
+    model = build_baseline()
+    compile_model(model, RunConfig(learning_rate=1e-6), 2)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-6)
 
 
 def test_imagenet_download_has_a_timeout(monkeypatch):

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
+from cifar_gui.engine import persistence
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import build_baseline, build_model
-from cifar_gui.engine.persistence import load_model, model_filename, save_model
+from cifar_gui.engine.persistence import load_model, model_filename, save_model, write_json
 
 
 def test_seed_file_names():
@@ -132,3 +139,145 @@ def test_model_whose_input_is_not_an_image(tmp_path):
 def test_missing_model_file(tmp_path):
     with pytest.raises(ModelError, match="no such model file"):
         load_model(tmp_path / "nope.h5")
+
+
+# -- model and sidecar together (issue 12, section 2) ---------------------------------------
+
+
+def _fail_replace_onto(monkeypatch, suffix: str) -> None:
+    """Make renaming a temporary file onto a ``suffix`` target fail, as on an immutable file."""
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if str(dst).endswith(suffix):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".h5"], ids=["sidecar-fails", "model-fails"])
+def test_model_and_sidecar_are_replaced_together_or_not_at_all(tmp_path, monkeypatch, suffix):
+    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    _fail_replace_onto(monkeypatch, suffix)
+    with pytest.raises(ModelError) as info:
+        save_model(build_baseline(), path, {"run": 2})
+    # The message names the file that could not be written.
+    assert str(info.value).startswith(f"{path.with_suffix(suffix)}: cannot write")
+    assert "Operation not permitted" in str(info.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_first_save_whose_model_fails_leaves_no_sidecar(tmp_path, monkeypatch):
+    _fail_replace_onto(monkeypatch, ".h5")
+    with pytest.raises(ModelError, match=r"m\.h5: cannot write"):
+        save_model(build_baseline(), tmp_path / "m.h5", {"run": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- permissions (issue 12, section 6) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_saved_files_get_the_permissions_of_a_plain_write(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+        write_json(tmp_path / "other.json", {})
+        keras_path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    for p in (path, path.with_suffix(".json"), tmp_path / "other.json", keras_path):
+        assert stat.S_IMODE(p.stat().st_mode) == expected, p
+
+
+# -- sizes bounded before Keras opens a file (issue 12, section 3) ---------------------------
+
+
+def _zip_with(path, members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_keras_zip_members_are_bounded(tmp_path):
+    many = _zip_with(tmp_path / "many.keras", {f"m{i}": b"" for i in range(1000)})
+    with pytest.raises(ModelError, match=r"many.keras: 1000 zip members"):
+        load_model(many)
+    bomb = _zip_with(tmp_path / "bomb.keras", {"model.weights.h5": bytes(20 * 2**20)})
+    with pytest.raises(ModelError, match=r"bomb.keras: zip member model.weights.h5 is compressed"):
+        load_model(bomb)
+
+
+def test_keras_total_size_is_bounded(tmp_path, monkeypatch):
+    path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    monkeypatch.setattr(persistence, "MAX_MODEL_BYTES", 2**20)
+    with pytest.raises(ModelError, match=r"m.keras: (unpacks to|[\d,]+ bytes, more)"):
+        load_model(path)
+
+
+def test_h5_datasets_that_declare_huge_sizes_are_refused(tmp_path):
+    """A few kB on disk, 16 GiB declared: a chunked dataset with no chunk written."""
+    path = save_model(build_baseline(), tmp_path / "m.h5", {})
+    with h5py.File(path, "a") as f:
+        f.create_dataset("huge", shape=(2**31,), dtype="float64", chunks=(1024,))
+    assert path.stat().st_size < 10 * 2**20
+    with pytest.raises(ModelError, match=r"m.h5: its weights declare more than"):
+        load_model(path)
+
+
+# -- sidecars of the wrong shape (issue 12, section 3) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sidecars")
+    return save_model(build_baseline(), folder / "cifar10_4_7.h5", {"class_names": ["a", "b"]})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"class_names": 5}',
+        '{"class_names": {"deer": 1, "horse": 2}}',
+        '{"class_names": [1, 2]}',
+        '{"config": {"epochs": "3"}}',
+        '{"config": {"learning_rate": -1}}',
+        '{"config": {"classes": "deer"}}',
+        '{"config": {"augment": [1]}}',
+        '{"config": 7}',
+        '{"history": {"loss": 5}}',
+        '{"history": {"loss": [1' + "0" * 400 + "]}}",  # too large for a float
+        '{"data_source": ["x"]}',
+        '{"class_names": ["a", "b"], "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "[1, 2]",
+    ],
+)
+def test_a_sidecar_of_the_wrong_shape_counts_as_absent(saved, tmp_path, content):
+    path = tmp_path / saved.name
+    shutil.copy(saved, path)
+    path.with_suffix(".json").write_text(content)
+    loaded = load_model(path)
+    assert loaded.metadata == {}
+    assert loaded.class_names == ("class 0", "class 1")
+    assert loaded.config is None and loaded.history == {}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_keras_weights_that_declare_huge_sizes_are_refused(tmp_path, compression):
+    """The weights HDF5 inside a .keras is checked like a .h5, read in place or inflated."""
+    path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(members["model.weights.h5"])
+    load_model(path)  # as saved: fine
+    with h5py.File(weights, "a") as f:
+        f.create_dataset("huge", shape=(2**31,), dtype="float64", chunks=(1024,))
+    members["model.weights.h5"] = weights.read_bytes()
+    _zip_with(path, members, compression)
+    with pytest.raises(ModelError, match=r"m.keras: its weights declare more than"):
+        load_model(path)

@@ -12,6 +12,7 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
+    STATE_VERSION,
     find_checkpoint_dir,
     list_checkpoints,
     load_checkpoint_model,
@@ -178,6 +179,7 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(ModelError, match="not a readable checkpoint state"):
         read_checkpoint(folder)
     state = {
+        "version": STATE_VERSION,
         "config": RunConfig().to_dict(),
         "checkpoint": "epoch-0001.keras",
         "epochs_completed": 1,
@@ -197,3 +199,102 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path):
     with pytest.raises(ModelError, match="history does not match"):
         read_checkpoint(folder)
     assert list_checkpoints(tmp_path) == []
+
+
+# -- state.json of the wrong shape (issue 12, section 3) -------------------------------------
+
+
+def _set(key, value):
+    def change(state: dict) -> None:
+        state[key] = value
+
+    return change
+
+
+def _set_config(key, value):
+    def change(state: dict) -> None:
+        state["config"][key] = value
+
+    return change
+
+
+def _deep(state: dict) -> None:
+    state["history"] = {"loss": "[" * 100_000}  # replaced by raw text below
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("config", [1, 2]), "config must be of type dict"),
+        (_set("config", None), "config must be of type dict"),
+        (_set_config("epochs", "3"), "epochs must be of type int"),
+        (_set_config("epochs", 1e300), "epochs must be of type int"),
+        (_set_config("classes", "deer"), "classes must be of type list"),
+        (_set_config("classes", [["deer"], "horse"]), "a class must be of type str or int"),
+        (_set_config("seed", -1), "seed must be from 0"),
+        (_set_config("learning_rate", 0), "learning rate must be above 0"),
+        (_set_config("augment", [1]), "augment must be of type dict"),
+        (_set_config("augment", {"zoom": "big"}), "zoom must be of type int or float"),
+        (_set_config("threads", 2**31), "threads must be from 0"),
+        (_set("epochs_completed", 10**400), "epochs_completed must be from 1 to 2"),
+        (_set("epochs_completed", "2"), "epochs_completed must be of type int"),
+        (_set("epochs_completed", 0), "epochs_completed must be from 1"),
+        (_set("epochs_completed", True), "epochs_completed must be of type int"),
+        (_set("steps_per_epoch", 0.5), "steps_per_epoch must be of type int"),
+        (_set("checkpoint", 5), "checkpoint must be of type str"),
+        (_set("checkpoint", "../../elsewhere.keras"), "is not an epoch file name"),
+        (_set("history", [1]), "history must be of type dict"),
+        (_set("history", {"loss": 3}), "must be a list of numbers"),
+        (_set("history", {"loss": ["a", "b"]}), "must be a list of numbers, not str"),
+        (_set("history", {"loss": [10**400, 1]}), "too large for a float"),
+        (_set("class_names", {"deer": 1}), "class_names must be of type list"),
+        (_set("class_names", ["deer", "horse", "cat"]), "3 class names for 2 classes"),
+        (_set("version", 1), "version 1, this app writes 2"),
+        (_set("version", None), "version None"),
+        (_set("version", [2]), "version [2]"),
+        (_deep, "nested too deeply"),
+    ],
+)
+def test_state_fields_are_checked_before_use(finished, tmp_path, change, message):
+    folder = tmp_path / "checkpoints" / "cifar10_4_7"
+    shutil.copytree(find_checkpoint_dir(finished[0]), folder)
+    state = json.loads((folder / STATE_FILE).read_text())
+    change(state)
+    text = json.dumps(state)
+    if change is _deep:
+        text = text.replace(json.dumps("[" * 100_000), "[" * 100_000 + "]" * 100_000)
+    (folder / STATE_FILE).write_text(text)
+    with pytest.raises(ModelError, match="not a readable checkpoint state") as info:
+        read_checkpoint(tmp_path)
+    assert message in str(info.value)
+    assert str(folder / STATE_FILE) in str(info.value)
+    assert list_checkpoints(tmp_path) == []
+
+
+def test_a_checkpoint_of_another_class_count_refuses_to_resume(tiny, finished, tmp_path):
+    """The state says deer and horse (one output unit); the epoch file holds a 3-class model."""
+    import keras
+
+    from cifar_gui.engine.models import build_baseline
+
+    shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
+    checkpoint = read_checkpoint(tmp_path)
+    other = build_baseline(num_classes=3)
+    other.compile(optimizer=keras.optimizers.RMSprop(), loss="sparse_categorical_crossentropy")
+    other.save(checkpoint.model_path)
+    with pytest.raises(ModelError, match="does not fit the run's 2 classes; it cannot be resumed"):
+        run_training(checkpoint.config.replace(epochs=3), dataset=tiny, resume=checkpoint)
+    assert read_checkpoint(tmp_path).epochs_completed == 2
+
+
+def test_resume_refuses_data_whose_classes_are_others(tiny, finished):
+    """--data may change, but the classes (here given as indices) must stay the same ones."""
+    checkpoint = read_checkpoint(finished[0])
+    renamed = Dataset(
+        tiny.x_train, tiny.y_train, tiny.x_test, tiny.y_test,
+        tuple(f"x{i}" for i in range(10)), "renamed",
+    )  # fmt: skip
+    config = checkpoint.config.replace(epochs=3, classes=(4, 7))
+    stored = checkpoint.__class__(**{**checkpoint.__dict__, "config": config})
+    with pytest.raises(ModelError, match="the run trained deer, horse; the data now gives x4, x7"):
+        run_training(config, dataset=renamed, resume=stored, save=False)

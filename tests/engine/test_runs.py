@@ -61,7 +61,9 @@ def test_runs_are_listed_oldest_first_and_a_missing_folder_is_empty(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(meta))
     assert [r.sidecar.stem for r in discover_runs(tmp_path)] == ["b", "a"]
     assert discover_runs(tmp_path / "missing") == []
-    assert math.isnan(summarize({"history": {"loss": ["x"]}}, "s.json").history["loss"][0])
+    # null (what other tools write for NaN) is NaN; a string is no number: not a sidecar.
+    assert math.isnan(summarize({"history": {"loss": [None]}}, "s.json").history["loss"][0])
+    assert summarize({"history": {"loss": ["x"]}}, "s.json") is None
 
 
 def test_export_writes_a_png_of_several_runs(tmp_path):
@@ -87,3 +89,37 @@ def test_runs_and_plots_modules_import_neither_qt_nor_keras():
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"parameters": {"total": "many"}},
+        {"parameters": [1]},
+        {"config": {"epochs": "x"}},
+        {"config": {"epochs": 1e400}},
+        {"test_accuracy": "high"},
+        {"best_test_accuracy": [0.5]},
+        {"epochs_completed": -1},
+        {"class_names": 3},
+        {"stopped": "no"},
+        {"finished_at": 5},
+        {"history": {"loss": [1.0], "accuracy": [10**400]}},
+    ],
+)
+def test_sidecar_fields_of_the_wrong_type_make_it_no_run(tmp_path, extra):
+    """Each of these ended the listing of the whole folder with an exception."""
+    meta = {"history": {"loss": [1.0]}, **extra}
+    text = json.dumps(meta).replace("Infinity", "1e400")
+    (tmp_path / "bad.json").write_text(text)
+    (tmp_path / "good.json").write_text(json.dumps({"history": {"loss": [1.0]}}))
+    assert [r.sidecar.name for r in discover_runs(tmp_path)] == ["good.json"]
+
+
+def test_deeply_nested_and_huge_sidecars_are_skipped(tmp_path, monkeypatch):
+    from cifar_gui.engine import runs
+
+    (tmp_path / "deep.json").write_text('{"history": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (tmp_path / "huge.json").write_text(json.dumps({"history": {"loss": [1.0] * 1000}}))
+    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 1000)
+    assert discover_runs(tmp_path) == []
