@@ -27,14 +27,10 @@ import keras
 
 from cifar_gui.config import RunConfig, check_int, check_type
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.files import atomic_path, read_json, write_json
 from cifar_gui.engine.models import output_units
-from cifar_gui.engine.persistence import (
-    atomic_path,
-    check_model_file,
-    model_filename,
-    write_json,
-)
-from cifar_gui.engine.runs import check_history, read_json
+from cifar_gui.engine.persistence import check_model_file, model_filename
+from cifar_gui.engine.runs import check_history
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"

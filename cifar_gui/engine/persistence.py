@@ -7,12 +7,9 @@ over it, so a failed or interrupted save leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
-import json
 import logging
 import os
-import secrets
 import struct
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -25,6 +22,7 @@ import keras
 
 from cifar_gui.config import FILE_SUFFIXES, RunConfig
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.files import atomic_path, write_json
 from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.runs import read_sidecar
 
@@ -79,40 +77,6 @@ def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def _create_beside(target: Path) -> Path:
-    """Create a new empty file with a random name beside ``target`` and return its path.
-
-    Created with mode 0666 like any plain write, so the kernel applies the umask (and a
-    default ACL of the folder): ``tempfile.mkstemp`` would make it 0600, a mode the renamed
-    file would keep. Reading the umask instead would mean setting it, which races with other
-    threads. The stem is shortened so the temporary name is never longer than a target whose
-    name fits.
-    """
-    for _ in range(100):
-        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{target.suffix}"
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it only when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(target)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-
-
 def check_can_write(path: Path, *, folder: bool = False) -> None:
     """Raise :class:`ModelError` unless ``path`` (a file, or a ``folder``) could be written,
     creating the folders above it if needed; checks only, so nothing changes on disk.
@@ -150,18 +114,6 @@ def _check_can_write(path: Path, folder: bool) -> None:
     for item in missing:
         if len(os.fsencode(item.name)) > longest:
             raise ModelError(f"{item}: name too long (at most {longest} bytes)")
-
-
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically."""
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
 @contextlib.contextmanager

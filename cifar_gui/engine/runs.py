@@ -8,7 +8,6 @@ runs before TensorFlow has loaded.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type
+from cifar_gui.engine.files import read_json
 
 MODEL_EXTENSIONS = (".h5", ".keras")
-MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -49,25 +48,6 @@ class RunSummary:
     def label(self) -> str:
         """A short legend entry: the file stem, which names the classes and the variant."""
         return self.sidecar.stem
-
-
-def read_json(path: str | Path, max_bytes: int | None = None) -> Any:
-    """The JSON content of a file written by this app, bounded in size and nesting.
-
-    Raises OSError when it cannot be read, ValueError (with the reason) when it is too large,
-    not UTF-8, not JSON, or nested too deeply for the parser.
-    """
-    path = Path(path)
-    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"{size:,} bytes, more than the {max_bytes:,} allowed")
-    try:
-        return json.loads(path.read_bytes())
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
 
 
 def number_list(name: str, values: Any) -> list[float]:

@@ -19,8 +19,9 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine import persistence
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.files import write_json
 from cifar_gui.engine.models import build_baseline, build_model
-from cifar_gui.engine.persistence import load_model, model_filename, save_model, write_json
+from cifar_gui.engine.persistence import load_model, model_filename, save_model
 
 
 def test_seed_file_names():

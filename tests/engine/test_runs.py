@@ -117,9 +117,9 @@ def test_sidecar_fields_of_the_wrong_type_make_it_no_run(tmp_path, extra):
 
 
 def test_deeply_nested_and_huge_sidecars_are_skipped(tmp_path, monkeypatch):
-    from cifar_gui.engine import runs
+    from cifar_gui.engine import files
 
     (tmp_path / "deep.json").write_text('{"history": ' + "[" * 100_000 + "]" * 100_000 + "}")
     (tmp_path / "huge.json").write_text(json.dumps({"history": {"loss": [1.0] * 1000}}))
-    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 1000)
     assert discover_runs(tmp_path) == []
