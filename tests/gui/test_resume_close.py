@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import time
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +99,9 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
         pass
 
     answers.append(QMessageBox.StandardButton.Yes)  # "Stop and quit"
-    started = time.monotonic()
     assert window.close() is True
-    assert time.monotonic() - started < 20.0
+    # The close waited for the training process to save and end (however long that took).
+    assert not [p for p in multiprocessing.active_children() if p.name == "cifar-gui-training"]
     assert not panel.busy and len(answers.asked) == 2
     assert settings.value("window/geometry") is not None
     assert json.loads(str(panel_settings().value("training/form")))["epochs"] == 500
