@@ -145,17 +145,17 @@ def forkserver():
 HANG_GUARD_S = 300.0  # only a hang guard: a child's first checkpoint may take long when loaded
 
 
-def wait_for_announcements(conn, count: int, process) -> tuple[list[tuple[str, int]], float]:
-    """The child's next ``count`` announcements, and the seconds between the last two (from
-    the start of the wait when there is only one): how long one more takes on this machine."""
+def wait_for_announcements(conn, count: int, process) -> tuple[list[tuple[str, int]], list[float]]:
+    """The child's next ``count`` announcements, and the seconds from the start of the wait
+    to each: how long one more checkpoint or round of saves takes on this machine, now."""
     messages: list[tuple[str, int]] = []
-    times = [time.monotonic()]
+    start, times = time.monotonic(), [0.0]
     while len(messages) < count:
         assert conn.poll(HANG_GUARD_S), f"the child said nothing for {HANG_GUARD_S:.0f} s"
         messages.append(conn.recv())
-        times.append(time.monotonic())
+        times.append(time.monotonic() - start)
     assert process.is_alive(), f"the child ended by itself ({process.exitcode})"
-    return messages, times[-1] - times[-2]
+    return messages, times
 
 
 def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
@@ -184,16 +184,15 @@ def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, 
             delay = rng.uniform(0, startup)  # no assertion depends on where this one lands
             counts["during_startup"] += 1
         else:
-            started = time.monotonic()
-            messages, period = wait_for_announcements(reader, rng.randint(1, 3), process)
+            messages, times = wait_for_announcements(reader, rng.randint(1, 3), process)
             if mode == "run" and startup is None:
-                startup = time.monotonic() - started
+                startup = times[1]  # from the start to the first checkpoint
             for kind, value in messages:
                 if kind == "epoch":
                     epochs = max(epochs, value)  # announced: that checkpoint must survive
                 else:
                     saved_version = max(saved_version, value)
-            delay = rng.uniform(0, period)
+            delay = rng.uniform(0, times[-1] - times[-2])
         process.join(timeout=delay)
         assert process.is_alive(), f"child {mode} ended by itself ({process.exitcode})"
         os.kill(process.pid, signal.SIGKILL)
