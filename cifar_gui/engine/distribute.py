@@ -179,9 +179,17 @@ def worker_failures(strategy: tf.distribute.Strategy) -> Iterator[None]:
     except _PEER_ERRORS as exc:
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise
-        task = _tf_config().get("task", {"type": "worker", "index": 0})
-        me = f"/job:{task['type']}/replica:0/task:{task['index']}"
-        lost = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", str(exc))) - {me})
+        config = _tf_config()
+        task = config.get("task", {"type": "worker", "index": 0})
+        lost = [
+            f"{job} {index} ({config['cluster'][job][int(index)]}, {name})"
+            if int(index) < len(config.get("cluster", {}).get(job, []))
+            else name
+            for name, job, index in sorted(
+                set(re.findall(r"(/job:(\w+)/replica:\d+/task:(\d+))", str(exc)))
+            )
+            if (job, int(index)) != (task["type"], task["index"])
+        ]
         raise UserError(
             f"multi-worker training stopped: {', '.join(lost) or 'another worker'} stopped "
             "responding; start every worker again (--resume continues from the chief's last "

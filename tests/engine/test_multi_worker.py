@@ -220,3 +220,25 @@ def test_a_good_tf_config_is_read_as_it_is(monkeypatch):
         assert distribute._tf_config() == tf_config
     monkeypatch.setenv("TF_CONFIG", " ")
     assert distribute._tf_config() == {}
+
+
+def test_a_lost_worker_is_named_with_its_address(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({**GOOD, "task": {"type": "worker", "index": 0}}))
+    # worker_failures only asks the strategy's type; a stand-in avoids starting collective ops.
+    fake = object.__new__(tf.distribute.MultiWorkerMirroredStrategy)
+    text = (
+        "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:0/"
+        "device:CPU:0}} Collective ops is aborted by: The following tasks are unhealthy "
+        "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed."
+    )
+    with pytest.raises(UserError) as info, distribute.worker_failures(fake):
+        raise tf.errors.UnavailableError(None, None, text)
+    message = str(info.value)
+    assert message.startswith("multi-worker training stopped: worker 1 (b:2, /job:worker/")
+    assert "task:0" not in message and "\n" not in message
+    # Under other strategies the error is TensorFlow's own.
+    default = tf.distribute.get_strategy()
+    with pytest.raises(tf.errors.UnavailableError), distribute.worker_failures(default):
+        raise tf.errors.UnavailableError(None, None, text)
