@@ -5,7 +5,9 @@
                   CPU device (one, unless :func:`split_cpu` made more before TensorFlow started).
 ``multi-worker``  ``MultiWorkerMirroredStrategy``, one process per machine, configured by the
                   ``TF_CONFIG`` environment variable; it must be created before TensorFlow runs
-                  any operation, so use it from the command line.
+                  any operation, so use it from the command line. When a worker stops, the
+                  others end with one line (:func:`worker_failures`) once TensorFlow's
+                  coordination service notices (its heartbeat timeout, about ten seconds).
 
 ``RunConfig.batch_size`` is the batch of one replica: the global batch that the data pipeline
 produces is ``batch_size * num_replicas_in_sync``. The learning rate is not scaled.
@@ -13,8 +15,11 @@ produces is ``batch_size * num_replicas_in_sync``. The learning rate is not scal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -24,6 +29,28 @@ from cifar_gui.engine.errors import UserError
 # MultiWorkerMirroredStrategy configures the process's collective ops, which can happen only
 # once, so every strategy is made once per process and reused.
 _made: dict[str, tf.distribute.Strategy] = {}
+
+
+class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` takes what Keras 3 gives it.
+
+    TensorFlow 2.21's reduces one value across workers, and over ``axis`` even for a scalar;
+    Keras 3.15's ``fit`` reduces a whole ``(images, labels)`` batch (to learn its shapes) and
+    every step's scalar metrics with ``axis=0``, so without this ``fit`` fails with "Attempt
+    to convert a value (PerReplica...)" or "Invalid reduction dimension 0 for input with 0
+    dimensions" (tensorflow/tensorflow#72388). A scalar is reduced across replicas only, as
+    ``MirroredStrategy`` does.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        """As the base class's, for each value of a nest (see the class docstring)."""
+
+        def one(v):
+            local = v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
+            scalar = tf.TensorShape(getattr(local, "shape", ())).rank == 0
+            return super(_MultiWorker, self).reduce(reduce_op, v, None if scalar else axis)
+
+        return tf.nest.map_structure(one, value)
 
 
 def split_cpu(count: int) -> None:
@@ -44,20 +71,49 @@ def split_cpu(count: int) -> None:
 
 
 def _tf_config() -> dict:
-    """The parsed ``TF_CONFIG``, checked enough to give one clear line when it is wrong."""
+    """The parsed ``TF_CONFIG`` (``{}`` when unset), checked so that a wrong one is one clear
+    line rather than a TensorFlow traceback or a worker waiting for a cluster that cannot be."""
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         return {}
     try:
         config = json.loads(raw)
-        workers = config["cluster"]["worker"]
-        task = config["task"]
-        if not isinstance(workers, list) or task["type"] not in ("chief", "worker"):
-            raise ValueError("cluster.worker must be a list, task.type chief or worker")
-        int(task["index"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"TF_CONFIG is not a valid cluster description ({exc})") from None
+    except ValueError as exc:
+        raise UserError(f"TF_CONFIG is not a valid cluster description (not JSON: {exc})") from None
+    problem = _cluster_problem(config)
+    if problem:
+        raise UserError(f"TF_CONFIG is not a valid cluster description ({problem})")
     return config
+
+
+def _cluster_problem(config: object) -> str | None:
+    """What is wrong with a parsed ``TF_CONFIG`` (None when nothing is)."""
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict):
+        return "no cluster object"
+    for job, addresses in cluster.items():
+        if job not in ("chief", "worker"):
+            return f"cluster.{job}: only chief and worker are supported"
+        if not (
+            isinstance(addresses, list)
+            and addresses
+            and all(isinstance(a, str) and a.rpartition(":")[2].isdecimal() for a in addresses)
+        ):
+            return f"cluster.{job} must be a list of host:port addresses"
+    if "worker" not in cluster:
+        return "cluster.worker must be a list of host:port addresses"
+    if len(cluster.get("chief", [])) > 1:
+        return "cluster.chief must have one address"
+    if not isinstance(task, dict):
+        return "no task object"
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        return f"task.type must be one of {', '.join(cluster)}, not {kind!r}"
+    if type(index) is not int or not 0 <= index < len(cluster[kind]):
+        return f"task.index must be 0 to {len(cluster[kind]) - 1}, not {index!r}"
+    return None
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
@@ -75,7 +131,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     else:
         _tf_config()
         try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            strategy = _MultiWorker()
         except (RuntimeError, ValueError) as exc:
             raise UserError(
                 f"cannot start the multi-worker strategy ({str(exc).splitlines()[0]}); it must "
@@ -98,7 +154,47 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     task = config.get("task", {"type": "worker", "index": 0})
     if "chief" in config.get("cluster", {}):
         return task["type"] == "chief"
-    return int(task["index"]) == 0  # without a chief, worker 0 plays its part
+    return task["index"] == 0  # without a chief, worker 0 plays its part
+
+
+# What TensorFlow raises in a worker whose collective operations lost another worker: it
+# stopped sending heartbeats, or its address refuses connections.
+_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+)
+
+
+@contextlib.contextmanager
+def worker_failures(strategy: tf.distribute.Strategy) -> Iterator[None]:
+    """Under the multi-worker strategy, turn the error of a lost worker into one line.
+
+    TensorFlow's coordination service notices a worker that stopped (its heartbeats end) and
+    aborts the collective operations of the others, which then fail instead of waiting.
+    """
+    try:
+        yield
+    except _PEER_ERRORS as exc:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        config = _tf_config()
+        task = config.get("task", {"type": "worker", "index": 0})
+        lost = [
+            f"{job} {index} ({config['cluster'][job][int(index)]}, {name})"
+            if int(index) < len(config.get("cluster", {}).get(job, []))
+            else name
+            for name, job, index in sorted(
+                set(re.findall(r"(/job:(\w+)/replica:\d+/task:(\d+))", str(exc)))
+            )
+            if (job, int(index)) != (task["type"], task["index"])
+        ]
+        raise UserError(
+            f"multi-worker training stopped: {', '.join(lost) or 'another worker'} stopped "
+            "responding; start every worker again (--resume continues from the chief's last "
+            "checkpoint)"
+        ) from None
 
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> str:

@@ -41,6 +41,7 @@ from cifar_gui.engine.distribute import (
     global_batch_size,
     is_chief,
     make_strategy,
+    worker_failures,
 )
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.hardware import cpu_name
@@ -435,15 +436,16 @@ def train(
     for epoch in range(initial_epoch, config.epochs):
         # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
         # compiled train function and the optimizer state carry over between them.
-        fitted = plan.model.fit(
-            plan.train.epoch(epoch).with_options(options),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            validation_data=plan.validation,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,  # the stream is already in the epoch's order
-        )
+        with worker_failures(strategy):
+            fitted = plan.model.fit(
+                plan.train.epoch(epoch).with_options(options),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=plan.validation,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,  # the stream is already in the epoch's order
+            )
         for key, values in fitted.history.items():
             new.setdefault(key, []).extend(float(v) for v in values)
         if listener.stop.is_set():

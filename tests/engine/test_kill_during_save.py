@@ -9,8 +9,14 @@ folder, as a user's would:
 ``save``  saves final models (``.h5`` and ``.keras`` with sidecars) over and over, so nearly
           every kill lands inside a save.
 
+Each child announces through a pipe every checkpoint and round of saves it has completed;
+the moment of each kill is drawn from those announcements (after the first few, plus a random
+fraction of the time one more took), never from fixed delays, so kills land inside runs and
+saves on any machine at any load.
+
 After every kill: the model saved before the loop, every final model and the last complete
-checkpoint (model, optimizer and history) still load, and checkpoints never go backwards.
+checkpoint (model, optimizer and history) still load, nothing announced as written is lost
+or older on disk, and checkpoints never go backwards.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import multiprocessing
 import os
 import random
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +56,12 @@ def run_config(out: Path) -> RunConfig:
     return RunConfig(epochs=100_000, batch_size=8, seed=2, out_dir=str(out))
 
 
-def child(mode: str, out: str) -> None:
-    """The process that gets killed (runs in a forked child)."""
+def child(mode: str, out: str, conn, first_version: int) -> None:
+    """The process that gets killed (runs in a forked child); it announces on ``conn`` every
+    checkpoint (``("epoch", epochs completed)``) or final model (``("saved", version)``) it
+    has finished writing."""
     from cifar_gui.engine.models import build_baseline
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training import Listener, run_training
 
     out_dir = Path(out)
     if mode == "run":
@@ -65,13 +74,14 @@ def child(mode: str, out: str) -> None:
         )
         if resume is not None:
             config = read_checkpoint(resume).config
-        run_training(config, dataset=tiny_dataset(), resume=resume)
+        # A listener hears of an epoch only after its checkpoint is complete (run_training).
+        listener = Listener(on_epoch=lambda event: conn.send(("epoch", event.epoch + 1)))
+        run_training(config, listener, dataset=tiny_dataset(), resume=resume)
         return
     model = build_baseline()
     rng = np.random.default_rng(os.getpid())
-    version = 0
+    version = first_version
     while True:
-        version += 1
         model.layers[-1].set_weights(
             [w + rng.normal(size=w.shape) for w in model.layers[-1].get_weights()]
         )
@@ -81,6 +91,8 @@ def child(mode: str, out: str) -> None:
                 out_dir / name,
                 RunRecord(class_names=("deer", "horse"), epochs_completed=version),
             )
+        conn.send(("saved", version))
+        version += 1
 
 
 def leftovers(out: Path) -> list[Path]:
@@ -88,18 +100,25 @@ def leftovers(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if p.is_file()]
 
 
-def check_everything_loads(out: Path, previous_output: np.ndarray, last_epochs: int) -> int:
-    """Assert the invariants; return the checkpoint's completed epochs (0 without one)."""
+def check_everything_loads(
+    out: Path, previous_output: np.ndarray, last_epochs: int, saved_version: int
+) -> int:
+    """Assert the invariants; return the checkpoint's completed epochs (0 without one).
+
+    ``last_epochs``: the most epochs a checkpoint was announced or seen with; ``saved_version``:
+    the newest final model announced as saved (0: none yet).
+    """
     x = tiny_dataset().x_test[:4].astype(np.float32) / 255
     kept = load_model(out / PREVIOUS)
     np.testing.assert_array_equal(kept.model.predict(x, verbose=0), previous_output)
     for name in FINALS:
+        if saved_version:
+            assert (out / name).exists(), f"{name} disappeared"
         if (out / name).exists():
             loaded = load_model(out / name)
             assert loaded.model.output_shape == (None, 1)
-            assert (
-                json.loads((out / name).with_suffix(".json").read_text())["epochs_completed"] >= 1
-            )
+            version = json.loads((out / name).with_suffix(".json").read_text())["epochs_completed"]
+            assert version >= max(saved_version, 1), f"{name} went back to version {version}"
     if not any((out / "checkpoints").glob(f"*/{STATE_FILE}")):
         assert last_epochs == 0, "a checkpoint disappeared"
         return 0
@@ -126,31 +145,66 @@ def forkserver():
     return context
 
 
-def kill_at_random(
-    context, tmp_path: Path, kills: int, seed: int, longest: float
-) -> dict[str, int]:
-    """Kill ``kills`` children, each after a random delay of up to ``longest`` seconds."""
+HANG_GUARD_S = 300.0  # only a hang guard: a child's first checkpoint may take long when loaded
+
+
+def wait_for_announcements(conn, count: int, process) -> tuple[list[tuple[str, int]], list[float]]:
+    """The child's next ``count`` announcements, and the seconds from the start of the wait
+    to each: how long one more checkpoint or round of saves takes on this machine, now."""
+    messages: list[tuple[str, int]] = []
+    start, times = time.monotonic(), [0.0]
+    while len(messages) < count:
+        assert conn.poll(HANG_GUARD_S), f"the child said nothing for {HANG_GUARD_S:.0f} s"
+        messages.append(conn.recv())
+        times.append(time.monotonic() - start)
+    assert process.is_alive(), f"the child ended by itself ({process.exitcode})"
+    return messages, times
+
+
+def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
+    """Kill ``kills`` children at random moments chosen from their own announcements.
+
+    A ``run`` child is killed after 1 to 3 checkpoints, or (one in four) while it starts up
+    (loading, resuming, tracing); a ``save`` child after 1 to 3 rounds of saves. After the
+    last announcement the kill waits a random fraction of the time the child took for one
+    checkpoint or round: on any machine, at any load, kills land anywhere in the next one.
+    """
     out = tmp_path / "run"
     model = load_model_or_save_previous(out)
     x = tiny_dataset().x_test[:4].astype(np.float32) / 255
     previous_output = model.predict(x, verbose=0)
     rng = random.Random(seed)
-    epochs = 0
-    counts = {"kills": 0, "mid_write": 0, "checkpoints_seen": 0}
+    epochs = saved_version = 0
+    startup = None  # seconds a run child took to its first checkpoint, measured
+    counts = {"kills": 0, "mid_write": 0, "checkpoints_seen": 0, "during_startup": 0}
     for i in range(kills):
         mode = "save" if i % 3 == 2 else "run"
-        process = context.Process(target=child, args=(mode, str(out)))
+        reader, writer = context.Pipe(duplex=False)
+        process = context.Process(target=child, args=(mode, str(out), writer, saved_version + 1))
         process.start()
-        # Runs need about a second to reach their first checkpoint (tracing); saves start at
-        # once. Delays long enough for both, short enough to land anywhere in them.
-        process.join(timeout=rng.uniform(0.3, longest) if mode == "run" else rng.uniform(0.1, 0.8))
+        writer.close()
+        if mode == "run" and startup is not None and rng.random() < 0.25:
+            delay = rng.uniform(0, startup)  # no assertion depends on where this one lands
+            counts["during_startup"] += 1
+        else:
+            messages, times = wait_for_announcements(reader, rng.randint(1, 3), process)
+            if mode == "run" and startup is None:
+                startup = times[1]  # from the start to the first checkpoint
+            for kind, value in messages:
+                if kind == "epoch":
+                    epochs = max(epochs, value)  # announced: that checkpoint must survive
+                else:
+                    saved_version = max(saved_version, value)
+            delay = rng.uniform(0, times[-1] - times[-2])
+        process.join(timeout=delay)
         assert process.is_alive(), f"child {mode} ended by itself ({process.exitcode})"
         os.kill(process.pid, signal.SIGKILL)
         process.join()
+        reader.close()
         assert process.exitcode == -signal.SIGKILL
         counts["kills"] += 1
         counts["mid_write"] += bool(leftovers(out))
-        epochs = check_everything_loads(out, previous_output, epochs)
+        epochs = check_everything_loads(out, previous_output, epochs, saved_version)
         counts["checkpoints_seen"] += epochs > 0
         for path in leftovers(out):  # a user's next save would leave them; keep counts honest
             path.unlink()
@@ -180,15 +234,15 @@ def resume_after_kills(out: Path) -> None:
 
 
 def test_sigkill_20_times_during_runs_and_saves(forkserver, tmp_path):
-    counts = kill_at_random(forkserver, tmp_path, kills=20, seed=8, longest=1.5)
-    assert counts["kills"] >= 20
+    counts = kill_at_random(forkserver, tmp_path, kills=20, seed=8)
+    assert counts["kills"] == 20
     assert counts["mid_write"] >= 1, "no kill landed inside a write; the test proves nothing"
-    assert counts["epochs"] >= 1, "no run reached a checkpoint; lengthen the kill delays"
+    assert counts["epochs"] >= 1, "no checkpoint survived the kills"
     resume_after_kills(tmp_path / "run")
 
 
 @pytest.mark.slow
 def test_sigkill_100_times(forkserver, tmp_path):
-    counts = kill_at_random(forkserver, tmp_path, kills=100, seed=9, longest=3.0)
+    counts = kill_at_random(forkserver, tmp_path, kills=100, seed=9)
     assert counts["mid_write"] >= 10
     resume_after_kills(tmp_path / "run")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import time
 from pathlib import Path
 
 import numpy as np
@@ -101,13 +100,13 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
         pass
 
     answers.append(QMessageBox.StandardButton.Yes)  # "Stop and quit"
-    started = time.monotonic()
     # The window does not block on the run: it says so, keeps painting, closes when saved.
     assert window.close() is False and window.isVisible() and not window.tabs.isEnabled()
     assert "Stopping the training run" in window.statusBar().currentMessage()
     assert window.close() is False and len(answers.asked) == 2  # no second question
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
-    assert time.monotonic() - started < 20.0
+    # It closed once the training process had saved and ended (however long that took).
+    assert not [p for p in multiprocessing.active_children() if p.name == "cifar-gui-training"]
     assert not panel.busy and len(answers.asked) == 2
     assert settings.value("window/geometry") is not None
     assert json.loads(str(settings.value("training/form")))["epochs"] == 500
