@@ -35,11 +35,11 @@ def _open_model(path: str) -> tuple[str, Any]:
     return "opened", load_model(path)
 
 
-def _save_model(model: Any, path: str, metadata: dict[str, Any]) -> tuple[str, Any]:
+def _save_model(model: Any, path: str, record: Any) -> tuple[str, Any]:
     """Job: save the model and its sidecar, atomically."""
     from cifar_gui.engine.persistence import save_model
 
-    return "saved", save_model(model, path, metadata)
+    return "saved", save_model(model, path, record)
 
 
 class MainWindow(QMainWindow):
@@ -214,9 +214,9 @@ class MainWindow(QMainWindow):
         if Path(path).suffix.lower() not in MODEL_SUFFIXES:
             self._on_model_job_failed(f"{path}: the name must end in .keras or .h5")
             return
-        keras_model, metadata = model.model, dict(model.metadata)
+        keras_model, record = model.model, model.record
         self.show_message(f"Saving {path}...")
-        self.model_job.start(lambda task: _save_model(keras_model, path, metadata))
+        self.model_job.start(lambda task: _save_model(keras_model, path, record))
 
     def _on_model_job_done(self, result: tuple[str, Any]) -> None:
         what, value = result

@@ -299,11 +299,12 @@ def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot):
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.models import build_transfer
     from cifar_gui.engine.persistence import LoadedModel
+    from cifar_gui.engine.record import RunRecord
 
     keras.utils.set_random_seed(0)
     model = build_transfer(RunConfig(variant="transfer", weights="none"))
     state = AppState()
-    state.set_model(LoadedModel(model, Path("vgg.h5"), {"class_names": ["deer", "horse"]}))
+    state.set_model(LoadedModel(model, Path("vgg.h5"), RunRecord(class_names=("deer", "horse"))))
     panel = ActivationPanel(state)
     qtbot.addWidget(panel)
     try:

@@ -14,6 +14,7 @@ from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.inspect import evaluate
 from cifar_gui.engine.models import build_baseline
 from cifar_gui.engine.persistence import LoadedModel
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -25,7 +26,7 @@ TIMEOUT = 30_000  # ms
 def tiny_model() -> LoadedModel:
     """An untrained baseline: its predictions are arbitrary but fixed, and that is enough."""
     keras.utils.set_random_seed(7)
-    return LoadedModel(build_baseline(), Path("tiny.h5"), {"class_names": ["deer", "horse"]})
+    return LoadedModel(build_baseline(), Path("tiny.h5"), RunRecord(class_names=("deer", "horse")))
 
 
 @pytest.fixture

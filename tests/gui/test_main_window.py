@@ -140,6 +140,7 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
     import keras
 
     from cifar_gui.engine.persistence import LoadedModel
+    from cifar_gui.engine.record import RunRecord
 
     model = keras.Sequential(
         [
@@ -149,7 +150,9 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
         ]
     )
     window = make_window()
-    window.state.set_model(LoadedModel(model, Path("cifar10_4_7.h5"), {"class_names": ["a", "b"]}))
+    window.state.set_model(
+        LoadedModel(model, Path("cifar10_4_7.h5"), RunRecord(class_names=("a", "b")))
+    )
     assert window.save_model_action.isEnabled()
     target = tmp_path / "saved.keras"
     with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):

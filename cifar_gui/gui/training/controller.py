@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.runs import RunSummary, summarize
+from cifar_gui.engine.runs import SavedRun
 from cifar_gui.gui.training.trace import BatchTrace, BatchUpdate
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -43,7 +43,7 @@ class Plan:
 class TrainingOutcome:
     """What a finished (or stopped) run saved."""
 
-    summary: RunSummary  # its sidecar, as the run table shows it
+    summary: SavedRun  # its sidecar and record, as the run table shows it
     stopped: bool
 
     @property
@@ -90,16 +90,12 @@ def run(
 ) -> TrainingOutcome:
     """Train ``plan`` in a training process; what it saved. Until ``engine.runner.run``
     exists, through ``gui.training_process``."""
-    from cifar_gui.engine.persistence import sidecar_path
     from cifar_gui.gui.training_process import run_in_child
 
     result = run_in_child(plan.config, on_batch, on_epoch, stop, resume=plan.resume)
     if result.path is None:
         raise UserError("trained; on a multi-worker run only the chief worker saves the model")
-    summary = summarize(result.metadata, sidecar_path(result.path))
-    if summary is None:
-        raise UserError(f"{result.path}: the run's sidecar could not be read back")
-    return TrainingOutcome(summary, result.stopped)
+    return TrainingOutcome(SavedRun.of_model(result.path, result.record), result.stopped)
 
 
 # ---- the GUI's side

@@ -9,7 +9,6 @@ and the path widget.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -44,6 +43,7 @@ from cifar_gui.config import (
     RunConfig,
 )
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -79,7 +79,7 @@ WEIGHTS_CHOICES = {
 class CountService(Protocol):
     """What the form needs of the model service (``cifar_gui.engine.model_service``)."""
 
-    def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> Any: ...
+    def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> ParameterCounts: ...
 
 
 def default_out_dir() -> Path:
@@ -95,15 +95,14 @@ def default_out_dir() -> Path:
 
 def counts_job(
     service: CountService | None, config: RunConfig, num_classes: int, task: TaskState
-) -> dict[str, int]:
+) -> ParameterCounts:
     """Job: trainable and non-trainable counts of a planned run (a fine-tune's model is read).
 
     Asked of the model service, which builds models outside the window's process; without
     one (until every caller passes it) the engine builds it here, importing Keras.
     """
     if service is not None:
-        counts = service.planned_parameter_counts(config, num_classes)
-        return counts if isinstance(counts, dict) else dataclasses.asdict(counts)
+        return service.planned_parameter_counts(config, num_classes)
     from cifar_gui.engine.models import planned_parameter_counts
 
     return planned_parameter_counts(config, num_classes)
@@ -149,7 +148,7 @@ class TrainingForm(QWidget):
 
     variant_changed = Signal(str)
     out_dir_changed = Signal(str)
-    counts_shown = Signal(object)  # the planned counts ({"trainable": n, ...}) now on screen
+    counts_shown = Signal(object)  # the ParameterCounts of the planned run, now on screen
     counting_changed = Signal()  # a parameter count started or ended
 
     def __init__(
@@ -472,9 +471,9 @@ class TrainingForm(QWidget):
         self.counting_changed.emit()
 
     @Slot(object)
-    def _on_counts(self, counts: dict[str, int]) -> None:
+    def _on_counts(self, counts: ParameterCounts) -> None:
         self.params_label.setText(
-            f"trainable {counts['trainable']:,} \u00b7 non-trainable {counts['non_trainable']:,}"
+            f"trainable {counts.trainable:,} \u00b7 non-trainable {counts.non_trainable:,}"
         )
         self.counts_shown.emit(counts)
 

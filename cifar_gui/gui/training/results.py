@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.runs import RunSummary, discover_runs
+from cifar_gui.engine.runs import SavedRun, discover_runs
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 
@@ -148,7 +148,7 @@ class TrainingResults(QSplitter):
         """List the runs saved in ``out_dir`` (none when it is empty)."""
         self.table.set_runs(discover_runs(out_dir) if out_dir else [])
 
-    def _on_runs_selected(self, runs: list[RunSummary]) -> None:
+    def _on_runs_selected(self, runs: list[SavedRun]) -> None:
         self.plots.set_overlays([(run.label, run.history) for run in runs])
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
