@@ -14,6 +14,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui import cli
+from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.training import BatchEvent
 from cifar_gui.gui.state import AppState
@@ -299,3 +300,28 @@ def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_pa
         block = block.next()
     assert breaks > 0  # the narrow log did wrap
     assert warnings == []
+
+
+def test_the_form_comes_back_from_a_config_and_from_an_older_session(qtbot, state, tmp_path):
+    settings = QSettings(str(tmp_path / "old.ini"), QSettings.Format.IniFormat)
+    # As the previous version stored it: a few keys, and 0 for "all images".
+    old = {"variant": "augmented", "epochs": 7, "limit": 0, "precision": "float32"}
+    settings.setValue("training/form", json.dumps(old))
+    panel = TrainingPanel(state, settings)
+    qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
+    assert (panel.variant, panel.epochs_spin.value(), panel.limit_spin.value()) == (
+        "augmented", 7, 0,
+    )  # fmt: skip
+    assert panel.precision_combo.currentData() == "float32"
+    assert panel.batch_spin.value() == RunConfig().batch_size  # the rest: RunConfig's defaults
+
+    panel.lr_edit.setText("0.003")
+    panel.out_path.set_text(str(tmp_path / "runs"))
+    panel.save_form()
+    saved = RunConfig.from_dict(json.loads(str(settings.value("training/form"))))
+    assert (saved.variant, saved.epochs, saved.limit, saved.learning_rate) == (
+        "augmented", 7, None, 0.003,
+    )  # fmt: skip
+    again = TrainingPanel(state, settings)
+    qtbot.addWidget(again, before_close_func=lambda p: p.shutdown())
+    assert again.build_config() == panel.build_config()
