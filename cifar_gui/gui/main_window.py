@@ -20,7 +20,7 @@ from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.state import AppState, user_settings
-from cifar_gui.gui.training_view import TrainingPanel
+from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
 
 MODEL_FILTERS = "Keras models (*.keras *.h5);;All files (*)"
@@ -87,6 +87,8 @@ class MainWindow(QMainWindow):
         self.state.dataset_changed.connect(self._on_dataset_changed)
         self.state.classes_changed.connect(self._on_classes_changed)
         self.state.model_changed.connect(self._update_status)
+        # A model a training run saved opens as the current one, unless the window is closing.
+        self.state.model_requested.connect(lambda path: self._quitting or self.open_model(path))
         self.state.message.connect(lambda text: self.show_message(text, 8000))
         self.model_job.result.connect(self._on_model_job_done)
         self.model_job.error.connect(self._on_model_job_failed)

@@ -18,7 +18,7 @@ from PySide6.QtCore import QEventLoop, QSettings, QThread
 from PySide6.QtWidgets import QApplication, QWidget
 
 from cifar_gui.gui.main_window import MainWindow
-from cifar_gui.gui.training_view import SETTINGS_OUT_DIR
+from cifar_gui.gui.training import SETTINGS_OUT_DIR
 from cifar_gui.gui.workers import JobRunner
 
 WINDOW_SIZE = (1180, 800)  # pixels; the size of every screenshot

@@ -30,6 +30,7 @@ class AppState(QObject):
     classes_changed = Signal(tuple)  # label indices in the data set, in the chosen order
     augment_changed = Signal(object)  # AugmentConfig
     model_changed = Signal(object)  # LoadedModel | None
+    model_requested = Signal(str)  # a model file for the window to open
     image_chosen = Signal(object, str)  # uint8 (H, W, 3) image, a caption
     message = Signal(str)  # a line for the status bar
 
@@ -74,6 +75,10 @@ class AppState(QObject):
     def set_model(self, model: LoadedModel | None) -> None:
         self.model = model
         self.model_changed.emit(model)
+
+    def request_model(self, path: str) -> None:
+        """Ask the window to open the model file ``path`` (e.g. the one a run just saved)."""
+        self.model_requested.emit(path)
 
     def choose_image(self, image, caption: str) -> None:
         self.image_chosen.emit(image, caption)

@@ -184,7 +184,7 @@ def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, c
 
 
 def test_the_window_keeps_every_setting_in_the_store_it_was_given(make_window, settings, tmp_path):
-    from cifar_gui.gui.training_view import SETTINGS_FORM, SETTINGS_OUT_DIR
+    from cifar_gui.gui.training import SETTINGS_FORM, SETTINGS_OUT_DIR
 
     window = make_window()
     panel = window.training_panel

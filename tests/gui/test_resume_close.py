@@ -15,7 +15,7 @@ from cifar_gui import cli
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState
-from cifar_gui.gui.training_view import TrainingPanel
+from cifar_gui.gui.training import TrainingPanel
 
 RUN_TIMEOUT_MS = 120_000  # a tiny run takes seconds; the shared test machine can be slow
 
@@ -246,7 +246,7 @@ def test_resume_refuses_a_finished_run_without_more_epochs(qtbot, state, tmp_pat
 
 def test_resume_with_nothing_to_resume_says_so(qtbot, tmp_path, warnings):
     panel = tiny_panel(qtbot, AppState(), tmp_path / "empty", epochs=1)
-    with qtbot.waitSignal(panel._list_job.finished, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(panel.resume_listed, timeout=RUN_TIMEOUT_MS):
         panel.resume_button.click()
     assert len(warnings) == 1 and "no run to resume" in warnings[0]
     assert panel.resume_button.isEnabled()

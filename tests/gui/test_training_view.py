@@ -13,10 +13,12 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui import cli
+from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.training import BatchEvent
 from cifar_gui.gui.state import AppState
-from cifar_gui.gui.training_view import BatchTrace, TrainingPanel
+from cifar_gui.gui.training import TrainingPanel
+from cifar_gui.gui.training.trace import BatchTrace
 
 RUN_TIMEOUT_MS = 120_000  # a tiny run takes seconds; the shared test machine can be slow
 
@@ -67,13 +69,13 @@ def event(epoch: int, batch: int, loss: float, accuracy: float, steps: int = 4) 
 
 
 def test_batch_trace_recovers_batch_values_and_bundles_them():
-    clock = iter([0.0, 0.01, 0.02, 0.06, 0.07]).__next__
-    trace = BatchTrace(interval_s=0.05, smoothing=0.0, clock=clock)
+    trace = BatchTrace(smoothing=0.0)
     # Per-batch losses 1, 2, 3, 4 arrive as the epoch's running means 1, 1.5, 2, 2.5.
     first = trace.add(event(0, 0, 1.0, 0.0))
     assert first is not None and first.x.tolist() == [0.25]  # the first batch goes at once
-    assert trace.add(event(0, 1, 1.5, 0.5)) is None  # throttled: kept for the next bundle
+    assert trace.add(event(0, 1, 1.5, 0.5)) is None  # not drawn yet: kept for the next bundle
     assert trace.add(event(0, 2, 2.0, 2 / 3)) is None
+    trace.delivered()  # the GUI thread has drawn the first bundle
     bundle = trace.add(event(0, 3, 2.5, 0.75))
     assert bundle.x.tolist() == [0.5, 0.75, 1.0]
     np.testing.assert_allclose(bundle.loss, [2.0, 3.0, 4.0])
@@ -91,6 +93,8 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     panel.epoch_finished.connect(epochs.append)
     assert panel.table.rowCount() == 0
 
+    requested = []
+    state.model_requested.connect(requested.append)
     outcome = run(qtbot, panel)
 
     assert warnings == []
@@ -103,7 +107,8 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
     assert model_file.is_file() and model_file.with_suffix(".json").is_file()
     assert panel.table.rowCount() == 1 and panel.table.runs[0].model_path == model_file
-    assert state.model is outcome.model and state.model.path == model_file
+    # The window opens the saved model (outside this process); the panel only asks for it.
+    assert requested == [str(model_file)] and outcome.path == model_file
     assert panel.progress.format() == "Done" and panel.start_button.isEnabled()
     assert "Epoch 2/2" in panel.log.toPlainText()
 
@@ -230,7 +235,7 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
     transfer = run(qtbot, panel)
     assert panel.from_path.text() == str(transfer.summary.model_path)
 
-    with qtbot.waitSignal(panel._count_job.result, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(panel.form.counts_shown, timeout=RUN_TIMEOUT_MS):
         panel.set_variant("finetune")
     # The seed's counts: VGG16 blocks 1 and 2 stay frozen (260,160 parameters).
     assert panel.params_label.text() == "trainable 14,586,113 \u00b7 non-trainable 260,160"
@@ -294,3 +299,28 @@ def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_pa
         block = block.next()
     assert breaks > 0  # the narrow log did wrap
     assert warnings == []
+
+
+def test_the_form_comes_back_from_a_config_and_from_an_older_session(qtbot, state, tmp_path):
+    settings = QSettings(str(tmp_path / "old.ini"), QSettings.Format.IniFormat)
+    # As the previous version stored it: a few keys, and 0 for "all images".
+    old = {"variant": "augmented", "epochs": 7, "limit": 0, "precision": "float32"}
+    settings.setValue("training/form", json.dumps(old))
+    panel = TrainingPanel(state, settings)
+    qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
+    assert (panel.variant, panel.epochs_spin.value(), panel.limit_spin.value()) == (
+        "augmented", 7, 0,
+    )  # fmt: skip
+    assert panel.precision_combo.currentData() == "float32"
+    assert panel.batch_spin.value() == RunConfig().batch_size  # the rest: RunConfig's defaults
+
+    panel.lr_edit.setText("0.003")
+    panel.out_path.set_text(str(tmp_path / "runs"))
+    panel.save_form()
+    saved = RunConfig.from_dict(json.loads(str(settings.value("training/form"))))
+    assert (saved.variant, saved.epochs, saved.limit, saved.learning_rate) == (
+        "augmented", 7, None, 0.003,
+    )  # fmt: skip
+    again = TrainingPanel(state, settings)
+    qtbot.addWidget(again, before_close_func=lambda p: p.shutdown())
+    assert again.build_config() == panel.build_config()

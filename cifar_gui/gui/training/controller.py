@@ -1,0 +1,260 @@
+"""The run lifecycle of the Training tab: plan, start, stop, resume, and what a stop leaves.
+
+Whether a run may start is the engine's rule (:func:`plan`); the run itself goes through the
+engine's runner (:func:`run`: a spawned training process, so the window's process never
+imports TensorFlow for it), watched by a :class:`~cifar_gui.gui.workers.JobRunner` job on a
+worker thread. The job turns batch events into the smoothed curve
+(:class:`~cifar_gui.gui.training.trace.BatchTrace`) and forwards epoch events. The model a
+run saved is not loaded here: the panel asks the app to open it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.runs import SavedRun
+from cifar_gui.gui.training.trace import BatchTrace, BatchUpdate
+from cifar_gui.gui.workers import JobRunner, TaskState
+
+if TYPE_CHECKING:
+    from cifar_gui.engine.checkpoints import Checkpoint
+    from cifar_gui.engine.training import BatchEvent, EpochEvent
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run the engine accepted: its config, and the checkpoint it continues (if any)."""
+
+    config: RunConfig
+    resume: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a finished (or stopped) run saved."""
+
+    summary: SavedRun  # its sidecar and record, as the run table shows it
+    stopped: bool
+
+    @property
+    def path(self) -> Path | None:
+        """The saved model."""
+        return self.summary.model_path
+
+
+# ---- the engine's side: the two calls that move to cifar_gui.engine.runner (plan_run, run)
+
+
+def plan(
+    config: RunConfig, resume: Checkpoint | None = None, epochs: int | None = None,
+    data: str | None = None,
+) -> Plan:  # fmt: skip
+    """The run ``config`` describes, or ``resume``'s run continued to ``epochs`` (with its
+    data from ``data`` when given); raises :class:`UserError` with one line when it cannot
+    run. Until ``engine.runner.plan_run`` exists, its rules are checked here."""
+    if resume is not None:
+        from cifar_gui.engine.checkpoints import check_resumable
+
+        changes: dict[str, Any] = {"epochs": epochs or resume.config.epochs}
+        if data is not None:
+            changes["data"] = data
+        config = resume.config.replace(**changes)
+        check_resumable(config, resume)
+        return Plan(config, resume)
+    try:
+        os.makedirs(config.out_dir, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{config.out_dir}: cannot create the output folder ({exc.strerror})"
+        ) from None
+    if not os.access(config.out_dir, os.W_OK):
+        raise UserError(f"{config.out_dir}: output folder is not writable")
+    return Plan(config)
+
+
+def run(
+    plan: Plan,
+    on_batch: Callable[[BatchEvent], None],
+    on_epoch: Callable[[EpochEvent], None],
+    stop: threading.Event,
+) -> TrainingOutcome:
+    """Train ``plan`` in a training process; what it saved. Until ``engine.runner.run``
+    exists, through ``gui.training_process``."""
+    from cifar_gui.gui.training_process import run_in_child
+
+    result = run_in_child(plan.config, on_batch, on_epoch, stop, resume=plan.resume)
+    if result.path is None:
+        raise UserError("trained; on a multi-worker run only the chief worker saves the model")
+    return TrainingOutcome(SavedRun.of_model(result.path, result.record), result.stopped)
+
+
+# ---- the GUI's side
+
+
+def training_job(plan: Plan, trace: BatchTrace, task: TaskState) -> TrainingOutcome:
+    """Job: run ``plan``; reports :class:`BatchUpdate` and epoch events through ``task``.
+
+    ``task.stop_event`` ends the run after the batches in progress (the model is still saved).
+    """
+
+    def report_batches(update: BatchUpdate | None) -> None:
+        if update is not None:
+            task.report(update)
+
+    def on_epoch(event: EpochEvent) -> None:
+        report_batches(trace.flush())  # the epoch's last points go before its summary
+        task.report(event)
+
+    outcome = run(plan, lambda event: report_batches(trace.add(event)), on_epoch, task.stop_event)
+    report_batches(trace.flush())
+    return outcome
+
+
+def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
+    """Job: the resumable runs under ``out_dir``, unfinished first."""
+    from cifar_gui.engine.checkpoints import list_checkpoints
+
+    return list_checkpoints(out_dir)
+
+
+class RunController(QObject):
+    """One training run at a time, and the listing of resumable runs.
+
+    Signals come on the GUI thread; ``finished`` is always the last of a run.
+    """
+
+    batches = Signal(object)  # BatchUpdate: call batches_drawn() once it is on screen
+    epoch_finished = Signal(object)  # EpochEvent
+    succeeded = Signal(object)  # TrainingOutcome
+    failed = Signal(str)  # one line
+    finished = Signal(object)  # TrainingOutcome, or None when the run failed
+    checkpoints_listed = Signal(object)  # list[Checkpoint] of the output folder, once listed
+    listing_failed = Signal(str)
+    busy_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._job = JobRunner(self)
+        self._list_job = JobRunner(self)
+        self._trace = BatchTrace()
+        self._outcome: TrainingOutcome | None = None
+        self._stopping = False
+        self._epochs_done = 0
+        self._job.progress.connect(self._on_progress)
+        self._job.result.connect(self._on_result)
+        self._job.error.connect(self.failed)
+        self._job.finished.connect(self._on_finished)
+        self._listed: list[Checkpoint] | None = None
+        self._list_job.result.connect(lambda found: setattr(self, "_listed", found))
+        self._list_job.error.connect(self.listing_failed)
+        self._list_job.finished.connect(self._on_listing_finished)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run is in progress."""
+        return self._job.busy
+
+    @property
+    def listing(self) -> bool:
+        """Whether the resumable runs are being listed."""
+        return self._list_job.busy
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the run in progress was asked to stop."""
+        return self._stopping
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs of the current run with a checkpoint (each complete epoch leaves one)."""
+        return self._epochs_done
+
+    def start(self, plan: Plan) -> bool:
+        """Start ``plan``'s run; False when one is in progress."""
+        if self._job.busy:
+            return False
+        self._outcome, self._stopping = None, False
+        self._epochs_done = plan.resume.epochs_completed if plan.resume is not None else 0
+        self._trace = BatchTrace()
+        self._job.start(functools.partial(training_job, plan, self._trace))
+        self.busy_changed.emit()
+        return True
+
+    def stop(self) -> bool:
+        """Ask the run to end after the batches in progress; False when there is none, or it
+        was asked already."""
+        if not self._job.busy or self._stopping:
+            return False
+        self._stopping = True
+        self._job.stop()
+        return True
+
+    def list_checkpoints(self, out_dir: str) -> bool:
+        """List ``out_dir``'s resumable runs (in a worker): ``checkpoints_listed`` follows."""
+        if self._job.busy or self._list_job.busy or not out_dir:
+            return False
+        self._listed = None
+        self._list_job.start(functools.partial(list_checkpoints_job, out_dir))
+        self.busy_changed.emit()
+        return True
+
+    def batches_drawn(self) -> None:
+        """The last :class:`BatchUpdate` is on screen: the next one may come."""
+        self._trace.delivered()
+
+    def close_question(self) -> str:
+        """The question before closing during a run, true to what a stop leaves behind."""
+        done = self._epochs_done
+        if done == 0:
+            after = (
+                "The model learned so far is saved, but the run has not completed its first "
+                "epoch: it leaves no checkpoint, so it cannot be resumed (a new run starts "
+                "from the beginning)."
+            )
+        else:
+            after = (
+                "The model learned so far is saved, and the run can be resumed later from the "
+                f"end of epoch {done} (the epoch in progress is not kept)."
+            )
+        return f"A training run is in progress. Stop it and quit?\n\n{after}"
+
+    def shutdown(self) -> None:
+        """Stop the run and wait for the worker threads (the training process saves first)."""
+        self.stop()
+        self._job.shutdown()
+        self._list_job.shutdown()
+
+    @Slot(object)
+    def _on_progress(self, value: Any) -> None:
+        if isinstance(value, BatchUpdate):
+            self.batches.emit(value)
+            return
+        if not self._stopping:  # an epoch the stop cut short keeps no checkpoint
+            self._epochs_done = value.epoch + 1
+        self.epoch_finished.emit(value)
+
+    @Slot(object)
+    def _on_result(self, outcome: TrainingOutcome) -> None:
+        self._outcome = outcome
+        self.succeeded.emit(outcome)
+
+    @Slot()
+    def _on_listing_finished(self) -> None:
+        self.busy_changed.emit()  # the buttons first: the Resume dialog that follows is modal
+        if self._listed is not None:
+            self.checkpoints_listed.emit(self._listed)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self.busy_changed.emit()
+        self.finished.emit(self._outcome)

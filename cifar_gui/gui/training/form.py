@@ -1,0 +1,484 @@
+"""The run settings of the Training tab: widgets <-> :class:`~cifar_gui.config.RunConfig`.
+
+Every default comes from ``RunConfig()``, and the form is kept between sessions as
+``RunConfig.to_dict`` JSON in the settings store the window injects. The form checks only
+that each choice is made; whether a run may start (the output folder, a resume) is the
+engine's rule, asked by the controller. Also here: the parameter counts before a fine-tune
+and the path widget.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QSettings, QStandardPaths, QTimer, Signal, Slot
+from PySide6.QtGui import QDoubleValidator
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cifar_gui.config import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_LEARNING_RATE,
+    MAX_LIMIT,
+    PRECISIONS,
+    STRATEGIES,
+    VARIANTS,
+    RunConfig,
+)
+from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.record import ParameterCounts
+from cifar_gui.gui.state import AppState
+from cifar_gui.gui.workers import JobRunner, TaskState
+
+SETTINGS_OUT_DIR = "training/out_dir"
+SETTINGS_FORM = "training/form"  # RunConfig.to_dict of the last session's form
+MAX_SEED_SHOWN = 2**31 - 1  # a QSpinBox holds a C int; RunConfig allows up to 2**32 - 1
+STRATEGY_LABELS = {
+    "default": "Default (one device)",
+    "mirrored": "Mirrored (all local GPUs)",
+    "multi-worker": "Multi-worker (TF_CONFIG)",
+}
+PRECISION_LABELS = {
+    "auto": "Auto (fastest exact on this hardware)",
+    "float32": "float32",
+    "mixed_bfloat16": "Mixed bfloat16",
+    "mixed_float16": "Mixed float16 (GPU)",
+}
+VARIANT_LABELS = {
+    "baseline": "Baseline CNN",
+    "augmented": "CNN with augmentation",
+    "transfer": "VGG16 transfer (frozen base)",
+    "finetune": "VGG16 fine-tuning",
+}
+# Base-weights choices for transfer: (label, needs a path).
+WEIGHTS_CHOICES = {
+    "imagenet": ("ImageNet", False),
+    "none": ("None (random)", False),
+    "file": ("Weights file", True),
+    "base": ("Base of a saved model", True),
+}
+
+
+class CountService(Protocol):
+    """What the form needs of the model service (``cifar_gui.engine.model_service``)."""
+
+    def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> ParameterCounts: ...
+
+
+def default_out_dir() -> Path:
+    """Where runs go until the user chooses a folder: ``cifar-gui/runs`` in the user's
+    documents folder (``~/Documents`` on Linux and macOS, ``Documents`` on Windows), else
+    ``runs`` in the app's per-user data folder."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if documents:
+        return Path(documents) / "cifar-gui" / "runs"
+    data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(data or Path.home() / ".cifar-gui") / "runs"
+
+
+def counts_job(
+    service: CountService | None, config: RunConfig, num_classes: int, task: TaskState
+) -> ParameterCounts:
+    """Job: trainable and non-trainable counts of a planned run (a fine-tune's model is read).
+
+    Asked of the model service, which builds models outside the window's process; without
+    one (until every caller passes it) the engine builds it here, importing Keras.
+    """
+    if service is not None:
+        return service.planned_parameter_counts(config, num_classes)
+    from cifar_gui.engine.models import planned_parameter_counts
+
+    return planned_parameter_counts(config, num_classes)
+
+
+class PathField(QWidget):
+    """A line edit with a Browse button that opens a file or folder dialog."""
+
+    changed = Signal(str)
+
+    def __init__(self, caption: str, file_filter: str | None, placeholder: str = ""):
+        super().__init__()
+        self.caption, self.file_filter = caption, file_filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
+        browse = QPushButton("Browse\u2026")
+        browse.clicked.connect(self._browse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(browse)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def set_text(self, text: str) -> None:
+        self.edit.setText(text)
+        self.changed.emit(self.text())
+
+    def _browse(self) -> None:
+        start = self.text() or os.getcwd()
+        if self.file_filter is None:
+            chosen = QFileDialog.getExistingDirectory(self, self.caption, start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, self.caption, start, self.file_filter)
+        if chosen:
+            self.set_text(chosen)
+
+
+class TrainingForm(QWidget):
+    """The settings column: run, VGG16 and advanced settings, output folder, the buttons."""
+
+    variant_changed = Signal(str)
+    out_dir_changed = Signal(str)
+    counts_shown = Signal(object)  # the ParameterCounts of the planned run, now on screen
+    counting_changed = Signal()  # a parameter count started or ended
+
+    def __init__(
+        self,
+        state: AppState,
+        settings: QSettings,
+        service: CountService | None = None,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.state, self.settings, self.service = state, settings, service
+        self._running = False  # a run in progress: no counting meanwhile
+        self._count_job = JobRunner(self)
+        self._count_timer = QTimer(self, singleShot=True, interval=300)
+        self._count_timer.timeout.connect(self._count_parameters)
+        self._build()
+        self._count_job.result.connect(self._on_counts)
+        self._count_job.error.connect(lambda msg: self.params_label.setText(f"({msg})"))
+        self._count_job.finished.connect(self.counting_changed)
+        state.dataset_changed.connect(self._on_state_changed)
+        state.classes_changed.connect(self._on_state_changed)
+        state.augment_changed.connect(self._on_state_changed)
+        self.set_config(RunConfig())
+        self.restore()
+        self._update_vgg_fields()
+        self._on_state_changed()
+        self.schedule_counts()
+
+    # ---- layout
+
+    def _build(self) -> None:
+        self.variant_combo = QComboBox()
+        for variant in VARIANTS:
+            self.variant_combo.addItem(VARIANT_LABELS[variant], variant)
+        self.classes_label = QLabel()
+        self.epochs_spin = QSpinBox(minimum=1, maximum=MAX_EPOCHS)
+        self.batch_spin = QSpinBox(minimum=1, maximum=MAX_BATCH_SIZE)
+        self.lr_edit = QLineEdit()
+        validator = QDoubleValidator(1e-9, MAX_LEARNING_RATE, 12, self.lr_edit)
+        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
+        self.lr_edit.setValidator(validator)
+        self.seed_spin = QSpinBox(minimum=0, maximum=MAX_SEED_SHOWN)
+        self.limit_spin = QSpinBox(minimum=0, maximum=MAX_LIMIT, singleStep=100)
+        self.limit_spin.setSpecialValueText("all")
+        self.limit_spin.setToolTip("Use the first N training and N test images of the classes")
+        self.augment_label = QLabel(wordWrap=True)
+
+        form = QFormLayout()
+        form.addRow("Variant", self.variant_combo)
+        form.addRow("Classes", self.classes_label)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Learning rate", self.lr_edit)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Images", self.limit_spin)
+        form.addRow("Augmentation", self.augment_label)
+
+        self.weights_combo = QComboBox()
+        for key, (label, _) in WEIGHTS_CHOICES.items():
+            self.weights_combo.addItem(label, key)
+        self.weights_path = PathField(
+            "Weights file or saved model", "Keras files (*.h5 *.keras *.weights.h5);;All files (*)"
+        )
+        self.from_path = PathField(
+            "Transfer model to fine-tune", "Keras models (*.h5 *.keras);;All files (*)",
+            "train a transfer model, or browse",
+        )  # fmt: skip
+        self.params_label = QLabel(wordWrap=True)
+        self.vgg_box = QGroupBox("VGG16")
+        vgg_form = QFormLayout(self.vgg_box)
+        vgg_form.addRow("Base weights", self.weights_combo)
+        vgg_form.addRow("", self.weights_path)
+        vgg_form.addRow("Fine-tune from", self.from_path)
+        vgg_form.addRow("Parameters", self.params_label)
+
+        self.strategy_combo = QComboBox()
+        for key in STRATEGIES:
+            self.strategy_combo.addItem(STRATEGY_LABELS.get(key, key), key)
+        self.strategy_combo.setToolTip(
+            "tf.distribute strategy; the batch size is per device (multi-worker: see README)"
+        )
+        self.precision_combo = QComboBox()
+        for key in PRECISIONS:
+            self.precision_combo.addItem(PRECISION_LABELS.get(key, key), key)
+        self.precision_combo.setToolTip(
+            "Mixed precision computes in 16 bits and keeps float32 weights and output"
+        )
+        self.advanced_box = QGroupBox("Advanced")
+        advanced_form = QFormLayout(self.advanced_box)
+        advanced_form.addRow("Strategy", self.strategy_combo)
+        advanced_form.addRow("Precision", self.precision_combo)
+
+        self.out_path = PathField("Output folder", None)
+        stored = self.settings.value(SETTINGS_OUT_DIR)
+        self.out_path.edit.setText(str(stored) if stored else str(default_out_dir()))
+
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip(
+            "End after the batches in progress (up to 8 on a CPU); the model so far is saved"
+        )
+        self.resume_button = QPushButton("Resume\u2026")
+        self.resume_button.setToolTip(
+            "Continue a stopped, crashed or finished run of the output folder from its last "
+            "checkpoint"
+        )
+        self.hint_label = QLabel(wordWrap=True)
+        self.hint_label.setStyleSheet("color: #a33;")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.resume_button)
+
+        self.setMaximumWidth(380)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.run_box = QGroupBox("Run")
+        self.run_box.setLayout(form)
+        column.addWidget(self.run_box)
+        column.addWidget(self.vgg_box)
+        column.addWidget(self.advanced_box)
+        out_box = QGroupBox("Output folder")
+        QVBoxLayout(out_box).addWidget(self.out_path)
+        column.addWidget(out_box)
+        column.addLayout(buttons)
+        column.addWidget(self.hint_label)
+        column.addStretch(1)
+
+        self.variant_combo.currentIndexChanged.connect(self._on_variant_changed)
+        self.weights_combo.currentIndexChanged.connect(self._update_vgg_fields)
+        self.from_path.changed.connect(lambda _: self.schedule_counts())
+        self.out_path.changed.connect(self._on_out_dir_changed)
+
+    # ---- widgets <-> RunConfig
+
+    @property
+    def variant(self) -> str:
+        return self.variant_combo.currentData()
+
+    def set_variant(self, variant: str) -> None:
+        """Select a variant (as the combo box does)."""
+        self.variant_combo.setCurrentIndex(VARIANTS.index(variant))
+
+    def config(self) -> RunConfig:
+        """The run the form describes; raises :class:`UserError` with one line when a choice
+        is missing or a value is out of range."""
+        if self.state.dataset is None:
+            raise UserError("load a data set in the Dataset tab first")
+        if not self.out_path.text():
+            raise UserError("choose an output folder")
+        return self._config(strict=True)
+
+    def _config(self, strict: bool) -> RunConfig:
+        """The form's values as a RunConfig; not ``strict``: what can be kept of a form still
+        being filled in (the one saved for the next session)."""
+        text = self.lr_edit.text()
+        try:
+            lr: float | None = float(text)
+        except ValueError:
+            if strict:
+                raise UserError(f"learning rate {text!r} is not a number") from None
+            lr = None
+        if not strict and lr is not None and not 0 < lr <= MAX_LEARNING_RATE:
+            lr = None
+        weights, base, from_model = RunConfig().weights, None, None
+        if self.variant == "transfer" or not strict:
+            choice = self.weights_combo.currentData()
+            path = self.weights_path.text()
+            if WEIGHTS_CHOICES[choice][1] and not path:
+                if strict:
+                    raise UserError(f"choose the file for the base weights ({choice})")
+            elif choice in ("imagenet", "none"):
+                weights = choice
+            elif choice == "file":
+                weights = path
+            else:
+                base = path
+        if self.variant == "finetune" or not strict:
+            from_model = self.from_path.text() or None
+            if from_model is None and strict:
+                raise UserError("fine-tuning continues from a transfer model: choose its file")
+        try:
+            return RunConfig(
+                variant=self.variant,
+                classes=tuple(self.state.classes),
+                data=self.state.data_source,
+                epochs=self.epochs_spin.value(),
+                batch_size=self.batch_spin.value(),
+                learning_rate=lr,
+                seed=self.seed_spin.value(),
+                weights=weights,
+                base=base,
+                from_model=from_model,
+                limit=self.limit_spin.value() or None,
+                out_dir=self.out_path.text() or RunConfig().out_dir,
+                # The seed's baseline never augments; the others follow the Augmentation tab.
+                use_augmentation=self.variant != "baseline" and self.state.use_augmentation,
+                augment=self.state.augment,
+                strategy=self.strategy_combo.currentData(),
+                precision=self.precision_combo.currentData(),
+            )
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    def set_config(self, config: RunConfig) -> None:
+        """Show ``config``'s run settings (the classes, data and augmentation are the app's)."""
+        self.set_variant(config.variant)
+        self.epochs_spin.setValue(config.epochs)
+        self.batch_spin.setValue(config.batch_size)
+        self.lr_edit.setText(f"{config.lr:g}")
+        self.seed_spin.setValue(min(config.seed, MAX_SEED_SHOWN))
+        self.limit_spin.setValue(config.limit or 0)
+        if config.base is not None:
+            choice, path = "base", config.base
+        elif config.weights in ("imagenet", "none"):
+            choice, path = config.weights, ""
+        else:
+            choice, path = "file", config.weights
+        self.weights_combo.setCurrentIndex(self.weights_combo.findData(choice))
+        self.weights_path.edit.setText(path)
+        self.from_path.edit.setText(config.from_model or "")
+        for combo, value in ((self.strategy_combo, config.strategy),
+                             (self.precision_combo, config.precision)):  # fmt: skip
+            combo.setCurrentIndex(combo.findData(value))
+
+    # ---- kept between sessions
+
+    def save(self) -> None:
+        """Store the form for the next session."""
+        self.settings.setValue(SETTINGS_FORM, json.dumps(self._config(strict=False).to_dict()))
+        self.settings.sync()
+
+    def restore(self) -> None:
+        """Show the form of the last session; a damaged entry keeps the defaults."""
+        try:
+            data = json.loads(str(self.settings.value(SETTINGS_FORM, "{}")))
+            if isinstance(data, dict) and data.get("limit") == 0:
+                data["limit"] = None  # older sessions stored the spin box's 0 ("all")
+            config = RunConfig.from_dict(data)
+        except (ValueError, TypeError):
+            return
+        self.set_config(config)
+
+    def _on_out_dir_changed(self, text: str) -> None:
+        if text:
+            self.settings.setValue(SETTINGS_OUT_DIR, text)
+        self.out_dir_changed.emit(text)
+
+    # ---- what the form shows of the app's state
+
+    def _on_variant_changed(self) -> None:
+        self.lr_edit.setText(f"{RunConfig(variant=self.variant).lr:g}")
+        self._update_vgg_fields()
+        self._on_state_changed()
+        self.schedule_counts()
+        self.variant_changed.emit(self.variant)
+
+    def _update_vgg_fields(self) -> None:
+        vgg = self.variant in ("transfer", "finetune")
+        transfer = self.variant == "transfer"
+        self.weights_combo.setEnabled(transfer)
+        self.weights_path.setEnabled(
+            transfer and WEIGHTS_CHOICES[self.weights_combo.currentData()][1]
+        )
+        self.from_path.setEnabled(self.variant == "finetune")
+        if self.variant != "finetune":
+            self.params_label.setText(
+                "shown before fine-tuning" if vgg else "shown in the run table after a run"
+            )
+
+    def _on_state_changed(self, *_args: Any) -> None:
+        self.classes_label.setText(" vs ".join(self.state.chosen_names))
+        if self.variant == "baseline":
+            text = "off (the baseline trains on the plain images)"
+        elif self.state.use_augmentation:
+            text = "on (settings of the Augmentation tab)"
+        else:
+            text = "off (turned off in the Augmentation tab)"
+        self.augment_label.setText(text)
+        self.counting_changed.emit()  # the hint and the buttons follow the data set too
+
+    def update_buttons(self, running: bool, listing: bool) -> None:
+        """Enable what may be used while a run is (or is not) in progress."""
+        self._running = running
+        counting = self._count_job.busy
+        hint = ""
+        if self.state.dataset is None:
+            hint = "Load a data set in the Dataset tab to train."
+        elif counting:
+            hint = "Counting parameters\u2026"
+        self.hint_label.setText(hint)
+        self.start_button.setEnabled(
+            not running and not counting and self.state.dataset is not None
+        )
+        self.stop_button.setEnabled(running)
+        self.resume_button.setEnabled(not running and not listing and bool(self.out_path.text()))
+        for box in (self.run_box, self.vgg_box, self.advanced_box, self.out_path):
+            box.setEnabled(not running)
+
+    # ---- parameter counts before a fine-tune
+
+    def schedule_counts(self) -> None:
+        """Count the planned run's parameters soon (a fine-tune's depend on its model)."""
+        if self.variant == "finetune":
+            self.params_label.setText("\u2026")
+            self._count_timer.start()
+
+    def _count_parameters(self) -> None:
+        if self.variant != "finetune" or self._running:
+            return
+        path = self.from_path.text()
+        if not path or not Path(path).is_file():
+            self.params_label.setText("choose the transfer model to continue from")
+            return
+        config = RunConfig(variant="finetune", from_model=path)
+        num_classes = len(self.state.classes)
+        self._count_job.start(functools.partial(counts_job, self.service, config, num_classes))
+        self.counting_changed.emit()
+
+    @Slot(object)
+    def _on_counts(self, counts: ParameterCounts) -> None:
+        self.params_label.setText(
+            f"trainable {counts.trainable:,} \u00b7 non-trainable {counts.non_trainable:,}"
+        )
+        self.counts_shown.emit(counts)
+
+    def shutdown(self) -> None:
+        """Save the form and wait for a count in progress (the window closes)."""
+        self.save()
+        self._count_timer.stop()
+        self._count_job.shutdown()
