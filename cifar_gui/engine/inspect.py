@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -18,35 +17,9 @@ import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
 from cifar_gui.engine.models import VGG16_BASE_NAME
+from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
 
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One inspectable layer: qualified name, output shape without the batch axis."""
-
-    name: str
-    output_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Class probabilities for one image, with the input exactly as the model saw it."""
-
-    path: str
-    class_names: tuple[str, ...]
-    probabilities: tuple[float, ...]
-    image: np.ndarray  # (H, W, 3) uint8 after conversion and resizing
-    from_logits: bool = False  # the model gave scores; these are their sigmoid/softmax
-
-    @property
-    def label(self) -> str:
-        return self.class_names[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(max(self.probabilities))
 
 
 def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
@@ -285,27 +258,6 @@ def grad_cam(
     cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
     top = float(cam.max())
     return cam / top if top > 0 else cam
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-set performance of a model on a class subset."""
-
-    loss: float
-    accuracy: float
-    confusion: np.ndarray  # (k, k): row = true class, column = predicted class
-    probabilities: np.ndarray  # (N, k)
-    labels: np.ndarray  # (N,) true labels
-    from_logits: bool = False  # the model gave scores; the probabilities are their softmax
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return np.argmax(self.probabilities, axis=1)
-
-    def misclassified(self) -> np.ndarray:
-        """Indices of wrong predictions, most confident first."""
-        wrong = np.flatnonzero(self.predicted != self.labels)
-        return wrong[np.argsort(-self.probabilities[wrong].max(axis=1), kind="stable")]
 
 
 def evaluate(
