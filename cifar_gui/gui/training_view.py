@@ -58,7 +58,7 @@ from cifar_gui.gui.workers import JobRunner, TaskState
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
-    from cifar_gui.engine.persistence import LoadedModel
+    from cifar_gui.engine.model_service import ModelService
     from cifar_gui.engine.training import BatchEvent, EpochEvent
 
 # Batch progress reaches the widgets at most 5 times a second: a redraw of the plots costs
@@ -123,7 +123,7 @@ class TrainingOutcome:
     """What a finished (or stopped) run hands to the GUI."""
 
     summary: RunSummary
-    model: LoadedModel  # loaded on the worker thread; the GUI only passes it on
+    model_path: Path  # the saved model; the window opens it through its model service
     stopped: bool
 
 
@@ -220,10 +220,10 @@ def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) 
         task.report(update)
     if result.path is None:
         raise UserError("trained; on a multi-worker run only the chief worker saves the model")
-    from cifar_gui.engine.persistence import load_model, sidecar_path
+    from cifar_gui.engine.persistence import sidecar_path
 
     summary = summarize(result.metadata, sidecar_path(result.path))
-    return TrainingOutcome(summary, load_model(result.path), result.stopped)
+    return TrainingOutcome(summary, result.path, result.stopped)
 
 
 def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
@@ -293,10 +293,15 @@ class TrainingPanel(QWidget):
     run_failed = Signal(str)  # one line
 
     def __init__(
-        self, state: AppState, settings: QSettings | None = None, parent: QWidget | None = None
+        self,
+        state: AppState,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+        service: ModelService | None = None,
     ):
         super().__init__(parent)
         self.state = state
+        self.service = service  # the window's model service, for the form's parameter counts
         # The window's store (the user's unless the window was given another).
         self.settings = settings if settings is not None else user_settings()
         self._job = JobRunner(self)
@@ -869,14 +874,14 @@ class TrainingPanel(QWidget):
             ("Stopped" if outcome.stopped else "Finished")
             + f" after {counted(summary.epochs, 'epoch')}"
             + (f", validation accuracy {acc:.4f}" if acc is not None else "")
-            + f"; saved {outcome.model.path}"
+            + f"; saved {outcome.model_path}"
         )
         if summary.variant == "transfer" and summary.model_path is not None:
             # Fine-tuning continues from the transfer model just trained, as the seed does.
             self.from_path.set_text(str(summary.model_path))
         self.refresh_runs()
-        self.state.set_model(outcome.model)
-        self.state.message.emit(f"Trained {outcome.model.path.name}; it is now the current model")
+        self.state.request_model(str(outcome.model_path))
+        self.state.message.emit(f"Trained {outcome.model_path.name}; it becomes the current model")
 
     @Slot(str)
     def _on_error(self, message: str) -> None:

@@ -92,6 +92,8 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     panel.epoch_finished.connect(epochs.append)
     assert panel.table.rowCount() == 0
 
+    requested = []
+    state.model_requested.connect(requested.append)
     outcome = run(qtbot, panel)
 
     assert warnings == []
@@ -104,7 +106,8 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
     assert model_file.is_file() and model_file.with_suffix(".json").is_file()
     assert panel.table.rowCount() == 1 and panel.table.runs[0].model_path == model_file
-    assert state.model is outcome.model and state.model.path == model_file
+    # The saved model is asked to become the current one (the window opens it).
+    assert outcome.model_path == model_file and requested == [str(model_file)]
     assert panel.progress.format() == "Done" and panel.start_button.isEnabled()
     assert "Epoch 2/2" in panel.log.toPlainText()
 
