@@ -121,10 +121,10 @@ def worker(spec: dict) -> dict:
         cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
         # cpu_marks[0] is taken before building the model: the first epoch's CPU time also
         # holds the build and, for cached features, their extraction; it is not in the median.
-        meta = result.metadata
+        record = result.record
         extra = {
-            "precision": meta["precision"],
-            **meta["performance"],
+            "precision": record.precision,
+            **record.performance,
             "steps_per_epoch": -(-len(subset.x_train) // config.batch_size),
         }
     val = history.get("val_accuracy", [])

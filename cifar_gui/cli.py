@@ -266,21 +266,22 @@ def _train(args: argparse.Namespace) -> int:
     bar = _ProgressBar()
     listener = Listener(on_batch=bar.batch, on_epoch=bar.epoch)
     result = run_training(config, listener, resume=checkpoint)
-    meta = result.metadata
+    record = result.record
     if result.path is None:
-        print(f"trained ({meta['seconds']:.1f} s); the chief worker saves the model")
+        print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
         return 0
-    accuracy = meta["test_accuracy"]
+    accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
-    print(f"saved {result.path} ({score}, {meta['seconds']:.1f} s, {meta['device']})")
+    print(f"saved {result.path} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
 
 def _load_subset_for(loaded, data: str | None, classes, limit: int | None):
     from cifar_gui.engine.data import load_dataset, select_classes
 
-    source = data or loaded.metadata.get("data_source")
-    chosen = classes or loaded.metadata.get("class_names") or ["deer", "horse"]
+    record = loaded.record
+    source = data or (record.data_source if record else None)
+    chosen = classes or (record.class_names if record else ()) or RunConfig().classes
     if limit is not None and limit < len(chosen):
         raise UserError(
             f"--limit {limit} leaves some of the {len(chosen)} classes without a test image: "

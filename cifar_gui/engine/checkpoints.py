@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,9 @@ import keras
 
 from cifar_gui.config import RunConfig, check_int, check_type
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import output_units
-from cifar_gui.engine.persistence import (
-    atomic_path,
-    check_model_file,
-    model_filename,
-    write_json,
-)
-from cifar_gui.engine.runs import check_history, read_json
+from cifar_gui.engine.files import atomic_path, read_json, write_json
+from cifar_gui.engine.persistence import check_model_file
+from cifar_gui.engine.record import check_history, model_filename, output_units
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"
@@ -51,13 +47,52 @@ class Checkpoint:
     config: RunConfig  # out_dir points at the folder holding ``checkpoints/``
     epochs_completed: int
     steps_per_epoch: int
-    history: dict[str, list[float]]
+    history: Mapping[str, tuple[float, ...]]
     class_names: tuple[str, ...]
 
     @property
     def finished(self) -> bool:
         """Whether every epoch of the config is done (nothing left to resume)."""
         return self.epochs_completed >= self.config.epochs
+
+    @classmethod
+    def from_state(cls, state: Any, directory: Path) -> Checkpoint:
+        """The checkpoint a ``state.json``'s content describes, every field checked for type
+        and range (raises ValueError naming the field). The config's ``out_dir`` is set to
+        the folder that holds ``checkpoints/``, so a resumed run saves its final model beside
+        the checkpoints even after the run folder was moved."""
+        check_type("state", state, dict)
+        for key in ("config", "checkpoint", "epochs_completed", "steps_per_epoch"):
+            if key not in state:
+                raise ValueError(f"no {key}")
+        # Without a version: hand-written states (and the test suite's) count as current.
+        if state.get("version", STATE_VERSION) != STATE_VERSION:
+            raise ValueError(f"version {state['version']!r}, this app writes {STATE_VERSION}")
+        config = RunConfig.from_dict(state["config"])
+        name = state["checkpoint"]
+        check_type("checkpoint", name, str)
+        if not EPOCH_FILE.fullmatch(name):
+            raise ValueError(f"checkpoint {name!r} is not an epoch file name")
+        done = check_int("epochs_completed", state["epochs_completed"], 1, config.epochs)
+        steps = check_int("steps_per_epoch", state["steps_per_epoch"], 1, 2**31 - 1)
+        history = check_history(state.get("history", {}))
+        if any(len(values) != done for values in history.values()):
+            raise ValueError(f"history does not match {done} completed epochs")
+        names = state.get("class_names")
+        check_type("class_names", names, list)
+        for item in names:
+            check_type("a class name", item, str)
+        if len(names) != len(config.classes):
+            raise ValueError(f"{len(names)} class names for {len(config.classes)} classes")
+        return cls(
+            directory,
+            directory / name,
+            config.replace(out_dir=str(directory.parent.parent)),
+            done,
+            steps,
+            history,
+            tuple(names),
+        )
 
 
 def epoch_file(epochs_completed: int) -> str:
@@ -98,58 +133,12 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
     directory = find_checkpoint_dir(run_dir)
     state_path = directory / STATE_FILE
     try:
-        state = check_state(read_json(state_path))
+        checkpoint = Checkpoint.from_state(read_json(state_path), directory)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{state_path}: not a readable checkpoint state ({exc})") from None
-    model_path = directory / state["checkpoint"]
-    if not model_path.is_file():
-        raise ModelError(f"{state_path}: its model {model_path.name} is missing")
-    config = state["config"].replace(out_dir=str(directory.parent.parent))
-    return Checkpoint(
-        directory,
-        model_path,
-        config,
-        state["epochs_completed"],
-        state["steps_per_epoch"],
-        state["history"],
-        state["class_names"],
-    )
-
-
-def check_state(state: Any) -> dict[str, Any]:
-    """The content of a ``state.json`` with every field checked for type and range; raises
-    ValueError naming the field. ``config`` comes back as a :class:`RunConfig`."""
-    check_type("state", state, dict)
-    for key in ("config", "checkpoint", "epochs_completed", "steps_per_epoch"):
-        if key not in state:
-            raise ValueError(f"no {key}")
-    # Without a version: hand-written states (and the test suite's) count as current.
-    if state.get("version", STATE_VERSION) != STATE_VERSION:
-        raise ValueError(f"version {state['version']!r}, this app writes {STATE_VERSION}")
-    config = RunConfig.from_dict(state["config"])
-    name = state["checkpoint"]
-    check_type("checkpoint", name, str)
-    if not EPOCH_FILE.fullmatch(name):
-        raise ValueError(f"checkpoint {name!r} is not an epoch file name")
-    done = check_int("epochs_completed", state["epochs_completed"], 1, config.epochs)
-    steps = check_int("steps_per_epoch", state["steps_per_epoch"], 1, 2**31 - 1)
-    history = check_history(state.get("history", {}))
-    if any(len(values) != done for values in history.values()):
-        raise ValueError(f"history does not match {done} completed epochs")
-    names = state.get("class_names")
-    check_type("class_names", names, list)
-    for item in names:
-        check_type("a class name", item, str)
-    if len(names) != len(config.classes):
-        raise ValueError(f"{len(names)} class names for {len(config.classes)} classes")
-    return {
-        "config": config,
-        "checkpoint": name,
-        "epochs_completed": done,
-        "steps_per_epoch": steps,
-        "history": history,
-        "class_names": tuple(names),
-    }
+    if not checkpoint.model_path.is_file():
+        raise ModelError(f"{state_path}: its model {checkpoint.model_path.name} is missing")
+    return checkpoint
 
 
 def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
@@ -232,7 +221,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self,
         directory: Path | None,
         state: dict[str, Any],
-        history: dict[str, list[float]],
+        history: Mapping[str, Sequence[float]],
     ):
         super().__init__()
         self.directory = directory

@@ -16,7 +16,6 @@ import pickle
 import re
 import stat
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from cifar_gui.engine.errors import DataError, ImageError, UserError
+from cifar_gui.engine.files import atomic_path
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -595,22 +595,14 @@ def _write_cache(path: Path, images: dict[str, np.ndarray]) -> None:
     Written under a temporary name and renamed, so no reader sees a partial file and a failed
     write leaves none; older caches of the same folder are then removed.
     """
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{f"x_{split}": images[split] for split in SPLITS})
-        os.replace(tmp, path)
-        tmp = None
         for old in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.npz"):
             if old != path:
                 old.unlink(missing_ok=True)
     except OSError:
         pass
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------------------
@@ -628,36 +620,33 @@ def download_cifar10(
     turns true the partial file is removed and :class:`DataError` is raised.
     """
     target = keras_datasets_dir() / ARCHIVE_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            total = int(response.headers.get("Content-Length") or 0)
-            if total > CIFAR10_BYTES:
-                raise DataError(f"{url}: {total:,} bytes offered, not the CIFAR-10 archive")
-            done = 0
-            while chunk := response.read(1 << 20):
-                if should_stop and should_stop():
-                    raise DataError("download cancelled")
-                if done + len(chunk) > CIFAR10_BYTES:  # a server that never stops
-                    raise DataError(f"{url}: more than {CIFAR10_BYTES:,} bytes, not CIFAR-10")
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-        if digest.hexdigest() != CIFAR10_SHA256:
-            raise DataError(f"{url}: downloaded file has the wrong checksum")
-        os.replace(tmp, target)
+        # The partial download never takes the archive's name: a cancel or a failure leaves
+        # nothing, and the finished file gets the permissions of a plain write.
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+                total = int(response.headers.get("Content-Length") or 0)
+                if total > CIFAR10_BYTES:
+                    raise DataError(f"{url}: {total:,} bytes offered, not the CIFAR-10 archive")
+                done = 0
+                while chunk := response.read(1 << 20):
+                    if should_stop and should_stop():
+                        raise DataError("download cancelled")
+                    if done + len(chunk) > CIFAR10_BYTES:  # a server that never stops
+                        raise DataError(f"{url}: more than {CIFAR10_BYTES:,} bytes, not CIFAR-10")
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            if digest.hexdigest() != CIFAR10_SHA256:
+                raise DataError(f"{url}: downloaded file has the wrong checksum")
         return target
     except DataError:
         raise
     except Exception as exc:
         raise DataError(f"could not download CIFAR-10 from {url} ({_first_line(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------------------

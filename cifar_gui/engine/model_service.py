@@ -21,8 +21,8 @@ import multiprocessing
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ import numpy as np
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
+from cifar_gui.engine.record import ParameterCounts, RunRecord
 
 if TYPE_CHECKING:
     import keras
@@ -49,10 +50,9 @@ class ModelHandle:
     input_size: tuple[int, int]  # (height, width)
     layers: tuple[LayerInfo, ...]  # every inspectable layer, in call order
     default_layers: tuple[str, ...]  # the seed's activation model: the first eight
-    parameters: Mapping[str, int]  # total, trainable, non_trainable
+    parameters: ParameterCounts
     from_logits: bool  # the outputs are scores (shown as probabilities)
-    # The sidecar's content, as persistence.LoadedModel gives it (empty without a sidecar).
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None  # the sidecar's; None without a valid one
 
 
 class ModelServiceError(UserError):
@@ -103,14 +103,14 @@ class _Handler:
             default_layers=tuple(default_layers(model)),
             parameters=parameter_counts(model),
             from_logits=from_logits,
-            metadata=dict(loaded.metadata),
+            record=loaded.record,
         )
 
     def save(self, handle: ModelHandle, path: str | Path) -> ModelHandle:
         from cifar_gui.engine.persistence import save_model
 
         model = self._model(handle)
-        saved = save_model(model, path, dict(handle.metadata))
+        saved = save_model(model, path, handle.record)
         self._keep(saved, model)
         return dataclasses.replace(handle, path=saved)
 

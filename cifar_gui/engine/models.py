@@ -23,17 +23,14 @@ from keras import layers
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.performance import model_precision
+from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.record import ParameterCounts, output_units
 
 # ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG16_BASE_NAME = "vgg16"
 IMAGENET_TIMEOUT_S = 30.0  # seconds without an answer before the weights download gives up
 VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
-
-
-def output_units(num_classes: int) -> int:
-    """Output units of a classifier of ``num_classes``: one sigmoid unit for two classes."""
-    return 1 if num_classes == 2 else num_classes
 
 
 def output_head(num_classes: int) -> layers.Layer:
@@ -122,8 +119,6 @@ def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.M
 
 def copy_base_weights(model_path: str | Path, base: keras.Model) -> None:
     """Copy the VGG16 layers of a model saved by this app into ``base``, by layer name."""
-    from cifar_gui.engine.persistence import load_model  # saved-model reading lives there
-
     source = load_model(model_path).model
     try:
         source_base = source.get_layer(VGG16_BASE_NAME)
@@ -178,8 +173,6 @@ def build_model(
         return build_baseline(num_classes, input_shape)
     if config.variant == "transfer":
         return build_transfer(config, num_classes, input_shape)
-    from cifar_gui.engine.persistence import load_model
-
     if not config.from_model:
         raise ModelError("finetune continues from a transfer model: give --from MODEL")
     model = load_model(config.from_model).model
@@ -228,16 +221,16 @@ def with_precision(model: keras.Model, policy: str) -> keras.Model:
     return copy
 
 
-def parameter_counts(model: keras.Model) -> dict[str, int]:
+def parameter_counts(model: keras.Model) -> ParameterCounts:
     """Total, trainable and non-trainable parameter counts, as ``summary()`` prints them."""
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     total = model.count_params()
-    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+    return ParameterCounts(total, trainable, total - trainable)
 
 
 def planned_parameter_counts(
     config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
-) -> dict[str, int]:
+) -> ParameterCounts:
     """The parameter counts a run of ``config`` will train, without training.
 
     For ``finetune`` this loads ``config.from_model`` and unfreezes it, so the trainable and

@@ -7,26 +7,23 @@ over it, so a failed or interrupted save leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
-import json
 import logging
 import os
-import secrets
 import struct
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import h5py
 import keras
 
-from cifar_gui.config import FILE_SUFFIXES, RunConfig
+from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import VGG16_BASE_NAME
-from cifar_gui.engine.runs import read_sidecar
+from cifar_gui.engine.files import atomic_path, write_json
+from cifar_gui.engine.record import RunRecord, class_count, read_record, sidecar_path
 
 # Bounds checked before Keras opens a model file. The largest model of this app, a finetune
 # checkpoint with its optimizer state, is about 180 MB; a .keras holds 3 or 4 zip members.
@@ -38,19 +35,17 @@ MAX_H5_OBJECTS = 100_000
 
 @dataclass
 class LoadedModel:
-    """A model with what is known about it (from its sidecar, or read off the model)."""
+    """A model with what is known about it (its sidecar's record, or what the model says)."""
 
     model: keras.Model
     path: Path
-    metadata: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None  # None: no valid sidecar
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        names = self.metadata.get("class_names")
-        if names:
-            return tuple(names)
-        units = self.model.output_shape[-1]
-        return tuple(f"class {i}" for i in range(2 if units == 1 else units))
+        if self.record is not None and self.record.class_names:
+            return self.record.class_names
+        return tuple(f"class {i}" for i in range(class_count(self.model.output_shape[-1])))
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -59,58 +54,12 @@ class LoadedModel:
 
     @property
     def config(self) -> RunConfig | None:
-        """The run's config (the sidecar's is checked by :func:`load_model`)."""
-        raw = self.metadata.get("config")
-        return RunConfig.from_dict(raw) if raw else None
+        """The run's config, when the sidecar has one."""
+        return None if self.record is None else self.record.config
 
     @property
-    def history(self) -> dict[str, list[float]]:
-        return self.metadata.get("history", {})
-
-
-def model_filename(variant: str, class_indices: Sequence[int], extension: str = ".h5") -> str:
-    """The seed's file names: ``cifar10_4_7.h5``, ``cifar10_4_7_augm.h5``, ..."""
-    joined = "_".join(str(i) for i in class_indices)
-    return f"cifar10_{joined}{FILE_SUFFIXES[variant]}{extension}"
-
-
-def sidecar_path(model_path: str | Path) -> Path:
-    """The JSON beside a model: same folder, same stem."""
-    return Path(model_path).with_suffix(".json")
-
-
-def _create_beside(target: Path) -> Path:
-    """Create a new empty file with a random name beside ``target`` and return its path.
-
-    Created with mode 0666 like any plain write, so the kernel applies the umask (and a
-    default ACL of the folder): ``tempfile.mkstemp`` would make it 0600, a mode the renamed
-    file would keep. Reading the umask instead would mean setting it, which races with other
-    threads. The stem is shortened so the temporary name is never longer than a target whose
-    name fits.
-    """
-    for _ in range(100):
-        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{target.suffix}"
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it only when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(target)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
+    def history(self) -> Mapping[str, tuple[float, ...]]:
+        return {} if self.record is None else self.record.history
 
 
 def check_can_write(path: Path, *, folder: bool = False) -> None:
@@ -152,18 +101,6 @@ def _check_can_write(path: Path, folder: bool) -> None:
             raise ModelError(f"{item}: name too long (at most {longest} bytes)")
 
 
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically."""
-    with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in JSON")
-
-
 @contextlib.contextmanager
 def _quiet_absl() -> Iterator[None]:
     """Silence Keras' "HDF5 is legacy" warning: the seed's .h5 names are asked for on purpose."""
@@ -176,8 +113,9 @@ def _quiet_absl() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def save_model(model: keras.Model, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Save ``model`` (``.h5`` or ``.keras``) and its JSON sidecar: both or neither replaced.
+def save_model(model: keras.Model, path: str | Path, record: RunRecord | None) -> Path:
+    """Save ``model`` (``.h5`` or ``.keras``) and its JSON sidecar (``record``'s, or ``{}``
+    when nothing is known of the model): both or neither replaced.
 
     Both are written to temporary files first; then the sidecar is renamed over its target,
     then the model. Should the model's rename fail (say, the old model is immutable), the
@@ -195,7 +133,7 @@ def save_model(model: keras.Model, path: str | Path, metadata: dict[str, Any]) -
             with _quiet_absl():
                 model.save(tmp)
             failing = side
-            write_json(side, metadata)
+            write_json(side, {} if record is None else record.to_dict())
             side_replaced, failing = True, path
         # The model's rename happened as the block above closed.
     except OSError as exc:
@@ -320,7 +258,7 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
     """Load a model saved by this app or elsewhere; check that it takes images.
 
     The sidecar is optional: without it, or when it is not valid
-    (:func:`cifar_gui.engine.runs.read_sidecar`), class names are generic and the input shape
+    (:func:`cifar_gui.engine.record.read_record`), class names are generic and the input shape
     and class count are read from the model.
     """
     path = Path(path)
@@ -336,8 +274,7 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
         raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
     # A broken sidecar must not make a good model unusable: it counts as absent. (Class names
     # that do not fit the outputs are refused where they are used, with both counts.)
-    metadata = read_sidecar(sidecar_path(path)) or {}
-    return LoadedModel(model, path, metadata)
+    return LoadedModel(model, path, read_record(sidecar_path(path)))
 
 
 def _keras_load(path: Path, compile: bool) -> keras.Model:
@@ -347,8 +284,3 @@ def _keras_load(path: Path, compile: bool) -> keras.Model:
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ModelError(f"{path}: not a loadable Keras model ({reason})") from None
-
-
-def has_vgg16_base(model: keras.Model) -> bool:
-    """Whether the model nests a VGG16 base (a transfer or finetune model)."""
-    return any(layer.name == VGG16_BASE_NAME for layer in model.layers)

@@ -13,10 +13,9 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -53,12 +52,8 @@ from cifar_gui.engine.performance import (
     resolve_precision,
     resolve_steps_per_execution,
 )
-from cifar_gui.engine.persistence import (
-    check_can_write,
-    model_filename,
-    save_model,
-    sidecar_path,
-)
+from cifar_gui.engine.persistence import check_can_write, save_model
+from cifar_gui.engine.record import RunRecord, check_history, model_filename, sidecar_path
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
@@ -96,11 +91,16 @@ class RunResult:
     """What a run produced; ``path`` is None when it was not saved."""
 
     model: keras.Model
-    config: RunConfig
-    history: dict[str, list[float]]
-    metadata: dict[str, Any]
+    record: RunRecord
     path: Path | None = None
-    stopped: bool = False
+
+    @property
+    def history(self) -> Mapping[str, tuple[float, ...]]:
+        return self.record.history
+
+    @property
+    def stopped(self) -> bool:
+        return self.record.stopped
 
 
 @dataclass
@@ -450,40 +450,38 @@ def train(
             break
     seconds = time.perf_counter() - started
     new["epoch_seconds"] = bridge.epoch_seconds
-    history = {k: previous.get(k, []) + new.get(k, []) for k in {**previous, **new}}
+    history = {k: [*previous.get(k, ()), *new.get(k, [])] for k in {**previous, **new}}
     val = history.get("val_accuracy", [])
-    metadata = {
-        "config": config.to_dict(),
-        "variant": config.variant,
-        "class_names": list(subset.class_names),
-        "class_indices": list(subset.class_indices),
-        "input_shape": list(input_shape),
-        "preprocessing": "pixels / 255 (scale_images); VGG16 models preprocess inside",
-        "history": history,
-        "epochs_completed": initial_epoch + len(bridge.epoch_seconds),
-        "resumed_from_epoch": initial_epoch if resume is not None else None,
-        "stopped": listener.stop.is_set(),
-        "seconds": seconds,
-        "test_loss": history.get("val_loss", [None])[-1] if val else None,
-        "test_accuracy": val[-1] if val else None,
-        "best_test_accuracy": max(val) if val else None,
-        "train_images": len(subset.x_train),
-        "test_images": len(subset.x_test),
-        "parameters": parameter_counts(model),
-        "device": device,
-        "strategy": describe_strategy(strategy),
-        "global_batch_size": batch_size,
-        "precision": model_precision(model),
-        "performance": {
+    record = RunRecord(
+        config=config,
+        class_names=tuple(subset.class_names),
+        class_indices=tuple(subset.class_indices),
+        input_shape=input_shape,
+        history=check_history(history),
+        epochs_completed=initial_epoch + len(bridge.epoch_seconds),
+        resumed_from_epoch=initial_epoch if resume is not None else None,
+        stopped=listener.stop.is_set(),
+        seconds=seconds,
+        test_loss=history.get("val_loss", [None])[-1] if val else None,
+        test_accuracy=val[-1] if val else None,
+        best_test_accuracy=max(val) if val else None,
+        train_images=len(subset.x_train),
+        test_images=len(subset.x_test),
+        parameters=parameter_counts(model),
+        device=device,
+        strategy=describe_strategy(strategy),
+        global_batch_size=batch_size,
+        precision=model_precision(model),
+        performance={
             "steps_per_execution": int(plan.model.steps_per_execution),
             "intra_op_threads": threads,  # 0: TensorFlow's default (every core)
             "feature_cache": plan.model is not model,
             "feature_seconds": plan.feature_seconds,
         },
-        "versions": versions(),
-        "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    return RunResult(model, config, history, metadata, stopped=listener.stop.is_set())
+        versions=versions(),
+        finished_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
+    return RunResult(model, record)
 
 
 def start_strategy(config: RunConfig) -> tuple[int, tf.distribute.Strategy]:
@@ -548,7 +546,7 @@ def run_training(
             check_can_write(folder / STATE_FILE)
             check_can_write(folder / epoch_file(config.epochs))
     result = train(config, subset, listener, checkpoints=folder, resume=resume)
-    result.metadata["data_source"] = dataset.source
+    result.record = result.record.replace(data_source=dataset.source)
     if save and chief:
-        result.path = save_model(result.model, path, result.metadata)
+        result.path = save_model(result.model, path, result.record)
     return result

@@ -371,13 +371,13 @@ class ActivationPanel(QWidget):
             self.model_label.setText("No model: train one, or File > Open model (.h5, .keras)")
             self._render_input_only()
             return
-        meta = loaded.metadata
+        record = loaded.record
         bundled = loaded.path.resolve() == resources.default_model_path().resolve()
         details = [" vs ".join(loaded.class_names)]
-        if meta.get("variant"):
-            details.insert(0, meta["variant"])
-        if meta.get("test_accuracy") is not None:
-            details.append(f"test accuracy {meta['test_accuracy']:.3f}")
+        if record is not None and record.variant != "?":
+            details.insert(0, record.variant)
+        if record is not None and record.test_accuracy is not None:
+            details.append(f"test accuracy {record.test_accuracy:.3f}")
         source = " (bundled default)" if bundled else ""
         self.model_label.setText(f"Model <b>{loaded.path.name}</b>{source}: {', '.join(details)}")
         self.model_label.setToolTip(str(loaded.path))

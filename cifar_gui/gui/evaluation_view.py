@@ -164,7 +164,7 @@ class EvaluationPanel(QWidget):
         else:
             what = f"Model <b>{model.path.name}</b> on the test images of <b>"
             what += " vs ".join(state.chosen_names) + "</b>."
-            trained = tuple(model.metadata.get("class_names") or ())
+            trained = model.record.class_names if model.record else ()
             if trained and trained != state.chosen_names:
                 what += f" (It was trained on {' vs '.join(trained)}.)"
         self.inputs_label.setText(what)

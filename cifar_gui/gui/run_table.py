@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from cifar_gui.engine.runs import RunSummary
+from cifar_gui.engine.runs import SavedRun
 
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Time", "Parameters", "File",
@@ -53,7 +53,7 @@ class _Item(QTableWidgetItem):
 
 
 class RunTable(QTableWidget):
-    """Saved runs; emits the selected :class:`RunSummary` list when the selection changes."""
+    """Saved runs; emits the selected :class:`SavedRun` list when the selection changes."""
 
     selection_changed = Signal(list)
 
@@ -81,15 +81,15 @@ class RunTable(QTableWidget):
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSortingEnabled(True)
-        self._runs: list[RunSummary] = []
+        self._runs: list[SavedRun] = []
         self.itemSelectionChanged.connect(lambda: self.selection_changed.emit(self.selected_runs()))
 
     @property
-    def runs(self) -> list[RunSummary]:
+    def runs(self) -> list[SavedRun]:
         """Every run listed, in the order given to :meth:`set_runs`."""
         return list(self._runs)
 
-    def set_runs(self, runs: list[RunSummary]) -> None:
+    def set_runs(self, runs: list[SavedRun]) -> None:
         """Replace the rows; rows whose sidecar is still listed stay selected."""
         selected = {r.sidecar for r in self.selected_runs()}
         self._runs = list(runs)
@@ -108,7 +108,7 @@ class RunTable(QTableWidget):
         self.blockSignals(False)
         self.selection_changed.emit(self.selected_runs())
 
-    def _items(self, run: RunSummary) -> list[QTableWidgetItem]:
+    def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:
             return _Item("\u2014" if value is None else f"{value:.4f}", value or 0.0)
 
@@ -138,10 +138,10 @@ class RunTable(QTableWidget):
             file_item,
         ]
 
-    def _run_at(self, row: int) -> RunSummary:
+    def _run_at(self, row: int) -> SavedRun:
         return self._runs[self.item(row, 0).data(Qt.ItemDataRole.UserRole)]
 
-    def selected_runs(self) -> list[RunSummary]:
+    def selected_runs(self) -> list[SavedRun]:
         """The selected runs, top to bottom as shown."""
         rows = sorted({index.row() for index in self.selectionModel().selectedRows()})
         return [self._run_at(row) for row in rows]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.record import RunRecord
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
@@ -51,7 +52,7 @@ class ChildResult:
     """What a finished or stopped run in the child saved."""
 
     path: Path | None  # the saved model; None on a multi-worker run's non-chief worker
-    metadata: dict[str, Any]  # the sidecar's content
+    record: RunRecord  # the sidecar's content
     stopped: bool
 
 
@@ -158,7 +159,7 @@ def _child_main(config: RunConfig, resume: Checkpoint | None, conn: Connection, 
         listener = Listener(on_batch=on_batch, on_epoch=on_epoch, stop=stop)
         result = run_training(config, listener, resume=resume)
         flush()
-        send(("done", ChildResult(result.path, result.metadata, result.stopped)))
+        send(("done", ChildResult(result.path, result.record, result.stopped)))
     except Exception as exc:
         if not isinstance(exc, UserError):
             traceback.print_exc()  # the details stay on the terminal, as on the GUI's threads

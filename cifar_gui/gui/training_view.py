@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 
 from cifar_gui.config import DEFAULT_LEARNING_RATES, PRECISIONS, STRATEGIES, VARIANTS, RunConfig
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.runs import RunSummary, discover_runs, summarize
+from cifar_gui.engine.runs import SavedRun, discover_runs
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.state import AppState, user_settings
@@ -59,6 +59,7 @@ from cifar_gui.gui.workers import JobRunner, TaskState
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
     from cifar_gui.engine.model_service import ModelService
+    from cifar_gui.engine.record import ParameterCounts
     from cifar_gui.engine.training import BatchEvent, EpochEvent
 
 # Batch progress reaches the widgets at most 5 times a second: a redraw of the plots costs
@@ -122,7 +123,7 @@ class BatchUpdate:
 class TrainingOutcome:
     """What a finished (or stopped) run hands to the GUI."""
 
-    summary: RunSummary
+    summary: SavedRun
     model_path: Path  # the saved model; the window opens it through its model service
     stopped: bool
 
@@ -220,9 +221,7 @@ def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) 
         task.report(update)
     if result.path is None:
         raise UserError("trained; on a multi-worker run only the chief worker saves the model")
-    from cifar_gui.engine.persistence import sidecar_path
-
-    summary = summarize(result.metadata, sidecar_path(result.path))
+    summary = SavedRun.of_model(result.path, result.record)
     return TrainingOutcome(summary, result.path, result.stopped)
 
 
@@ -233,7 +232,7 @@ def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
     return list_checkpoints(out_dir)
 
 
-def parameter_counts_job(config: RunConfig, num_classes: int, task: TaskState) -> dict[str, int]:
+def parameter_counts_job(config: RunConfig, num_classes: int, task: TaskState) -> ParameterCounts:
     """Trainable and non-trainable counts of a planned run (loads a fine-tune's model)."""
     from cifar_gui.engine.models import planned_parameter_counts
 
@@ -639,9 +638,9 @@ class TrainingPanel(QWidget):
         self._update_buttons()
 
     @Slot(object)
-    def _on_counts(self, counts: dict[str, int]) -> None:
+    def _on_counts(self, counts: ParameterCounts) -> None:
         self.params_label.setText(
-            f"trainable {counts['trainable']:,} \u00b7 non-trainable {counts['non_trainable']:,}"
+            f"trainable {counts.trainable:,} \u00b7 non-trainable {counts.non_trainable:,}"
         )
 
     # ---- running
@@ -921,7 +920,7 @@ class TrainingPanel(QWidget):
                 return run.model_path
         return None
 
-    def _on_runs_selected(self, runs: list[RunSummary]) -> None:
+    def _on_runs_selected(self, runs: list[SavedRun]) -> None:
         self.plots.set_overlays([(run.label, run.history) for run in runs])
 
     def export_plots(self, path: str | None = None) -> Path | None:

@@ -87,7 +87,7 @@ def _not_a_model(tmp_path):
 
 
 def _truncated_model(tmp_path):
-    path = save_model(build_baseline(), tmp_path / "cut.h5", {})
+    path = save_model(build_baseline(), tmp_path / "cut.h5", None)
     path.write_bytes(path.read_bytes()[:5000])
     return path
 

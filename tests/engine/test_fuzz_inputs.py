@@ -35,6 +35,7 @@ from cifar_gui.cli import main
 from cifar_gui.engine.data import read_image
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.persistence import save_model
+from cifar_gui.engine.record import RunRecord
 from tests.conftest import synthetic_images, write_cifar_batches
 
 GOOD_PNG = "good.png"
@@ -192,18 +193,18 @@ def tiny_model(input_shape=(32, 32, 3), units: int = 1, conv_output: bool = Fals
 
 def write_models(root: Path) -> None:
     root.mkdir(parents=True)
-    two = {"class_names": ["deer", "horse"]}
+    two = RunRecord(class_names=("deer", "horse"))
     save_model(tiny_model(), root / "good.h5", two)
     save_model(tiny_model((64, 64, 3)), root / "input64.h5", two)
     save_model(tiny_model((32, 32, 1)), root / "grey_input.h5", two)
     save_model(tiny_model(units=10), root / "ten_classes_two_names.h5", two)
-    save_model(tiny_model(units=10), root / "ten_classes.keras", {})
-    save_model(tiny_model(conv_output=True), root / "conv_output.h5", {})
+    save_model(tiny_model(units=10), root / "ten_classes.keras", None)
+    save_model(tiny_model(conv_output=True), root / "conv_output.h5", None)
     linear = tiny_model()
     linear.layers[-1].activation = keras.activations.linear
     save_model(linear, root / "linear_output.h5", two)
     dense = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1)])
-    save_model(dense, root / "vector_input.h5", {})
+    save_model(dense, root / "vector_input.h5", None)
     good = (root / "good.h5").read_bytes()
     (root / "empty.h5").write_bytes(b"")
     (root / "random.h5").write_bytes(np.random.default_rng(3).bytes(5000))

@@ -29,6 +29,7 @@ from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import STATE_FILE, load_checkpoint_model, read_checkpoint
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.record import RunRecord
 from tests.conftest import synthetic_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,9 @@ def child(mode: str, out: str) -> None:
         )
         for name in FINALS:
             save_model(
-                model, out_dir / name, {"version": version, "class_names": ["deer", "horse"]}
+                model,
+                out_dir / name,
+                RunRecord(class_names=("deer", "horse"), epochs_completed=version),
             )
 
 
@@ -94,7 +97,9 @@ def check_everything_loads(out: Path, previous_output: np.ndarray, last_epochs: 
         if (out / name).exists():
             loaded = load_model(out / name)
             assert loaded.model.output_shape == (None, 1)
-            assert json.loads((out / name).with_suffix(".json").read_text())["version"] >= 1
+            assert (
+                json.loads((out / name).with_suffix(".json").read_text())["epochs_completed"] >= 1
+            )
     if not any((out / "checkpoints").glob(f"*/{STATE_FILE}")):
         assert last_epochs == 0, "a checkpoint disappeared"
         return 0
@@ -159,7 +164,7 @@ def load_model_or_save_previous(out: Path):
     from cifar_gui.engine.models import build_baseline
 
     model = build_baseline()
-    save_model(model, out / PREVIOUS, {"class_names": ["deer", "horse"]})
+    save_model(model, out / PREVIOUS, RunRecord(class_names=("deer", "horse")))
     return load_model(out / PREVIOUS).model
 
 

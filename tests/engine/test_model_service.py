@@ -17,6 +17,7 @@ from cifar_gui.engine.errors import ImageError, ModelError, UserError
 from cifar_gui.engine.model_service import ModelHandle, ModelService
 from cifar_gui.engine.models import parameter_counts, planned_parameter_counts
 from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.record import ParameterCounts
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_handle_is_plain_data_read_off_the_model(loaded):
     assert handle.default_layers == tuple(inspect.default_layers(loaded.model))
     assert handle.parameters == parameter_counts(loaded.model)
     assert handle.from_logits is False  # a sigmoid output
-    assert handle.metadata["class_names"] == ["deer", "horse"]
+    assert handle.record is not None and handle.record.class_names == ("deer", "horse")
     service.close()
 
 
@@ -105,7 +106,7 @@ def test_errors_come_back_as_one_line(where, child, tmp_path):
         service.activations(handle, picture(5), ["nope"])
     assert "\n" not in str(info.value)
     # A handle of a file that is gone and not loaded: the file's error, not a crash.
-    gone = ModelHandle(missing, ("a", "b"), (32, 32), (), (), {}, False)
+    gone = ModelHandle(missing, ("a", "b"), (32, 32), (), (), ParameterCounts(0, 0, 0), False)
     with pytest.raises(ModelError, match=r"none\.keras"):
         service.grad_cam(gone, picture(6))
 
@@ -121,7 +122,7 @@ def test_save_writes_model_and_sidecar_and_answers_for_the_new_path(child, tmp_p
         child.predict_images(saved, image[None], direct=True),
         child.predict_images(handle, image[None], direct=True),
     )
-    assert child.open(target).metadata["class_names"] == ["deer", "horse"]
+    assert child.open(target).record.class_names == ("deer", "horse")
 
 
 def test_a_killed_child_fails_one_call_and_the_next_starts_another(child):

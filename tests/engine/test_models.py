@@ -16,6 +16,7 @@ from cifar_gui.engine.models import (
     unfreeze_from,
     vgg16_preprocessing,
 )
+from cifar_gui.engine.record import ParameterCounts
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_baseline_matches_the_seed_summary():
         590336,
         513,
     ]
-    assert parameter_counts(model) == {"total": 684_097, "trainable": 684_097, "non_trainable": 0}
+    assert parameter_counts(model) == ParameterCounts(684_097, 684_097, 0)
 
 
 def test_more_than_two_classes_gives_softmax():
@@ -61,21 +62,13 @@ def test_transfer_counts_match_the_seed(transfer_model):
     base = transfer_model.get_layer("vgg16")
     assert base.count_params() == 14_714_688
     assert base.output_shape == (None, 1, 1, 512)
-    assert parameter_counts(transfer_model) == {
-        "total": 14_846_273,
-        "trainable": 131_585,
-        "non_trainable": 14_714_688,
-    }
+    assert parameter_counts(transfer_model) == ParameterCounts(14_846_273, 131_585, 14_714_688)
 
 
 def test_finetune_unfreezes_from_block3_conv1(transfer_model):
     unfreeze_from(transfer_model, "block3_conv1")
     try:
-        assert parameter_counts(transfer_model) == {
-            "total": 14_846_273,
-            "trainable": 14_586_113,
-            "non_trainable": 260_160,
-        }
+        assert parameter_counts(transfer_model) == ParameterCounts(14_846_273, 14_586_113, 260_160)
     finally:
         transfer_model.get_layer("vgg16").trainable = False
 

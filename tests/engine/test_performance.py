@@ -73,7 +73,7 @@ def test_mixed_bfloat16_model_saves_and_reloads_in_plain_keras(tiny_dataset, tmp
         epochs=1, batch_size=8, limit=16, precision="mixed_bfloat16", out_dir=str(tmp_path)
     )
     result = run_training(config, dataset=tiny_dataset)
-    assert result.metadata["precision"] == "mixed_bfloat16"
+    assert result.record.precision == "mixed_bfloat16"
     assert result.model.layers[0].dtype_policy.name == "mixed_bfloat16"
     assert result.model.layers[-1].dtype_policy.name == "float32"
     reloaded = keras.models.load_model(result.path, compile=False)
@@ -111,9 +111,9 @@ def test_cached_features_train_the_whole_transfer_model_as_the_full_pass(tiny_da
     cached = run_training(
         RunConfig(**common, out_dir=str(tmp_path)), dataset=tiny_dataset, save=True
     )
-    assert not full.metadata["performance"]["feature_cache"]
-    assert cached.metadata["performance"]["feature_cache"]
-    assert cached.metadata["performance"]["feature_seconds"] > 0
+    assert not full.record.performance["feature_cache"]
+    assert cached.record.performance["feature_cache"]
+    assert cached.record.performance["feature_seconds"] > 0
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(cached.history[key], full.history[key], rtol=1e-4, atol=1e-5)
     saved = keras.models.load_model(cached.path, compile=False)
@@ -134,4 +134,4 @@ def test_augmented_transfer_does_not_cache_features(tiny_dataset):
     )
     assert config.augments  # the seed's transfer variant augments
     result = run_training(config, dataset=tiny_dataset, save=False)
-    assert not result.metadata["performance"]["feature_cache"]
+    assert not result.record.performance["feature_cache"]

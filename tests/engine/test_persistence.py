@@ -19,8 +19,10 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine import persistence
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.files import write_json
 from cifar_gui.engine.models import build_baseline, build_model
-from cifar_gui.engine.persistence import load_model, model_filename, save_model, write_json
+from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.record import RunRecord, model_filename
 
 
 def test_seed_file_names():
@@ -33,7 +35,7 @@ def test_seed_file_names():
 
 def test_round_trip_keeps_predictions_and_metadata(tmp_path):
     model = build_baseline()
-    path = save_model(model, tmp_path / "cifar10_4_7.h5", {"class_names": ["deer", "horse"]})
+    path = save_model(model, tmp_path / "cifar10_4_7.h5", RunRecord(class_names=("deer", "horse")))
     loaded = load_model(path)
     assert loaded.class_names == ("deer", "horse")
     assert loaded.input_size == (32, 32)
@@ -54,7 +56,7 @@ def test_saved_models_load_in_plain_keras(tmp_path):
         ("baseline", build_baseline()),
         ("transfer", build_model(RunConfig(variant="transfer", weights="none"))),
     ):
-        save_model(model, tmp_path / f"{name}.h5", {})
+        save_model(model, tmp_path / f"{name}.h5", None)
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         expected[name] = (model.count_params(), trainable, model.predict(x, verbose=0).tolist())
     code = f"""
@@ -83,12 +85,12 @@ def test_model_without_sidecar_still_loads(tmp_path):
     path = tmp_path / "elsewhere.h5"
     build_baseline(num_classes=3).save(path)
     loaded = load_model(path)
-    assert loaded.metadata == {}
+    assert loaded.record is None
     assert loaded.class_names == ("class 0", "class 1", "class 2")
 
 
 def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
-    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", RunRecord(seconds=1.0))
     before = path.read_bytes()
     model = build_baseline()
 
@@ -99,9 +101,9 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", broken_save)
     with pytest.raises(ModelError, match=r"cannot write.*No space left"):
-        save_model(model, path, {"run": 2})
+        save_model(model, path, RunRecord(seconds=2.0))
     assert path.read_bytes() == before
-    assert json.loads(path.with_suffix(".json").read_text()) == {"run": 1}
+    assert json.loads(path.with_suffix(".json").read_text())["seconds"] == 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10_4_7.h5", "cifar10_4_7.json"]
 
 
@@ -122,7 +124,7 @@ def test_not_a_model_is_named(tmp_path, content, message):
 
 
 def test_truncated_model_is_named(tmp_path):
-    path = save_model(build_baseline(), tmp_path / "m.h5", {})
+    path = save_model(build_baseline(), tmp_path / "m.h5", None)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelError, match=r"m.h5: not a loadable Keras model"):
@@ -158,11 +160,11 @@ def _fail_replace_onto(monkeypatch, suffix: str) -> None:
 
 @pytest.mark.parametrize("suffix", [".json", ".h5"], ids=["sidecar-fails", "model-fails"])
 def test_model_and_sidecar_are_replaced_together_or_not_at_all(tmp_path, monkeypatch, suffix):
-    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+    path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", RunRecord(seconds=1.0))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     _fail_replace_onto(monkeypatch, suffix)
     with pytest.raises(ModelError) as info:
-        save_model(build_baseline(), path, {"run": 2})
+        save_model(build_baseline(), path, RunRecord(seconds=2.0))
     # The message names the file that could not be written.
     assert str(info.value).startswith(f"{path.with_suffix(suffix)}: cannot write")
     assert "Operation not permitted" in str(info.value)
@@ -172,7 +174,7 @@ def test_model_and_sidecar_are_replaced_together_or_not_at_all(tmp_path, monkeyp
 def test_a_first_save_whose_model_fails_leaves_no_sidecar(tmp_path, monkeypatch):
     _fail_replace_onto(monkeypatch, ".h5")
     with pytest.raises(ModelError, match=r"m\.h5: cannot write"):
-        save_model(build_baseline(), tmp_path / "m.h5", {"run": 1})
+        save_model(build_baseline(), tmp_path / "m.h5", RunRecord(seconds=1.0))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -183,9 +185,9 @@ def test_a_first_save_whose_model_fails_leaves_no_sidecar(tmp_path, monkeypatch)
 def test_saved_files_get_the_permissions_of_a_plain_write(tmp_path, umask):
     previous = os.umask(umask)
     try:
-        path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", {"run": 1})
+        path = save_model(build_baseline(), tmp_path / "cifar10_4_7.h5", RunRecord(seconds=1.0))
         write_json(tmp_path / "other.json", {})
-        keras_path = save_model(build_baseline(), tmp_path / "m.keras", {})
+        keras_path = save_model(build_baseline(), tmp_path / "m.keras", None)
     finally:
         os.umask(previous)
     expected = 0o666 & ~umask
@@ -213,7 +215,7 @@ def test_keras_zip_members_are_bounded(tmp_path):
 
 
 def test_keras_total_size_is_bounded(tmp_path, monkeypatch):
-    path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    path = save_model(build_baseline(), tmp_path / "m.keras", None)
     monkeypatch.setattr(persistence, "MAX_MODEL_BYTES", 2**20)
     with pytest.raises(ModelError, match=r"m.keras: (unpacks to|[\d,]+ bytes, more)"):
         load_model(path)
@@ -221,7 +223,7 @@ def test_keras_total_size_is_bounded(tmp_path, monkeypatch):
 
 def test_h5_datasets_that_declare_huge_sizes_are_refused(tmp_path):
     """A few kB on disk, 16 GiB declared: a chunked dataset with no chunk written."""
-    path = save_model(build_baseline(), tmp_path / "m.h5", {})
+    path = save_model(build_baseline(), tmp_path / "m.h5", None)
     with h5py.File(path, "a") as f:
         f.create_dataset("huge", shape=(2**31,), dtype="float64", chunks=(1024,))
     assert path.stat().st_size < 10 * 2**20
@@ -235,7 +237,9 @@ def test_h5_datasets_that_declare_huge_sizes_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sidecars")
-    return save_model(build_baseline(), folder / "cifar10_4_7.h5", {"class_names": ["a", "b"]})
+    return save_model(
+        build_baseline(), folder / "cifar10_4_7.h5", RunRecord(class_names=("a", "b"))
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,7 +265,7 @@ def test_a_sidecar_of_the_wrong_shape_counts_as_absent(saved, tmp_path, content)
     shutil.copy(saved, path)
     path.with_suffix(".json").write_text(content)
     loaded = load_model(path)
-    assert loaded.metadata == {}
+    assert loaded.record is None
     assert loaded.class_names == ("class 0", "class 1")
     assert loaded.config is None and loaded.history == {}
 
@@ -269,7 +273,7 @@ def test_a_sidecar_of_the_wrong_shape_counts_as_absent(saved, tmp_path, content)
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_keras_weights_that_declare_huge_sizes_are_refused(tmp_path, compression):
     """The weights HDF5 inside a .keras is checked like a .h5, read in place or inflated."""
-    path = save_model(build_baseline(), tmp_path / "m.keras", {})
+    path = save_model(build_baseline(), tmp_path / "m.keras", None)
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     weights = tmp_path / "w.h5"

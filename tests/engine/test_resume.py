@@ -72,8 +72,8 @@ def test_resumed_history_equals_uninterrupted(tiny, tmp_path):
         resume=checkpoint,
     )
     assert epochs_heard == [2]
-    assert resumed.metadata["resumed_from_epoch"] == 2
-    assert resumed.metadata["epochs_completed"] == 3
+    assert resumed.record.resumed_from_epoch == 2
+    assert resumed.record.epochs_completed == 3
     for key in METRICS:
         assert len(resumed.history[key]) == 3
         np.testing.assert_allclose(resumed.history[key], straight.history[key], rtol=1e-5)
@@ -137,7 +137,7 @@ def test_stop_mid_epoch_keeps_last_complete_epoch(tiny, tmp_path):
     resumed = run_training(
         read_checkpoint(tmp_path).config, dataset=tiny, resume=tmp_path, save=False
     )
-    assert resumed.metadata["epochs_completed"] == 3
+    assert resumed.record.epochs_completed == 3
 
 
 def test_new_run_replaces_old_checkpoint(tiny, finished, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset
-from cifar_gui.engine.runs import discover_runs, read_run, summarize
+from cifar_gui.engine.runs import discover_runs, read_run
 from cifar_gui.plots import save_history_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,8 +62,10 @@ def test_runs_are_listed_oldest_first_and_a_missing_folder_is_empty(tmp_path):
     assert [r.sidecar.stem for r in discover_runs(tmp_path)] == ["b", "a"]
     assert discover_runs(tmp_path / "missing") == []
     # null (what other tools write for NaN) is NaN; a string is no number: not a sidecar.
-    assert math.isnan(summarize({"history": {"loss": [None]}}, "s.json").history["loss"][0])
-    assert summarize({"history": {"loss": ["x"]}}, "s.json") is None
+    (tmp_path / "null.json").write_text(json.dumps({"history": {"loss": [None]}}))
+    assert math.isnan(read_run(tmp_path / "null.json").history["loss"][0])
+    (tmp_path / "text.json").write_text(json.dumps({"history": {"loss": ["x"]}}))
+    assert read_run(tmp_path / "text.json") is None
 
 
 def test_export_writes_a_png_of_several_runs(tmp_path):
@@ -117,9 +119,9 @@ def test_sidecar_fields_of_the_wrong_type_make_it_no_run(tmp_path, extra):
 
 
 def test_deeply_nested_and_huge_sidecars_are_skipped(tmp_path, monkeypatch):
-    from cifar_gui.engine import runs
+    from cifar_gui.engine import files
 
     (tmp_path / "deep.json").write_text('{"history": ' + "[" * 100_000 + "]" * 100_000 + "}")
     (tmp_path / "huge.json").write_text(json.dumps({"history": {"loss": [1.0] * 1000}}))
-    monkeypatch.setattr(runs, "MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 1000)
     assert discover_runs(tmp_path) == []

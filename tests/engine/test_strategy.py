@@ -52,12 +52,12 @@ augmented = run_training(
 x = x_test.astype(np.float32) / 255
 a, b = load_model(plain.path).model, load_model(mirrored.path).model
 print(json.dumps({
-    "strategy": mirrored.metadata["strategy"],
-    "global_batch": mirrored.metadata["global_batch_size"],
+    "strategy": mirrored.record.strategy,
+    "global_batch": mirrored.record.global_batch_size,
     "loss": [plain.history["loss"], mirrored.history["loss"]],
     "default_predictions": a.predict(x, verbose=0).ravel().tolist(),
     "mirrored_predictions": b.predict(x, verbose=0).ravel().tolist(),
-    "augmented_strategy": augmented.metadata["strategy"],
+    "augmented_strategy": augmented.record.strategy,
     "augmented_epochs": len(augmented.history["loss"]),
     "augmented_path": str(augmented.path),
 }))

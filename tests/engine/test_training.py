@@ -66,13 +66,13 @@ def test_stop_ends_the_run_within_one_call(tiny_dataset, per_call):
     config = RunConfig(epochs=5, batch_size=8, steps_per_execution=per_call)
     result = train(config, subset, listener)
     assert len(seen) == 2
-    assert result.stopped and result.metadata["stopped"]
+    assert result.stopped and result.record.stopped
     # One batch per call: stopped after batch 2 of epoch 1. Two per call: the first epoch
     # is one call of 2 batches and a short one of 1, so the stop came at its end.
     assert [(e.epoch, e.batch) for e in seen] == (
         [(0, 0), (0, 1)] if per_call == 1 else [(0, 1), (0, 2)]
     )
-    assert result.metadata["epochs_completed"] == 1
+    assert result.record.epochs_completed == 1
     assert int(result.model.optimizer.iterations.numpy()) == (2 if per_call == 1 else 3)
 
 
@@ -99,7 +99,7 @@ def test_three_classes_train_a_softmax(tiny_dataset):
     subset = select_classes(tiny_dataset, ["cat", "dog", "ship"], limit=18)
     result = train(RunConfig(classes=("cat", "dog", "ship"), epochs=1, batch_size=6), subset)
     assert result.model.output_shape == (None, 3)
-    assert result.metadata["class_names"] == ["cat", "dog", "ship"]
+    assert result.record.class_names == ("cat", "dog", "ship")
 
 
 def test_augmented_stream_changes_images_baseline_stream_does_not(tiny_dataset):
@@ -120,13 +120,13 @@ def test_augmented_stream_changes_images_baseline_stream_does_not(tiny_dataset):
 def test_transfer_then_finetune(tiny_dataset, tmp_path):
     base = dict(out_dir=str(tmp_path), epochs=1, batch_size=8, limit=16, weights="none")
     transfer = run_training(RunConfig(variant="transfer", **base), dataset=tiny_dataset)
-    assert transfer.metadata["parameters"]["trainable"] == 131_585
+    assert transfer.record.parameters.trainable == 131_585
     finetune = run_training(
         RunConfig(variant="finetune", from_model=str(transfer.path), **base), dataset=tiny_dataset
     )
     assert finetune.path.name == "cifar10_4_7_finetuningtransferlearning.h5"
-    assert finetune.metadata["parameters"]["trainable"] == 14_586_113
-    assert finetune.metadata["parameters"]["non_trainable"] == 260_160
+    assert finetune.record.parameters.trainable == 14_586_113
+    assert finetune.record.parameters.non_trainable == 260_160
 
 
 def test_base_from_a_saved_model_is_copied(tiny_dataset, tmp_path):

@@ -18,6 +18,7 @@ from cifar_gui.engine.data import load_dataset, read_image, select_classes
 from cifar_gui.engine.inspect import activations, grad_cam, predict_files
 from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -25,6 +26,7 @@ from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.activation_widgets import PixelView
 from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
 
+DEER_HORSE = RunRecord(class_names=("deer", "horse"))
 TIMEOUT = 30_000  # ms; the machine is shared and TensorFlow's first call is slow
 
 
@@ -335,7 +337,7 @@ def test_the_models_input_size_is_used(qtbot, tmp_path, service):
             keras.layers.Dense(1, activation="sigmoid"),
         ]
     )
-    path = save_model(model, tmp_path / "odd.keras", {"class_names": ["deer", "horse"]})
+    path = save_model(model, tmp_path / "odd.keras", DEER_HORSE)
     state = AppState()
     state.set_model(service.open(path))
     panel = ActivationPanel(state, service)
@@ -360,7 +362,7 @@ def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot, tmp_pat
 
     keras.utils.set_random_seed(0)
     model = build_transfer(RunConfig(variant="transfer", weights="none"))
-    path = save_model(model, tmp_path / "vgg.h5", {"class_names": ["deer", "horse"]})
+    path = save_model(model, tmp_path / "vgg.h5", DEER_HORSE)
     state = AppState()
     state.set_model(service.open(path))
     panel = ActivationPanel(state, service)

@@ -13,6 +13,7 @@ from cifar_gui.engine.inspect import evaluate
 from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.models import build_baseline
 from cifar_gui.engine.persistence import LoadedModel, load_model, save_model
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -24,8 +25,8 @@ TIMEOUT = 30_000  # ms
 def tiny_model(tmp_path_factory) -> LoadedModel:
     """An untrained baseline: its predictions are arbitrary but fixed, and that is enough."""
     keras.utils.set_random_seed(7)
-    metadata = {"class_names": ["deer", "horse"]}
-    path = save_model(build_baseline(), tmp_path_factory.mktemp("model") / "tiny.h5", metadata)
+    record = RunRecord(class_names=("deer", "horse"))
+    path = save_model(build_baseline(), tmp_path_factory.mktemp("model") / "tiny.h5", record)
     return load_model(path)  # the expected answers are computed with its Keras model
 
 

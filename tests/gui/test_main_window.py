@@ -142,6 +142,7 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
     import keras
 
     from cifar_gui.engine.persistence import save_model
+    from cifar_gui.engine.record import RunRecord
 
     model = keras.Sequential(
         [
@@ -150,7 +151,7 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
             keras.layers.Dense(1, activation="sigmoid"),
         ]
     )
-    first = save_model(model, tmp_path / "cifar10_4_7.h5", {"class_names": ["a", "b"]})
+    first = save_model(model, tmp_path / "cifar10_4_7.h5", RunRecord(class_names=("a", "b")))
     window = make_window()
     with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):
         window.state.request_model(str(first))  # as the Training tab asks after a run

@@ -1,0 +1,84 @@
+"""Writing and reading the app's files safely; imports neither Keras nor Qt.
+
+Writes are atomic: a file is written beside its target under a temporary name and renamed
+over it, so a failed or interrupted write leaves the previous file intact and no reader ever
+sees a partial one. JSON reads are bounded in size and nesting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
+
+
+def _create_beside(target: Path) -> Path:
+    """Create a new empty file with a random name beside ``target`` and return its path.
+
+    Created with mode 0666 like any plain write, so the kernel applies the umask (and a
+    default ACL of the folder): ``tempfile.mkstemp`` would make it 0600, a mode the renamed
+    file would keep. Reading the umask instead would mean setting it, which races with other
+    threads. The stem is shortened so the temporary name is never longer than a target whose
+    name fits.
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{target.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` that replaces it only when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_beside(target)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+def read_json(path: str | Path, max_bytes: int | None = None) -> Any:
+    """The JSON content of a file written by this app, bounded in size and nesting.
+
+    Raises OSError when it cannot be read, ValueError (with the reason) when it is too large,
+    not UTF-8, not JSON, or nested too deeply for the parser.
+    """
+    path = Path(path)
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{size:,} bytes, more than the {max_bytes:,} allowed")
+    try:
+        return json.loads(path.read_bytes())
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
