@@ -1,14 +1,17 @@
 """Activation viewer latency: from a change of image, layer or channel to the updated views.
 
 The target is under 100 ms for the baseline. An image change runs one worker job (activations
-of every layer, probabilities, Grad-CAM) and then re-renders; a layer or channel change only
+of every layer, probabilities, Grad-CAM: three requests to the model service's child process,
+or with ``--in-process`` computed on the worker thread itself, as before the service) and then
+re-renders; a layer or channel change only
 re-colours cached arrays on the GUI thread. Each sample is timed from the change until the
 panel has emitted ``view_updated`` and Qt has processed the resulting paint events.
 
 Usage::
 
     python bench/activation_update.py [--model resources/models/cifar10_4_7.h5]
-        [--data ../shared/data/cifar10] [--repeat 40] [--out bench/results/activation_update.json]
+        [--data ../shared/data/cifar10] [--repeat 40] [--in-process]
+        [--out bench/results/activation_update.json]
 
 Uses the deer/horse test images of ``--data`` when it exists, else random images (the work
 per image does not depend on the pixels). Without a screen it runs offscreen.
@@ -75,19 +78,23 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--model", help="model file (default: the bundled baseline)")
     parser.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "cifar10"))
     parser.add_argument("--repeat", type=int, default=40, help="samples per kind of change")
+    parser.add_argument(
+        "--in-process", action="store_true", help="the model in this process, not the child"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "activation_update.json"))
     args = parser.parse_args(argv)
 
     from cifar_gui import resources
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.model_service import ModelService
     from cifar_gui.gui.activation_view import ActivationPanel
     from cifar_gui.gui.state import AppState
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     model_path = Path(args.model) if args.model else resources.default_model_path()
     state = AppState()
-    state.set_model(load_model(model_path))
-    panel = ActivationPanel(state)
+    service = ModelService(in_process=args.in_process)
+    state.set_model(service.open(model_path))
+    panel = ActivationPanel(state, service)
     panel.resize(1150, 720)
     panel.show()
     images, source = _images(args.data, args.repeat + 3)
@@ -129,12 +136,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             channel = channel % panel.channel_spin.maximum() + 1
         channel_times.append(synchronous_change(lambda c=channel: panel.channel_spin.setValue(c)))
     panel.shutdown()
+    service.close()
     panel.close()
     panel.deleteLater()
     app.processEvents()
 
     result: dict[str, object] = {
-        "command": f"{Path(sys.executable).name} bench/activation_update.py --repeat {args.repeat}",
+        "command": f"{Path(sys.executable).name} bench/activation_update.py --repeat {args.repeat}"
+        + (" --in-process" if args.in_process else ""),
+        "model_service": "in process" if args.in_process else "child process",
         "model": str(
             model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path
         ),

@@ -51,8 +51,6 @@ def _classify_sample(app, window) -> str:
     from PySide6.QtCore import qVersion
 
     from cifar_gui import resources
-    from cifar_gui.engine.inspect import predict_files
-    from cifar_gui.engine.persistence import load_model
 
     try:
         window.show()
@@ -62,9 +60,11 @@ def _classify_sample(app, window) -> str:
             raise RuntimeError("the main window did not render")
         model_path = resources.default_model_path()
         sample_path = resources.sample_image_path()
-        loaded = load_model(model_path)
-        window.state.set_model(loaded)
-        [prediction] = predict_files(loaded.model, [sample_path], loaded.class_names)
+        # Through the window's model service, as the Activations tab does: its child process
+        # loads TensorFlow (in a packaged app, the frozen interpreter started again).
+        handle = window.models.open(model_path)
+        window.state.set_model(handle)
+        [prediction] = window.models.predict_files(handle, [sample_path])
         probs = prediction.probabilities
         if not all(math.isfinite(p) for p in probs) or abs(sum(probs) - 1) > 1e-3:
             raise RuntimeError(f"the model returned invalid probabilities {probs}")

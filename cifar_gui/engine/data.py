@@ -421,6 +421,20 @@ def _first_line(exc: BaseException) -> str:
 # Image folders
 
 
+def fit_image(image: Image.Image | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """An image (PIL, or a uint8 array: grey, RGB or RGBA) -> (H, W, 3) uint8 of ``size``:
+    RGB, resized with a Lanczos filter when its size differs (what a model is given)."""
+    img = (
+        Image.fromarray(np.asarray(image, dtype=np.uint8))
+        if isinstance(image, np.ndarray)
+        else image
+    )
+    img = img.convert("RGB")
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
 def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
     """An image file (PNG, JPEG, BMP, GIF, WebP, TIFF; any mode) -> (H, W, 3) uint8 of ``size``.
 
@@ -443,10 +457,7 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
                     img = Image.fromarray(
                         np.clip(np.asarray(img, dtype=np.int32) >> 8, 0, 255).astype(np.uint8)
                     )
-                img = img.convert("RGB")
-                if img.size != (size[1], size[0]):
-                    img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-                return np.asarray(img, dtype=np.uint8).copy()
+                return fit_image(img, size)
         except ImageError:
             raise
         except Image.DecompressionBombError:  # Pillow's own check, at twice the limit

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -18,35 +17,10 @@ import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
 from cifar_gui.engine.models import VGG16_BASE_NAME
+from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
+from cifar_gui.engine.record import class_count
 
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One inspectable layer: qualified name, output shape without the batch axis."""
-
-    name: str
-    output_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Class probabilities for one image, with the input exactly as the model saw it."""
-
-    path: str
-    class_names: tuple[str, ...]
-    probabilities: tuple[float, ...]
-    image: np.ndarray  # (H, W, 3) uint8 after conversion and resizing
-    from_logits: bool = False  # the model gave scores; these are their sigmoid/softmax
-
-    @property
-    def label(self) -> str:
-        return self.class_names[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(max(self.probabilities))
 
 
 def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
@@ -224,7 +198,7 @@ def predict_files(
     if channels != 3:
         raise ModelError(f"the model takes {channels}-channel images; images are read as RGB")
     outputs = model.output_shape[-1]
-    if len(class_names) != (2 if outputs == 1 else outputs):
+    if len(class_names) != class_count(outputs):
         raise ModelError(
             f"the model has {outputs} output{'s' if outputs > 1 else ''} but "
             f"{len(class_names)} class names"
@@ -287,27 +261,6 @@ def grad_cam(
     return cam / top if top > 0 else cam
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-set performance of a model on a class subset."""
-
-    loss: float
-    accuracy: float
-    confusion: np.ndarray  # (k, k): row = true class, column = predicted class
-    probabilities: np.ndarray  # (N, k)
-    labels: np.ndarray  # (N,) true labels
-    from_logits: bool = False  # the model gave scores; the probabilities are their softmax
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return np.argmax(self.probabilities, axis=1)
-
-    def misclassified(self) -> np.ndarray:
-        """Indices of wrong predictions, most confident first."""
-        wrong = np.flatnonzero(self.predicted != self.labels)
-        return wrong[np.argsort(-self.probabilities[wrong].max(axis=1), kind="stable")]
-
-
 def evaluate(
     model: keras.Model, images: np.ndarray, labels: np.ndarray, num_classes: int | None = None
 ) -> Evaluation:
@@ -320,7 +273,7 @@ def evaluate(
 
     if num_classes is not None:
         outputs = model.output_shape[-1]
-        model_classes = 2 if outputs == 1 else outputs
+        model_classes = class_count(outputs)
         if model_classes != num_classes:
             raise ModelError(f"the model has {model_classes} classes, the data {num_classes}")
 

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -41,14 +40,21 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from cifar_gui import resources
-from cifar_gui.engine.data import IMAGE_EXTENSIONS, Subset, scale_images, select_classes
-from cifar_gui.engine.errors import ImageError, UserError
+from cifar_gui.engine.data import (
+    IMAGE_EXTENSIONS,
+    IMAGE_SIZE,
+    Subset,
+    fit_image,
+    read_image,
+    scale_images,
+    select_classes,
+)
+from cifar_gui.engine.errors import ImageError, ModelError, UserError
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import counted, format_probability, known_classes_note
 from cifar_gui.gui.widgets.activation_widgets import (
@@ -61,8 +67,8 @@ from cifar_gui.gui.widgets.colormaps import channel_mosaic, colorize, heat_overl
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
-if TYPE_CHECKING:  # keep Keras out of the GUI's import time; workers import it
-    from cifar_gui.engine.persistence import LoadedModel
+if TYPE_CHECKING:
+    from cifar_gui.engine.model_service import ModelHandle, ModelService
 
 SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
 RESULTS_HEIGHT = 150  # pixels of the dropped-files table: three rows and the header
@@ -101,21 +107,9 @@ class DropResult:
     errors: list[str] = field(default_factory=list)
 
 
-def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Any uint8 image array as (H, W, 3) of ``size``, resized as ``read_image`` does."""
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.shape[:2] == tuple(size) and array.shape[-1] == 3:
-        return array
-    resized = (
-        Image.fromarray(array).convert("RGB").resize((size[1], size[0]), Image.Resampling.LANCZOS)
-    )
-    return np.asarray(resized, dtype=np.uint8)
-
-
 def analyse(
-    loaded: LoadedModel,
+    service: ModelService,
+    handle: ModelHandle,
     image: np.ndarray,
     caption: str,
     generation: int,
@@ -126,28 +120,19 @@ def analyse(
     ``given``: the probabilities already computed for this image (a classified file), used
     as they are, so the viewer shows the same numbers as the file's result.
     """
-    from cifar_gui.engine.inspect import (
-        activations,
-        default_layers,
-        grad_cam,
-        list_layers,
-        probabilities,
-    )
-
-    model = loaded.model
-    image = fit_image(image, loaded.input_size)
-    layers = tuple(LayerView(info.name, info.output_shape) for info in list_layers(model))
-    acts = activations(model, image, [layer.name for layer in layers])
-    if given is None:
-        probs = probabilities(model, image[None], direct=True)[0]  # predict() costs ~200 ms
+    image = fit_image(image, handle.input_size)
+    layers = tuple(LayerView(info.name, info.output_shape) for info in handle.layers)
+    acts = service.activations(handle, image, [layer.name for layer in layers])
+    if given is None:  # direct: predict() costs ~200 ms
+        probs = service.predict_images(handle, image[None], direct=True)[0]
     else:
         probs = np.asarray(given)
     cam, note = None, ""
     try:
-        cam = grad_cam(model, image)
-    except (ValueError, KeyError) as exc:  # e.g. a model without a convolution
+        cam = service.grad_cam(handle, image)
+    except ModelError as exc:  # e.g. a model without a convolution
         note = f"no Grad-CAM: {exc}"
-    names = loaded.class_names
+    names = handle.class_names
     if len(names) != len(probs):  # a sidecar that does not fit the model
         names = tuple(f"class {i}" for i in range(len(probs)))
     return Analysis(
@@ -155,7 +140,7 @@ def analyse(
         image,
         caption,
         layers,
-        len(default_layers(model)),
+        len(handle.default_layers),
         {name: value[0] for name, value in acts.items()},
         tuple(names),
         tuple(float(p) for p in probs),
@@ -164,65 +149,17 @@ def analyse(
     )
 
 
-def classify(loaded: LoadedModel, paths: list[str]) -> DropResult:
+def classify(service: ModelService, handle: ModelHandle, paths: list[str]) -> DropResult:
     """The worker's job for dropped files: a line per unreadable file, predictions for the rest."""
-    from cifar_gui.engine.data import read_image
-    from cifar_gui.engine.inspect import predict_files
-
     good, errors = [], []
     for path in paths:
         try:
-            read_image(path, loaded.input_size)
+            read_image(path, handle.input_size)
             good.append(path)
         except ImageError as exc:
             errors.append(str(exc))
-    predictions = predict_files(loaded.model, good, loaded.class_names) if good else []
+    predictions = service.predict_files(handle, good) if good else []
     return DropResult(predictions, errors)
-
-
-def load_default_model(task=None) -> LoadedModel:
-    """Job: load the bundled baseline (imports Keras, so it runs in a worker)."""
-    from cifar_gui.engine.persistence import load_model
-
-    return load_model(resources.default_model_path())
-
-
-class DefaultModelLoader(QObject):
-    """Makes the bundled baseline the current model when there is none (in a worker)."""
-
-    failed = Signal(str)
-
-    def __init__(self, state: AppState, parent: QObject | None = None):
-        super().__init__(parent)
-        self.state = state
-        self.job = JobRunner(self)
-        self.job.result.connect(self._on_loaded)
-        self.job.error.connect(self.failed)
-
-    def ensure(self) -> bool:
-        """Start loading unless a model is set; True while a load is under way."""
-        if self.state.model is None and not self.job.busy:
-            self.job.start(load_default_model)
-        return self.job.busy
-
-    def _on_loaded(self, loaded: LoadedModel) -> None:
-        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
-            self.state.set_model(loaded)
-
-    def shutdown(self) -> None:
-        self.job.shutdown()
-
-
-def reveal_activation_viewer(widget: QWidget) -> None:
-    """Bring the Activations tab to the front, from any widget in the same tab set."""
-    tabs = widget.parentWidget()
-    while tabs is not None and not isinstance(tabs, QTabWidget):
-        tabs = tabs.parentWidget()
-    if tabs is None:
-        return
-    for index in range(tabs.count()):
-        if isinstance(tabs.widget(index), ActivationPanel):
-            tabs.setCurrentIndex(index)
 
 
 class ActivationPanel(QWidget):
@@ -231,9 +168,10 @@ class ActivationPanel(QWidget):
     view_updated = Signal()  # after the views show a new image, layer or channel
     files_classified = Signal(object)  # DropResult, after it is shown
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: ModelService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.service = service  # called only from this panel's jobs (worker threads)
         self.analysis: Analysis | None = None
         self._generation = 0  # bumped when the model changes; older analyses are dropped
         self._image: np.ndarray | None = None  # the image asked for, any size
@@ -254,11 +192,11 @@ class ActivationPanel(QWidget):
         self.classify_job = JobRunner(self)
         self.classify_job.result.connect(self._on_classified)
         self.classify_job.error.connect(self._show_error)
-        self.default_model = DefaultModelLoader(state, self)
-        self.default_model.failed.connect(self._on_model_error)
 
         self._build()
         state.model_changed.connect(self._on_model_changed)
+        state.model_loading.connect(self._on_model_loading)
+        state.model_failed.connect(self._on_model_error)
         state.dataset_changed.connect(self._on_data_changed)
         state.classes_changed.connect(self._on_data_changed)
         state.image_chosen.connect(self.set_image)
@@ -409,27 +347,24 @@ class ActivationPanel(QWidget):
 
     # -- model ---------------------------------------------------------------------------
 
-    def ensure_model(self) -> None:
-        """Without a current model, load the bundled default one (in a worker).
-
-        Called when the tab is first shown or files arrive, not at construction, so a window
-        that never shows this tab never pays for Keras.
-        """
-        if self.state.model is None and self.default_model.ensure():
-            name = resources.default_model_path().name
-            self.model_label.setText(f"Loading the bundled model {name}…")
-
     def showEvent(self, event: QShowEvent) -> None:
+        # Asked when the tab is first shown or files arrive, not at construction, so a window
+        # that never shows this tab never starts the model process.
         super().showEvent(event)
-        self.ensure_model()
+        self.state.request_default_model()
+
+    def _on_model_loading(self, path: str) -> None:
+        if self.state.model is None:
+            what = "the bundled model " if Path(path) == resources.default_model_path() else ""
+            self.model_label.setText(f"Loading {what}{Path(path).name}…")
 
     def _on_model_error(self, message: str) -> None:
         if self.state.model is None:
-            self.model_label.setText("No model: the bundled one did not load (see below)")
+            self.model_label.setText("No model: it did not load (see below)")
             self._pending_files = []
         self._show_error(message)
 
-    def _on_model_changed(self, loaded: LoadedModel | None) -> None:
+    def _on_model_changed(self, loaded: ModelHandle | None) -> None:
         self._generation += 1
         self.analysis = None
         if loaded is None:
@@ -509,8 +444,6 @@ class ActivationPanel(QWidget):
         self.test_index.blockSignals(False)
 
     def _show_sample(self) -> None:
-        from cifar_gui.engine.data import read_image
-
         path = resources.sample_image_path()
         with contextlib.suppress(ImageError):  # no resources: the tab waits for an image
             self.set_image(read_image(path), f"Bundled sample drawing {path.name} (not CIFAR-10)")
@@ -549,7 +482,10 @@ class ActivationPanel(QWidget):
         caption, generation = self._caption, self._generation
         if loaded is None or image is None:
             return
-        self.analysis_job.start(lambda task: analyse(loaded, image, caption, generation, given))
+        service = self.service
+        self.analysis_job.start(
+            lambda task: analyse(service, loaded, image, caption, generation, given)
+        )
 
     def _on_analysis_finished(self) -> None:
         if self._pending_analysis:
@@ -574,7 +510,7 @@ class ActivationPanel(QWidget):
         """Without a model: the image scaled to [0, 1] as a model would see it, no more."""
         if self._image is None:
             return
-        image = fit_image(self._image, (32, 32))
+        image = fit_image(self._image, IMAGE_SIZE)  # no model yet: CIFAR-10's size
         self._show_input(image)
         self.cam_view.show_rgb(None)
         self.prediction_label.setText("")
@@ -710,9 +646,10 @@ class ActivationPanel(QWidget):
         if loaded is None:
             self._pending_files = paths  # classified once a model has loaded
             self.state.message.emit("Waiting for a model to classify the files…")
-            self.ensure_model()
+            self.state.request_default_model()
             return
-        self.classify_job.start(lambda task: classify(loaded, paths))
+        service = self.service
+        self.classify_job.start(lambda task: classify(service, loaded, paths))
 
     def _on_classified(self, result: DropResult) -> None:
         self._show_error("\n".join(result.errors))
@@ -780,5 +717,5 @@ class ActivationPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop and join the worker threads."""
-        for job in (self.analysis_job, self.classify_job, self.default_model):
+        for job in (self.analysis_job, self.classify_job):
             job.shutdown()

@@ -28,15 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui.engine.data import Dataset, select_classes
-from cifar_gui.gui.activation_view import DefaultModelLoader, reveal_activation_viewer
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
-if TYPE_CHECKING:  # keep Keras out of the GUI's import time; the worker imports it
-    from cifar_gui.engine.inspect import Evaluation
-    from cifar_gui.engine.persistence import LoadedModel
+if TYPE_CHECKING:
+    from cifar_gui.engine.model_service import ModelHandle, ModelService
+    from cifar_gui.engine.predictions import Evaluation
 
 ICON_SIZE = 64  # pixels per thumbnail in the image list
 
@@ -53,13 +52,15 @@ class EvaluationResult:
 
 
 def evaluate_subset(
-    loaded: LoadedModel, dataset: Dataset, classes: tuple[int, ...], generation: int
+    service: ModelService,
+    loaded: ModelHandle,
+    dataset: Dataset,
+    classes: tuple[int, ...],
+    generation: int,
 ) -> EvaluationResult:
     """Job: evaluate the model on the test images of ``classes``."""
-    from cifar_gui.engine.inspect import evaluate
-
     subset = select_classes(dataset, classes)
-    evaluation = evaluate(loaded.model, subset.x_test, subset.y_test)
+    evaluation = service.evaluate(loaded, subset.x_test, subset.y_test)
     return EvaluationResult(
         generation, evaluation, subset.x_test, subset.class_names, loaded.path.name
     )
@@ -70,9 +71,10 @@ class EvaluationPanel(QWidget):
 
     evaluated = Signal(object)  # EvaluationResult, once shown
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: ModelService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.service = service  # called only from this panel's job (a worker thread)
         self.result: EvaluationResult | None = None
         self._generation = 0  # bumped when model, data or classes change
         self._attempted = -1  # the generation last evaluated (or tried), so it runs once
@@ -81,8 +83,7 @@ class EvaluationPanel(QWidget):
         self.job.result.connect(self._on_result)
         self.job.error.connect(self._on_error)
         self.job.finished.connect(self._update_controls)
-        self.default_model = DefaultModelLoader(state, self)
-        self.default_model.failed.connect(self._on_error)
+        state.model_failed.connect(self._show_error)
         self._build()
         for signal in (state.model_changed, state.dataset_changed, state.classes_changed):
             signal.connect(self._on_inputs_changed)
@@ -141,7 +142,7 @@ class EvaluationPanel(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self.default_model.ensure()
+        self.state.request_default_model()
         self._auto_evaluate()
 
     def _auto_evaluate(self) -> None:
@@ -192,13 +193,17 @@ class EvaluationPanel(QWidget):
         if loaded is None or dataset is None:
             return
         generation = self._attempted = self._generation
-        self.job.start(lambda task: evaluate_subset(loaded, dataset, classes, generation))
+        service = self.service
+        self.job.start(lambda task: evaluate_subset(service, loaded, dataset, classes, generation))
         self.metrics_label.setText(f"Evaluating on {' vs '.join(state.chosen_names)}…")
         self._update_controls()
 
     def _on_error(self, message: str) -> None:
-        self.metrics_label.setText(f"<span style='color:#b00020'>{message}</span>")
+        self._show_error(message)
         self.state.message.emit(message)
+
+    def _show_error(self, message: str) -> None:
+        self.metrics_label.setText(f"<span style='color:#b00020'>{message}</span>")
 
     # -- results -------------------------------------------------------------------------
 
@@ -309,9 +314,8 @@ class EvaluationPanel(QWidget):
             return
         index = int(self._shown[self.images.row(item)])
         self.state.choose_image(self.result.images[index], self.caption(index))
-        reveal_activation_viewer(self)
+        self.state.show_panel.emit("Activations")
 
     def shutdown(self) -> None:
         """Stop and join the worker threads."""
         self.job.shutdown()
-        self.default_model.shutdown()

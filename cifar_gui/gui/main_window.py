@@ -1,10 +1,13 @@
 """The main window: one tab per panel, menus, status bar, settings that survive a restart, and
 clean shutdown of every worker thread.
+
+It owns the one :class:`~cifar_gui.engine.model_service.ModelService` (the Keras models live
+in its child process, never in this one), opens the models the panels ask for through
+:class:`AppState` (the bundled default one included) and shows the tab a panel asks for.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 import cifar_gui
+from cifar_gui import resources
 from cifar_gui.engine.data import resolve_classes
 from cifar_gui.engine.errors import DataError
+from cifar_gui.engine.model_service import ModelHandle, ModelService
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
@@ -28,24 +33,12 @@ MODEL_SUFFIXES = (".keras", ".h5")
 STATUS_GAP = 16  # pixels between a status-bar message and each permanent label
 
 
-def _open_model(path: str) -> tuple[str, Any]:
-    """Job: load a model file (imports Keras, so it runs off the GUI thread)."""
-    from cifar_gui.engine.persistence import load_model
-
-    return "opened", load_model(path)
-
-
-def _save_model(model: Any, path: str, record: Any) -> tuple[str, Any]:
-    """Job: save the model and its sidecar, atomically."""
-    from cifar_gui.engine.persistence import save_model
-
-    return "saved", save_model(model, path, record)
-
-
 class MainWindow(QMainWindow):
     """Tabs Dataset, Augmentation, Training, Activations, Evaluation over one :class:`AppState`.
 
     ``settings`` defaults to the user's; tests and the screenshot mode pass their own.
+    ``models``: the model service (default: a new one with its own child process, started
+    by the first request); the window closes it at shutdown.
     Data loading starts with :meth:`start`, not in the constructor.
     """
 
@@ -56,13 +49,16 @@ class MainWindow(QMainWindow):
         state: AppState | None = None,
         parent: QWidget | None = None,
         settings: QSettings | None = None,
+        models: ModelService | None = None,
     ):
         super().__init__(parent)
         self.state = state or AppState(self)
+        self.models = models if models is not None else ModelService()
         self.setWindowTitle("cifar-gui")
         self.settings = settings if settings is not None else user_settings()
         self.device_job = JobRunner(self)
         self.model_job = JobRunner(self)
+        self.default_model_job = JobRunner(self)
         self._painted = False
         self._quitting = False  # "Stop and quit" chosen: closing when the run has ended
         self._versions: dict[str, str] = {}
@@ -70,9 +66,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.dataset_panel = DatasetPanel(self.state)
         self.augmentation_panel = AugmentationPanel(self.state)
-        self.training_panel = TrainingPanel(self.state, self.settings)
-        self.activation_panel = ActivationPanel(self.state)
-        self.evaluation_panel = EvaluationPanel(self.state)
+        self.training_panel = TrainingPanel(self.state, self.settings, service=self.models)
+        self.activation_panel = ActivationPanel(self.state, self.models)
+        self.evaluation_panel = EvaluationPanel(self.state, self.models)
         for title, panel in self.panels().items():
             self.tabs.addTab(panel, title)
         self.setCentralWidget(self.tabs)
@@ -90,8 +86,12 @@ class MainWindow(QMainWindow):
         # A model a training run saved opens as the current one, unless the window is closing.
         self.state.model_requested.connect(lambda path: self._quitting or self.open_model(path))
         self.state.message.connect(lambda text: self.show_message(text, 8000))
+        self.state.default_model_requested.connect(self.open_default_model)
+        self.state.show_panel.connect(self.show_panel)
         self.model_job.result.connect(self._on_model_job_done)
         self.model_job.error.connect(self._on_model_job_failed)
+        self.default_model_job.result.connect(self._on_default_model)
+        self.default_model_job.error.connect(self.state.model_failed)
         self.device_job.result.connect(self._on_device_detected)
         self.device_job.error.connect(lambda msg: self.show_message(msg))
 
@@ -109,6 +109,12 @@ class MainWindow(QMainWindow):
             "Activations": self.activation_panel,
             "Evaluation": self.evaluation_panel,
         }
+
+    def show_panel(self, title: str) -> None:
+        """Bring the panel of tab ``title`` to the front (panels ask via AppState.show_panel)."""
+        panel = self.panels().get(title)
+        if panel is not None:
+            self.tabs.setCurrentWidget(panel)
 
     def start(self, data: str | None = None) -> None:
         """Open ``data``, else the last data source, else the Keras cache (in a worker).
@@ -184,9 +190,24 @@ class MainWindow(QMainWindow):
             self.open_model(path)
 
     def open_model(self, path: str) -> None:
-        """Load ``path`` in a worker; it becomes the current model."""
+        """Load ``path`` (through the model service, from a worker); it becomes the current
+        model."""
         self.show_message(f"Opening {path}...")
-        self.model_job.start(lambda task: _open_model(path))
+        self.state.model_loading.emit(str(path))
+        models = self.models
+        self.model_job.start(lambda task: ("opened", models.open(path)))
+
+    def open_default_model(self) -> None:
+        """Make the bundled baseline the current model when there is none (from a worker)."""
+        if self.state.model is None and not self.default_model_job.busy:
+            path = resources.default_model_path()
+            self.state.model_loading.emit(str(path))
+            models = self.models
+            self.default_model_job.start(lambda task: models.open(path))
+
+    def _on_default_model(self, handle: ModelHandle) -> None:
+        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
+            self.state.set_model(handle)
 
     def ask_save_model(self) -> None:
         """Ask where to save the current model and save it."""
@@ -214,22 +235,20 @@ class MainWindow(QMainWindow):
         if Path(path).suffix.lower() not in MODEL_SUFFIXES:
             self._on_model_job_failed(f"{path}: the name must end in .keras or .h5")
             return
-        keras_model, record = model.model, model.record
         self.show_message(f"Saving {path}...")
-        self.model_job.start(lambda task: _save_model(keras_model, path, record))
+        models = self.models
+        self.model_job.start(lambda task: ("saved", models.save(model, path)))
 
-    def _on_model_job_done(self, result: tuple[str, Any]) -> None:
-        what, value = result
-        if what == "opened":
-            self.state.set_model(value)
-            self.state.message.emit(f"Opened model {value.path}")
-        elif self.state.model is not None:
-            # The current model now lives in the file just written.
-            self.state.set_model(dataclasses.replace(self.state.model, path=Path(value)))
-            self.state.message.emit(f"Saved model to {value}")
+    def _on_model_job_done(self, result: tuple[str, ModelHandle]) -> None:
+        what, handle = result
+        # Saved: the current model now lives in the file just written.
+        self.state.set_model(handle)
+        verb = "Opened model" if what == "opened" else "Saved model to"
+        self.state.message.emit(f"{verb} {handle.path}")
 
     def _on_model_job_failed(self, message: str) -> None:
         self.show_message(message, 8000)
+        self.state.model_failed.emit(message)
         QMessageBox.warning(self, "cifar-gui", message)
 
     # -- status bar and device -------------------------------------------------------------
@@ -346,9 +365,11 @@ class MainWindow(QMainWindow):
     # -- closing -------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop and join every worker thread of the window and its panels."""
-        self.device_job.shutdown()
-        self.model_job.shutdown()
+        """Stop and join every worker thread of the window and its panels; end the model
+        service (first: a job waiting for its answer then ends at once)."""
+        self.models.close()
+        for job in (self.device_job, self.model_job, self.default_model_job):
+            job.shutdown()
         for panel in self.panels().values():
             stop = getattr(panel, "shutdown", None)
             if stop is not None:

@@ -1,5 +1,7 @@
 """What the panels share: the data set, the class selection, the augmentation settings and
-the current model. Panels read it and listen to its signals; they never talk to each other.
+the current model (a :class:`~cifar_gui.engine.model_service.ModelHandle`: plain data, the
+Keras model itself lives in the model service's process). Panels read it, listen to its
+signals and ask through it (a model to open, a tab to show); they never talk to each other.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from cifar_gui.config import AugmentConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 
-if TYPE_CHECKING:  # persistence imports Keras (seconds); the window must not wait for it
-    from cifar_gui.engine.persistence import LoadedModel
+if TYPE_CHECKING:
+    from cifar_gui.engine.model_service import ModelHandle
 
 
 ORGANIZATION = APPLICATION = "cifar-gui"
@@ -29,8 +31,13 @@ class AppState(QObject):
     dataset_changed = Signal(object)  # Dataset | None
     classes_changed = Signal(tuple)  # label indices in the data set, in the chosen order
     augment_changed = Signal(object)  # AugmentConfig
-    model_changed = Signal(object)  # LoadedModel | None
-    model_requested = Signal(str)  # a model file for the window to open
+    model_changed = Signal(object)  # ModelHandle | None
+    # Requests, answered by the main window:
+    model_requested = Signal(str)  # open this model file; it becomes the current model
+    default_model_requested = Signal()  # a panel needs a model: the bundled one, if none is set
+    model_loading = Signal(str)  # a model file is being opened (its path)
+    model_failed = Signal(str)  # opening a model failed: one line
+    show_panel = Signal(str)  # bring the panel of this tab title to the front
     image_chosen = Signal(object, str)  # uint8 (H, W, 3) image, a caption
     message = Signal(str)  # a line for the status bar
 
@@ -41,7 +48,7 @@ class AppState(QObject):
         self.classes: tuple[int, ...] = (4, 7)  # deer vs horse, as the seed
         self.augment = AugmentConfig()
         self.use_augmentation = True  # the Augmentation panel's "Use for training"
-        self.model: LoadedModel | None = None
+        self.model: ModelHandle | None = None
         self.device = "detecting..."
 
     @property
@@ -72,13 +79,18 @@ class AppState(QObject):
             self.use_augmentation = use_for_training
         self.augment_changed.emit(augment)
 
-    def set_model(self, model: LoadedModel | None) -> None:
+    def set_model(self, model: ModelHandle | None) -> None:
         self.model = model
         self.model_changed.emit(model)
 
     def request_model(self, path: str) -> None:
-        """Ask the window to open the model file ``path`` (e.g. the one a run just saved)."""
-        self.model_requested.emit(path)
+        """Ask for the model file ``path`` to be opened (it becomes the current model)."""
+        self.model_requested.emit(str(path))
+
+    def request_default_model(self) -> None:
+        """Ask for the bundled model to become the current one, unless a model is set."""
+        if self.model is None:
+            self.default_model_requested.emit()
 
     def choose_image(self, image, caption: str) -> None:
         self.image_chosen.emit(image, caption)

@@ -16,7 +16,9 @@ from PySide6.QtWidgets import QApplication
 from cifar_gui import resources
 from cifar_gui.engine.data import load_dataset, read_image, select_classes
 from cifar_gui.engine.inspect import activations, grad_cam, predict_files
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.model_service import ModelService
+from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -24,6 +26,7 @@ from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.activation_widgets import PixelView
 from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
 
+DEER_HORSE = RunRecord(class_names=("deer", "horse"))
 TIMEOUT = 30_000  # ms; the machine is shared and TensorFlow's first call is slow
 
 
@@ -34,14 +37,35 @@ def default_model():
 
 
 @pytest.fixture
-def panel(qtbot, default_model):
+def service():
+    """A model service running its requests in the calling (worker) thread: the same
+    answers as its child process (tests/engine/test_model_service.py), without its start."""
+    service = ModelService(in_process=True)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def state(service) -> AppState:
+    """The bundled baseline as the current model."""
     state = AppState()
-    state.set_model(default_model)
-    panel = ActivationPanel(state)
+    state.set_model(service.open(resources.default_model_path()))
+    return state
+
+
+@pytest.fixture
+def panel(qtbot, state, service):
+    panel = ActivationPanel(state, service)
     qtbot.addWidget(panel)
     panel.resize(1150, 720)
     yield panel
     panel.shutdown()
+
+
+def make_window(qtbot, state, settings, service) -> MainWindow:
+    window = MainWindow(state, settings=settings, models=service)
+    qtbot.addWidget(window)
+    return window
 
 
 def picture(seed: int = 0) -> np.ndarray:
@@ -119,12 +143,9 @@ def image_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_dropped_files_give_a_table_and_one_line_per_bad_file(
-    qtbot, default_model, image_files, settings
+    qtbot, default_model, image_files, settings, state, service
 ):
-    state = AppState()
-    state.set_model(default_model)
-    window = MainWindow(state, settings=settings)
-    qtbot.addWidget(window)
+    window = make_window(qtbot, state, settings, service)
     panel = window.activation_panel
     order = ["png", "jpeg", "text", "broken", "missing"]
     with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT) as blocker:
@@ -163,11 +184,10 @@ def test_dropped_files_give_a_table_and_one_line_per_bad_file(
     assert f"({best})" in panel.caption_label.text()
 
 
-def test_dropping_many_files_keeps_the_window_size(qtbot, default_model, image_files, settings):
-    state = AppState()
-    state.set_model(default_model)
-    window = MainWindow(state, settings=settings)
-    qtbot.addWidget(window)
+def test_dropping_many_files_keeps_the_window_size(
+    qtbot, default_model, image_files, settings, state, service
+):
+    window = make_window(qtbot, state, settings, service)
     window.show()
     qtbot.waitUntil(lambda: window._painted, timeout=TIMEOUT)
     size = window.size()
@@ -182,12 +202,9 @@ def test_dropping_many_files_keeps_the_window_size(qtbot, default_model, image_f
 
 
 def test_single_dropped_file_shows_class_and_every_probability(
-    qtbot, default_model, image_files, settings
+    qtbot, default_model, image_files, settings, state, service
 ):
-    state = AppState()
-    state.set_model(default_model)
-    window = MainWindow(state, settings=settings)
-    qtbot.addWidget(window)
+    window = make_window(qtbot, state, settings, service)
     panel = window.activation_panel
     with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT):
         drop(window, [image_files["jpeg"]])
@@ -276,36 +293,79 @@ def test_image_chosen_elsewhere_becomes_the_viewers_image(qtbot, panel):
     assert panel.caption_label.text() == "from the Dataset tab"
 
 
-def test_bundled_model_loads_on_first_show_and_classifies_waiting_files(qtbot, image_files):
+def test_bundled_model_loads_on_first_show_and_classifies_waiting_files(
+    qtbot, image_files, settings, service
+):
     state = AppState()
-    panel = ActivationPanel(state)
-    qtbot.addWidget(panel)
+    window = make_window(qtbot, state, settings, service)
+    panel = window.activation_panel
     try:
         with qtbot.waitSignal(panel.files_classified, timeout=TIMEOUT) as blocker:
-            panel.show()
-            panel.classify_files([str(image_files["png"])])
+            window.show()
+            window.classify_files([str(image_files["png"])])  # shows the tab: it asks
         assert state.model is not None
         assert state.model.path == resources.default_model_path()
         assert "bundled default" in panel.model_label.text()
         assert len(blocker.args[0].predictions) == 1
         qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
     finally:
+        window.shutdown()
+
+
+def test_without_a_model_the_input_is_shown_at_cifar_size(qtbot, service):
+    panel = ActivationPanel(AppState(), service)
+    qtbot.addWidget(panel)
+    large = np.repeat(np.repeat(picture(7), 2, axis=0), 2, axis=1)  # 64x64
+    panel.set_image(large, "64x64")
+    # Resized as read_image resizes (the engine's function, one copy of it).
+    from cifar_gui.engine.data import fit_image
+
+    np.testing.assert_array_equal(panel.input_view.rgb, fit_image(large, (32, 32)))
+    panel.shutdown()
+
+
+def test_the_models_input_size_is_used(qtbot, tmp_path, service):
+    """A model of 48x40 inputs sees the image at 48x40, not at CIFAR-10's 32x32."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((48, 40, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    path = save_model(model, tmp_path / "odd.keras", DEER_HORSE)
+    state = AppState()
+    state.set_model(service.open(path))
+    panel = ActivationPanel(state, service)
+    qtbot.addWidget(panel)
+    try:
+        image = picture(8)  # 32x32
+        panel.set_image(image, "small")
+        qtbot.waitUntil(lambda: panel.analysis is not None, timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
+        assert panel.analysis.image.shape == (48, 40, 3)
+        assert panel.analysis.cam.shape == (48, 40)
+        assert "40x48 pixels" in panel.input_note.text()
+    finally:
         panel.shutdown()
 
 
-def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot):
+def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot, tmp_path, service):
     import keras
 
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.models import build_transfer
-    from cifar_gui.engine.persistence import LoadedModel
-    from cifar_gui.engine.record import RunRecord
 
     keras.utils.set_random_seed(0)
     model = build_transfer(RunConfig(variant="transfer", weights="none"))
+    path = save_model(model, tmp_path / "vgg.h5", DEER_HORSE)
     state = AppState()
-    state.set_model(LoadedModel(model, Path("vgg.h5"), RunRecord(class_names=("deer", "horse"))))
-    panel = ActivationPanel(state)
+    state.set_model(service.open(path))
+    panel = ActivationPanel(state, service)
     qtbot.addWidget(panel)
     try:
         image = picture(6)

@@ -3,8 +3,6 @@ confidence, and opening an image in the Activations tab."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -12,8 +10,9 @@ from PySide6.QtCore import Qt
 
 from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.inspect import evaluate
+from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.models import build_baseline
-from cifar_gui.engine.persistence import LoadedModel
+from cifar_gui.engine.persistence import LoadedModel, load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.main_window import MainWindow
@@ -23,23 +22,33 @@ TIMEOUT = 30_000  # ms
 
 
 @pytest.fixture(scope="module")
-def tiny_model() -> LoadedModel:
+def tiny_model(tmp_path_factory) -> LoadedModel:
     """An untrained baseline: its predictions are arbitrary but fixed, and that is enough."""
     keras.utils.set_random_seed(7)
-    return LoadedModel(build_baseline(), Path("tiny.h5"), RunRecord(class_names=("deer", "horse")))
+    record = RunRecord(class_names=("deer", "horse"))
+    path = save_model(build_baseline(), tmp_path_factory.mktemp("model") / "tiny.h5", record)
+    return load_model(path)  # the expected answers are computed with its Keras model
 
 
 @pytest.fixture
-def state(batches_dir, tiny_model) -> AppState:
+def service():
+    """Requests run in the calling (worker) thread; same answers as the service's child."""
+    service = ModelService(in_process=True)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def state(batches_dir, tiny_model, service) -> AppState:
     state = AppState()
     state.set_dataset(load_dataset(batches_dir), "tiny")
-    state.set_model(tiny_model)
+    state.set_model(service.open(tiny_model.path))
     return state
 
 
 @pytest.fixture
-def panel(qtbot, state):
-    panel = EvaluationPanel(state)
+def panel(qtbot, state, service):
+    panel = EvaluationPanel(state, service)
     qtbot.addWidget(panel)
     panel.resize(1000, 700)
     yield panel
@@ -91,8 +100,10 @@ def test_cells_list_their_images_and_mistakes_are_sorted(qtbot, panel, state, ti
             assert (np.diff(expected.probabilities[shown, col]) <= 0).all()
 
 
-def test_double_click_opens_the_image_in_the_activation_viewer(qtbot, state, tiny_model, settings):
-    window = MainWindow(state, settings=settings)
+def test_double_click_opens_the_image_in_the_activation_viewer(
+    qtbot, state, tiny_model, settings, service
+):
+    window = MainWindow(state, settings=settings, models=service)
     qtbot.addWidget(window)
     window.show()
     panel = window.evaluation_panel
@@ -136,10 +147,10 @@ def test_changes_clear_old_results_and_bad_inputs_give_one_line(qtbot, panel, st
     assert panel.evaluate_button.isEnabled()
 
 
-def test_without_data_the_button_waits(qtbot, tiny_model):
+def test_without_data_the_button_waits(qtbot, tiny_model, service):
     state = AppState()
-    state.set_model(tiny_model)
-    panel = EvaluationPanel(state)
+    state.set_model(service.open(tiny_model.path))
+    panel = EvaluationPanel(state, service)
     qtbot.addWidget(panel)
     assert not panel.evaluate_button.isEnabled()
     assert "Open a data set" in panel.inputs_label.text()

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cifar_gui.engine import data
 from cifar_gui.engine.errors import DataError
+from cifar_gui.engine.model_service import ModelService
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import user_settings
 from cifar_gui.gui.workers import JobRunner
@@ -24,7 +25,8 @@ def make_window(qtbot, settings):
     windows = []
 
     def make(ini: QSettings = settings) -> MainWindow:
-        window = MainWindow(settings=ini)
+        # In-process model service: the same answers as its child, without its start.
+        window = MainWindow(settings=ini, models=ModelService(in_process=True))
         qtbot.addWidget(window)
         windows.append(window)
         window.show()
@@ -139,7 +141,7 @@ def test_bad_model_files_give_one_line_messages(make_window, qtbot, tmp_path, wa
 def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
     import keras
 
-    from cifar_gui.engine.persistence import LoadedModel
+    from cifar_gui.engine.persistence import save_model
     from cifar_gui.engine.record import RunRecord
 
     model = keras.Sequential(
@@ -149,10 +151,10 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
             keras.layers.Dense(1, activation="sigmoid"),
         ]
     )
+    first = save_model(model, tmp_path / "cifar10_4_7.h5", RunRecord(class_names=("a", "b")))
     window = make_window()
-    window.state.set_model(
-        LoadedModel(model, Path("cifar10_4_7.h5"), RunRecord(class_names=("a", "b")))
-    )
+    with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):
+        window.state.request_model(str(first))  # as the Training tab asks after a run
     assert window.save_model_action.isEnabled()
     target = tmp_path / "saved.keras"
     with qtbot.waitSignal(window.state.model_changed, timeout=TIMEOUT_MS):
@@ -279,3 +281,63 @@ def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tm
         sizes = [header.sectionSize(c) for c in range(table.columnCount())]
         assert right <= table.viewport().width(), (column, sizes)
     assert "14,846,273" in table.item(0, 6).toolTip()
+
+
+def test_the_window_never_imports_tensorflow(tmp_path, batches_dir):
+    """Opening the bundled model, showing activations, evaluating and classifying a file
+    through the window: the Keras models live in the model service's child process, and
+    TensorFlow is never imported into the window's (its import and first calls would hold
+    the interpreter lock for seconds: the window could not repaint)."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(picture)
+    code = f"""
+import sys
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from cifar_gui.engine.data import load_dataset
+from cifar_gui.gui.main_window import MainWindow
+app = QApplication([])
+window = MainWindow(settings=QSettings({str(tmp_path / "w.ini")!r}, QSettings.Format.IniFormat))
+window.state.set_dataset(load_dataset({str(batches_dir)!r}), "tiny")
+window.show()
+activations, evaluation = window.activation_panel, window.evaluation_panel
+
+def wait(predicate, what):
+    deadline = 600_000  # ms; the child imports TensorFlow on a shared machine
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop
+    timer = QDeadlineTimer(deadline)
+    while not predicate():
+        assert not timer.hasExpired(), what
+        app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+
+window.tabs.setCurrentWidget(activations)  # shown: it asks for the bundled model
+wait(lambda: window.state.model is not None, "the bundled model")
+wait(lambda: activations.analysis is not None, "the activations")
+wait(lambda: not activations.analysis_job.busy, "the analysis job")
+assert len(activations.analysis.layers) == 9 and activations.analysis.cam is not None
+activations.test_index.setValue(2)  # another image: analysed again, in the child
+wait(lambda: "x_test[1]" in activations.analysis.caption, "the second image")
+results = []
+activations.files_classified.connect(results.append)
+window.classify_files([{str(picture)!r}])
+wait(lambda: results, "the dropped file")
+assert len(results[0].predictions) == 1, results[0].errors
+window.tabs.setCurrentWidget(evaluation)
+wait(lambda: evaluation.result is not None, "the evaluation")
+assert evaluation.confusion.rowCount() == 2
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+pid = window.models.pid
+window.close()
+print(heavy[:5]); print(pid is not None)
+"""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}  # not the user's settings
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    heavy, child = done.stdout.strip().splitlines()[-2:]
+    assert heavy == "[]" and child == "True"
