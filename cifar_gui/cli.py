@@ -158,18 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _ProgressBar:
-    """One self-rewriting line on stderr, redrawn at most ten times a second."""
+    """One self-rewriting line on stderr, redrawn once per bundle of batch events (the
+    runner's throttle)."""
 
     def __init__(self, stream=sys.stderr):
-        self.stream, self.last = stream, 0.0
+        self.stream = stream
 
-    def batch(self, event) -> None:
+    def batches(self, events: list) -> None:
         if not self.stream.isatty():
             return  # a log file gets the epoch lines only
-        now = time.monotonic()
-        if now - self.last < 0.1 and event.batch + 1 < event.steps:
-            return
-        self.last = now
+        event = events[-1]
         width = 24
         filled = int(width * (event.batch + 1) / event.steps)
         eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
@@ -210,36 +208,32 @@ _RUN_OPTIONS = (
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.training import Listener, run_training
+    import threading
 
-    checkpoint = None
-    try:
-        if args.resume:
-            from cifar_gui.engine.checkpoints import check_resumable, read_checkpoint
+    from cifar_gui.engine.runner import plan_run, run
 
-            defaults = build_parser().parse_args(["train"])
-            changed = [
-                f"--{k.replace('_', '-')}"
-                for k in _RUN_OPTIONS
-                if getattr(args, k) != getattr(defaults, k)
-            ]
-            if changed:
-                raise UserError(
-                    f"--resume continues the run as it was; {', '.join(changed)} cannot change "
-                    "(only --epochs, --strategy and --data can)"
-                )
-            checkpoint = read_checkpoint(args.resume)
-            changes = {"epochs": args.epochs, "strategy": args.strategy, "data": args.data}
-            config = checkpoint.config.replace(
-                **{k: v for k, v in changes.items() if v is not None}
+    if args.resume:
+        defaults = build_parser().parse_args(["train"])
+        changed = [
+            f"--{k.replace('_', '-')}"
+            for k in _RUN_OPTIONS
+            if getattr(args, k) != getattr(defaults, k)
+        ]
+        if changed:
+            raise UserError(
+                f"--resume continues the run as it was; {', '.join(changed)} cannot change "
+                "(only --epochs, --strategy and --data can)"
             )
-            check_resumable(config, checkpoint)
-            print(
-                f"resuming {checkpoint.directory} at epoch {checkpoint.epochs_completed + 1} "
-                f"of {config.epochs}",
-                file=sys.stderr,
-            )
-        else:
+        plan = plan_run(
+            resume=args.resume, epochs=args.epochs, data=args.data, strategy=args.strategy
+        )
+        print(
+            f"resuming {plan.resume.directory} at epoch {plan.resume.epochs_completed + 1} "
+            f"of {plan.config.epochs}",
+            file=sys.stderr,
+        )
+    else:
+        try:
             config = RunConfig(
                 variant=args.variant,
                 classes=tuple(args.classes),
@@ -261,18 +255,18 @@ def _train(args: argparse.Namespace) -> int:
                 threads=args.threads,
                 feature_cache=args.feature_cache,
             )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        plan = plan_run(config)
     bar = _ProgressBar()
-    listener = Listener(on_batch=bar.batch, on_epoch=bar.epoch)
-    result = run_training(config, listener, resume=checkpoint)
-    record = result.record
-    if result.path is None:
+    finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True)
+    record = finished.record
+    if finished.path is None:
         print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
         return 0
     accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
-    print(f"saved {result.path} ({score}, {record.seconds:.1f} s, {record.device})")
+    print(f"saved {finished.path} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
 

@@ -43,6 +43,8 @@ from cifar_gui.engine.distribute import (
     make_strategy,
 )
 from cifar_gui.engine.errors import ModelError, UserError
+from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.hardware import cpu_name
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
@@ -52,38 +54,13 @@ from cifar_gui.engine.performance import (
     resolve_precision,
     resolve_steps_per_execution,
 )
-from cifar_gui.engine.persistence import check_can_write, save_model
+from cifar_gui.engine.persistence import save_model
 from cifar_gui.engine.record import RunRecord, check_history, model_filename, sidecar_path
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
 # operations, whose fixed cost per call would otherwise be paid for every batch of 32.
 CHUNK_BATCHES = 8
-
-
-@dataclass(frozen=True)
-class BatchEvent:
-    """After each compiled call of ``steps_per_execution`` training batches (one, unless set
-    otherwise). Loss and accuracy are running means over the epoch."""
-
-    epoch: int  # 0-based
-    epochs: int
-    batch: int  # 0-based, within the epoch: the call's last batch
-    steps: int  # batches per epoch
-    loss: float
-    accuracy: float
-    images_per_second: float
-    eta_seconds: float  # to the end of the run
-
-
-@dataclass(frozen=True)
-class EpochEvent:
-    """After each epoch, with its training and validation metrics."""
-
-    epoch: int  # 0-based
-    epochs: int
-    metrics: dict[str, float]  # loss, accuracy, val_loss, val_accuracy
-    seconds: float
 
 
 @dataclass

@@ -2,7 +2,7 @@
 child process with live plots, stop it, compare saved runs and export their curves.
 
 Training runs :func:`cifar_gui.engine.training.run_training` in a child process
-(:mod:`cifar_gui.gui.training_process`), started and watched by a
+(:mod:`cifar_gui.engine.runner`), started and watched by a
 :class:`~cifar_gui.gui.workers.JobRunner` job on a QThread. The job turns the engine's batch
 events into a smoothed per-batch curve and sends it in bundles at most
 :data:`BATCH_INTERVAL_S` apart; epoch events are sent as they come. When the run ends, the job
@@ -200,14 +200,15 @@ def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) 
     Reports :class:`BatchUpdate` and :class:`~cifar_gui.engine.training.EpochEvent` values
     through ``task``; ``task.stop_event`` ends the run after the batches in progress.
     """
-    from cifar_gui.gui.training_process import run_in_child
+    from cifar_gui.engine.runner import RunPlan, run
 
     trace = BatchTrace()
 
-    def on_batch(event: BatchEvent) -> None:
-        update = trace.add(event)
-        if update is not None:
-            task.report(update)
+    def on_batch(events: list[BatchEvent]) -> None:
+        for event in events:
+            update = trace.add(event)
+            if update is not None:
+                task.report(update)
 
     def on_epoch(event: EpochEvent) -> None:
         update = trace.flush()  # the epoch's last points go before its summary
@@ -215,7 +216,7 @@ def training_job(config: RunConfig, resume: Checkpoint | None, task: TaskState) 
             task.report(update)
         task.report(event)
 
-    result = run_in_child(config, on_batch, on_epoch, task.stop_event, resume=resume)
+    result = run(RunPlan(config, resume), on_batch, on_epoch, task.stop_event)
     update = trace.flush()
     if update is not None:
         task.report(update)
