@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
 from cifar_gui.engine.models import VGG16_BASE_NAME
+from cifar_gui.engine.record import class_count
 
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
 
@@ -224,7 +225,7 @@ def predict_files(
     if channels != 3:
         raise ModelError(f"the model takes {channels}-channel images; images are read as RGB")
     outputs = model.output_shape[-1]
-    if len(class_names) != (2 if outputs == 1 else outputs):
+    if len(class_names) != class_count(outputs):
         raise ModelError(
             f"the model has {outputs} output{'s' if outputs > 1 else ''} but "
             f"{len(class_names)} class names"
@@ -320,7 +321,7 @@ def evaluate(
 
     if num_classes is not None:
         outputs = model.output_shape[-1]
-        model_classes = 2 if outputs == 1 else outputs
+        model_classes = class_count(outputs)
         if model_classes != num_classes:
             raise ModelError(f"the model has {model_classes} classes, the data {num_classes}")
 

@@ -13,9 +13,7 @@ from cifar_gui.engine.runner import RunFinished, plan_run, run
 
 
 def _config(batches_dir, out, **changes) -> RunConfig:
-    return RunConfig(
-        classes=(4, 7), data=str(batches_dir), epochs=2, batch_size=4, limit=16, out_dir=str(out)
-    ).replace(**changes)
+    return RunConfig.tiny(classes=(4, 7), data=str(batches_dir), out_dir=str(out), **changes)
 
 
 def test_plan_refuses_an_output_folder_that_cannot_be_made_and_writes_nothing(tmp_path):
