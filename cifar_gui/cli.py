@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cifar_gui.config import PRECISIONS, STRATEGIES, VARIANTS, RunConfig, check_limit
+from cifar_gui.config import MAX_SEED, PRECISIONS, STRATEGIES, VARIANTS, RunConfig, check_limit
 from cifar_gui.engine.errors import UserError
 
 COMMANDS = ("train", "evaluate", "predict", "data")
@@ -45,26 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    defaults = RunConfig()  # the only source of the defaults
     train = sub.add_parser("train", help="train a model variant and save it")
-    train.add_argument("--variant", choices=VARIANTS, default="baseline")
+    train.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
     train.add_argument(
         "--classes",
         nargs="+",
-        default=["deer", "horse"],
-        help=f"{CLASSES_HELP} (default: deer horse)",
+        default=list(defaults.classes),
+        help=f"{CLASSES_HELP} (default: {' '.join(map(str, defaults.classes))})",
     )
     train.add_argument(
         "--data", help="archive, batches folder or image folder (default: Keras cache)"
     )
-    train.add_argument("--epochs", type=int, help="default 30; with --resume: the new total")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument(
+        "--epochs", type=int, help=f"default {defaults.epochs}; with --resume: the new total"
+    )
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument(
         "--lr",
         type=float,
         help="learning rate, above 0 and at most 1 (default: the seed's per variant)",
     )
-    train.add_argument("--seed", type=int, default=0, help="0 to 4294967295 (default: 0)")
-    train.add_argument("--weights", default="imagenet", help="VGG16 base: imagenet, none or FILE")
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"0 to {MAX_SEED} (default: {defaults.seed})",
+    )
+    train.add_argument(
+        "--weights", default=defaults.weights, help="VGG16 base: imagenet, none or FILE"
+    )
     train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
     train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
     train.add_argument(
@@ -76,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="augmented training stream (auto: all variants but baseline)",
     )
-    train.add_argument("--out", default="runs", help="output folder (default: runs)")
+    train.add_argument(
+        "--out", default=defaults.out_dir, help=f"output folder (default: {defaults.out_dir})"
+    )
     train.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -99,18 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
+        default=defaults.precision,
         help="auto: mixed_bfloat16 on CPUs with bfloat16 instructions, mixed_float16 on GPUs",
     )
     speed.add_argument(
         "--steps-per-execution",
         type=_auto_or_positive,
-        default="auto",
+        default=defaults.steps_per_execution,
         metavar="N|auto",
         help="training batches per compiled call (auto: 8 on a CPU, 32 on a GPU)",
     )
     speed.add_argument(
-        "--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)"
+        "--threads",
+        type=int,
+        default=defaults.threads,
+        help="TensorFlow intra-op threads (0: all cores)",
     )
     speed.add_argument(
         "--no-feature-cache",
@@ -158,18 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _ProgressBar:
-    """One self-rewriting line on stderr, redrawn at most ten times a second."""
+    """One self-rewriting line on stderr, redrawn once per bundle of batch events (the
+    runner's throttle)."""
 
     def __init__(self, stream=sys.stderr):
-        self.stream, self.last = stream, 0.0
+        self.stream = stream
 
-    def batch(self, event) -> None:
+    def batches(self, events: list) -> None:
         if not self.stream.isatty():
             return  # a log file gets the epoch lines only
-        now = time.monotonic()
-        if now - self.last < 0.1 and event.batch + 1 < event.steps:
-            return
-        self.last = now
+        event = events[-1]
         width = 24
         filled = int(width * (event.batch + 1) / event.steps)
         eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
@@ -210,41 +223,37 @@ _RUN_OPTIONS = (
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.training import Listener, run_training
+    import threading
 
-    checkpoint = None
-    try:
-        if args.resume:
-            from cifar_gui.engine.checkpoints import check_resumable, read_checkpoint
+    from cifar_gui.engine.runner import plan_run, run
 
-            defaults = build_parser().parse_args(["train"])
-            changed = [
-                f"--{k.replace('_', '-')}"
-                for k in _RUN_OPTIONS
-                if getattr(args, k) != getattr(defaults, k)
-            ]
-            if changed:
-                raise UserError(
-                    f"--resume continues the run as it was; {', '.join(changed)} cannot change "
-                    "(only --epochs, --strategy and --data can)"
-                )
-            checkpoint = read_checkpoint(args.resume)
-            changes = {"epochs": args.epochs, "strategy": args.strategy, "data": args.data}
-            config = checkpoint.config.replace(
-                **{k: v for k, v in changes.items() if v is not None}
+    if args.resume:
+        defaults = build_parser().parse_args(["train"])
+        changed = [
+            f"--{k.replace('_', '-')}"
+            for k in _RUN_OPTIONS
+            if getattr(args, k) != getattr(defaults, k)
+        ]
+        if changed:
+            raise UserError(
+                f"--resume continues the run as it was; {', '.join(changed)} cannot change "
+                "(only --epochs, --strategy and --data can)"
             )
-            check_resumable(config, checkpoint)
-            print(
-                f"resuming {checkpoint.directory} at epoch {checkpoint.epochs_completed + 1} "
-                f"of {config.epochs}",
-                file=sys.stderr,
-            )
-        else:
+        plan = plan_run(
+            resume=args.resume, epochs=args.epochs, data=args.data, strategy=args.strategy
+        )
+        print(
+            f"resuming {plan.resume.directory} at epoch {plan.resume.epochs_completed + 1} "
+            f"of {plan.config.epochs}",
+            file=sys.stderr,
+        )
+    else:
+        try:
             config = RunConfig(
                 variant=args.variant,
                 classes=tuple(args.classes),
                 data=args.data,
-                epochs=30 if args.epochs is None else args.epochs,
+                epochs=RunConfig().epochs if args.epochs is None else args.epochs,
                 batch_size=args.batch_size,
                 learning_rate=args.lr,
                 seed=args.seed,
@@ -254,25 +263,25 @@ def _train(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 out_dir=args.out,
                 use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
-                strategy=args.strategy or "default",
+                strategy=args.strategy or RunConfig().strategy,
                 checkpoint=args.checkpoint,
                 precision=args.precision,
                 steps_per_execution=args.steps_per_execution,
                 threads=args.threads,
                 feature_cache=args.feature_cache,
             )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        plan = plan_run(config)
     bar = _ProgressBar()
-    listener = Listener(on_batch=bar.batch, on_epoch=bar.epoch)
-    result = run_training(config, listener, resume=checkpoint)
-    record = result.record
-    if result.path is None:
+    finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True)
+    record = finished.record
+    if finished.path is None:
         print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
         return 0
     accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
-    print(f"saved {result.path} ({score}, {record.seconds:.1f} s, {record.device})")
+    print(f"saved {finished.path} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
 

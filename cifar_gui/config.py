@@ -199,6 +199,12 @@ class RunConfig:
             return self.variant != "baseline"
         return self.use_augmentation
 
+    @classmethod
+    def tiny(cls, **changes: Any) -> RunConfig:
+        """A run of seconds, for tests and benchmarks: 2 epochs of batches of 4 over 16
+        images per split; ``changes`` set other fields (``data``, ``out_dir``...)."""
+        return cls(epochs=2, batch_size=4, limit=16, **changes)
+
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)

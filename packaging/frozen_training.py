@@ -2,11 +2,11 @@
 
     python packaging/frozen_training.py dist/cifar-gui/cifar-gui
 
-The window trains in a child process (:func:`cifar_gui.gui.training_process.run_in_child`,
+The window trains in a child process (:func:`cifar_gui.engine.runner.run`,
 multiprocessing ``spawn``). In the bundle that child is the frozen program itself, started as
 ``cifar-gui --multiprocessing-fork tracker_fd=N pipe_handle=M`` and diverted to the training by
 ``multiprocessing.freeze_support()`` in ``launcher.py``. This script calls the same
-``run_in_child`` from the build's Python (which has ``cifar_gui``), but spawns the frozen program
+``run`` from the build's Python (which has ``cifar_gui``), but spawns the frozen program
 with the command line a frozen parent would give it, on a small synthetic image folder (the
 ``augmented`` variant, so every input-pipeline function runs). The child's imports come from the
 bundle: the parent's ``sys.path`` and main script are not passed to it.
@@ -80,7 +80,7 @@ def train_in_frozen_child(program: Path, scratch: Path) -> tuple[list[str], str]
     """Train in ``scratch``; return (the problems found, what the child printed)."""
     sys.path.insert(0, str(ROOT))
     from cifar_gui.config import RunConfig
-    from cifar_gui.gui.training_process import run_in_child
+    from cifar_gui.engine.runner import plan_run, run
 
     config = RunConfig(
         variant="augmented",
@@ -109,7 +109,7 @@ def train_in_frozen_child(program: Path, scratch: Path) -> tuple[list[str], str]
         saved_stderr = os.dup(2)
         os.dup2(log.fileno(), 2)  # the child inherits it
         try:
-            result = run_in_child(config, lambda event: None, epochs.append, threading.Event())
+            result = run(plan_run(config), lambda events: None, epochs.append, threading.Event())
         except Exception as exc:
             result = None
             problems.append(f"{type(exc).__name__}: {exc}")

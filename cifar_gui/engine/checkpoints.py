@@ -12,25 +12,25 @@ Each epoch writes ``epoch-NNNN.keras`` (atomically), then ``state.json`` (atomic
 it, and only then deletes the older ``.keras``. So ``state.json`` always names a complete file,
 whatever moment the process dies at. ``.h5`` cannot carry the optimizer state of a Sequential
 model in Keras 3, hence ``.keras`` here.
+
+This module reads and writes the state only and imports neither Keras nor Qt, so a run can be
+planned and the Resume dialog filled without TensorFlow; saving and loading the epoch's model
+is :mod:`cifar_gui.engine.checkpoint_model`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
-
-from cifar_gui.config import RunConfig, check_int, check_type
+from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.files import atomic_path, read_json, write_json
-from cifar_gui.engine.persistence import check_model_file
-from cifar_gui.engine.record import check_history, model_filename, output_units
+from cifar_gui.engine.files import read_json, write_json
+from cifar_gui.engine.record import check_history, model_filename
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"
@@ -49,6 +49,8 @@ class Checkpoint:
     steps_per_epoch: int
     history: Mapping[str, tuple[float, ...]]
     class_names: tuple[str, ...]
+    class_indices: tuple[int, ...] = ()
+    global_batch_size: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -84,6 +86,11 @@ class Checkpoint:
             check_type("a class name", item, str)
         if len(names) != len(config.classes):
             raise ValueError(f"{len(names)} class names for {len(config.classes)} classes")
+        indices = state.get("class_indices") or []
+        check_type("class_indices", indices, list)
+        for item in indices:
+            check_int("a class index", item, 0, MAX_CLASSES - 1)
+        batch = state.get("global_batch_size")
         return cls(
             directory,
             directory / name,
@@ -92,6 +99,8 @@ class Checkpoint:
             steps,
             history,
             tuple(names),
+            tuple(indices),
+            None if batch is None else check_int("global_batch_size", batch, 1, 2**31 - 1),
         )
 
 
@@ -171,26 +180,6 @@ def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
     return sorted(found, key=lambda c: c.finished)
 
 
-def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
-    """The checkpoint's compiled model, with the optimizer state it had (call in the strategy
-    scope the run trains under); refused when its output does not fit the run's classes."""
-    path = checkpoint.model_path
-    check_model_file(path, what="checkpoint")
-    try:
-        model = keras.saving.load_model(path, compile=True)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
-    units = output_units(len(checkpoint.class_names))
-    output = getattr(model, "output_shape", None)
-    if not (isinstance(output, tuple) and len(output) == 2 and output[-1] == units):
-        raise ModelError(
-            f"{path}: model output {output} does not fit the run's "
-            f"{len(checkpoint.class_names)} classes; it cannot be resumed"
-        )
-    return model
-
-
 def remove_stale_files(directory: Path, keep: str | None) -> None:
     """Delete epoch files other than ``keep`` and temporary files a killed save left behind."""
     for path in directory.glob("*.keras"):
@@ -200,79 +189,20 @@ def remove_stale_files(directory: Path, keep: str | None) -> None:
         path.unlink(missing_ok=True)
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Writes a checkpoint after each epoch that was not cut short by a stop.
-
-    A stopped epoch is not saved: resuming repeats it from its start, so the resumed history
-    matches an uninterrupted one.
-
-    Parameters
-    ----------
-    directory
-        The run's checkpoint folder; ``None`` writes nothing (a non-chief worker).
-    state
-        What goes into ``state.json`` besides the progress: ``config``, ``class_names``,
-        ``steps_per_epoch``, ``global_batch_size``.
-    history
-        The history of earlier sessions (empty for a new run); epochs are appended to it.
-    """
-
-    def __init__(
-        self,
-        directory: Path | None,
-        state: dict[str, Any],
-        history: Mapping[str, Sequence[float]],
-    ):
-        super().__init__()
-        self.directory = directory
-        self.state = state
-        self.history = {k: list(v) for k, v in history.items()}
-        self.epoch_start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        # The cooperative stop sets stop_training at a batch end, so it marks a partial epoch.
-        if self.model.stop_training:
-            return
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        seconds = time.perf_counter() - self.epoch_start
-        self.history.setdefault("epoch_seconds", []).append(seconds)
-        if self.directory is not None:
-            self.write(epoch + 1)
-
-    def write(self, epochs_completed: int) -> None:
-        """Save the model, then the state naming it, then drop the previous model.
-
-        A write that fails raises :class:`ModelError` naming the file and leaves the previous
-        checkpoint as it was (its state still names its own model).
-        """
-        name = epoch_file(epochs_completed)
-        model_path, state_path = self.directory / name, self.directory / STATE_FILE
-        failing = model_path
-        try:
-            with atomic_path(model_path) as tmp:
-                self.model.save(tmp)
-            failing = state_path
-            write_json(
-                state_path,
-                {
-                    "version": STATE_VERSION,
-                    **self.state,
-                    "checkpoint": name,
-                    "epochs_completed": epochs_completed,
-                    "history": self.history,
-                },
-            )
-        except OSError as exc:
-            if failing == state_path:
-                # No state names the new model; the previous state and model stay.
-                with contextlib.suppress(OSError):
-                    model_path.unlink()
-            raise ModelError(
-                f"{failing}: cannot write the checkpoint ({exc.strerror or exc}); the last "
-                "complete checkpoint is kept"
-            ) from None
-        remove_stale_files(self.directory, keep=name)
+def write_state(checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint``'s ``state.json`` (atomically), naming its model file, which must
+    be complete already."""
+    write_json(
+        checkpoint.directory / STATE_FILE,
+        {
+            "version": STATE_VERSION,
+            "config": checkpoint.config.to_dict(),
+            "class_names": list(checkpoint.class_names),
+            "class_indices": list(checkpoint.class_indices),
+            "steps_per_epoch": checkpoint.steps_per_epoch,
+            "global_batch_size": checkpoint.global_batch_size,
+            "checkpoint": checkpoint.model_path.name,
+            "epochs_completed": checkpoint.epochs_completed,
+            "history": {k: list(v) for k, v in checkpoint.history.items()},
+        },
+    )

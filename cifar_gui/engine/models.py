@@ -35,14 +35,18 @@ VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
 
 def output_head(num_classes: int) -> layers.Layer:
     """One sigmoid unit for two classes (as the seed), a softmax over the classes otherwise."""
-    if num_classes == 2:
+    if output_units(num_classes) == 1:
         return layers.Dense(1, activation="sigmoid", dtype="float32")
     return layers.Dense(num_classes, activation="softmax", dtype="float32")
 
 
 def loss_for(num_classes: int) -> str:
     """Binary cross-entropy for two classes (labels 0/1), sparse categorical otherwise."""
-    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    return (
+        "binary_crossentropy"
+        if output_units(num_classes) == 1
+        else "sparse_categorical_crossentropy"
+    )
 
 
 def build_baseline(num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -60,45 +59,6 @@ class LoadedModel:
     @property
     def history(self) -> Mapping[str, tuple[float, ...]]:
         return {} if self.record is None else self.record.history
-
-
-def check_can_write(path: Path, *, folder: bool = False) -> None:
-    """Raise :class:`ModelError` unless ``path`` (a file, or a ``folder``) could be written,
-    creating the folders above it if needed; checks only, so nothing changes on disk.
-
-    Catches what is known before a run: a file where a folder must be (or the reverse), a
-    folder without write permission, a name longer than the file system allows.
-    """
-    try:
-        _check_can_write(Path(path), folder)
-    except OSError as exc:  # a name too long for the file system, when its folder exists
-        raise ModelError(f"{path}: cannot be written ({exc.strerror or exc})") from None
-
-
-def _check_can_write(path: Path, folder: bool) -> None:
-    kind = "folder" if folder else "file"
-    if path.exists() and path.is_dir() != folder:
-        raise ModelError(f"{path}: is {'a file' if folder else 'a folder'}, not a {kind}")
-    if path.is_dir():
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ModelError(f"{path}: folder is not writable")
-        return
-    missing = [path]
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        missing.append(ancestor)
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ModelError(f"{ancestor}: is a file, not a folder (needed for {path})")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ModelError(f"{ancestor}: folder is not writable (needed for {path})")
-    try:
-        longest = os.pathconf(ancestor, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        longest = 255
-    for item in missing:
-        if len(os.fsencode(item.name)) > longest:
-            raise ModelError(f"{item}: name too long (at most {longest} bytes)")
 
 
 @contextlib.contextmanager

@@ -8,12 +8,13 @@ callbacks, only :class:`BatchEvent` and :class:`EpochEvent` values.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +25,13 @@ import tensorflow as tf
 import cifar_gui
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.augment import augment_images
+from cifar_gui.engine.checkpoint_model import load_checkpoint_model, save_checkpoint
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     Checkpoint,
-    CheckpointCallback,
     check_resumable,
     checkpoint_dir,
     epoch_file,
-    load_checkpoint_model,
     read_checkpoint,
     remove_stale_files,
 )
@@ -44,6 +44,8 @@ from cifar_gui.engine.distribute import (
     worker_failures,
 )
 from cifar_gui.engine.errors import ModelError, UserError
+from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.hardware import cpu_name
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
@@ -53,38 +55,13 @@ from cifar_gui.engine.performance import (
     resolve_precision,
     resolve_steps_per_execution,
 )
-from cifar_gui.engine.persistence import check_can_write, save_model
+from cifar_gui.engine.persistence import save_model
 from cifar_gui.engine.record import RunRecord, check_history, model_filename, sidecar_path
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
 # operations, whose fixed cost per call would otherwise be paid for every batch of 32.
 CHUNK_BATCHES = 8
-
-
-@dataclass(frozen=True)
-class BatchEvent:
-    """After each compiled call of ``steps_per_execution`` training batches (one, unless set
-    otherwise). Loss and accuracy are running means over the epoch."""
-
-    epoch: int  # 0-based
-    epochs: int
-    batch: int  # 0-based, within the epoch: the call's last batch
-    steps: int  # batches per epoch
-    loss: float
-    accuracy: float
-    images_per_second: float
-    eta_seconds: float  # to the end of the run
-
-
-@dataclass(frozen=True)
-class EpochEvent:
-    """After each epoch, with its training and validation metrics."""
-
-    epoch: int  # 0-based
-    epochs: int
-    metrics: dict[str, float]  # loss, accuracy, val_loss, val_accuracy
-    seconds: float
 
 
 @dataclass
@@ -277,42 +254,33 @@ def _plan_fit(
     )
 
 
-class _WholeModelCallback(keras.callbacks.Callback):
-    """Runs an epoch callback on the whole model while ``fit`` trains only its head.
+class _ProgressBridge(keras.callbacks.Callback):
+    """Turns Keras callbacks into plain events, applies the cooperative stop, and keeps the
+    run's history: the one the checkpoints and the record get.
 
-    A checkpoint written during a head-only fit then still holds base and head, and the
-    cooperative stop (set on the fitted head) is passed on to the whole model.
+    ``history``: that of earlier sessions (empty for a new run); each epoch is appended to it.
+    ``save(epochs_completed, history)`` writes a checkpoint after each epoch that was not cut
+    short by a stop (resuming repeats a stopped epoch from its start, so the resumed history
+    matches an uninterrupted one); the record keeps the stopped epoch's metrics too.
     """
 
-    def __init__(self, inner: keras.callbacks.Callback, whole: keras.Model):
-        super().__init__()
-        self.inner, self.whole = inner, whole
-        inner.set_model(whole)
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.inner.on_train_begin(logs)
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.inner.on_epoch_begin(epoch, logs)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.whole.stop_training = self.model.stop_training
-        self.inner.on_epoch_end(epoch, logs)
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        self.inner.on_train_end(logs)
-
-
-class _ProgressBridge(keras.callbacks.Callback):
-    """Turns Keras callbacks into plain events and applies the cooperative stop."""
-
-    def __init__(self, listener: Listener, epochs: int, steps: int, batch_size: int):
+    def __init__(
+        self,
+        listener: Listener,
+        epochs: int,
+        steps: int,
+        batch_size: int,
+        history: Mapping[str, Sequence[float]],
+        save: Callable[[int, Mapping[str, list[float]]], None] | None,
+    ):
         super().__init__()
         self.listener = listener
         self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
+        self.history = {k: list(v) for k, v in history.items()}
+        self.save = save
         self.epoch_start = time.perf_counter()
         self.epoch = 0
-        self.epoch_seconds: list[float] = []
+        self.epochs_run = 0  # in this session, the stopped one included
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
@@ -348,9 +316,15 @@ class _ProgressBridge(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
-        self.epoch_seconds.append(seconds)
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        for key, value in {**metrics, "epoch_seconds": seconds}.items():
+            self.history.setdefault(key, []).append(value)
+        self.epochs_run += 1
+        # The cooperative stop sets stop_training at a batch end, so it marks a partial epoch.
+        if self.save is not None and not self.model.stop_training:
+            self.save(epoch + 1, self.history)
+        # After the checkpoint, so a listener that hears of an epoch can count on it.
         if self.listener.on_epoch is not None:
-            metrics = {k: float(v) for k, v in (logs or {}).items()}
             self.listener.on_epoch(EpochEvent(epoch, self.epochs, metrics, seconds))
 
 
@@ -404,7 +378,6 @@ def train(
             f"{resume.directory}: made with {resume.steps_per_epoch} steps per epoch, now "
             f"{steps}: resume with the same data, batch size and number of devices"
         )
-    previous = resume.history if resume is not None else {}
     with strategy.scope():
         plan = _plan_fit(model, fit_config, subset, batch_size, steps)
     if checkpoints is not None and resume is None and is_chief(strategy):
@@ -413,46 +386,53 @@ def train(
         (checkpoints / STATE_FILE).unlink(missing_ok=True)
         if checkpoints.is_dir():
             remove_stale_files(checkpoints, keep=None)
-    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size)
-    callbacks: list[keras.callbacks.Callback] = []
-    if checkpoints is not None:
-        state = {
-            "config": config.to_dict(),
-            "class_names": list(subset.class_names),
-            "class_indices": list(subset.class_indices),
-            "steps_per_epoch": steps,
-            "global_batch_size": batch_size,
-        }
-        directory = checkpoints if is_chief(strategy) else None
-        saver = CheckpointCallback(directory, state, previous)
-        callbacks.append(saver if plan.model is model else _WholeModelCallback(saver, model))
-    # After the checkpoint, so a listener that hears of an epoch can count on its checkpoint.
-    callbacks.append(bridge)
+    save = None
+    if checkpoints is not None and is_chief(strategy):
+        template = Checkpoint(
+            checkpoints,
+            checkpoints / epoch_file(1),
+            config,
+            1,
+            steps,
+            {},
+            tuple(subset.class_names),
+            tuple(subset.class_indices),
+            batch_size,
+        )
+
+        def save(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
+            # The whole model, also when only its head is fitted (behind cached features).
+            done = dataclasses.replace(
+                template,
+                model_path=checkpoints / epoch_file(epochs_completed),
+                epochs_completed=epochs_completed,
+                history=check_history(history),
+            )
+            save_checkpoint(model, done)
+
+    previous = resume.history if resume is not None else {}
+    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, save)
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    new: dict[str, list[float]] = {}
     started = time.perf_counter()
     for epoch in range(initial_epoch, config.epochs):
         # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
         # compiled train function and the optimizer state carry over between them.
         with worker_failures(strategy):
-            fitted = plan.model.fit(
+            plan.model.fit(
                 plan.train.epoch(epoch).with_options(options),
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 validation_data=plan.validation,
-                callbacks=callbacks,
+                callbacks=[bridge],
                 verbose=0,
                 shuffle=False,  # the stream is already in the epoch's order
             )
-        for key, values in fitted.history.items():
-            new.setdefault(key, []).extend(float(v) for v in values)
         if listener.stop.is_set():
             break
     seconds = time.perf_counter() - started
-    new["epoch_seconds"] = bridge.epoch_seconds
-    history = {k: [*previous.get(k, ()), *new.get(k, [])] for k in {**previous, **new}}
+    history = bridge.history
     val = history.get("val_accuracy", [])
     record = RunRecord(
         config=config,
@@ -460,7 +440,7 @@ def train(
         class_indices=tuple(subset.class_indices),
         input_shape=input_shape,
         history=check_history(history),
-        epochs_completed=initial_epoch + len(bridge.epoch_seconds),
+        epochs_completed=initial_epoch + bridge.epochs_run,
         resumed_from_epoch=initial_epoch if resume is not None else None,
         stopped=listener.stop.is_set(),
         seconds=seconds,

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from cifar_gui.cli import main
+from cifar_gui.config import RunConfig
 from cifar_gui.engine.models import build_baseline
 from cifar_gui.engine.persistence import save_model
 
@@ -161,3 +162,16 @@ def test_predict_a_text_file_names_it(trained, tmp_path, capsys):
     text.write_text("hello")
     assert main(["predict", str(model), str(text)]) == 2
     assert one_error_line(capsys) == f"error: {text}: not an image file"
+
+
+def test_train_defaults_are_run_configs():
+    from cifar_gui.cli import build_parser
+
+    args = build_parser().parse_args(["train"])
+    defaults = RunConfig()
+    assert (args.variant, tuple(args.classes), args.batch_size, args.seed, args.out) == (
+        defaults.variant, defaults.classes, defaults.batch_size, defaults.seed, defaults.out_dir,
+    )  # fmt: skip
+    assert (args.precision, args.steps_per_execution, args.threads, args.weights) == (
+        defaults.precision, defaults.steps_per_execution, defaults.threads, defaults.weights,
+    )  # fmt: skip

@@ -122,8 +122,8 @@ def test_two_workers_train_like_one_process(cluster, tmp_path):
     from cifar_gui.engine.training import run_training
 
     saved = load_model(tmp_path / "out0" / "cifar10_4_7.h5")
-    assert saved.metadata["strategy"] == "multi-worker over 2 workers, 2 replicas"
-    assert saved.metadata["global_batch_size"] == 8
+    assert saved.record.strategy == "multi-worker over 2 workers, 2 replicas"
+    assert saved.record.global_batch_size == 8
     written = [p for p in (tmp_path / "out1").rglob("*") if p.is_file()]
     assert written == [], "a worker that is not the chief wrote files"
 
@@ -137,7 +137,7 @@ def test_two_workers_train_like_one_process(cluster, tmp_path):
     # The workers sum two gradients of 4 images where one process sums 8 at once: the same
     # arithmetic in another order, float32 round-off (~1e-7) over 9 steps, far below 1e-4;
     # a wrong split of the batches or a missing all-reduce changes results by ~1e-2.
-    np.testing.assert_allclose(saved.metadata["history"]["loss"], alone.history["loss"], 1e-4)
+    np.testing.assert_allclose(saved.record.history["loss"], alone.history["loss"], 1e-4)
     np.testing.assert_allclose(
         saved.model.predict(x, verbose=0), alone.model.predict(x, verbose=0), atol=1e-4
     )

@@ -105,7 +105,7 @@ def test_one_sigmoid_unit_means_two_classes():
 
 def test_record_module_imports_neither_qt_nor_keras():
     code = (
-        "import sys, cifar_gui.engine.record; "
+        "import sys, cifar_gui.engine.record, cifar_gui.engine.checkpoints; "
         "bad = [m for m in ('PySide6', 'pyqtgraph', 'keras', 'tensorflow') if m in sys.modules]; "
         "sys.exit(str(bad) if bad else 0)"
     )

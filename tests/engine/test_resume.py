@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
+from cifar_gui.engine.checkpoint_model import load_checkpoint_model
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     STATE_VERSION,
     find_checkpoint_dir,
     list_checkpoints,
-    load_checkpoint_model,
     read_checkpoint,
 )
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset

@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_a_saved_run_is_found_again_with_its_figures(batches_dir, tmp_path):
     from cifar_gui.engine.training import run_training
 
-    config = RunConfig(classes=(4, 7), epochs=2, batch_size=4, limit=40, out_dir=str(tmp_path))
+    config = RunConfig.tiny(classes=(4, 7), out_dir=str(tmp_path))
     result = run_training(config, dataset=load_dataset(batches_dir))
 
     (run,) = discover_runs(tmp_path)

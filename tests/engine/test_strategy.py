@@ -85,7 +85,8 @@ def test_mirrored_on_two_cpu_devices_trains_like_one_device(tmp_path):
     assert result["augmented_strategy"] == "mirrored over 2 devices"
     assert result["augmented_epochs"] == 2
     # The mirrored model and its checkpoint load in this (undivided) process too.
-    from cifar_gui.engine.checkpoints import load_checkpoint_model, read_checkpoint
+    from cifar_gui.engine.checkpoint_model import load_checkpoint_model
+    from cifar_gui.engine.checkpoints import read_checkpoint
     from cifar_gui.engine.persistence import load_model
 
     assert load_model(result["augmented_path"]).model.output_shape == (None, 1)

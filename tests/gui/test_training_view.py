@@ -244,7 +244,7 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
 
 def test_failures_of_the_training_process_become_one_line_messages():
     from cifar_gui.engine.errors import DataError
-    from cifar_gui.gui.training_process import ChildFailed, _death_message, _sendable
+    from cifar_gui.engine.runner import ChildFailed, _death_message, _sendable
 
     class Unpicklable(Exception):  # a local class cannot be pickled
         pass

@@ -1,17 +1,16 @@
-"""The run lifecycle of the Training tab: plan, start, stop, resume, and what a stop leaves.
+"""The run lifecycle of the Training tab: start, stop, resume, and what a stop leaves.
 
-Whether a run may start is the engine's rule (:func:`plan`); the run itself goes through the
-engine's runner (:func:`run`: a spawned training process, so the window's process never
-imports TensorFlow for it), watched by a :class:`~cifar_gui.gui.workers.JobRunner` job on a
-worker thread. The job turns batch events into the smoothed curve
-(:class:`~cifar_gui.gui.training.trace.BatchTrace`) and forwards epoch events. The model a
-run saved is not loaded here: the panel asks the app to open it.
+Whether a run may start is the engine's rule (:func:`cifar_gui.engine.runner.plan_run`); the
+run goes through the engine's runner (:func:`run`: a spawned training process, so the
+window's process never imports TensorFlow for it), watched by a
+:class:`~cifar_gui.gui.workers.JobRunner` job on a worker thread. The job turns batch events
+into the smoothed curve (:class:`~cifar_gui.gui.training.trace.BatchTrace`) and forwards
+epoch events. The model a run saved is not loaded here: the panel asks the app to open it.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,23 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from cifar_gui.config import RunConfig
+from cifar_gui.engine import runner
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.runner import RunPlan
 from cifar_gui.engine.runs import SavedRun
 from cifar_gui.gui.training.trace import BatchTrace, BatchUpdate
 from cifar_gui.gui.workers import JobRunner, TaskState
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
-    from cifar_gui.engine.training import BatchEvent, EpochEvent
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A run the engine accepted: its config, and the checkpoint it continues (if any)."""
-
-    config: RunConfig
-    resume: Checkpoint | None = None
+    from cifar_gui.engine.events import BatchEvent, EpochEvent
 
 
 @dataclass(frozen=True)
@@ -52,56 +44,28 @@ class TrainingOutcome:
         return self.summary.model_path
 
 
-# ---- the engine's side: the two calls that move to cifar_gui.engine.runner (plan_run, run)
-
-
-def plan(
-    config: RunConfig, resume: Checkpoint | None = None, epochs: int | None = None,
-    data: str | None = None,
-) -> Plan:  # fmt: skip
-    """The run ``config`` describes, or ``resume``'s run continued to ``epochs`` (with its
-    data from ``data`` when given); raises :class:`UserError` with one line when it cannot
-    run. Until ``engine.runner.plan_run`` exists, its rules are checked here."""
-    if resume is not None:
-        from cifar_gui.engine.checkpoints import check_resumable
-
-        changes: dict[str, Any] = {"epochs": epochs or resume.config.epochs}
-        if data is not None:
-            changes["data"] = data
-        config = resume.config.replace(**changes)
-        check_resumable(config, resume)
-        return Plan(config, resume)
-    try:
-        os.makedirs(config.out_dir, exist_ok=True)
-    except OSError as exc:
-        raise UserError(
-            f"{config.out_dir}: cannot create the output folder ({exc.strerror})"
-        ) from None
-    if not os.access(config.out_dir, os.W_OK):
-        raise UserError(f"{config.out_dir}: output folder is not writable")
-    return Plan(config)
-
-
 def run(
-    plan: Plan,
+    plan: RunPlan,
     on_batch: Callable[[BatchEvent], None],
     on_epoch: Callable[[EpochEvent], None],
     stop: threading.Event,
 ) -> TrainingOutcome:
-    """Train ``plan`` in a training process; what it saved. Until ``engine.runner.run``
-    exists, through ``gui.training_process``."""
-    from cifar_gui.gui.training_process import run_in_child
+    """Train ``plan`` in the engine's training process; what it saved."""
 
-    result = run_in_child(plan.config, on_batch, on_epoch, stop, resume=plan.resume)
-    if result.path is None:
+    def on_bundle(events: list[BatchEvent]) -> None:
+        for event in events:
+            on_batch(event)
+
+    finished = runner.run(plan, on_bundle, on_epoch, stop)
+    if finished.path is None:
         raise UserError("trained; on a multi-worker run only the chief worker saves the model")
-    return TrainingOutcome(SavedRun.of_model(result.path, result.record), result.stopped)
+    return TrainingOutcome(SavedRun.of_model(finished.path, finished.record), finished.stopped)
 
 
 # ---- the GUI's side
 
 
-def training_job(plan: Plan, trace: BatchTrace, task: TaskState) -> TrainingOutcome:
+def training_job(plan: RunPlan, trace: BatchTrace, task: TaskState) -> TrainingOutcome:
     """Job: run ``plan``; reports :class:`BatchUpdate` and epoch events through ``task``.
 
     ``task.stop_event`` ends the run after the batches in progress (the model is still saved).
@@ -179,7 +143,7 @@ class RunController(QObject):
         """Epochs of the current run with a checkpoint (each complete epoch leaves one)."""
         return self._epochs_done
 
-    def start(self, plan: Plan) -> bool:
+    def start(self, plan: RunPlan) -> bool:
         """Start ``plan``'s run; False when one is in progress."""
         if self._job.busy:
             return False

@@ -16,10 +16,11 @@ from PySide6.QtWidgets import QHBoxLayout, QMessageBox, QWidget
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.runner import RunPlan, plan_run
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted
-from cifar_gui.gui.training.controller import Plan, RunController, TrainingOutcome, plan
+from cifar_gui.gui.training.controller import RunController, TrainingOutcome
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
 
@@ -128,7 +129,7 @@ class TrainingPanel(QWidget):
             return False
         try:
             config = self.build_config()
-            accepted = plan(config)
+            accepted = plan_run(config)
         except UserError as exc:
             self._show_failure(str(exc))
             return False
@@ -169,8 +170,7 @@ class TrainingPanel(QWidget):
         data = checkpoint.config.data
         gone = data not in (None, "keras") and not Path(data).exists()
         try:
-            accepted = plan(
-                checkpoint.config,
+            accepted = plan_run(
                 resume=checkpoint,
                 epochs=epochs,
                 data=self.state.data_source if gone else None,
@@ -189,7 +189,7 @@ class TrainingPanel(QWidget):
         return True
 
     def _begin(
-        self, accepted: Plan, log_line: str, history: dict[str, list[float]] | None = None
+        self, accepted: RunPlan, log_line: str, history: dict[str, list[float]] | None = None
     ) -> None:
         self.results.begin(accepted.config.epochs, history)
         self.results.append_log(log_line)

@@ -1,0 +1,60 @@
+"""The Keras side of checkpoints (:mod:`cifar_gui.engine.checkpoints`): saving an epoch's
+model with its optimizer state beside its ``state.json``, and loading it to resume."""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+
+from cifar_gui.engine.checkpoints import STATE_FILE, Checkpoint, remove_stale_files, write_state
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.files import atomic_path
+from cifar_gui.engine.persistence import check_model_file
+from cifar_gui.engine.record import output_units
+
+
+def save_checkpoint(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Save ``model`` as the checkpoint's epoch file, then the state naming it, then drop the
+    previous epoch file.
+
+    A write that fails raises :class:`ModelError` naming the file and leaves the previous
+    checkpoint as it was (its state still names its own model).
+    """
+    model_path, state_path = checkpoint.model_path, checkpoint.directory / STATE_FILE
+    failing = model_path
+    try:
+        with atomic_path(model_path) as tmp:
+            model.save(tmp)
+        failing = state_path
+        write_state(checkpoint)
+    except OSError as exc:
+        if failing == state_path:
+            # No state names the new model; the previous state and model stay.
+            with contextlib.suppress(OSError):
+                model_path.unlink()
+        raise ModelError(
+            f"{failing}: cannot write the checkpoint ({exc.strerror or exc}); the last "
+            "complete checkpoint is kept"
+        ) from None
+    remove_stale_files(checkpoint.directory, keep=model_path.name)
+
+
+def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
+    """The checkpoint's compiled model, with the optimizer state it had (call in the strategy
+    scope the run trains under); refused when its output does not fit the run's classes."""
+    path = checkpoint.model_path
+    check_model_file(path, what="checkpoint")
+    try:
+        model = keras.saving.load_model(path, compile=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
+    units = output_units(len(checkpoint.class_names))
+    output = getattr(model, "output_shape", None)
+    if not (isinstance(output, tuple) and len(output) == 2 and output[-1] == units):
+        raise ModelError(
+            f"{path}: model output {output} does not fit the run's "
+            f"{len(checkpoint.class_names)} classes; it cannot be resumed"
+        )
+    return model

@@ -1,0 +1,276 @@
+"""The one way to start a training run, for the command line and the window alike.
+
+:func:`plan_run` applies the rules of a run before anything starts (which checkpoint it
+continues, what may change on resume, whether the output folder can be written), without
+touching the disk; :func:`run` trains the plan in this process (the command line) or in a
+child process (the window), with the same plain events out: lists of :class:`BatchEvent`
+(bundled at most :data:`BATCH_INTERVAL_S` apart: the one throttle of batch events), each
+:class:`EpochEvent`, and a :class:`RunFinished` with the run's record.
+
+Why a child process for the window and not a thread of it: both would share one interpreter
+lock. Keras' per-batch Python code, graph tracing and model saving hold it, and so does the
+GUI's painting (pyqtgraph calls into Qt without releasing it). Measured with
+``bench/gui_training.py`` on 2 CPU cores, a run on a thread of the GUI took 1.6 times the
+command line's epoch time and stalled the event loop for up to 1.8 s. A child started with
+``spawn`` (a fresh interpreter, nothing of Qt copied) has its own lock; the GUI process only
+forwards its events.
+
+The child calls :func:`cifar_gui.engine.training.run_training` as the command line does: it
+loads the data set itself from ``config.data``, although the window's process holds it already:
+an image folder loads from its decoded cache in about 0.25 s, while sending its 185 MB of arrays
+through the pipe would cost more, and twice the memory. It trains, saves the model and sidecar,
+and sends ``(kind, value)`` messages: ``("batches", [BatchEvent, ...])``,
+``("epoch", EpochEvent)``, ``("done", RunFinished)`` or ``("error", exception)``.
+
+This module imports neither Qt nor TensorFlow (the child imports it before anything else; the
+window plans runs without TensorFlow).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.checkpoints import Checkpoint, check_resumable, read_checkpoint
+from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.files import check_can_write
+from cifar_gui.engine.record import RunRecord
+
+__all__ = [
+    "BatchEvent",
+    "ChildFailed",
+    "EpochEvent",
+    "RunFinished",
+    "RunPlan",
+    "plan_run",
+    "run",
+]
+
+# Batch events are delivered in bundles this far apart: one wake-up of the window's process
+# per batch took CPU from training, and a redraw of its plots costs ~10 ms.
+BATCH_INTERVAL_S = 0.2
+POLL_S = 0.05  # how often the parent looks at the stop flag while no message arrives
+STOP_GRACE_S = 20.0  # after Stop, how long the child may take to finish its batch and save
+EXIT_WAIT_S = 10.0  # after its last message, how long the child may take to exit
+# Both together stay well under the 60 s JobRunner.shutdown waits for the thread.
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: its config, and the checkpoint it continues (None: a new run)."""
+
+    config: RunConfig
+    resume: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """What a finished or stopped run saved."""
+
+    path: Path | None  # the saved model; None on a multi-worker run's non-chief worker
+    record: RunRecord  # the sidecar's content
+    stopped: bool
+
+
+class ChildFailed(UserError):
+    """The child failed with an exception that could not be sent as it was, or died."""
+
+
+def plan_run(
+    config: RunConfig | None = None,
+    *,
+    resume: str | Path | Checkpoint | None = None,
+    epochs: int | None = None,
+    data: str | None = None,
+    strategy: str | None = None,
+) -> RunPlan:
+    """Check a run before it starts; raise :class:`UserError` with one line when it cannot.
+
+    A new run needs ``config``. With ``resume`` (a run folder, a checkpoint folder or a
+    :class:`Checkpoint`) the run continues the checkpoint's config, where only ``epochs`` (the
+    new total), ``strategy`` and ``data`` (where the data set is now) may change; a ``config``
+    given too must be that run's. The output folder must be creatable and writable. Nothing on
+    disk changes; the file names, which depend on the data's classes, are checked by
+    :func:`cifar_gui.engine.training.run_training` once the data is loaded.
+    """
+    checkpoint = None
+    if resume is not None:
+        checkpoint = resume if isinstance(resume, Checkpoint) else read_checkpoint(resume)
+    base = config if config is not None else checkpoint.config if checkpoint else None
+    if base is None:
+        raise UserError("nothing to run: give a config or a checkpoint to resume")
+    changes = {"epochs": epochs, "strategy": strategy, "data": data}
+    try:
+        config = base.replace(**{k: v for k, v in changes.items() if v is not None})
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if checkpoint is not None:
+        check_resumable(config, checkpoint)
+        # Saved beside its checkpoints, wherever the run folder is now.
+        config = config.replace(out_dir=checkpoint.config.out_dir)
+    check_can_write(Path(config.out_dir), folder=True)
+    return RunPlan(config, checkpoint)
+
+
+def run(
+    plan: RunPlan,
+    on_batch: Callable[[list[BatchEvent]], None],
+    on_epoch: Callable[[EpochEvent], None],
+    stop: threading.Event,
+    *,
+    in_process: bool = False,
+) -> RunFinished:
+    """Train ``plan`` and return what it saved.
+
+    ``on_batch`` gets the batch events in bundles (:data:`BATCH_INTERVAL_S`), ``on_epoch``
+    each epoch's summary, both on the calling thread. Setting ``stop`` ends the run after the
+    batches in progress; the model is still saved. ``in_process``: train on this thread
+    (the command line) instead of a spawned child (the window). Raises the run's exception (a
+    :class:`UserError` keeps its one-line message), or :class:`ChildFailed` when the child
+    died without a word.
+    """
+    if in_process:
+        return _train(plan, on_batch, on_epoch, stop)
+    return _run_in_child(plan, on_batch, on_epoch, stop)
+
+
+class _Bundler:
+    """Gathers batch events and hands them on at most :data:`BATCH_INTERVAL_S` apart."""
+
+    def __init__(self, send: Callable[[list[BatchEvent]], None]):
+        self.send = send
+        self.pending: list[BatchEvent] = []
+        self.last_sent = -BATCH_INTERVAL_S
+
+    def add(self, event: BatchEvent) -> None:
+        self.pending.append(event)
+        if time.monotonic() - self.last_sent >= BATCH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            bundle, self.pending = self.pending, []
+            self.send(bundle)
+        self.last_sent = time.monotonic()
+
+
+def _train(
+    plan: RunPlan,
+    on_batch: Callable[[list[BatchEvent]], None],
+    on_epoch: Callable[[EpochEvent], None],
+    stop: Any,
+) -> RunFinished:
+    """Run the plan on this thread (imports TensorFlow)."""
+    from cifar_gui.engine.training import Listener, run_training
+
+    bundler = _Bundler(on_batch)
+
+    def epoch_done(event: EpochEvent) -> None:
+        bundler.flush()  # the epoch's last batches go before its summary
+        on_epoch(event)
+
+    listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop)
+    result = run_training(plan.config, listener, resume=plan.resume)
+    bundler.flush()
+    return RunFinished(result.path, result.record, result.stopped)
+
+
+def _run_in_child(
+    plan: RunPlan,
+    on_batch: Callable[[list[BatchEvent]], None],
+    on_epoch: Callable[[EpochEvent], None],
+    stop: threading.Event,
+) -> RunFinished:
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    child_stop = ctx.Event()
+    process = ctx.Process(
+        target=_child_main,
+        args=(plan, writer, child_stop),
+        name="cifar-gui-training",
+        daemon=True,  # never outlives the app
+    )
+    process.start()
+    writer.close()  # the child holds the only writer: its exit ends the pipe (EOFError)
+    stop_sent: float | None = None
+    try:
+        while True:
+            if stop.is_set() and stop_sent is None:
+                child_stop.set()
+                stop_sent = time.monotonic()
+            if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
+                raise ChildFailed(f"the training process did not stop within {STOP_GRACE_S:.0f} s")
+            if not reader.poll(POLL_S):
+                continue
+            try:
+                kind, value = reader.recv()
+            except EOFError:
+                process.join(EXIT_WAIT_S)
+                raise ChildFailed(_death_message(process.exitcode)) from None
+            if kind == "batches":
+                on_batch(value)
+            elif kind == "epoch":
+                on_epoch(value)
+            elif kind == "done":
+                return value
+            else:
+                raise value
+    finally:
+        reader.close()
+        process.join(EXIT_WAIT_S)
+        if process.is_alive():  # hung (after a Stop that timed out): files are written atomically
+            process.kill()
+            process.join()
+        process.close()
+
+
+def _death_message(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        hint = " (out of memory?)" if exitcode == -9 else ""
+        return f"the training process was killed by signal {-exitcode}{hint}"
+    return f"the training process ended unexpectedly (exit code {exitcode})"
+
+
+def _child_main(plan: RunPlan, conn: Connection, stop: Any) -> None:
+    """The child: run the plan, send its events, then the result or the exception."""
+
+    def send(message: tuple[str, Any]) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the GUI is gone: stop, and still save what was learned
+            stop.set()
+
+    try:
+        finished = _train(
+            plan,
+            lambda events: send(("batches", events)),
+            lambda event: send(("epoch", event)),
+            stop,
+        )
+        send(("done", finished))
+    except Exception as exc:
+        if not isinstance(exc, UserError):
+            traceback.print_exc()  # the details stay on the terminal, as on the GUI's threads
+        send(("error", _sendable(exc)))
+    finally:
+        conn.close()
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc`` when it survives pickling, else a :class:`ChildFailed` with its first line."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return ChildFailed(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    return exc
