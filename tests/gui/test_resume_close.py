@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 from cifar_gui import cli
+from cifar_gui.engine.checkpoints import list_checkpoints
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState
@@ -118,10 +119,9 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     assert warnings == []
 
 
-def test_the_close_question_says_whether_the_run_can_be_resumed(
-    qtbot, state, tmp_path, settings, answers, warnings
-):
-    from cifar_gui.engine.checkpoints import list_checkpoints
+def _window_for_a_long_run(qtbot, state, tmp_path, settings):
+    """A shown window whose Training tab is set for a 500-epoch run into ``tmp_path/runs``;
+    with the list its finished epochs will be appended to."""
     from cifar_gui.gui.main_window import MainWindow
 
     window = MainWindow(state, settings=settings)
@@ -135,6 +135,13 @@ def test_the_close_question_says_whether_the_run_can_be_resumed(
     panel.limit_spin.setValue(40)
     epochs = []
     panel.epoch_finished.connect(epochs.append)
+    return window, panel, out, epochs
+
+
+def test_the_close_question_says_whether_the_run_can_be_resumed(
+    qtbot, state, tmp_path, settings, answers, warnings
+):
+    window, panel, out, epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
 
     panel.start_button.click()  # no event handled yet: the run is inside its first epoch
     answers.append(QMessageBox.StandardButton.Cancel)
@@ -156,20 +163,7 @@ def test_the_close_question_says_whether_the_run_can_be_resumed(
 def test_stop_and_quit_in_the_first_epoch_leaves_no_checkpoint(
     qtbot, state, tmp_path, settings, answers, warnings
 ):
-    from cifar_gui.engine.checkpoints import list_checkpoints
-    from cifar_gui.gui.main_window import MainWindow
-
-    window = MainWindow(state, settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    panel = window.training_panel
-    out = tmp_path / "runs"
-    panel.out_path.set_text(str(out))
-    panel.epochs_spin.setValue(500)
-    panel.batch_spin.setValue(2)
-    panel.limit_spin.setValue(40)
-    epochs = []
-    panel.epoch_finished.connect(epochs.append)
+    window, panel, out, epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
     panel.start_button.click()
     answers.append(QMessageBox.StandardButton.Yes)
     assert window.close() is False and "cannot be resumed" in answers.asked[0]
@@ -232,7 +226,6 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
 
 
 def test_resume_refuses_a_finished_run_without_more_epochs(qtbot, state, tmp_path, warnings):
-    from cifar_gui.engine.checkpoints import list_checkpoints
 
     panel = tiny_panel(qtbot, state, tmp_path / "runs", epochs=1)
     assert run_to_end(qtbot, panel, panel.start_button.click) is not None
