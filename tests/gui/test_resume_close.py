@@ -77,9 +77,9 @@ def tiny_panel(qtbot, state: AppState, out_dir: Path, epochs: int, batch: int = 
     return panel
 
 
-def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
-    qtbot, state, tmp_path, settings, answers, warnings
-):
+def _window_for_a_long_run(qtbot, state, tmp_path, settings):
+    """A shown window whose Training tab is set for a 500-epoch run into ``tmp_path/runs``;
+    with the list its finished epochs will be appended to."""
     from cifar_gui.gui.main_window import MainWindow
 
     window = MainWindow(state, settings=settings)
@@ -91,6 +91,15 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     panel.epochs_spin.setValue(500)
     panel.batch_spin.setValue(2)
     panel.limit_spin.setValue(40)
+    epochs = []
+    panel.epoch_finished.connect(epochs.append)
+    return window, panel, out, epochs
+
+
+def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
+    qtbot, state, tmp_path, settings, answers, warnings
+):
+    window, panel, out, _epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
     with qtbot.waitSignal(panel.batch_progress, timeout=RUN_TIMEOUT_MS):
         panel.start_button.click()
 
@@ -117,25 +126,6 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     (run,) = again.table.runs
     assert run.stopped and run.model_path == out / "cifar10_4_7.h5" and run.model_path.is_file()
     assert warnings == []
-
-
-def _window_for_a_long_run(qtbot, state, tmp_path, settings):
-    """A shown window whose Training tab is set for a 500-epoch run into ``tmp_path/runs``;
-    with the list its finished epochs will be appended to."""
-    from cifar_gui.gui.main_window import MainWindow
-
-    window = MainWindow(state, settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    panel = window.training_panel
-    out = tmp_path / "runs"
-    panel.out_path.set_text(str(out))
-    panel.epochs_spin.setValue(500)
-    panel.batch_spin.setValue(2)
-    panel.limit_spin.setValue(40)
-    epochs = []
-    panel.epoch_finished.connect(epochs.append)
-    return window, panel, out, epochs
 
 
 def test_the_close_question_says_whether_the_run_can_be_resumed(
