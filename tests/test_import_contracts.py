@@ -4,7 +4,9 @@
   anywhere, so the engine runs without a display or Qt installed;
 - ``cifar_gui.gui`` never imports Keras or TensorFlow at module level, directly or through a
   module it imports at module level, so the window appears before TensorFlow has loaded
-  (seconds); imports inside functions (jobs on worker threads) are allowed.
+  (seconds); imports inside functions (jobs on worker threads) are allowed;
+- the engine modules the window imports (records, run lists, checkpoint state, the runner and
+  model-service fronts, events, plots) load neither Keras nor TensorFlow on import.
 """
 
 from __future__ import annotations
@@ -114,6 +116,23 @@ HEADLESS = [
     if m.startswith("cifar_gui.engine") or m in ("cifar_gui.cli", "cifar_gui.config")
 ]
 GUI = [m for m in MODULES if m.startswith("cifar_gui.gui")]
+KERAS_FREE = [
+    "cifar_gui.config",
+    "cifar_gui.plots",
+    *(
+        f"cifar_gui.engine.{name}"
+        for name in (
+            "checkpoints",
+            "events",
+            "files",
+            "model_service",
+            "predictions",
+            "record",
+            "runner",
+            "runs",
+        )
+    ),
+]
 
 
 @pytest.mark.parametrize("module", HEADLESS)
@@ -124,6 +143,11 @@ def test_the_engine_never_imports_qt(module):
 @pytest.mark.parametrize("module", GUI)
 def test_the_gui_never_imports_keras_or_tensorflow_at_module_level(module):
     assert not _names(loaded_on_import(module), HEAVY)
+
+
+@pytest.mark.parametrize("module", KERAS_FREE)
+def test_engine_modules_the_window_uses_load_no_keras(module):
+    assert not _names(loaded_on_import(module), HEAVY + QT)
 
 
 def test_the_checker_sees_imports_inside_functions_and_through_other_modules():
