@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
+from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
 from cifar_gui.engine.record import class_count
@@ -39,12 +40,24 @@ def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
 
 
 def list_layers(model: keras.Model) -> list[LayerInfo]:
-    """Every inspectable layer in call order, with its output shape."""
+    """Every inspectable layer in call order, with its output shape (and kernel shape)."""
     out = []
     for name, layer in _steps(model):
         shape = layer.output.shape if hasattr(layer, "output") else ()
-        out.append(LayerInfo(name, tuple(int(d) for d in shape[1:] if d is not None)))
+        kernel = tuple(layer.kernel.shape) if isinstance(layer, keras.layers.Conv2D) else ()
+        out.append(LayerInfo(name, tuple(int(d) for d in shape[1:] if d is not None), kernel))
     return out
+
+
+def conv_kernel(model: keras.Model, layer_name: str) -> np.ndarray:
+    """The kernel of the 2-D convolution ``layer_name`` (a qualified name), as float32
+    (height, width, input channels, filters): the weights as they are now."""
+    for name, layer in _steps(model):
+        if name == layer_name:
+            if not isinstance(layer, keras.layers.Conv2D):
+                raise ModelError(f"layer {layer_name!r} is no convolution: it has no filters")
+            return np.asarray(layer.kernel.numpy(), dtype=np.float32)
+    raise ModelError(f"no layer {layer_name!r} in the model")
 
 
 def default_layers(model: keras.Model) -> list[str]:
