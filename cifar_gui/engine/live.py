@@ -10,6 +10,7 @@ the strip's probabilities. The window draws them with the widgets of the Activat
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -161,3 +162,48 @@ class LiveProbe:
             weight_norm=norm,
             update_ratio=ratio,
         )
+
+
+class LiveCallback(keras.callbacks.Callback):
+    """Sends a snapshot at the end of every epoch, and every ``every_batches`` batches when
+    the request asks for it. ``request()`` gives the window's latest request (or None: no
+    change), polled before each snapshot, so a new image or layer shows at the next one.
+
+    The probe holds the whole model: ``fit`` may be training only its head (behind a frozen
+    front), whose layers are the model's own.
+    """
+
+    def __init__(
+        self,
+        probe: LiveProbe,
+        send: Callable[[LiveSnapshot], None],
+        request: Callable[[], LiveRequest | None],
+        steps: int,
+        initial_epoch: int = 0,
+    ):
+        super().__init__()
+        self.probe, self.send, self.request = probe, send, request
+        self.steps = steps
+        self.epoch = initial_epoch
+        self.done_before = initial_epoch * steps  # training steps of earlier epochs
+        self.last_refresh = 0  # batches of this epoch at the last snapshot
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch, self.last_refresh = epoch, 0
+        self.done_before = epoch * self.steps
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        every = self.probe.request.every_batches
+        done = min(batch + 1, self.steps)  # a call's last batch; the epoch's last call may be short
+        if every and done < self.steps and done // every > self.last_refresh // every:
+            self._refresh(done)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._refresh(self.steps)
+
+    def _refresh(self, done: int) -> None:
+        latest = self.request()
+        if latest is not None:
+            self.probe.set_request(latest)
+        self.last_refresh = done
+        self.send(self.probe.snapshot(self.epoch, done, self.steps, self.done_before + done))

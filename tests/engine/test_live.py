@@ -12,7 +12,13 @@ from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import LiveRequest
 from cifar_gui.engine.inspect import activations, grad_cam, probabilities
-from cifar_gui.engine.live import RUNNING_WINDOW, TEST_PER_REFRESH, LiveProbe, strip_indices
+from cifar_gui.engine.live import (
+    RUNNING_WINDOW,
+    TEST_PER_REFRESH,
+    LiveCallback,
+    LiveProbe,
+    strip_indices,
+)
 from cifar_gui.engine.models import build_baseline, build_model, compile_model
 
 RNG = np.random.default_rng(0)
@@ -97,3 +103,34 @@ def test_frozen_layers_do_not_move_and_a_layer_can_be_chosen():
     assert probe.snapshot(0, 1, 1, step=1).activation.shape == (1, 1, 256)
     with pytest.raises(ModelError, match="no layer 'nope'"):
         probe.set_request(LiveRequest(X_TEST[0], "nope"))
+
+
+def test_the_callback_refreshes_every_epoch_and_every_n_batches_with_the_latest_request():
+    keras.utils.set_random_seed(0)
+    model = build_baseline()
+    compile_model(model, RunConfig(), 2)
+    model.steps_per_execution = 2  # batch callbacks come once per call of two batches
+    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(X_TEST[0], every_batches=3))
+    sent = []
+    requests = [None, LiveRequest(X_TEST[5], model.layers[2].name, every_batches=3)]
+    callback = LiveCallback(
+        probe, sent.append, lambda: requests.pop(0) if requests else None, steps=7
+    )
+    x = X_TEST[:56] / 255.0  # 7 batches of 8: calls end after batches 2, 4, 6 and 7
+    model.fit(
+        x,
+        Y_TEST[:56].astype("float32"),
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[callback],
+        shuffle=False,
+    )
+    # Per epoch: after 4 batches (3 crossed) and 6 (6 crossed), then the epoch's end.
+    assert [(s.epoch, s.batch) for s in sent] == [(0, 4), (0, 6), (0, 7), (1, 4), (1, 6), (1, 7)]
+    assert sent[0].layer == model.layers[0].name
+    assert all(s.layer == model.layers[2].name for s in sent[1:])  # the next refresh
+    last = sent[-1]
+    expected = activations(model, X_TEST[5], [last.layer])[last.layer][0]
+    np.testing.assert_allclose(last.activation, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(last.filters, model.layers[0].get_weights()[0])
