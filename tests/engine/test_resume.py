@@ -315,5 +315,5 @@ def test_best_weights_are_saved_beside_the_checkpoint_and_read_back(tmp_path):
     for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
-    with pytest.raises(ModelError, match="best.weights.h5: cannot read"):
+    with pytest.raises(ModelError, match=r"best\.weights\.h5: cannot read"):
         load_best_weights(other, tmp_path / "missing")
