@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep a resumable checkpoint in OUT/checkpoints/",
     )
     train.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="save the epoch of the best validation accuracy as the model, not the last one "
+        "(the sidecar names it; the checkpoint keeps the last)",
+    )
+    train.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped or killed run at its next epoch (RUN_DIR: its --out folder "
@@ -219,6 +225,7 @@ _RUN_OPTIONS = (
     "augment",
     "out",
     "checkpoint",
+    "keep_best",
 )
 
 
@@ -265,6 +272,7 @@ def _train(args: argparse.Namespace) -> int:
                 use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
                 strategy=args.strategy or RunConfig().strategy,
                 checkpoint=args.checkpoint,
+                keep_best=args.keep_best,
                 precision=args.precision,
                 steps_per_execution=args.steps_per_execution,
                 threads=args.threads,

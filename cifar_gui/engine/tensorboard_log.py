@@ -23,8 +23,11 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from cifar_gui.config import RunConfig
+from cifar_gui.engine.errors import ModelError
 
 TENSORBOARD_DIR = "tensorboard"
+
+
 # Metric name in the history -> (writer, TensorBoard tag), as Keras' callback names them.
 def _plugin(name: str) -> summary_pb2.SummaryMetadata:
     return summary_pb2.SummaryMetadata(
@@ -43,32 +46,46 @@ _TAGS = {
 
 
 class TensorBoardLog:
-    """The event files of one run in ``checkpoints``; ``fresh`` clears an older run's first."""
+    """The event files of one run in ``checkpoints``; ``fresh``: a new run, whose first epoch
+    clears an older run's files. Nothing is written before the first epoch, so a run that
+    fails before one completes leaves the folder as it was."""
 
     def __init__(self, checkpoints: Path, config: RunConfig, *, fresh: bool):
         self.directory = checkpoints / TENSORBOARD_DIR
-        if fresh and self.directory.is_dir():
+        self.config, self.fresh = config, fresh
+        self.writers: dict[str, tf.summary.SummaryWriter] = {}
+
+    def _open(self) -> None:
+        if self.fresh and self.directory.is_dir():
             shutil.rmtree(self.directory, ignore_errors=True)  # a new run: no old curves
         self.writers = {
             name: tf.summary.create_file_writer(str(self.directory / name))
             for name in ("train", "validation")
         }
-        if fresh:
+        if self.fresh:
             with self.writers["train"].as_default():
-                text = json.dumps(config.to_dict(), indent=2)
+                text = json.dumps(self.config.to_dict(), indent=2)
                 tensor = tf.constant(f"```\n{text}\n```")  # shown as code
                 tf.summary.write("config", tensor, step=0, metadata=_TEXT)
 
     def epoch(self, epochs_completed: int, metrics: Mapping[str, float]) -> None:
-        """Write one epoch's metrics, at step ``epochs_completed``."""
-        for key, value in metrics.items():
-            if key in _TAGS:
-                writer, tag = _TAGS[key]
-                with self.writers[writer].as_default():
-                    tensor = tf.constant(float(value), tf.float32)
-                    tf.summary.write(tag, tensor, step=epochs_completed, metadata=_SCALAR)
-        for writer in self.writers.values():
-            writer.flush()
+        """Write one epoch's metrics, at step ``epochs_completed``; ModelError if it cannot."""
+        try:
+            if not self.writers:
+                self._open()
+            for key, value in metrics.items():
+                if key in _TAGS:
+                    writer, tag = _TAGS[key]
+                    with self.writers[writer].as_default():
+                        tensor = tf.constant(float(value), tf.float32)
+                        tf.summary.write(tag, tensor, step=epochs_completed, metadata=_SCALAR)
+            for writer in self.writers.values():
+                writer.flush()
+        except (OSError, tf.errors.OpError) as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"{self.directory}: cannot write the TensorBoard files ({reason})"
+            ) from None
 
     def close(self) -> None:
         for writer in self.writers.values():

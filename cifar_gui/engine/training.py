@@ -25,8 +25,14 @@ import tensorflow as tf
 import cifar_gui
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.augment import augment_images
-from cifar_gui.engine.checkpoint_model import load_checkpoint_model, save_checkpoint
+from cifar_gui.engine.checkpoint_model import (
+    load_best_weights,
+    load_checkpoint_model,
+    save_best_weights,
+    save_checkpoint,
+)
 from cifar_gui.engine.checkpoints import (
+    BEST_WEIGHTS,
     STATE_FILE,
     Checkpoint,
     check_resumable,
@@ -44,9 +50,10 @@ from cifar_gui.engine.distribute import (
     worker_failures,
 )
 from cifar_gui.engine.errors import ModelError, UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.hardware import cpu_name
+from cifar_gui.engine.live import LiveCallback, LiveProbe
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
     apply_threads,
@@ -56,12 +63,20 @@ from cifar_gui.engine.performance import (
     resolve_steps_per_execution,
 )
 from cifar_gui.engine.persistence import save_model
-from cifar_gui.engine.record import RunRecord, check_history, model_filename, sidecar_path
+from cifar_gui.engine.record import (
+    RunRecord,
+    best_epoch,
+    check_history,
+    model_filename,
+    sidecar_path,
+)
+from cifar_gui.engine.tensorboard_log import TensorBoardLog
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
 # operations, whose fixed cost per call would otherwise be paid for every batch of 32.
 CHUNK_BATCHES = 8
+SEED_TEST_IMAGE = 5  # the live view's probe by default: the seed's p <- 5 (1-based)
 
 
 @dataclass
@@ -89,6 +104,11 @@ class Listener:
     on_batch: Callable[[BatchEvent], None] | None = None
     on_epoch: Callable[[EpochEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # The live view (engine/live.py): snapshots go to ``on_live``; ``live_request`` gives
+    # the latest request of the window, or None when it has not changed (polled before each
+    # snapshot; at the start, None means the seed's test image 5 and the first convolution).
+    on_live: Callable[[LiveSnapshot], None] | None = None
+    live_request: Callable[[], LiveRequest | None] | None = None
 
 
 def describe_device() -> str:
@@ -354,6 +374,7 @@ class _ProgressBridge(keras.callbacks.Callback):
         self.epoch_start = time.perf_counter()
         self.epoch = 0
         self.epochs_run = 0  # in this session, the stopped one included
+        self.epochs_complete = 0  # in this session, not cut short by a stop
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
@@ -394,11 +415,53 @@ class _ProgressBridge(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(value)
         self.epochs_run += 1
         # The cooperative stop sets stop_training at a batch end, so it marks a partial epoch.
-        if self.save is not None and not self.model.stop_training:
-            self.save(epoch + 1, self.history)
+        if not self.model.stop_training:
+            self.epochs_complete += 1
+            if self.save is not None:
+                self.save(epoch + 1, self.history)
         # After the checkpoint, so a listener that hears of an epoch can count on it.
         if self.listener.on_epoch is not None:
             self.listener.on_epoch(EpochEvent(epoch, self.epochs, metrics, seconds))
+
+
+class _BestKeeper:
+    """With ``keep_best``: the weights of the best epoch so far (:func:`best_epoch`), kept
+    beside the checkpoint when there is one, so a resumed run still has them, else in memory."""
+
+    def __init__(self, model: keras.Model, folder: Path | None):
+        self.model, self.folder = model, folder
+        self.weights: list[np.ndarray] | None = None
+
+    def check(self, resume: Checkpoint | None) -> None:
+        """Refuse to resume a run whose best epoch's weights are gone (before training)."""
+        if resume is None or best_epoch(resume.history) is None:
+            return
+        if not (resume.directory / BEST_WEIGHTS).is_file():
+            raise ModelError(
+                f"{resume.directory}: the best epoch's weights ({BEST_WEIGHTS}) are missing; "
+                "resume without keep-best in a new run, or start again"
+            )
+
+    def epoch_done(self, history: Mapping[str, Sequence[float]]) -> None:
+        """Keep the weights of the epoch just completed when it is the best so far."""
+        if best_epoch(history) != len(history.get("loss", ())) - 1:
+            return
+        if self.folder is not None:
+            save_best_weights(self.model, self.folder)  # before the state names the epoch
+        else:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+
+    def restore(self, history: Mapping[str, Sequence[float]], completed: int) -> int | None:
+        """Put the best epoch's weights into the model; its 1-based number, or None when the
+        last complete epoch is the best (or none is)."""
+        best = best_epoch({k: v[:completed] for k, v in history.items()})
+        if best is None or best == completed - 1:
+            return None
+        if self.folder is not None:
+            load_best_weights(self.model, self.folder)
+        else:
+            self.model.set_weights(self.weights)
+        return best + 1
 
 
 def train(
@@ -459,8 +522,15 @@ def train(
         (checkpoints / STATE_FILE).unlink(missing_ok=True)
         if checkpoints.is_dir():
             remove_stale_files(checkpoints, keep=None)
-    save = None
-    if checkpoints is not None and is_chief(strategy):
+    chief_folder = checkpoints if is_chief(strategy) else None
+    keeper = _BestKeeper(model, chief_folder) if config.keep_best else None
+    if keeper is not None:
+        keeper.check(resume)
+    log = None
+    if chief_folder is not None:
+        log = TensorBoardLog(chief_folder, config, fresh=resume is None)
+    save_checkpoint_of = None
+    if chief_folder is not None:
         template = Checkpoint(
             checkpoints,
             checkpoints / epoch_file(1),
@@ -473,7 +543,7 @@ def train(
             batch_size,
         )
 
-        def save(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
+        def save_checkpoint_of(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
             # The whole model, also when only its head is fitted (behind cached features).
             done = dataclasses.replace(
                 template,
@@ -483,30 +553,54 @@ def train(
             )
             save_checkpoint(model, done)
 
+    def epoch_done(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
+        # Best weights first: a state whose history names an epoch the best has its weights.
+        if keeper is not None:
+            keeper.epoch_done(history)
+        if save_checkpoint_of is not None:
+            save_checkpoint_of(epochs_completed, history)
+        if log is not None:
+            log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})
+
     previous = resume.history if resume is not None else {}
-    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, save)
+    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, epoch_done)
+    callbacks: list[keras.callbacks.Callback] = [bridge]
+    if listener.on_live is not None and len(subset.x_test):
+        request = (listener.live_request or (lambda: None))() or LiveRequest(
+            subset.x_test[min(SEED_TEST_IMAGE, len(subset.x_test)) - 1]
+        )
+        probe = LiveProbe(model, subset.x_test, subset.y_test, request, seed=config.seed)
+        live_request = listener.live_request or (lambda: None)
+        callbacks.append(LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch))
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     started = time.perf_counter()
-    for epoch in range(initial_epoch, config.epochs):
-        # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
-        # compiled train function and the optimizer state carry over between them.
-        with worker_failures(strategy):
-            plan.model.fit(
-                plan.train.epoch(epoch).with_options(options),
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                validation_data=plan.validation,
-                callbacks=[bridge],
-                verbose=0,
-                shuffle=False,  # the stream is already in the epoch's order
-            )
-        if listener.stop.is_set():
-            break
+    try:
+        for epoch in range(initial_epoch, config.epochs):
+            # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
+            # compiled train function and the optimizer state carry over between them.
+            with worker_failures(strategy):
+                plan.model.fit(
+                    plan.train.epoch(epoch).with_options(options),
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    validation_data=plan.validation,
+                    callbacks=callbacks,
+                    verbose=0,
+                    shuffle=False,  # the stream is already in the epoch's order
+                )
+            if listener.stop.is_set():
+                break
+    finally:
+        if log is not None:
+            log.close()
     seconds = time.perf_counter() - started
     history = bridge.history
     val = history.get("val_accuracy", [])
+    completed = initial_epoch + bridge.epochs_complete
+    kept = keeper.restore(history, completed) if keeper is not None else None
+    shown = -1 if kept is None else kept - 1  # the epoch whose weights are saved
     record = RunRecord(
         config=config,
         class_names=tuple(subset.class_names),
@@ -517,8 +611,8 @@ def train(
         resumed_from_epoch=initial_epoch if resume is not None else None,
         stopped=listener.stop.is_set(),
         seconds=seconds,
-        test_loss=history.get("val_loss", [None])[-1] if val else None,
-        test_accuracy=val[-1] if val else None,
+        test_loss=history.get("val_loss", [None])[shown] if val else None,
+        test_accuracy=val[shown] if val else None,
         best_test_accuracy=max(val) if val else None,
         train_images=len(subset.x_train),
         test_images=len(subset.x_test),
@@ -536,6 +630,7 @@ def train(
         },
         versions=versions(),
         finished_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        kept_epoch=kept,
     )
     return RunResult(model, record)
 

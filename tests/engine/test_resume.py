@@ -100,7 +100,12 @@ def test_checkpoint_holds_optimizer_state_and_only_the_last_epoch(finished):
     tmp_path, result = finished
     folder = find_checkpoint_dir(tmp_path)
     assert folder == tmp_path / "checkpoints" / "cifar10_4_7"
-    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0002.keras", STATE_FILE]
+    # The run's TensorBoard event files live beside it (engine/tensorboard_log.py).
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "epoch-0002.keras",
+        STATE_FILE,
+        "tensorboard",
+    ]
     checkpoint = read_checkpoint(folder)
     model = load_checkpoint_model(checkpoint)
     # 3 steps per epoch, 2 epochs: the optimizer's step count and slots came back.
