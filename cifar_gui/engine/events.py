@@ -36,11 +36,14 @@ class EpochEvent:
 
 @dataclass(frozen=True)
 class LiveRequest:
-    """What the live view asks the training process to show: one probe image (uint8, the
-    model's input size), one layer of it by qualified name (None: the first convolution),
-    and how often: at every epoch's end, and every ``every_batches`` batches when set."""
+    """What the live view asks the training process to show: a probe image, either test
+    image ``test_index`` (0-based, of the run's test images; default the seed's image 5) or
+    ``image`` (uint8, the model's input size); one layer by qualified name (None: the first
+    convolution); refreshed at every epoch's end, and every ``every_batches`` batches when
+    set."""
 
-    image: np.ndarray
+    test_index: int = 4
+    image: np.ndarray | None = None
     layer: str | None = None
     every_batches: int | None = None
 
@@ -66,6 +69,9 @@ class LiveSnapshot:
     epoch: int  # 0-based
     batch: int  # batches done in the epoch (``steps`` at its end)
     steps: int
+    image: np.ndarray  # the probe image (uint8)
+    image_caption: str  # which image it is
+    layers: tuple[str, ...]  # every layer that can be asked for
     layer: str
     activation: np.ndarray  # (H, W, C) float32: the probe image at ``layer``
     cam: np.ndarray | None  # (H, W) in [0, 1]: Grad-CAM of the predicted class, if any
@@ -74,7 +80,10 @@ class LiveSnapshot:
     probabilities: tuple[float, ...]  # of the probe image, per class
     health: tuple[LayerHealth, ...]
     strip_indices: tuple[int, ...]  # test images of the prediction strip (0-based)
+    strip_images: np.ndarray  # (8, H, W, 3) uint8: those images
+    strip_labels: tuple[int, ...]  # their true classes
     strip_true_probability: tuple[float, ...]  # each one's probability of its true class
     strip_correct: tuple[bool, ...]
     running_accuracy: float  # over the last RUNNING_WINDOW test predictions
     running_count: int  # how many predictions that is (fewer at first)
+    class_names: tuple[str, ...] = ()

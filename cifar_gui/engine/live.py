@@ -60,9 +60,11 @@ class LiveProbe:
         y_test: np.ndarray,
         request: LiveRequest,
         seed: int = 0,
+        class_names: tuple[str, ...] = (),
     ):
         self.model = model
         self.x_test, self.y_test = np.asarray(x_test), np.asarray(y_test).astype(np.int64)
+        self.class_names = tuple(class_names)
         if not len(self.x_test):
             raise ModelError("the live view needs test images")
         self.chain = layer_chain(model)
@@ -85,7 +87,20 @@ class LiveProbe:
         """Change the probe image or layer; the next snapshot shows them."""
         if request.layer is not None and request.layer not in self.names:
             raise ModelError(f"no layer {request.layer!r} in the model")
+        if request.image is None and not 0 <= request.test_index < len(self.x_test):
+            raise ModelError(
+                f"no test image {request.test_index + 1}: the run has {len(self.x_test)}"
+            )
         self.request = request
+
+    def probe_image(self) -> tuple[np.ndarray, str]:
+        """The image the request names, and a caption saying which it is."""
+        if self.request.image is not None:
+            return np.asarray(self.request.image, dtype=np.uint8), "the image chosen"
+        index = self.request.test_index
+        label = int(self.y_test[index])
+        name = self.class_names[label] if label < len(self.class_names) else f"class {label}"
+        return self.x_test[index], f"test image {index + 1} (1-based), true class {name}"
 
     def snapshot(self, epoch: int, batch: int, steps: int, step: int) -> LiveSnapshot:
         """The model as it is now. ``step``: training steps done in the run so far (for the
@@ -94,9 +109,8 @@ class LiveProbe:
         count = min(TEST_PER_REFRESH, len(self.x_test))
         fresh = (self._next_test + np.arange(count)) % len(self.x_test)
         self._next_test = int((self._next_test + count) % len(self.x_test))
-        images = np.concatenate(
-            [self.request.image[None], self.x_test[list(self.strip)], self.x_test[fresh]]
-        )
+        image, caption = self.probe_image()
+        images = np.concatenate([image[None], self.x_test[list(self.strip)], self.x_test[fresh]])
         weighted = [n for n, lay in self.chain if _kernel(lay) is not None]
         outputs, raw = forward_outputs(
             self.model, tf.convert_to_tensor(scale_images(images)), {layer, *weighted}
@@ -115,7 +129,7 @@ class LiveProbe:
             bool(v) for v in probs[probe_rows:].argmax(axis=1) == self.y_test[fresh]
         )
         try:
-            cam = grad_cam(self.model, self.request.image)
+            cam = grad_cam(self.model, image)
         except (ValueError, KeyError):  # no convolution: no map
             cam = None
         activation = np.asarray(tf.cast(outputs[layer][0], tf.float32))
@@ -123,6 +137,9 @@ class LiveProbe:
             epoch=epoch,
             batch=batch,
             steps=steps,
+            image=image,
+            image_caption=caption,
+            layers=tuple(self.names),
             layer=layer,
             activation=activation if activation.ndim == 3 else activation.reshape(1, 1, -1),
             cam=cam,
@@ -135,10 +152,13 @@ class LiveProbe:
             probabilities=tuple(float(p) for p in probs[0]),
             health=health,
             strip_indices=self.strip,
+            strip_images=self.x_test[list(self.strip)],
+            strip_labels=tuple(int(v) for v in self.y_test[list(self.strip)]),
             strip_true_probability=tuple(float(p) for p in strip_true),
             strip_correct=tuple(bool(c) for c in strip_correct),
             running_accuracy=float(np.mean(self._recent)),
             running_count=len(self._recent),
+            class_names=self.class_names,
         )
 
     def _health(self, name: str, values: np.ndarray, step: int) -> LayerHealth:

@@ -566,11 +566,15 @@ def train(
     bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, epoch_done)
     callbacks: list[keras.callbacks.Callback] = [bridge]
     if listener.on_live is not None and len(subset.x_test):
-        request = (listener.live_request or (lambda: None))() or LiveRequest(
-            subset.x_test[min(SEED_TEST_IMAGE, len(subset.x_test)) - 1]
-        )
-        probe = LiveProbe(model, subset.x_test, subset.y_test, request, seed=config.seed)
         live_request = listener.live_request or (lambda: None)
+        probe = LiveProbe(
+            model,
+            subset.x_test,
+            subset.y_test,
+            live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
+            seed=config.seed,
+            class_names=tuple(subset.class_names),
+        )
         callbacks.append(LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch))
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.

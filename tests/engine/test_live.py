@@ -40,7 +40,7 @@ def test_a_snapshot_is_the_models_activations_filters_and_predictions():
     keras.utils.set_random_seed(0)
     model = build_baseline()
     image = X_TEST[7]
-    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(image), seed=1)
+    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(7), seed=1)
     snap = probe.snapshot(epoch=0, batch=5, steps=5, step=5)
     first = model.layers[0].name
     assert snap.layer == first  # the first convolution by default
@@ -48,6 +48,10 @@ def test_a_snapshot_is_the_models_activations_filters_and_predictions():
     np.testing.assert_allclose(snap.activation, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(snap.filters, model.layers[0].get_weights()[0])
     assert snap.filters_layer == first
+    np.testing.assert_array_equal(snap.image, image)
+    assert snap.image_caption == "test image 8 (1-based), true class class 1"
+    np.testing.assert_array_equal(snap.strip_images, X_TEST[list(snap.strip_indices)])
+    assert snap.layers[0] == first and len(snap.layers) == len(model.layers)
     np.testing.assert_allclose(grad_cam(model, image), snap.cam, atol=1e-5)
     strip = list(snap.strip_indices)
     probs = probabilities(model, X_TEST[strip], direct=True)
@@ -74,7 +78,7 @@ def test_the_update_ratio_measures_the_change_per_step_and_the_window_fills():
     keras.utils.set_random_seed(0)
     model = build_baseline()
     compile_model(model, RunConfig(), 2)
-    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(X_TEST[0]))
+    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(0))
     probe.snapshot(0, 0, 4, step=0)
     before = model.layers[0].get_weights()[0]
     model.fit(X_TEST[:64] / 255.0, Y_TEST[:64].astype("float32"), batch_size=16, verbose=0)
@@ -91,7 +95,7 @@ def test_the_update_ratio_measures_the_change_per_step_and_the_window_fills():
 def test_frozen_layers_do_not_move_and_a_layer_can_be_chosen():
     keras.utils.set_random_seed(0)
     model = build_model(RunConfig(variant="transfer", weights="none"))
-    probe = LiveProbe(model, X_TEST[:10], Y_TEST[:10], LiveRequest(X_TEST[0], "vgg16/block3_conv1"))
+    probe = LiveProbe(model, X_TEST[:10], Y_TEST[:10], LiveRequest(0, layer="vgg16/block3_conv1"))
     snap = probe.snapshot(0, 0, 1, step=0)
     assert snap.layer == "vgg16/block3_conv1" and snap.activation.shape == (8, 8, 256)
     assert snap.filters.shape == (3, 3, 3, 64)  # vgg16/block1_conv1
@@ -99,10 +103,12 @@ def test_frozen_layers_do_not_move_and_a_layer_can_be_chosen():
     assert frozen.update_ratio == 0.0
     dense = model.layers[-2].name
     assert math.isnan({h.name: h for h in snap.health}[dense].update_ratio)
-    probe.set_request(LiveRequest(X_TEST[1], dense))
+    probe.set_request(LiveRequest(image=X_TEST[1], layer=dense))
     assert probe.snapshot(0, 1, 1, step=1).activation.shape == (1, 1, 256)
     with pytest.raises(ModelError, match="no layer 'nope'"):
-        probe.set_request(LiveRequest(X_TEST[0], "nope"))
+        probe.set_request(LiveRequest(0, layer="nope"))
+    with pytest.raises(ModelError, match="no test image 11: the run has 10"):
+        probe.set_request(LiveRequest(10))
 
 
 def test_the_callback_refreshes_every_epoch_and_every_n_batches_with_the_latest_request():
@@ -110,9 +116,9 @@ def test_the_callback_refreshes_every_epoch_and_every_n_batches_with_the_latest_
     model = build_baseline()
     compile_model(model, RunConfig(), 2)
     model.steps_per_execution = 2  # batch callbacks come once per call of two batches
-    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(X_TEST[0], every_batches=3))
+    probe = LiveProbe(model, X_TEST, Y_TEST, LiveRequest(0, every_batches=3))
     sent = []
-    requests = [None, LiveRequest(X_TEST[5], model.layers[2].name, every_batches=3)]
+    requests = [None, LiveRequest(5, layer=model.layers[2].name, every_batches=3)]
     callback = LiveCallback(
         probe, sent.append, lambda: requests.pop(0) if requests else None, steps=7
     )

@@ -101,7 +101,7 @@ def test_live_snapshots_come_every_epoch_and_show_the_model_as_it_is(tiny, tmp_p
 
     def request():  # after the first snapshot: another image and the second convolution
         if len(snapshots) == 1:
-            return LiveRequest(x_test[0], snapshots[0].health[1].name)
+            return LiveRequest(0, layer=snapshots[0].health[1].name)
         return None
 
     listener = Listener(on_live=snapshots.append, live_request=request)
@@ -110,6 +110,8 @@ def test_live_snapshots_come_every_epoch_and_show_the_model_as_it_is(tiny, tmp_p
     first, last, model = snapshots[0], snapshots[-1], result.model
     assert first.layer == model.layers[0].name  # the first convolution by default
     assert first.activation.shape == (32, 32, 32)
+    np.testing.assert_array_equal(first.image, x_test[4])  # the seed's test image 5
+    assert first.image_caption.endswith("true class " + ("deer", "horse")[y_test[4]])
     assert last.layer == model.layers[2].name  # the request took effect at the next refresh
     expected = activations(model, x_test[0], [last.layer])[last.layer][0]
     np.testing.assert_allclose(last.activation, expected, atol=1e-5)
