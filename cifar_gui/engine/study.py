@@ -109,8 +109,9 @@ class StudyPlan:
 
 @dataclass(frozen=True)
 class StudyRunEvent:
-    """A run of the study starts (``state`` running), or ends (done or stopped, with its
-    record); ``skipped``: it was done already (a resumed study)."""
+    """A run of the study starts (``state`` running; ``history``: of the epochs a resumed run
+    has done), or ends (done or stopped, with its record); ``skipped``: it was done already
+    (a resumed study)."""
 
     index: int  # 0-based, in VARIANTS order
     count: int
@@ -121,6 +122,7 @@ class StudyRunEvent:
     record: RunRecord | None = None
     model_path: Path | None = None
     skipped: bool = False
+    history: Mapping[str, Sequence[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,7 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
                 state="running",
                 epochs=config.epochs,
                 resumed_from_epoch=None if resume is None else resume.epochs_completed,
+                history=None if resume is None else resume.history,
             )
         )
         result = run_training(config, inner, dataset=dataset, resume=resume)
