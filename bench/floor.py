@@ -1,4 +1,5 @@
-"""The arithmetic floor of a baseline epoch: what the training steps alone cost.
+"""The arithmetic floor of a baseline epoch: what the training steps alone cost; and the
+measured speed of the convolution that bounds the VGG16 variants (:func:`conv_gflops`).
 
 One compiled TensorFlow loop over an epoch's batches, already in memory, with the model,
 loss, optimizer and precision that ``ours`` uses, and nothing else: no input pipeline, no
@@ -59,3 +60,42 @@ def run_floor(x_train: np.ndarray, y_train: np.ndarray, epochs: int) -> dict:
         "precision": policy,
         "steps": steps,
     }
+
+
+# The convolution that dominates VGG16 at 32x32: 3x3, 64 -> 64 channels on 32x32 maps
+# (block1_conv2; block2_conv2 to block4_conv3 have the same multiply-adds at other sizes).
+CONV_SHAPE = (32, 32, 64, 64)
+
+
+def conv_gflops(batch: int = 256, repeats: int = 5) -> dict:
+    """Measured GFLOP/s of VGG16's main convolution, forward, in float32 and bfloat16, and
+    of a large bfloat16 matrix product (what these cores reach at best): the bound of the
+    VGG16 variants' epochs."""
+    height, width, cin, cout = CONV_SHAPE
+    rng = np.random.default_rng(0)
+    out = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        x = tf.cast(rng.random((batch, height, width, cin), dtype=np.float32), dtype)
+        w = tf.cast(rng.random((3, 3, cin, cout), dtype=np.float32), dtype)
+        conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
+        flops = 2 * batch * height * width * cin * cout * 9
+        out[f"conv_{dtype.name}"] = round(
+            flops / _best_seconds(conv, x, w, repeats=repeats) / 1e9, 1
+        )
+    a = tf.cast(rng.random((2048, 2048), dtype=np.float32), tf.bfloat16)
+    matmul = tf.function(tf.linalg.matmul)
+    out["matmul_bfloat16"] = round(
+        2 * 2048**3 / _best_seconds(matmul, a, a, repeats=repeats) / 1e9, 1
+    )
+    return out
+
+
+def _best_seconds(fn, *args, repeats: int) -> float:
+    """The fastest of ``repeats`` calls, after one that traces."""
+    fn(*args).numpy()
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(*args).numpy()
+        best = min(best, time.perf_counter() - started)
+    return best

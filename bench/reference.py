@@ -2,7 +2,11 @@
 
 Exactly what the tutorial does, translated from R: the small CNN, batch 32, RMSprop at
 1e-4, binary cross-entropy, ``model.fit`` on float32 arrays scaled to [0, 1], validation on
-the test arrays after every epoch. The augmented recipe feeds the legacy
+the test arrays after every epoch. The VGG16 recipes: VGG16 without its top (random weights
+here: nothing is downloaded, and the time does not depend on them), Flatten, Dense 256,
+output, RMSprop at 2e-5; ``transfer`` freezes the whole base, ``finetune`` trains it from
+``block3_conv1`` on (the seed's ``unfreeze_weights``); both augmented, the full model run
+every step and every validation, all in float32. The augmented recipe feeds the legacy
 ``ImageDataGenerator`` (``keras.src.legacy``, needs scipy) with the seed's settings and
 ``steps_per_epoch = len(x_train) // 32`` (10000 // 32 = 312 on deer vs horse).
 
@@ -21,6 +25,8 @@ from keras import layers
 
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-4
+VGG16_LEARNING_RATE = 2e-5
+UNFREEZE_FROM = "block3_conv1"
 # The seed's image_data_generator(...) arguments.
 SEED_AUGMENTATION = {
     "rotation_range": 40,
@@ -74,6 +80,35 @@ def seed_model(input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
     return model
 
 
+def seed_vgg16_model(
+    input_shape: tuple[int, int, int] = (32, 32, 3), finetune: bool = False
+) -> keras.Model:
+    """The tutorial's VGG16 feature extractor (or, ``finetune``, its fine-tuned form) in plain
+    Keras, compiled as the seed does."""
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=input_shape)
+    base.trainable = False
+    if finetune:
+        base.trainable = True
+        start = [layer.name for layer in base.layers].index(UNFREEZE_FROM)
+        for i, layer in enumerate(base.layers):
+            layer.trainable = i >= start
+    model = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            base,
+            layers.Flatten(),
+            layers.Dense(256, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=VGG16_LEARNING_RATE),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def _endless(flow: Iterator) -> Iterator:
     """The generator as R's Keras (and Keras 2) consumed it: endless, continuing across epochs.
 
@@ -92,8 +127,11 @@ def run_reference(
     epochs: int,
     augment: bool,
     seed: int = 0,
+    variant: str = "baseline",
 ) -> dict:
-    """Train the seed's recipe on uint8 images and 0/1 labels; history and epoch times.
+    """Train the seed's recipe of ``variant`` on uint8 images and 0/1 labels; history and
+    epoch times. ``baseline`` and ``augmented`` train the small CNN, ``transfer`` and
+    ``finetune`` the VGG16 models.
 
     Returns a dict with ``history`` (Keras' lists), ``epoch_seconds``, ``cpu_seconds`` and
     ``steps`` (batches per epoch).
@@ -103,7 +141,11 @@ def run_reference(
     x_test = x_test.astype("float32") / 255.0
     y_train = y_train.astype("float32")
     y_test = y_test.astype("float32")
-    model = seed_model(tuple(x_train.shape[1:]))
+    shape = tuple(x_train.shape[1:])
+    if variant in ("transfer", "finetune"):
+        model = seed_vgg16_model(shape, finetune=variant == "finetune")
+    else:
+        model = seed_model(shape)
     timer = EpochTimer()
     if augment:
         from keras.src.legacy.preprocessing.image import ImageDataGenerator

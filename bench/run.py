@@ -6,14 +6,20 @@ from the same machine within minutes: on a shared machine compare the ratios, no
 absolute seconds. Seconds per epoch are medians over the epochs after the first (which
 includes tracing), wall clock and process CPU time, training plus the validation pass.
 
-    python bench/run.py            # 30 epochs, 3 seeds, deer vs horse, ~25 min on 2 CPU cores
-    python bench/run.py --quick    # 2 epochs, 2,000 images, < 3 min
+    python bench/run.py            # 30 epochs (VGG16: 3), 3 seeds, deer vs horse
+    python bench/run.py --quick    # 2 epochs, 2,000 images
+    python bench/run.py --variants transfer finetune --vgg-epochs 3   # some variants only
 
-Variants: ``baseline`` and ``augmented`` (reference against ours); ``baseline / floor``, the
-bare training steps with no pipeline around them (``bench/floor.py``: the fastest an epoch
-can be here, so ``reference / floor`` is the speed-up within reach); ``transfer`` with a frozen
-VGG16 base and no augmentation (random weights, nothing is downloaded): the full model every
-epoch against cached base features. Also runs the GUI benchmarks that exist
+Variants (``--variants``): ``baseline`` and ``augmented`` (reference against ours);
+``baseline / floor``, the bare training steps with no pipeline around them
+(``bench/floor.py``: the fastest an epoch can be here, so ``reference / floor`` is the
+speed-up within reach); ``transfer`` and ``finetune``, the seed's VGG16 recipes with
+augmentation (random weights, nothing is downloaded: the time does not depend on them),
+reference against ours; ``transfer-cached``, transfer without augmentation, our full model
+every epoch against cached base features. The study line estimates the seed's whole study
+(the four variants, 30 epochs each) from the measured seconds per epoch, plus, for ours,
+the one-time work before the first epoch (the frozen front's validation features).
+Also runs the GUI benchmarks that exist
 (``bench/startup.py``, ``bench/gui_training.py``, ``bench/activation_update.py``) and merges
 their JSON. Writes ``bench/results/bench.json`` and ``RESULTS.md`` (quick: ``bench-quick.json``
 and ``RESULTS-quick.md``).
@@ -48,16 +54,19 @@ GUI_BENCHMARKS = {
 }
 RESULT_PREFIX = "BENCH-RESULT "
 FLOOR_EPOCHS = 6
-# (variant, recipe): what one worker process trains.
-RUNS = (
-    ("baseline", "reference"),
-    ("baseline", "ours"),
-    ("baseline", "floor"),
-    ("augmented", "reference"),
-    ("augmented", "ours"),
-    ("transfer", "full"),
-    ("transfer", "cached"),
-)
+STUDY_EPOCHS = 30  # the seed trains every variant 30 epochs
+STUDY_VARIANTS = ("baseline", "augmented", "transfer", "finetune")
+VGG16_VARIANTS = ("transfer", "finetune", "transfer-cached")
+# variant -> the recipes one worker process each trains, the slower one first.
+RUNS = {
+    "baseline": ("reference", "ours", "floor"),
+    "augmented": ("reference", "ours"),
+    "transfer": ("reference", "ours"),
+    "finetune": ("reference", "ours"),
+    "transfer-cached": ("full", "cached"),
+}
+# variant -> (slower recipe, faster recipe) compared in the report
+COMPARED = {v: recipes[:2] for v, recipes in RUNS.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -92,8 +101,9 @@ def worker(spec: dict) -> dict:
             subset.x_test,
             subset.y_test,
             epochs,
-            augment=variant == "augmented",
+            augment=variant != "baseline",
             seed=spec["seed"],
+            variant=variant,
         )
         history, epoch_seconds, cpu = out["history"], out["epoch_seconds"], out["cpu_seconds"]
         extra = {"precision": "float32", "steps_per_epoch": out["steps"]}
@@ -105,22 +115,25 @@ def worker(spec: dict) -> dict:
         history, epoch_seconds, cpu = {}, out["epoch_seconds"], out["cpu_seconds"]
         extra = {"precision": out["precision"], "steps_per_epoch": out["steps"]}
     else:
-        cpu_marks = [time.process_time()]
-        listener = Listener(on_epoch=lambda _event: cpu_marks.append(time.process_time()))
         config = RunConfig(
-            variant=variant,
+            variant="transfer" if variant == "transfer-cached" else variant,
             epochs=epochs,
             seed=spec["seed"],
             limit=spec["limit"],
             weights="none",
-            use_augmentation=variant == "augmented",
+            use_augmentation=variant not in ("baseline", "transfer-cached"),
             feature_cache=recipe != "full",
         )
+        if variant == "finetune":
+            config = config.replace(from_model=transfer_model(dataset))
+        cpu_marks = [time.process_time()]
+        listener = Listener(on_epoch=lambda _event: cpu_marks.append(time.process_time()))
         result = run_training(config, listener, dataset=dataset, save=False)
         history, epoch_seconds = result.history, result.history["epoch_seconds"]
         cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
         # cpu_marks[0] is taken before building the model: the first epoch's CPU time also
-        # holds the build and, for cached features, their extraction; it is not in the median.
+        # holds the build and, behind a frozen front, the validation features; it is not in
+        # the median (the study line adds feature_seconds once).
         record = result.record
         extra = {
             "precision": record.precision,
@@ -147,6 +160,19 @@ def worker(spec: dict) -> dict:
         "device": describe_device(),
         **extra,
     }
+
+
+def transfer_model(dataset) -> str:
+    """A saved transfer model (random weights, one short epoch) for finetune to start from;
+    its file lives as long as the worker process."""
+    from cifar_gui.config import RunConfig
+    from cifar_gui.engine.training import run_training
+
+    out = tempfile.mkdtemp(prefix="bench-transfer-")
+    config = RunConfig(
+        variant="transfer", weights="none", epochs=1, limit=64, out_dir=out, checkpoint=False
+    )
+    return str(run_training(config, dataset=dataset).path)
 
 
 def run_worker(spec: dict, log) -> dict:
@@ -242,11 +268,7 @@ def compare(runs: list[dict]) -> list[dict]:
         if "error" not in r:
             by.setdefault((r["variant"], r["recipe"]), []).append(r)
     rows = []
-    for variant, slow_name, fast_name in (
-        ("baseline", "reference", "ours"),
-        ("augmented", "reference", "ours"),
-        ("transfer", "full", "cached"),
-    ):
+    for variant, (slow_name, fast_name) in COMPARED.items():
         slow, fast = by.get((variant, slow_name)), by.get((variant, fast_name))
         if not slow or not fast:
             continue
@@ -254,11 +276,15 @@ def compare(runs: list[dict]) -> list[dict]:
         accuracies = {
             name: _mean_of(g, "test_accuracy") for name, g in (("slow", slow), ("fast", fast))
         }
-        measured = variant != "transfer"  # random VGG16 weights: accuracy means nothing there
+        measured = variant not in VGG16_VARIANTS  # random VGG16 weights: accuracy means nothing
         rows.append(
             {
                 "variant": variant,
                 "seeds": min(len(slow), len(fast)),
+                "slow_epoch_seconds": slow_s,
+                "fast_epoch_seconds": fast_s,
+                "fast_once_seconds": _median_of(fast, "feature_seconds") or 0.0,
+                "peak_rss_mib": max(r["peak_rss_mib"] for r in slow + fast),
                 "speedup_wall": _ratio(slow_s, fast_s),
                 "speedup_cpu": _ratio(
                     _median_of(slow, "median_epoch_cpu_seconds"),
@@ -276,6 +302,31 @@ def compare(runs: list[dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def study(comparison: list[dict]) -> dict | None:
+    """The seed's whole study (each of its four variants 30 epochs) estimated from the
+    measured seconds per epoch: reference against ours, in minutes; None unless all four
+    variants were measured."""
+    rows = {c["variant"]: c for c in comparison}
+    if not all(v in rows for v in STUDY_VARIANTS):
+        return None
+    reference = sum(STUDY_EPOCHS * rows[v]["slow_epoch_seconds"] for v in STUDY_VARIANTS)
+    ours = sum(
+        STUDY_EPOCHS * rows[v]["fast_epoch_seconds"] + rows[v]["fast_once_seconds"]
+        for v in STUDY_VARIANTS
+    )
+    return {
+        "epochs": STUDY_EPOCHS,
+        "reference_minutes": round(reference / 60, 1),
+        "ours_minutes": round(ours / 60, 1),
+        "speedup": _ratio(reference, ours),
+        "vgg16_share_of_ours": round(
+            sum(STUDY_EPOCHS * rows[v]["fast_epoch_seconds"] for v in ("transfer", "finetune"))
+            / ours,
+            2,
+        ),
+    }
 
 
 def _fmt(value, spec: str = "") -> str:
@@ -297,14 +348,14 @@ def markdown(report: dict) -> str:
         f"{m['platform']}",
         f"- Load average before / after: {report['load_before']} / {report['load_after']} "
         "(above the core count the machine was shared: trust the ratios)",
-        f"- {s['epochs']} epochs ({s['transfer_epochs']} for transfer), deer vs horse, "
+        f"- {s['epochs']} epochs ({s['vgg_epochs']} for the VGG16 variants), deer vs horse, "
         f"{'first ' + str(s['limit']) if s['limit'] else 'all'} training images, seeds "
-        f"{', '.join(map(str, s['seeds']))} (transfer and floor: the first; they are timed, "
-        "not scored)",
+        f"{', '.join(map(str, s['seeds']))} (VGG16 variants and floor: the first; they are "
+        "timed, not scored)",
         "",
         "| variant | recipe | seed | precision | s/epoch (wall) | s/epoch (CPU) | test acc "
-        "| best acc | peak RSS MiB | epochs |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| best acc | peak RSS MiB | epochs | once, s |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         if "error" in r:
@@ -315,7 +366,8 @@ def markdown(report: dict) -> str:
             f"| {_fmt(r['median_epoch_seconds'], '.2f')} "
             f"| {_fmt(r['median_epoch_cpu_seconds'], '.2f')} "
             f"| {_fmt(r['test_accuracy'], '.4f')} | {_fmt(r['best_test_accuracy'], '.4f')} "
-            f"| {r['peak_rss_mib']:.0f} | {r['epochs']} |"
+            f"| {r['peak_rss_mib']:.0f} | {r['epochs']} "
+            f"| {_fmt(r.get('feature_seconds'), '.1f')} |"
         )
     lines += [
         "",
@@ -330,6 +382,15 @@ def markdown(report: dict) -> str:
             f"| {_fmt(c['ours_accuracy'], '.4f')} | {_fmt(c['accuracy_difference'], '+.4f')} "
             f"| {_fmt(c['speedup_floor_wall'])}{'x' if c['speedup_floor_wall'] else ''} |"
         )
+    st = report.get("study")
+    if st:
+        lines += [
+            "",
+            f"Study ({len(STUDY_VARIANTS)} variants x {st['epochs']} epochs, estimated from the "
+            f"s/epoch above): reference {st['reference_minutes']} min, ours "
+            f"{st['ours_minutes']} min: **{st['speedup']}x** (VGG16 variants: "
+            f"{st['vgg16_share_of_ours']:.0%} of ours)",
+        ]
     lines += ["", "## GUI figures", ""]
     for name, data in report["gui"].items():
         if "skipped" in data or "error" in data:
@@ -358,7 +419,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="2 epochs, 2,000 images")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 source")
     parser.add_argument("--epochs", type=int, help="default: 30 (quick: 2)")
-    parser.add_argument("--transfer-epochs", type=int, help="default: 3 (quick: 2)")
+    parser.add_argument(
+        "--vgg-epochs", type=int, help="epochs of the VGG16 variants (default: 3; quick: 2)"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(RUNS),
+        default=[v for v in RUNS if v != "transfer-cached"],
+        help="variants to run (default: the seed's four)",
+    )
     parser.add_argument("--limit", type=int, help="training images (default: all; quick: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument(
@@ -366,6 +436,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-gui", action="store_true", help="skip the GUI benchmarks")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
+    parser.add_argument("--tag", help="added to the result file names: bench-TAG.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -379,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data}: no CIFAR-10 data (give --data PATH)", file=sys.stderr)
         return 2
     epochs = args.epochs or (2 if args.quick else 30)
-    transfer_epochs = args.transfer_epochs or (2 if args.quick else 3)
+    vgg_epochs = args.vgg_epochs or (2 if args.quick else 3)
     limit = args.limit or (2000 if args.quick else None)
 
     def log(text: str) -> None:
@@ -389,13 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     seeds = list(range(args.seed, args.seed + (args.seeds or (1 if args.quick else 3))))
     runs = []
-    for seed, (variant, recipe) in itertools.product(seeds, RUNS):  # rounds: drift hits both
-        if seed != seeds[0] and (variant == "transfer" or recipe == "floor"):
+    pairs = [(v, recipe) for v in args.variants for recipe in RUNS[v]]
+    for seed, (variant, recipe) in itertools.product(seeds, pairs):  # rounds: drift hits both
+        if seed != seeds[0] and (variant in VGG16_VARIANTS or recipe == "floor"):
             continue  # timed only: one seed is enough
         spec = {
             "variant": variant,
             "recipe": recipe,
-            "epochs": transfer_epochs if variant == "transfer" else epochs,
+            "epochs": vgg_epochs if variant in VGG16_VARIANTS else epochs,
             "limit": limit,
             "data": str(Path(args.data).resolve()),
             "seed": seed,
@@ -416,21 +488,23 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "quick": args.quick,
             "epochs": epochs,
-            "transfer_epochs": transfer_epochs,
+            "vgg_epochs": vgg_epochs,
             "limit": limit,
             "seeds": seeds,
+            "variants": args.variants,
         },
         "load_before": load_before,
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "machine": machine(),
         "runs": runs,
-        "comparison": compare(runs),
+        "comparison": (comparison := compare(runs)),
+        "study": study(comparison),
         "gui": gui,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Quick runs keep their own files, so they never overwrite the full figures.
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     (out / f"bench{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     (out / f"RESULTS{suffix}.md").write_text(text)

@@ -133,6 +133,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     strategy: str = "default"  # tf.distribute strategy; batch_size is per replica
     checkpoint: bool = True  # save a resumable checkpoint in out_dir/checkpoints every epoch
+    keep_best: bool = False  # save the best validation accuracy's epoch, not the last one
     # Speed settings (see cifar_gui.engine.performance); "auto" picks the fastest setting that
     # keeps the accuracy on the hardware found. None of them changes what the model learns
     # except precision, whose reduced-precision arithmetic moves results by round-off only.
@@ -183,6 +184,7 @@ class RunConfig:
             check_int("steps per execution", self.steps_per_execution, 1, MAX_STEPS_PER_EXECUTION)
         check_int("threads", self.threads, 0, MAX_THREADS)
         check_type("checkpoint", self.checkpoint, bool)
+        check_type("keep_best", self.keep_best, bool)
         check_type("feature_cache", self.feature_cache, bool)
 
     @property

@@ -4,10 +4,17 @@ model with its optimizer state beside its ``state.json``, and loading it to resu
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import keras
 
-from cifar_gui.engine.checkpoints import STATE_FILE, Checkpoint, remove_stale_files, write_state
+from cifar_gui.engine.checkpoints import (
+    BEST_WEIGHTS,
+    STATE_FILE,
+    Checkpoint,
+    remove_stale_files,
+    write_state,
+)
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.persistence import check_model_file
@@ -58,3 +65,27 @@ def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
             f"{len(checkpoint.class_names)} classes; it cannot be resumed"
         )
     return model
+
+
+def save_best_weights(model: keras.Model, directory: Path) -> None:
+    """Save ``model``'s weights as the run's best so far (:data:`BEST_WEIGHTS`, atomically).
+
+    Called before the epoch's state is written, so a state whose history names an epoch as
+    the best always finds that epoch's weights here.
+    """
+    path = directory / BEST_WEIGHTS
+    try:
+        with atomic_path(path, suffix=".weights.h5") as tmp:
+            model.save_weights(tmp)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot write the best epoch's weights ({exc})") from None
+
+
+def load_best_weights(model: keras.Model, directory: Path) -> None:
+    """Put the run's best weights (see :func:`save_best_weights`) into ``model``."""
+    path = directory / BEST_WEIGHTS
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: cannot read the best epoch's weights ({reason})") from None

@@ -34,6 +34,7 @@ from cifar_gui.engine.record import check_history, model_filename
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"
+BEST_WEIGHTS = "best.weights.h5"  # with keep_best: the weights of the best epoch so far
 STATE_VERSION = 2  # 2: epochs drawn by (seed, epoch); no batch count to skip
 EPOCH_FILE = re.compile(r"epoch-\d{4,}\.keras")
 
@@ -181,12 +182,16 @@ def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
 
 
 def remove_stale_files(directory: Path, keep: str | None) -> None:
-    """Delete epoch files other than ``keep`` and temporary files a killed save left behind."""
+    """Delete epoch files other than ``keep`` and temporary files a killed save left behind;
+    with ``keep`` None (a new run replaces an old one) the old best weights too."""
     for path in directory.glob("*.keras"):
         if path.name != keep:
             path.unlink(missing_ok=True)
-    for path in directory.glob(f".{Path(STATE_FILE).stem}.*"):
-        path.unlink(missing_ok=True)
+    if keep is None:
+        (directory / BEST_WEIGHTS).unlink(missing_ok=True)
+    for stem in (Path(STATE_FILE).stem, Path(BEST_WEIGHTS).stem):
+        for path in directory.glob(f".{stem}.*"):
+            path.unlink(missing_ok=True)
 
 
 def write_state(checkpoint: Checkpoint) -> None:

@@ -1,9 +1,12 @@
 """The plain events a training run reports (no Keras, no Qt): they cross the pipe from the
-training process and reach the CLI's progress bar and the window alike."""
+training process and reach the CLI's progress bar and the window alike. The live view's
+request and snapshots (:mod:`cifar_gui.engine.live`) are plain data too."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,49 @@ class EpochEvent:
     epochs: int
     metrics: dict[str, float]  # loss, accuracy, val_loss, val_accuracy
     seconds: float
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """What the live view asks the training process to show: one probe image (uint8, the
+    model's input size), one layer of it by qualified name (None: the first convolution),
+    and how often: at every epoch's end, and every ``every_batches`` batches when set."""
+
+    image: np.ndarray
+    layer: str | None = None
+    every_batches: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerHealth:
+    """One layer at one refresh. ``mean`` and ``zero_fraction``: of its outputs over the
+    probe images (zero_fraction of a ReLU layer: its dead or silent units); ``weight_norm``:
+    the L2 norm of its kernel; ``update_ratio``: the norm of the kernel's change since the
+    previous refresh, per training step, over the kernel's norm (NaN at the first refresh)."""
+
+    name: str
+    mean: float
+    zero_fraction: float
+    weight_norm: float
+    update_ratio: float
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """The model as it is now, for the live view: small arrays only (a few hundred kB)."""
+
+    epoch: int  # 0-based
+    batch: int  # batches done in the epoch (``steps`` at its end)
+    steps: int
+    layer: str
+    activation: np.ndarray  # (H, W, C) float32: the probe image at ``layer``
+    cam: np.ndarray | None  # (H, W) in [0, 1]: Grad-CAM of the predicted class, if any
+    filters_layer: str | None
+    filters: np.ndarray | None  # (h, w, 3, N) float32: the first convolution's kernel
+    probabilities: tuple[float, ...]  # of the probe image, per class
+    health: tuple[LayerHealth, ...]
+    strip_indices: tuple[int, ...]  # test images of the prediction strip (0-based)
+    strip_true_probability: tuple[float, ...]  # each one's probability of its true class
+    strip_correct: tuple[bool, ...]
+    running_accuracy: float  # over the last RUNNING_WINDOW test predictions
+    running_count: int  # how many predictions that is (fewer at first)

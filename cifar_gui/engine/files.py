@@ -21,7 +21,7 @@ from cifar_gui.engine.errors import ModelError
 MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 
 
-def _create_beside(target: Path) -> Path:
+def _create_beside(target: Path, suffix: str | None = None) -> Path:
     """Create a new empty file with a random name beside ``target`` and return its path.
 
     Created with mode 0666 like any plain write, so the kernel applies the umask (and a
@@ -31,7 +31,8 @@ def _create_beside(target: Path) -> Path:
     name fits.
     """
     for _ in range(100):
-        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{target.suffix}"
+        end = target.suffix if suffix is None else suffix
+        tmp = target.parent / f".{target.stem[:32]}.{secrets.token_hex(4)}{end}"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
@@ -41,10 +42,14 @@ def _create_beside(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it only when the block succeeds."""
+def atomic_path(target: Path, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary path beside ``target`` that replaces it only when the block succeeds.
+
+    ``suffix``: how the temporary name ends (default: as the target's), for writers that
+    insist on one (Keras' ``save_weights`` on ``.weights.h5``).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_beside(target)
+    tmp = _create_beside(target, suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

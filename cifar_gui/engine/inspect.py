@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
+from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
 from cifar_gui.engine.record import class_count
@@ -23,7 +24,7 @@ from cifar_gui.engine.record import class_count
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers
 
 
-def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+def layer_chain(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
     """The model as a chain of (qualified name, layer), with a nested VGG16 base opened up."""
     steps = []
     for layer in model.layers:
@@ -39,12 +40,24 @@ def _steps(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
 
 
 def list_layers(model: keras.Model) -> list[LayerInfo]:
-    """Every inspectable layer in call order, with its output shape."""
+    """Every inspectable layer in call order, with its output shape (and kernel shape)."""
     out = []
-    for name, layer in _steps(model):
+    for name, layer in layer_chain(model):
         shape = layer.output.shape if hasattr(layer, "output") else ()
-        out.append(LayerInfo(name, tuple(int(d) for d in shape[1:] if d is not None)))
+        kernel = tuple(layer.kernel.shape) if isinstance(layer, keras.layers.Conv2D) else ()
+        out.append(LayerInfo(name, tuple(int(d) for d in shape[1:] if d is not None), kernel))
     return out
+
+
+def conv_kernel(model: keras.Model, layer_name: str) -> np.ndarray:
+    """The kernel of the 2-D convolution ``layer_name`` (a qualified name), as float32
+    (height, width, input channels, filters): the weights as they are now."""
+    for name, layer in layer_chain(model):
+        if name == layer_name:
+            if not isinstance(layer, keras.layers.Conv2D):
+                raise ModelError(f"layer {layer_name!r} is no convolution: it has no filters")
+            return np.asarray(layer.kernel.numpy(), dtype=np.float32)
+    raise ModelError(f"no layer {layer_name!r} in the model")
 
 
 def default_layers(model: keras.Model) -> list[str]:
@@ -52,11 +65,13 @@ def default_layers(model: keras.Model) -> list[str]:
     return [info.name for info in list_layers(model)[:SEED_ACTIVATION_LAYERS]]
 
 
-def _forward(model: keras.Model, batch: tf.Tensor, wanted: set[str]) -> tuple[dict, tf.Tensor]:
+def forward_outputs(
+    model: keras.Model, batch: tf.Tensor, wanted: set[str]
+) -> tuple[dict, tf.Tensor]:
     """Run the chain; return the outputs of ``wanted`` layers and the model output."""
     outputs = {}
     x = batch
-    for name, layer in _steps(model):
+    for name, layer in layer_chain(model):
         x = layer(x, training=False)
         if name in wanted:
             outputs[name] = x
@@ -77,7 +92,7 @@ def activations(
     if missing:
         raise KeyError(f"no layer {missing[0]!r} in the model")
     batch = tf.convert_to_tensor(scale_images(image)[None])
-    outputs, _ = _forward(model, batch, set(names))
+    outputs, _ = forward_outputs(model, batch, set(names))
     return {n: np.asarray(outputs[n], dtype=np.float32) for n in names}
 
 
@@ -174,6 +189,13 @@ def class_probabilities(
         raw = np.asarray(model(scaled, training=False), dtype=np.float64)
     else:
         raw = np.asarray(model.predict(scaled, verbose=0), dtype=np.float64)
+    return outputs_to_probabilities(model, raw)
+
+
+def outputs_to_probabilities(model: keras.Model, raw: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The model's raw outputs (N, units) as class probabilities (N, classes), and whether
+    they were scores (see :func:`class_probabilities`)."""
+    raw = np.asarray(raw, dtype=np.float64)
     from_logits = _are_logits(model, raw)
     probs = _scores_to_probabilities(raw) if from_logits else raw
     if probs.shape[-1] == 1:  # one sigmoid unit: probability of class 1
@@ -214,7 +236,7 @@ def predict_files(
 
 def last_conv_layer(model: keras.Model) -> str:
     """Qualified name of the last convolution (Grad-CAM's usual choice)."""
-    convs = [name for name, layer in _steps(model) if isinstance(layer, keras.layers.Conv2D)]
+    convs = [name for name, layer in layer_chain(model) if isinstance(layer, keras.layers.Conv2D)]
     if not convs:
         raise ValueError("the model has no convolutional layer")
     return convs[-1]
@@ -235,7 +257,7 @@ def grad_cam(
     with tf.GradientTape() as tape:
         x = batch
         feature = None
-        for name, layer in _steps(model):
+        for name, layer in layer_chain(model):
             x = layer(x, training=False)
             if name == layer_name:
                 feature = x

@@ -132,6 +132,11 @@ class _Handler:
 
         return grad_cam(self._model(handle), image, class_index, layer_name)
 
+    def kernel(self, handle: ModelHandle, layer_name: str) -> np.ndarray:
+        from cifar_gui.engine.inspect import conv_kernel
+
+        return conv_kernel(self._model(handle), layer_name)
+
     def predict_files(self, handle: ModelHandle, paths: Sequence[str | Path]) -> list[Prediction]:
         from cifar_gui.engine.inspect import predict_files
 
@@ -293,6 +298,10 @@ class ModelService:
     ) -> np.ndarray:
         """Grad-CAM map (H, W) in [0, 1]; raises UserError for a model without convolution."""
         return self._request("grad_cam", handle, image, class_index, layer_name)
+
+    def kernel(self, handle: ModelHandle, layer_name: str) -> np.ndarray:
+        """The filters of convolution ``layer_name``: float32 (height, width, in, filters)."""
+        return self._request("kernel", handle, layer_name)
 
     def predict_files(self, handle: ModelHandle, paths: Sequence[str | Path]) -> list[Prediction]:
         """Classify image files (ImageError names a file that cannot be read)."""

@@ -14,10 +14,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One inspectable layer: qualified name, output shape without the batch axis."""
+    """One inspectable layer: qualified name, output shape without the batch axis, and for a
+    2-D convolution its kernel's shape (height, width, input channels, filters)."""
 
     name: str
     output_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...] = ()  # () for a layer that is no convolution
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,25 @@ class ParameterCounts:
         return cls(**counts)
 
 
+def best_epoch(history: Mapping[str, Sequence[float]]) -> int | None:
+    """0-based epoch of the best validation accuracy (ties: the lower validation loss, then
+    the earlier epoch); None without a validation accuracy."""
+    accuracy = list(history.get("val_accuracy", ()))
+    loss = list(history.get("val_loss", ())) + [math.nan] * len(accuracy)
+    ranked = [
+        (-a, loss[i] if not math.isnan(loss[i]) else math.inf, i)
+        for i, a in enumerate(accuracy)
+        if not math.isnan(a)
+    ]
+    return min(ranked)[2] if ranked else None
+
+
+def lowest_loss_epoch(history: Mapping[str, Sequence[float]]) -> int | None:
+    """0-based epoch of the lowest validation loss (the earlier of equals); None without one."""
+    ranked = [(v, i) for i, v in enumerate(history.get("val_loss", ())) if not math.isnan(v)]
+    return min(ranked)[1] if ranked else None
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What is known of one run: its config, data, history, results and where it ran.
@@ -141,8 +160,8 @@ class RunRecord:
     resumed_from_epoch: int | None = None
     stopped: bool = False
     seconds: float | None = None  # wall time of the fit
-    test_loss: float | None = None
-    test_accuracy: float | None = None  # the last epoch's validation accuracy
+    test_loss: float | None = None  # of the saved model: the last epoch's, or the kept one's
+    test_accuracy: float | None = None  # the saved model's validation accuracy (see test_loss)
     best_test_accuracy: float | None = None
     train_images: int | None = None
     test_images: int | None = None
@@ -155,6 +174,7 @@ class RunRecord:
     versions: Mapping[str, str] = field(default_factory=dict, repr=False)
     finished_at: str = ""  # ISO 8601, UTC
     data_source: str | None = None
+    kept_epoch: int | None = None  # 1-based: the epoch the saved weights are from (keep_best)
     variant_name: str | None = field(default=None, repr=False)  # a sidecar's without config
 
     @property
@@ -163,6 +183,16 @@ class RunRecord:
         if self.config is not None:
             return self.config.variant
         return self.variant_name or "?"
+
+    @property
+    def best_epoch(self) -> int | None:
+        """0-based epoch of the best validation accuracy (:func:`best_epoch`)."""
+        return best_epoch(self.history)
+
+    @property
+    def lowest_loss_epoch(self) -> int | None:
+        """0-based epoch of the lowest validation loss."""
+        return lowest_loss_epoch(self.history)
 
     @property
     def epochs_planned(self) -> int:
@@ -197,6 +227,7 @@ class RunRecord:
             "versions": dict(self.versions),
             "finished_at": self.finished_at,
             "data_source": self.data_source,
+            "kept_epoch": self.kept_epoch,
         }
 
     @classmethod
@@ -246,6 +277,7 @@ class RunRecord:
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
             finished_at=_optional_str("finished_at", data.get("finished_at"), ""),
             data_source=_optional_str("data_source", data.get("data_source")),
+            kept_epoch=_optional_int("kept_epoch", data.get("kept_epoch")),
             variant_name=_optional_str("variant", data.get("variant")),
         )
 

@@ -63,7 +63,13 @@ from cifar_gui.gui.widgets.activation_widgets import (
     PixelView,
     ProbabilityBars,
 )
-from cifar_gui.gui.widgets.colormaps import channel_mosaic, colorize, heat_overlay
+from cifar_gui.gui.widgets.colormaps import (
+    channel_mosaic,
+    colorize,
+    filter_mosaic,
+    filter_slices,
+    heat_overlay,
+)
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
@@ -81,6 +87,11 @@ class LayerView:
 
     name: str
     shape: tuple[int, ...]  # without the batch axis
+    kernel_shape: tuple[int, ...] = ()  # a convolution's (height, width, in, filters)
+
+    @property
+    def has_filters(self) -> bool:
+        return len(self.kernel_shape) == 4
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,8 @@ class Analysis:
     probabilities: tuple[float, ...]
     cam: np.ndarray | None  # (H, W) in [0, 1], Grad-CAM of the predicted class
     cam_note: str = ""  # why there is no map, when there is none
+    first_filters: np.ndarray | None = None  # kernel of the first convolution on RGB input
+    first_filters_layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,9 @@ def analyse(
     as they are, so the viewer shows the same numbers as the file's result.
     """
     image = fit_image(image, handle.input_size)
-    layers = tuple(LayerView(info.name, info.output_shape) for info in handle.layers)
+    layers = tuple(
+        LayerView(info.name, info.output_shape, info.kernel_shape) for info in handle.layers
+    )
     acts = service.activations(handle, image, [layer.name for layer in layers])
     if given is None:  # direct: predict() costs ~200 ms
         probs = service.predict_images(handle, image[None], direct=True)[0]
@@ -135,6 +150,9 @@ def analyse(
     names = handle.class_names
     if len(names) != len(probs):  # a sidecar that does not fit the model
         names = tuple(f"class {i}" for i in range(len(probs)))
+    # The first convolution's filters see colours: drawn as RGB tiles (a few kB to send).
+    first = next((v for v in layers if v.has_filters and v.kernel_shape[2] == 3), None)
+    kernel = service.kernel(handle, first.name) if first is not None else None
     return Analysis(
         generation,
         image,
@@ -146,6 +164,8 @@ def analyse(
         tuple(float(p) for p in probs),
         cam,
         note,
+        kernel,
+        first.name if first is not None else None,
     )
 
 
@@ -184,6 +204,10 @@ class ActivationPanel(QWidget):
         self._subset: Subset | None = None
         self._mosaic_key: tuple | None = None
         self._drop_predictions: list = []
+        # The selected layer's kernel, fetched on request: (generation, layer) -> array.
+        self._kernel_key: tuple | None = None
+        self._kernel: np.ndarray | None = None
+        self._kernel_requested: tuple | None = None
 
         self.analysis_job = JobRunner(self)
         self.analysis_job.result.connect(self._on_analysis)
@@ -192,6 +216,9 @@ class ActivationPanel(QWidget):
         self.classify_job = JobRunner(self)
         self.classify_job.result.connect(self._on_classified)
         self.classify_job.error.connect(self._show_error)
+        self.kernel_job = JobRunner(self)
+        self.kernel_job.result.connect(self._on_kernel)
+        self.kernel_job.error.connect(self._show_error)
 
         self._build()
         state.model_changed.connect(self._on_model_changed)
@@ -286,19 +313,39 @@ class ActivationPanel(QWidget):
         channel_row.addWidget(self.channel_view)
         channel_row.addWidget(self.color_bar)
         channel_row.addStretch(1)
+        self.kernel_check = QCheckBox("Show this channel's filter")
+        self.kernel_check.setToolTip(
+            "For a convolution: the weights that make the selected channel, one grey tile "
+            "per input channel, on the filter's common range"
+        )
+        self.kernel_check.toggled.connect(self._render_kernel)
+        self.kernel_title = QLabel()
+        self.kernel_title.setWordWrap(True)
+        self.kernel_grid = ChannelGrid(200)
+        self.kernel_grid.setCursor(Qt.CursorShape.ArrowCursor)
+        self.kernel_grid.hide()
         middle = QVBoxLayout()
         middle.addLayout(selectors)
         middle.addLayout(channel_row)
         middle.addWidget(self.channel_note)
+        middle.addWidget(self.kernel_check)
+        middle.addWidget(self.kernel_title)
+        middle.addWidget(self.kernel_grid)
         middle.addStretch(1)
 
         # Right: every channel of the layer; a click picks one.
         self.grid_title = QLabel()
         self.grid = ChannelGrid(340)
         self.grid.channel_clicked.connect(lambda c: self.channel_spin.setValue(c + 1))
+        self.filters_title = QLabel()
+        self.filters_title.setWordWrap(True)
+        self.filters_grid = ChannelGrid(200)
+        self.filters_grid.channel_clicked.connect(self._on_filter_clicked)
         right = QVBoxLayout()
         right.addWidget(self.grid_title)
         right.addWidget(self.grid)
+        right.addWidget(self.filters_title)
+        right.addWidget(self.filters_grid)
         right.addStretch(1)
 
         views_box = QWidget()
@@ -502,6 +549,7 @@ class ActivationPanel(QWidget):
         if previous is None or previous.layers != analysis.layers:
             self._fill_layers()
         self._render_image()
+        self._render_first_filters()
         self._on_layer_changed()
 
     # -- rendering -----------------------------------------------------------------------
@@ -595,6 +643,7 @@ class ActivationPanel(QWidget):
 
     def _on_channel_changed(self, *_args) -> None:
         self._render_channel()
+        self._render_kernel()
         self.view_updated.emit()
 
     def _render_layer(self) -> None:
@@ -613,6 +662,7 @@ class ActivationPanel(QWidget):
             self.grid_title.setText(f"All {count} {kind} of {self.current_layer()} (click one)")
             self._mosaic_key = key
         self._render_channel()
+        self._render_kernel()
         self.view_updated.emit()
 
     def _render_channel(self) -> None:
@@ -634,6 +684,71 @@ class ActivationPanel(QWidget):
         else:
             note += f"{values.shape[0]}x{values.shape[1]}, values {lo:.3g} to {hi:.3g}"
         self.channel_note.setText(note)
+
+    # -- filters -------------------------------------------------------------------------
+
+    def _render_first_filters(self) -> None:
+        """The first convolution's filters as colour tiles (none for a model without one)."""
+        a = self.analysis
+        kernel = None if a is None else a.first_filters
+        self.filters_grid.setVisible(kernel is not None)
+        if kernel is None:
+            self.filters_title.setText("No filters: the model has no convolution on colours")
+            return
+        mosaic, grid = filter_mosaic(kernel)
+        height, width, _, count = kernel.shape
+        self.filters_grid.set_mosaic(mosaic, (height, width), grid, count)
+        self.filters_grid.show_plain()
+        self.filters_title.setText(
+            f"The {count} filters of {a.first_filters_layer} ({height}x{width}x3, each on its "
+            "own range; click one for its channel)"
+        )
+
+    def _on_filter_clicked(self, index: int) -> None:
+        """Show the channel that filter ``index`` of the first convolution makes."""
+        name = self.analysis.first_filters_layer if self.analysis is not None else None
+        row = self.layer_combo.findData(name)
+        if row < 0:
+            return
+        self.layer_combo.setCurrentIndex(row)
+        self.channel_spin.setValue(index + 1)
+
+    def _layer_view(self) -> LayerView | None:
+        a, name = self.analysis, self.current_layer()
+        return None if a is None else next((v for v in a.layers if v.name == name), None)
+
+    def _render_kernel(self, *_args) -> None:
+        """With the box ticked and a convolution shown: the selected channel's filter."""
+        layer = self._layer_view()
+        wanted = self.kernel_check.isChecked() and layer is not None and layer.has_filters
+        self.kernel_check.setEnabled(layer is not None and layer.has_filters)
+        self.kernel_grid.setVisible(wanted)
+        self.kernel_title.setVisible(wanted)
+        if not wanted:
+            return
+        key = (self._generation, layer.name)
+        if key != self._kernel_key:
+            self.kernel_title.setText(f"Loading the filters of {layer.name}…")
+            if key != self._kernel_requested:  # a newer request replaces an older one
+                self._kernel_requested = key
+                loaded, service, name = self.state.model, self.service, layer.name
+                self.kernel_job.start(lambda task: (key, service.kernel(loaded, name)))
+            return
+        channel = min(self.current_channel(), self._kernel.shape[-1] - 1)
+        mosaic, grid = filter_slices(self._kernel, channel)
+        height, width, inputs, _ = self._kernel.shape
+        self.kernel_grid.set_mosaic(mosaic, (height, width), grid, inputs)
+        self.kernel_grid.show_plain()
+        values = self._kernel[..., channel]
+        self.kernel_title.setText(
+            f"Filter {channel + 1} of {layer.name}: {inputs} input channels of "
+            f"{height}x{width}, weights {values.min():.3g} to {values.max():.3g}"
+        )
+
+    def _on_kernel(self, answer: tuple) -> None:
+        self._kernel_key, self._kernel = answer
+        self._kernel_requested = None
+        self._render_kernel()
 
     # -- dropped files -------------------------------------------------------------------
 
@@ -717,5 +832,5 @@ class ActivationPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop and join the worker threads."""
-        for job in (self.analysis_job, self.classify_job):
+        for job in (self.analysis_job, self.classify_job, self.kernel_job):
             job.shutdown()

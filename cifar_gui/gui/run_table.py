@@ -8,11 +8,12 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from cifar_gui.engine.runs import SavedRun
 
 COLUMNS = (
-    "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Time", "Parameters", "File",
+    "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Best epochs", "Time",
+    "Parameters", "File",
 )  # fmt: skip
 # Pixels at first (the user may widen them); the file name gets the rest.
-NAME_WIDTHS = {"Epochs": 60, "Final val acc": 62, "Best val acc": 62, "Classes": 90,
-               "Parameters": 64}  # fmt: skip
+NAME_WIDTHS = {"Epochs": 60, "Final val acc": 62, "Best val acc": 62, "Best epochs": 46,
+               "Classes": 76, "Parameters": 64}  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -61,7 +62,15 @@ class RunTable(QTableWidget):
         super().__init__(0, len(COLUMNS), parent)
         # Two-line titles for the accuracy columns: narrow numbers under a wide title.
         self.setHorizontalHeaderLabels(
-            [c.replace(" val acc", "\nval acc").replace("Parameters", "Params") for c in COLUMNS]
+            [
+                c.replace(" val acc", "\nval acc")
+                .replace("Parameters", "Params")
+                .replace("Best epochs", "Best\nepochs")
+                for c in COLUMNS
+            ]
+        )
+        self.horizontalHeaderItem(COLUMNS.index("Best epochs")).setToolTip(
+            "The epochs (1-based) of the best validation accuracy and of the lowest validation loss"
         )
         self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
             "Total; * when some are frozen (the cell's tooltip gives the trainable count)"
@@ -127,12 +136,24 @@ class RunTable(QTableWidget):
         params_item.setToolTip(details)
         classes_item = _Item(run.classes_text, run.classes_text)
         classes_item.setToolTip(run.classes_text)
+        best, lowest = run.record.best_epoch, run.record.lowest_loss_epoch
+        best_item = _Item(
+            "\u2014" if best is None else f"{best + 1} / {lowest + 1}", -1 if best is None else best
+        )
+        if best is not None:
+            kept = run.record.kept_epoch
+            saved = f"the saved model holds epoch {kept}" if kept else "the saved model: the last"
+            best_item.setToolTip(
+                f"Best validation accuracy at epoch {best + 1}, lowest validation loss at "
+                f"epoch {lowest + 1}; {saved}"
+            )
         return [
             _Item(run.variant, run.variant),
             classes_item,
             _Item(epochs, run.epochs),
             acc(run.final_val_accuracy),
             acc(run.best_val_accuracy),
+            best_item,
             _Item(format_seconds(run.seconds), run.seconds or 0.0),
             params_item,
             file_item,

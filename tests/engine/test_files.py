@@ -77,3 +77,12 @@ def test_cancelled_download_leaves_nothing(monkeypatch):
     with pytest.raises(DataError, match="cancelled"):
         data.download_cifar10(should_stop=lambda: True)
     assert list(data.keras_datasets_dir().glob("*")) == []
+
+
+def test_an_atomic_path_can_end_as_its_writer_insists(tmp_path):
+    target = tmp_path / "best.weights.h5"
+    with files.atomic_path(target, suffix=".weights.h5") as tmp:
+        assert tmp.name.endswith(".weights.h5") and tmp.parent == tmp_path
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["best.weights.h5"]

@@ -12,6 +12,7 @@ from cifar_gui.engine.errors import ImageError, ModelError
 from cifar_gui.engine.inspect import (
     activations,
     class_probabilities,
+    conv_kernel,
     default_layers,
     evaluate,
     grad_cam,
@@ -58,6 +59,23 @@ def test_vgg16_layers_inside_the_base_are_listed_and_computed(transfer):
     assert shapes["vgg16/block1_conv1"] == (32, 32, 64)
     act = activations(transfer, IMAGE, ["vgg16/block1_conv1"])["vgg16/block1_conv1"]
     assert act.shape == (1, 32, 32, 64)
+
+
+def test_convolutions_list_their_kernels_and_give_their_weights(baseline, transfer):
+    shapes = {info.name: info.kernel_shape for info in list_layers(baseline)}
+    first = baseline.layers[0].name
+    assert shapes[first] == (3, 3, 3, 32)  # the seed's 32 filters of 3x3x3
+    assert shapes[baseline.layers[1].name] == ()  # pooling: no kernel
+    np.testing.assert_array_equal(conv_kernel(baseline, first), baseline.layers[0].get_weights()[0])
+    vgg = {info.name: info.kernel_shape for info in list_layers(transfer)}
+    assert vgg["vgg16/block1_conv1"] == (3, 3, 3, 64)
+    assert vgg["vgg16/block3_conv1"] == (3, 3, 128, 256)
+    inner = transfer.get_layer("vgg16").get_layer("block3_conv1").get_weights()[0]
+    np.testing.assert_array_equal(conv_kernel(transfer, "vgg16/block3_conv1"), inner)
+    with pytest.raises(ModelError, match="no convolution"):
+        conv_kernel(baseline, baseline.layers[1].name)
+    with pytest.raises(ModelError, match="no layer 'nope'"):
+        conv_kernel(baseline, "nope")
 
 
 def test_unknown_layer(baseline):

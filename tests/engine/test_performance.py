@@ -128,10 +128,12 @@ def test_cached_features_train_the_whole_transfer_model_as_the_full_pass(tiny_da
     assert resumable.count_params() == TRANSFER_PARAMETERS
 
 
-def test_augmented_transfer_does_not_cache_features(tiny_dataset):
+def test_augmented_transfer_runs_its_base_outside_the_training_step(tiny_dataset):
     config = RunConfig(
         variant="transfer", weights="none", epochs=1, batch_size=8, limit=8, precision="float32"
     )
     assert config.augments  # the seed's transfer variant augments
     result = run_training(config, dataset=tiny_dataset, save=False)
-    assert not result.record.performance["feature_cache"]
+    assert result.record.performance["feature_cache"]
+    assert result.record.performance["frozen_front_layers"] == 3
+    assert result.model.count_params() == TRANSFER_PARAMETERS  # the whole model is returned

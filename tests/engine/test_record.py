@@ -98,3 +98,19 @@ def test_junk_raises_value_error(junk, tmp_path):
 
 def test_one_sigmoid_unit_means_two_classes():
     assert [class_count(units) for units in (1, 2, 3, 10)] == [2, 2, 3, 10]
+
+
+def test_best_and_lowest_loss_epochs_break_ties_and_skip_missing_values():
+    from cifar_gui.engine.record import best_epoch, lowest_loss_epoch
+
+    history = {
+        "val_accuracy": [0.6, 0.8, float("nan"), 0.8, 0.7],
+        "val_loss": [0.9, 0.5, 0.1, 0.4, 0.45],
+    }
+    assert best_epoch(history) == 3  # 0.8 twice: the lower loss wins
+    assert lowest_loss_epoch(history) == 2
+    assert best_epoch({"val_accuracy": [0.7, 0.7]}) == 0  # equals: the earlier
+    assert best_epoch({}) is None and lowest_loss_epoch({"loss": [1.0]}) is None
+    record = RunRecord(history=history, kept_epoch=4)
+    assert record.best_epoch == 3 and record.lowest_loss_epoch == 2
+    assert RunRecord.from_dict(record.to_dict()).kept_epoch == 4

@@ -298,3 +298,22 @@ def test_resume_refuses_data_whose_classes_are_others(tiny, finished):
     stored = checkpoint.__class__(**{**checkpoint.__dict__, "config": config})
     with pytest.raises(ModelError, match="the run trained deer, horse; the data now gives x4, x7"):
         run_training(config, dataset=renamed, resume=stored, save=False)
+
+
+def test_best_weights_are_saved_beside_the_checkpoint_and_read_back(tmp_path):
+    import keras
+
+    from cifar_gui.engine.checkpoint_model import load_best_weights, save_best_weights
+    from cifar_gui.engine.errors import ModelError
+    from cifar_gui.engine.models import build_baseline
+
+    keras.utils.set_random_seed(0)
+    model = build_baseline()
+    save_best_weights(model, tmp_path)
+    other = build_baseline()
+    load_best_weights(other, tmp_path)
+    for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
+    with pytest.raises(ModelError, match=r"best\.weights\.h5: cannot read"):
+        load_best_weights(other, tmp_path / "missing")

@@ -23,8 +23,13 @@ from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability
-from cifar_gui.gui.widgets.activation_widgets import PixelView
-from cifar_gui.gui.widgets.colormaps import colorize, heat_overlay
+from cifar_gui.gui.widgets.activation_widgets import ChannelGrid, PixelView
+from cifar_gui.gui.widgets.colormaps import (
+    colorize,
+    filter_mosaic,
+    filter_slices,
+    heat_overlay,
+)
 
 DEER_HORSE = RunRecord(class_names=("deer", "horse"))
 TIMEOUT = 30_000  # ms; the machine is shared and TensorFlow's first call is slow
@@ -86,6 +91,19 @@ def shown_blocks(view: PixelView) -> np.ndarray:
                 for x in range(width)
             ]
             for y in range(height)
+        ],
+        dtype=np.uint8,
+    )
+
+
+def grid_pixels(grid: ChannelGrid, shape: tuple[int, ...]) -> np.ndarray:
+    """The colour at the centre of each mosaic pixel as ``grid`` draws it: (H, W, 3)."""
+    image = grid.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    f = grid._factor
+    return np.array(
+        [
+            [image.pixelColor(x * f + f // 2, y * f + f // 2).getRgb()[:3] for x in range(shape[1])]
+            for y in range(shape[0])
         ],
         dtype=np.uint8,
     )
@@ -387,3 +405,46 @@ def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot, tmp_pat
         np.testing.assert_array_equal(shown_blocks(panel.channel_view), colorize(engine))
     finally:
         panel.shutdown()
+
+
+def test_first_layer_filters_are_the_kernel_weights_and_pick_their_channel(
+    qtbot, panel, default_model
+):
+    show_image(qtbot, panel, picture(7))
+    first = default_model.model.layers[0]
+    kernel = first.get_weights()[0]
+    np.testing.assert_array_equal(panel.analysis.first_filters, kernel)
+    mosaic, _ = filter_mosaic(kernel)
+    np.testing.assert_array_equal(grid_pixels(panel.filters_grid, mosaic.shape), mosaic)
+    assert "32 filters of conv2d" in panel.filters_title.text()
+    # Each tile is its filter stretched to its own range: the weights, in order.
+    tile = mosaic[:3, 4:7].astype(np.float32)  # filter 2 (second tile of the first row)
+    weights = kernel[..., 1]
+    assert np.argmax(tile) == np.argmax(weights) and np.argmin(tile) == np.argmin(weights)
+
+    # A click on filter 12 shows the channel it makes.
+    panel.layer_combo.setCurrentIndex(3)
+    centre = panel.filters_grid.tile_rect(11).center().toPoint()
+    qtbot.mouseClick(panel.filters_grid, Qt.MouseButton.LeftButton, pos=centre)
+    assert panel.current_layer() == first.name and panel.current_channel() == 11
+
+
+def test_a_deeper_filter_is_shown_per_input_channel_on_request(qtbot, panel, default_model):
+    show_image(qtbot, panel, picture(8))
+    combo = panel.layer_combo
+    combo.setCurrentIndex(1)  # pooling: no filters to show
+    assert not panel.kernel_check.isEnabled()
+    combo.setCurrentIndex(2)  # the second convolution: 64 filters of 3x3x32
+    name = combo.itemData(2)
+    panel.channel_spin.setValue(5)
+    assert panel.kernel_grid.isHidden()  # only on request
+    panel.kernel_check.setChecked(True)
+    qtbot.waitUntil(lambda: panel._kernel_key is not None, timeout=TIMEOUT)
+    kernel = default_model.model.get_layer(name).get_weights()[0]
+    assert kernel.shape == (3, 3, 32, 64)
+    expected, _ = filter_slices(kernel, 4)
+    np.testing.assert_array_equal(grid_pixels(panel.kernel_grid, expected.shape), expected)
+    assert panel.kernel_title.text().startswith(f"Filter 5 of {name}: 32 input channels")
+    panel.channel_spin.setValue(64)  # the same kernel, another filter: no new request
+    expected, _ = filter_slices(kernel, 63)
+    np.testing.assert_array_equal(grid_pixels(panel.kernel_grid, expected.shape), expected)

@@ -261,7 +261,7 @@ def test_status_messages_end_before_the_permanent_labels(make_window):
 
 
 def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tmp_path):
-    from tests.gui.test_training_view import write_sidecar
+    from tests.gui.test_training_view import panel_column, write_sidecar
 
     out = tmp_path / "runs"
     write_sidecar(out, "cifar10_4_7_augmented_with_a_long_name", "augmented", [0.6, 0.7],
@@ -274,13 +274,14 @@ def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tm
     table = panel.table
     QApplication.processEvents()
     assert table.rowCount() == 1 and window.size().width() == 1180
-    assert table.columnViewportPosition(7) + 100 <= table.viewport().width()  # the file name shows
+    file_column = panel_column("File")
+    assert table.columnViewportPosition(file_column) + 100 <= table.viewport().width()
     header = table.horizontalHeader()
     for column in range(table.columnCount()):
         right = header.sectionViewportPosition(column) + header.sectionSize(column)
         sizes = [header.sectionSize(c) for c in range(table.columnCount())]
         assert right <= table.viewport().width(), (column, sizes)
-    assert "14,846,273" in table.item(0, 6).toolTip()
+    assert "14,846,273" in table.item(0, panel_column("Parameters")).toolTip()
 
 
 def test_the_window_never_imports_tensorflow(tmp_path, batches_dir):

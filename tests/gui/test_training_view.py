@@ -324,3 +324,24 @@ def test_the_form_comes_back_from_a_config_and_from_an_older_session(qtbot, stat
     again = TrainingPanel(state, settings)
     qtbot.addWidget(again, before_close_func=lambda p: p.shutdown())
     assert again.build_config() == panel.build_config()
+
+
+def test_the_run_table_marks_the_best_and_the_lowest_loss_epochs(qtbot, tmp_path):
+    from cifar_gui.engine.record import RunRecord
+    from cifar_gui.engine.runs import SavedRun
+    from cifar_gui.gui.run_table import RunTable
+
+    history = {"val_accuracy": [0.6, 0.9, 0.8], "val_loss": [0.5, 0.4, 0.3]}
+    table = RunTable()
+    qtbot.addWidget(table)
+    table.set_runs(
+        [
+            SavedRun.of_model(tmp_path / "a.h5", RunRecord(history=history, kept_epoch=2)),
+            SavedRun.of_model(tmp_path / "b.h5", RunRecord()),
+        ]
+    )
+    texts = sorted(table.item(r, panel_column("Best epochs")).text() for r in (0, 1))
+    assert texts == ["2 / 3", "\u2014"]
+    row = next(r for r in (0, 1) if table.item(r, panel_column("Best epochs")).text() == "2 / 3")
+    tip = table.item(row, panel_column("Best epochs")).toolTip()
+    assert "epoch 2, lowest validation loss at epoch 3" in tip and "holds epoch 2" in tip

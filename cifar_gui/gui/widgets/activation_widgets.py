@@ -129,6 +129,11 @@ class ChannelGrid(QLabel):
         self._factor = max(1, self.view_size // max(mosaic.shape[:2]))
         self._tile, self._grid, self._count, self._gap = tile, grid, count, gap
 
+    def show_plain(self) -> None:
+        """Show the mosaic with no tile outlined."""
+        if self._base is not None:
+            self.setPixmap(self._base)
+
     def select(self, channel: int) -> None:
         """Outline the tile of ``channel`` (0-based)."""
         if self._base is None:

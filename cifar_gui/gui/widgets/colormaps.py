@@ -64,7 +64,7 @@ def channel_mosaic(
     Each tile is coloured on its own range when ``per_channel`` (as the seed plots one
     channel at a time), else on the layer's range. Tiles are ``gap`` pixels apart, on white.
     """
-    height, width, count = channels.shape
+    count = channels.shape[-1]
     rows, cols = grid_shape(count)
     values = np.moveaxis(np.asarray(channels, dtype=np.float32), -1, 0)  # (C, H, W)
     if per_channel:
@@ -73,6 +73,14 @@ def channel_mosaic(
     else:
         lo, hi = values.min(), values.max()
     tiles = lut[bin_indices(values, lo, hi, len(lut))]  # (C, H, W, 3)
+    return tile_mosaic(tiles, cols, gap), (rows, cols)
+
+
+def tile_mosaic(tiles: np.ndarray, cols: int, gap: int = 1) -> np.ndarray:
+    """(N, H, W, 3) uint8 tiles -> one mosaic of ``cols`` columns, ``gap`` pixels apart on
+    white, row by row."""
+    count, height, width, _ = tiles.shape
+    rows = max(1, math.ceil(count / cols))
     mosaic = np.full(
         (rows * (height + gap) - gap, cols * (width + gap) - gap, 3), 255, dtype=np.uint8
     )
@@ -80,7 +88,37 @@ def channel_mosaic(
         r, q = divmod(c, cols)
         top, left = r * (height + gap), q * (width + gap)
         mosaic[top : top + height, left : left + width] = tiles[c]
-    return mosaic, (rows, cols)
+    return mosaic
+
+
+def _stretch(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``values`` mapped to 0-255 on their own range over ``axes`` (a constant: mid-grey)."""
+    lo = values.min(axis=axes, keepdims=True)
+    span = values.max(axis=axes, keepdims=True) - lo
+    unit = np.where(span > 0, (values - lo) / np.where(span > 0, span, 1), 0.5)
+    return np.round(unit * 255).astype(np.uint8)
+
+
+def filter_mosaic(kernel: np.ndarray, gap: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
+    """The filters of a convolution on RGB input, (H, W, 3, N), as N colour tiles, each
+    stretched to its own range (as the ConvNetJS demo draws them), and the grid's shape."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 4 or kernel.shape[2] != 3:
+        raise ValueError(f"colour tiles need a kernel of shape (H, W, 3, N), not {kernel.shape}")
+    tiles = _stretch(np.moveaxis(kernel, -1, 0), (1, 2, 3))  # (N, H, W, 3)
+    rows, cols = grid_shape(len(tiles))
+    return tile_mosaic(tiles, cols, gap), (rows, cols)
+
+
+def filter_slices(
+    kernel: np.ndarray, index: int, gap: int = 1
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Filter ``index`` of a convolution's kernel (H, W, C, N) as C grey tiles, one per input
+    channel, on the filter's common range (so the slices compare), and the grid's shape."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    grey = _stretch(np.moveaxis(kernel[..., index], -1, 0), (0, 1, 2))  # (C, H, W)
+    rows, cols = grid_shape(len(grey))
+    return tile_mosaic(np.repeat(grey[..., None], 3, axis=-1), cols, gap), (rows, cols)
 
 
 def jet(values: np.ndarray) -> np.ndarray:
