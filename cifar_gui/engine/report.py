@@ -257,12 +257,11 @@ def weights_source(run: SavedRun) -> str:
 
 def run_row(run: SavedRun) -> dict[str, str]:
     """The table's row of one run, formatted."""
-    history = run.history
-    val = list(history.get("val_accuracy", ()))
-    loss = list(history.get("val_loss", ()))
-    seconds = [s for s in history.get("epoch_seconds", ()) if math.isfinite(s)]
-    params = run.record.parameters
-    best = _nan_argmax(val)
+    record = run.record
+    val = list(record.history.get("val_accuracy", ()))
+    seconds = [s for s in record.history.get("epoch_seconds", ()) if math.isfinite(s)]
+    params = record.parameters
+    best, low = record.best_epoch, record.lowest_loss_epoch
     return {
         "run": run.label,
         "variant": run.variant,
@@ -270,24 +269,15 @@ def run_row(run: SavedRun) -> dict[str, str]:
             "?" if params is None else f"{params.trainable:,} / {params.total:,}"
         ),
         "epochs": f"{run.epochs} of {run.epochs_planned}" + (" (stopped)" if run.stopped else ""),
-        "final test accuracy": _percent(run.final_val_accuracy),
-        "best test accuracy (epoch)": ("?" if best is None else f"{val[best]:.1%} ({best + 1})"),
-        "epoch of lowest val. loss": "?" if (low := _nan_argmin(loss)) is None else str(low + 1),
+        "final test accuracy": _percent(run.final_val_accuracy)
+        + (f" (kept epoch {record.kept_epoch})" if record.kept_epoch else ""),
+        "best test accuracy (epoch)": "?" if best is None else f"{val[best]:.1%} ({best + 1})",
+        "epoch of lowest val. loss": "?" if low is None else str(low + 1),
         "s / epoch": f"{np.mean(seconds):.1f}" if seconds else "?",
         "total time": _duration(sum(seconds)) if seconds else "?",
-        "device": run.record.device or "?",
-        "precision": run.record.precision or "?",
+        "device": record.device or "?",
+        "precision": record.precision or "?",
     }
-
-
-def _nan_argmax(values: Sequence[float]) -> int | None:
-    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-    return max(finite, key=lambda i: values[i]) if finite else None
-
-
-def _nan_argmin(values: Sequence[float]) -> int | None:
-    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-    return min(finite, key=lambda i: values[i]) if finite else None
 
 
 def _percent(value: float | None) -> str:
