@@ -11,11 +11,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from cifar_gui.config import MAX_SEED, PRECISIONS, STRATEGIES, VARIANTS, RunConfig, check_limit
 from cifar_gui.engine.errors import UserError
 
-COMMANDS = ("train", "evaluate", "predict", "data")
+COMMANDS = ("train", "evaluate", "predict", "data", "study", "report")
 EXIT_USER_ERROR = 2
 CLASSES_HELP = (
     "class names or indices: a name that matches a class is that class; otherwise a whole "
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="images per class and split, as the seed's table()")
     data.add_argument("--data", help="data source (default: Keras cache)")
+    _add_study_parsers(sub, defaults)
     return parser
 
 
@@ -167,9 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     try:
-        return {"train": _train, "evaluate": _evaluate, "predict": _predict, "data": _data}[
-            args.command
-        ](args)
+        commands = {"train": _train, "evaluate": _evaluate, "predict": _predict, "data": _data}
+        commands.update(study=_study, report=_report)
+        return commands[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -358,4 +361,119 @@ def _data(args: argparse.Namespace) -> int:
     print(f"{'':>3} {'class':<12} {'train':>6} {'test':>6}")
     for i, name in enumerate(dataset.class_names):
         print(f"{i:>3} {name:<12} {counts['train'][i]:>6} {counts['test'][i]:>6}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# The study and its report
+
+
+def _add_study_parsers(sub: Any, defaults: RunConfig) -> None:
+    """The ``study`` and ``report`` sub-commands."""
+    study = sub.add_parser(
+        "study",
+        help="the seed's whole study: baseline, augmented, transfer, finetune, then a report",
+    )
+    study.add_argument(
+        "--data", help="archive, batches folder or image folder (default: Keras cache)"
+    )
+    study.add_argument(
+        "--classes",
+        nargs="+",
+        help=f"{CLASSES_HELP} (default: {' '.join(map(str, defaults.classes))})",
+    )
+    study.add_argument("--epochs", type=int, help=f"per run (default {defaults.epochs})")
+    study.add_argument(
+        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
+    )
+    study.add_argument(
+        "--weights",
+        help="VGG16 base of transfer: imagenet, none (random: nothing pretrained) or FILE "
+        f"(default: {defaults.weights})",
+    )
+    study.add_argument("--base", help="take the VGG16 base from a model saved by this app")
+    study.add_argument("--out", help="the study folder (default: study)")
+    study.add_argument(
+        "--resume",
+        metavar="STUDY_DIR",
+        help="continue a stopped or killed study; only --data may change",
+    )
+
+    report = sub.add_parser(
+        "report", help="an HTML report (figures, table, the seed's claims) of saved runs"
+    )
+    report.add_argument(
+        "runs", nargs="+", metavar="RUN", help="model files or run folders (a study folder)"
+    )
+    report.add_argument(
+        "--data", help="data set for the confusion matrices (default: where the runs found it)"
+    )
+    report.add_argument(
+        "--out", help="folder of report.html and its PNGs (default: STUDY/report or ./report)"
+    )
+
+
+def _study(args: argparse.Namespace) -> int:
+    import threading
+
+    from cifar_gui.engine.runner import run
+    from cifar_gui.engine.study import plan_study
+
+    if args.resume:
+        given = [
+            f"--{name}"
+            for name in ("classes", "epochs", "limit", "weights", "base", "out")
+            if getattr(args, name) is not None
+        ]
+        if given:
+            raise UserError(
+                f"--resume continues the study as it was; {', '.join(given)} cannot change "
+                "(only --data can)"
+            )
+        plan = plan_study(resume=args.resume, data=args.data)
+    else:
+        defaults = RunConfig()
+        try:
+            template = defaults.replace(
+                classes=tuple(args.classes) if args.classes else defaults.classes,
+                data=args.data,
+                epochs=defaults.epochs if args.epochs is None else args.epochs,
+                limit=args.limit,
+                weights=args.weights or defaults.weights,
+                base=args.base,
+            )
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        plan = plan_study(template, args.out or "study")
+    bar = _ProgressBar()
+
+    def on_run(event) -> None:
+        where = f"run {event.index + 1} of {event.count}: {event.variant}"
+        if event.state == "running" and event.resumed_from_epoch is not None:
+            print(f"{where}, from epoch {event.resumed_from_epoch + 1}", file=sys.stderr)
+        elif event.state == "running":
+            print(where, file=sys.stderr)
+        elif event.skipped:
+            print(f"{where} done already", file=sys.stderr)
+
+    finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True, on_run=on_run)
+    if finished.report is None:
+        print(f"stopped; continue with: cifar-gui study --resume {plan.folder}")
+        return 0
+    print(f"study done: {plan.folder}; report {finished.report}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import shlex
+
+    from cifar_gui.engine.report import collect_runs, report_folder_default, write_report
+
+    runs = collect_runs(args.runs)
+    out = Path(args.out) if args.out else report_folder_default(runs)
+    words = ["cifar-gui", "report", *args.runs, "--out", str(out)]
+    if args.data:
+        words += ["--data", args.data]
+    path = write_report(runs, out, data=args.data, report_command=shlex.join(words))
+    print(f"report {path}")
     return 0

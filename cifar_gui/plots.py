@@ -24,6 +24,7 @@ def save_history_plot(
     batches: Mapping[str, Sequence[float]] | None = None,
     title: str | None = None,
     dpi: int = 120,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the loss and accuracy curves of one or more runs to ``path`` (PNG).
 
@@ -35,16 +36,18 @@ def save_history_plot(
     batches
         Optional per-batch training curve: ``x`` (fractional epochs, 1.0 = end of the first
         epoch), ``loss`` and ``accuracy`` (smoothed), drawn as a thin line.
+    colors
+        Legend label -> colour of its curves (default: matplotlib's cycle in order).
     """
     path = Path(path)
     fig = Figure(figsize=(9.0, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True)
-    colors = [f"C{i % 10}" for i in range(len(histories))]
+    palette = [(colors or {}).get(name, f"C{i % 10}") for i, name in enumerate(histories)]
     for ax, (key, ylabel) in zip(axes, PANELS, strict=True):
         if batches is not None and len(batches.get("x", ())):
             ax.plot(batches["x"], batches[key], color="0.6", lw=0.8, label="training (per batch)")
-        for color, (name, history) in zip(colors, histories.items(), strict=True):
+        for color, (name, history) in zip(palette, histories.items(), strict=True):
             prefix = f"{name}: " if len(histories) > 1 else ""
             styles = ((key, "-o", "training"), (f"val_{key}", "--s", "validation"))
             for series, style, kind in styles:

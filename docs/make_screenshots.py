@@ -7,6 +7,12 @@ then runs ``cifar-gui --screenshot-dir docs/screenshots --data <folder>``. With 
 CIFAR-10 the panels look the same, with photographs in the grids.
 
     .venv/bin/python docs/make_screenshots.py
+    .venv/bin/python docs/make_screenshots.py --study   # study.png and study_report.png only
+
+``--study`` runs the seed's study in the window (offscreen) on the same stand-in data, 8
+epochs a run and VGG16 with random weights, grabs the window while the transfer run is in
+progress (baseline and augmented overlaid), and draws an excerpt of its report (the claims
+table and the validation overlay) as ``study_report.png``.
 """
 
 from __future__ import annotations
@@ -57,7 +63,109 @@ def make_dataset(root: Path, train: int = 60, test: int = 20) -> Path:
     return root
 
 
+STUDY_EPOCHS = 8
+
+
+def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
+    """The window during a study, and an excerpt of the study's report, as PNGs in ``out``."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from cifar_gui.gui.main_window import MainWindow
+    from cifar_gui.gui.screenshots import WINDOW_SIZE, wait_until
+    from cifar_gui.gui.training import SETTINGS_OUT_DIR
+    from cifar_gui.gui.training import panel as panel_module
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue(SETTINGS_OUT_DIR, str(work / "runs"))
+    window = MainWindow(settings=settings)
+    panel_module.open_in_browser = lambda path: True  # no browser for a screenshot
+    try:
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        loaded: list[bool] = []
+        window.dataset_panel.load_finished.connect(loaded.append)
+        window.start(str(data))
+        if not wait_until(lambda: bool(loaded), timeout_s) or not loaded[0]:
+            print("the data set did not load", file=sys.stderr)
+            return 1
+        window.show_panel("Training")
+        panel = window.training_panel
+        panel.epochs_spin.setValue(STUDY_EPOCHS)
+        panel.limit_spin.setValue(0)
+        panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))
+        folder = work / "runs" / "study"
+        if not panel.start_study(folder):
+            return 1
+        results = panel.results
+
+        def transfer_under_way() -> bool:
+            study = results.study
+            return study is not None and study.index == 2 and len(results.history.get(
+                "loss", [])) >= 3  # fmt: skip
+
+        if not wait_until(transfer_under_way, timeout_s):
+            print("the study did not reach its transfer run", file=sys.stderr)
+            return 1
+        wait_until(lambda: False, 1.0)  # the next batches drawn
+        window.grab().save(str(out / "study.png"))
+        if not wait_until(lambda: not panel.busy, timeout_s):
+            return 1
+        app.processEvents()
+        report = folder / "report" / "report.html"
+        if not report.is_file():
+            print("the study wrote no report", file=sys.stderr)
+            return 1
+        draw_report_excerpt(folder, out / "study_report.png")
+    finally:
+        window.close()
+        window.deleteLater()
+    print(out / "study.png")
+    print(out / "study_report.png")
+    return 0
+
+
+def draw_report_excerpt(folder: Path, path: Path) -> None:
+    """The report's claims table above its validation overlay, drawn with matplotlib."""
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    from cifar_gui.engine.report import judge_claims
+    from cifar_gui.engine.runs import discover_runs
+
+    runs = {run.variant: run for run in discover_runs(folder)}
+    claims = judge_claims(runs)
+    fig = Figure(figsize=(11, 11), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, height_ratios=[1, 1.5])
+    top.set_axis_off()
+    top.set_title("report.html: the seed's claims against what was measured", pad=24)
+    cells = [[textwrap.fill(c.claim, 34), c.verdict, textwrap.fill(c.measured, 62)] for c in claims]
+    table = top.table(cells, colLabels=["claim", "verdict", "measured"], loc="center",
+                      cellLoc="left", colWidths=[0.3, 0.13, 0.57])  # fmt: skip
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1, 2.8)
+    colours = {"holds": "#d8f0d8", "does not hold": "#f6d5d5"}
+    for row, claim in enumerate(claims, start=1):
+        table[row, 1].set_facecolor(colours.get(claim.verdict, "#eeeeee"))
+    bottom.imshow(imread(folder / "report" / "validation_overlay.png"))
+    bottom.set_axis_off()
+    fig.savefig(path, dpi=90)
+
+
 def main() -> int:
+    if "--study" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = make_dataset(Path(tmp) / "synthetic")
+            return study_screenshots(data, Path(tmp), ROOT / "docs" / "screenshots")
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "synthetic")
         # Two short runs in <tmp>/runs (the Training tab's default output folder, relative to

@@ -15,6 +15,12 @@ command line's epoch time and stalled the event loop for up to 1.8 s. A child st
 ``spawn`` (a fresh interpreter, nothing of Qt copied) has its own lock; the GUI process only
 forwards its events.
 
+A study (:mod:`cifar_gui.engine.study`: the seed's four runs and the report) goes the same
+way: a :class:`~cifar_gui.engine.study.StudyPlan` instead of a :class:`RunPlan`, the same
+batch and epoch events, a :class:`~cifar_gui.engine.study.StudyRunEvent` as each of its runs
+starts and ends (``("run", event)`` from the child), and a
+:class:`~cifar_gui.engine.study.StudyFinished` at the end.
+
 The child calls :func:`cifar_gui.engine.training.run_training` as the command line does: it
 loads the data set itself from ``config.data``, although the window's process holds it already:
 an image folder loads from its decoded cache in about 0.25 s, while sending its 185 MB of arrays
@@ -45,6 +51,7 @@ from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import BatchEvent, EpochEvent
 from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.study import StudyFinished, StudyListener, StudyPlan, StudyRunEvent
 
 __all__ = [
     "BatchEvent",
@@ -122,26 +129,31 @@ def plan_run(
     return RunPlan(config, checkpoint)
 
 
+OnRun = Callable[[StudyRunEvent], None]
+
+
 def run(
-    plan: RunPlan,
+    plan: RunPlan | StudyPlan,
     on_batch: Callable[[list[BatchEvent]], None],
     on_epoch: Callable[[EpochEvent], None],
     stop: threading.Event,
     *,
     in_process: bool = False,
-) -> RunFinished:
-    """Train ``plan`` and return what it saved.
+    on_run: OnRun | None = None,
+) -> RunFinished | StudyFinished:
+    """Train ``plan`` (one run, or a study) and return what it saved.
 
     ``on_batch`` gets the batch events in bundles (:data:`BATCH_INTERVAL_S`), ``on_epoch``
     each epoch's summary, both on the calling thread. Setting ``stop`` ends the run after the
     batches in progress; the model is still saved. ``in_process``: train on this thread
     (the command line) instead of a spawned child (the window). Raises the run's exception (a
     :class:`UserError` keeps its one-line message), or :class:`ChildFailed` when the child
-    died without a word.
+    died without a word. A study also reports each of its runs' start and end to ``on_run``.
     """
+    on_run = on_run or (lambda event: None)
     if in_process:
-        return _train(plan, on_batch, on_epoch, stop)
-    return _run_in_child(plan, on_batch, on_epoch, stop)
+        return _train(plan, on_batch, on_epoch, on_run, stop)
+    return _run_in_child(plan, on_batch, on_epoch, on_run, stop)
 
 
 class _Bundler:
@@ -165,19 +177,32 @@ class _Bundler:
 
 
 def _train(
-    plan: RunPlan,
+    plan: RunPlan | StudyPlan,
     on_batch: Callable[[list[BatchEvent]], None],
     on_epoch: Callable[[EpochEvent], None],
+    on_run: OnRun,
     stop: Any,
-) -> RunFinished:
+) -> RunFinished | StudyFinished:
     """Run the plan on this thread (imports TensorFlow)."""
-    from cifar_gui.engine.training import Listener, run_training
-
     bundler = _Bundler(on_batch)
 
     def epoch_done(event: EpochEvent) -> None:
         bundler.flush()  # the epoch's last batches go before its summary
         on_epoch(event)
+
+    if isinstance(plan, StudyPlan):
+        from cifar_gui.engine.study import run_study
+
+        def run_changed(event: StudyRunEvent) -> None:
+            bundler.flush()
+            on_run(event)
+
+        listener = StudyListener(bundler.add, epoch_done, run_changed, stop)
+        finished = run_study(plan, listener)
+        bundler.flush()
+        return finished
+
+    from cifar_gui.engine.training import Listener, run_training
 
     listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop)
     result = run_training(plan.config, listener, resume=plan.resume)
@@ -186,11 +211,12 @@ def _train(
 
 
 def _run_in_child(
-    plan: RunPlan,
+    plan: RunPlan | StudyPlan,
     on_batch: Callable[[list[BatchEvent]], None],
     on_epoch: Callable[[EpochEvent], None],
+    on_run: OnRun,
     stop: threading.Event,
-) -> RunFinished:
+) -> RunFinished | StudyFinished:
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
     child_stop = ctx.Event()
@@ -221,6 +247,8 @@ def _run_in_child(
                 on_batch(value)
             elif kind == "epoch":
                 on_epoch(value)
+            elif kind == "run":
+                on_run(value)
             elif kind == "done":
                 return value
             else:
@@ -241,7 +269,7 @@ def _death_message(exitcode: int | None) -> str:
     return f"the training process ended unexpectedly (exit code {exitcode})"
 
 
-def _child_main(plan: RunPlan, conn: Connection, stop: Any) -> None:
+def _child_main(plan: RunPlan | StudyPlan, conn: Connection, stop: Any) -> None:
     """The child: run the plan, send its events, then the result or the exception."""
 
     def send(message: tuple[str, Any]) -> None:
@@ -255,6 +283,7 @@ def _child_main(plan: RunPlan, conn: Connection, stop: Any) -> None:
             plan,
             lambda events: send(("batches", events)),
             lambda event: send(("epoch", event)),
+            lambda event: send(("run", event)),
             stop,
         )
         send(("done", finished))

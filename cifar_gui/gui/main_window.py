@@ -154,6 +154,13 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_model_action)
         file_menu.addAction(self.save_model_action)
         file_menu.addSeparator()
+        self.study_action = QAction("Run the seed's &study", self)
+        self.study_action.triggered.connect(self._run_study)
+        self.resume_study_action = QAction("&Resume study...", self)
+        self.resume_study_action.triggered.connect(self._resume_study)
+        file_menu.addAction(self.study_action)
+        file_menu.addAction(self.resume_study_action)
+        file_menu.addSeparator()
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
         file_menu.addAction(self.quit_action)
@@ -162,6 +169,14 @@ class MainWindow(QMainWindow):
         about = QAction("&About", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
+
+    def _run_study(self) -> None:
+        self.show_panel("Training")
+        self.training_panel.start_study()
+
+    def _resume_study(self) -> None:
+        self.show_panel("Training")
+        self.training_panel.resume_study()
 
     def about_text(self) -> str:
         """Versions of the app, TensorFlow, Keras and Qt, and the device in use."""

@@ -6,6 +6,10 @@ window's process never imports TensorFlow for it), watched by a
 :class:`~cifar_gui.gui.workers.JobRunner` job on a worker thread. The job turns batch events
 into the smoothed curve (:class:`~cifar_gui.gui.training.trace.BatchTrace`) and forwards
 epoch events. The model a run saved is not loaded here: the panel asks the app to open it.
+
+A study (:mod:`cifar_gui.engine.study`: the seed's four runs and their report) is one job of
+the same kind: the same training process machinery, the same batch and epoch events, plus a
+:class:`~cifar_gui.engine.study.StudyRunEvent` as each of its runs starts and ends.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from cifar_gui.engine import runner
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.runner import RunPlan
 from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study import StudyFinished, StudyPlan, StudyRunEvent
 from cifar_gui.gui.training.trace import BatchTrace, BatchUpdate
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -62,6 +67,21 @@ def run(
     return TrainingOutcome(SavedRun.of_model(finished.path, finished.record), finished.stopped)
 
 
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a finished (or stopped) study left: its runs and, once all are done, its report."""
+
+    finished: StudyFinished
+
+    @property
+    def stopped(self) -> bool:
+        return self.finished.stopped
+
+    @property
+    def report(self) -> Path | None:
+        return self.finished.report
+
+
 # ---- the GUI's side
 
 
@@ -84,6 +104,36 @@ def training_job(plan: RunPlan, trace: BatchTrace, task: TaskState) -> TrainingO
     return outcome
 
 
+def study_job(plan: StudyPlan, traces: Callable[[], BatchTrace], task: TaskState) -> StudyOutcome:
+    """Job: run the study ``plan``; reports :class:`BatchUpdate`, epoch and
+    :class:`StudyRunEvent` values through ``task``. ``traces()`` gives the per-batch curve of
+    each run as it starts (its epochs start again from 0)."""
+    trace = traces()
+
+    def report_batches(update: BatchUpdate | None) -> None:
+        if update is not None:
+            task.report(update)
+
+    def on_epoch(event: EpochEvent) -> None:
+        report_batches(trace.flush())
+        task.report(event)
+
+    def on_run(event: StudyRunEvent) -> None:
+        nonlocal trace
+        report_batches(trace.flush())
+        if event.state == "running":
+            trace = traces()
+        task.report(event)
+
+    def on_bundle(events: list[BatchEvent]) -> None:
+        for event in events:
+            report_batches(trace.add(event))
+
+    finished = runner.run(plan, on_bundle, on_epoch, task.stop_event, on_run=on_run)
+    report_batches(trace.flush())
+    return StudyOutcome(finished)
+
+
 def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
     """Job: the resumable runs under ``out_dir``, unfinished first."""
     from cifar_gui.engine.checkpoints import list_checkpoints
@@ -99,9 +149,10 @@ class RunController(QObject):
 
     batches = Signal(object)  # BatchUpdate: call batches_drawn() once it is on screen
     epoch_finished = Signal(object)  # EpochEvent
-    succeeded = Signal(object)  # TrainingOutcome
+    study_run = Signal(object)  # StudyRunEvent: a run of the study started or ended
+    succeeded = Signal(object)  # TrainingOutcome, or StudyOutcome of a study
     failed = Signal(str)  # one line
-    finished = Signal(object)  # TrainingOutcome, or None when the run failed
+    finished = Signal(object)  # TrainingOutcome or StudyOutcome; None when the run failed
     checkpoints_listed = Signal(object)  # list[Checkpoint] of the output folder, once listed
     listing_failed = Signal(str)
     busy_changed = Signal()
@@ -111,8 +162,9 @@ class RunController(QObject):
         self._job = JobRunner(self)
         self._list_job = JobRunner(self)
         self._trace = BatchTrace()
-        self._outcome: TrainingOutcome | None = None
+        self._outcome: TrainingOutcome | StudyOutcome | None = None
         self._stopping = False
+        self._study = False
         self._epochs_done = 0
         self._job.progress.connect(self._on_progress)
         self._job.result.connect(self._on_result)
@@ -147,12 +199,33 @@ class RunController(QObject):
         """Start ``plan``'s run; False when one is in progress."""
         if self._job.busy:
             return False
-        self._outcome, self._stopping = None, False
+        self._outcome, self._stopping, self._study = None, False, False
         self._epochs_done = plan.resume.epochs_completed if plan.resume is not None else 0
         self._trace = BatchTrace()
         self._job.start(functools.partial(training_job, plan, self._trace))
         self.busy_changed.emit()
         return True
+
+    def start_study(self, plan: StudyPlan) -> bool:
+        """Start the study ``plan``; False when a run or study is in progress."""
+        if self._job.busy:
+            return False
+        self._outcome, self._stopping, self._study = None, False, True
+        self._epochs_done = 0
+        self._job.start(functools.partial(study_job, plan, self._new_trace))
+        self.busy_changed.emit()
+        return True
+
+    @property
+    def studying(self) -> bool:
+        """Whether the job in progress (or the last one) is a study."""
+        return self._study
+
+    def _new_trace(self) -> BatchTrace:
+        """A fresh per-batch curve, the one :meth:`batches_drawn` now speaks of (called on the
+        job's thread as each run of a study starts)."""
+        self._trace = BatchTrace()
+        return self._trace
 
     def stop(self) -> bool:
         """Ask the run to end after the batches in progress; False when there is none, or it
@@ -190,6 +263,9 @@ class RunController(QObject):
                 "The model learned so far is saved, and the run can be resumed later from the "
                 f"end of epoch {done} (the epoch in progress is not kept)."
             )
+        if self._study:
+            after += " The study goes on from there with Resume study."
+            return f"A study is in progress. Stop it and quit?\n\n{after}"
         return f"A training run is in progress. Stop it and quit?\n\n{after}"
 
     def shutdown(self) -> None:
@@ -203,12 +279,17 @@ class RunController(QObject):
         if isinstance(value, BatchUpdate):
             self.batches.emit(value)
             return
+        if isinstance(value, StudyRunEvent):
+            if value.state == "running":
+                self._epochs_done = value.resumed_from_epoch or 0
+            self.study_run.emit(value)
+            return
         if not self._stopping:  # an epoch the stop cut short keeps no checkpoint
             self._epochs_done = value.epoch + 1
         self.epoch_finished.emit(value)
 
     @Slot(object)
-    def _on_result(self, outcome: TrainingOutcome) -> None:
+    def _on_result(self, outcome: TrainingOutcome | StudyOutcome) -> None:
         self._outcome = outcome
         self.succeeded.emit(outcome)
 

@@ -4,6 +4,10 @@ The panel joins the three: it asks the form for a config, the engine (through th
 controller) for a plan, and draws what the controller reports. When a run has saved its
 model it asks the app to open it (``AppState.request_model``): the window opens models
 outside its own process, so training never loads TensorFlow here.
+
+The Study buttons run the seed's whole study (:mod:`cifar_gui.engine.study`) in a folder of
+the output folder, through the same controller; when it is done its report opens in the
+default browser.
 """
 
 from __future__ import annotations
@@ -11,33 +15,78 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QMessageBox, QWidget
+from PySide6.QtCore import QSettings, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from cifar_gui.config import RunConfig
+from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.runner import RunPlan, plan_run
+from cifar_gui.engine.study import STUDY_FILE, StudyPlan, plan_study, read_study
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted
-from cifar_gui.gui.training.controller import RunController, TrainingOutcome
+from cifar_gui.gui.training.controller import RunController, StudyOutcome, TrainingOutcome
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
+    from cifar_gui.engine.study import StudyRunEvent
     from cifar_gui.engine.training import EpochEvent
     from cifar_gui.gui.training.trace import BatchUpdate
 
 
+STUDY_FOLDER = "study"  # a new study goes to <output folder>/study, study-2, ...
+
+
+def open_in_browser(path: Path) -> bool:
+    """Open ``path`` (the study's report) with the desktop's default application."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+def new_study_folder(out_dir: Path) -> Path:
+    """The first of ``study``, ``study-2``, ... in ``out_dir`` that holds no study."""
+    for number in range(1, 10_000):
+        folder = out_dir / (STUDY_FOLDER if number == 1 else f"{STUDY_FOLDER}-{number}")
+        if not (folder / STUDY_FILE).exists():
+            return folder
+    raise UserError(f"{out_dir}: too many studies")
+
+
+def latest_unfinished_study(out_dir: Path) -> Path | None:
+    """The most recently changed study in ``out_dir`` with runs left, if any."""
+    found = []
+    for record in out_dir.glob(f"*/{STUDY_FILE}"):
+        try:
+            _, runs = read_study(record.parent)
+        except UserError:
+            continue
+        if any(run.state != "done" for run in runs):
+            found.append((record.stat().st_mtime, record.parent))
+    return max(found)[1] if found else None
+
+
 class TrainingPanel(QWidget):
-    """Run settings, Start/Stop/Resume, live plots, progress, epoch log and the run table."""
+    """Run settings, Start/Stop/Resume, live plots, progress, epoch log and the run table;
+    the Study buttons under the settings."""
 
     batch_progress = Signal(object)  # BatchEvent, once its batches are drawn
     epoch_finished = Signal(object)  # EpochEvent, once drawn and logged
     run_finished = Signal(object)  # TrainingOutcome, or None when the run failed
     run_failed = Signal(str)  # one line
     resume_listed = Signal(object)  # the checkpoints offered by Resume (after the dialog)
+    study_run = Signal(object)  # StudyRunEvent, once shown
+    report_ready = Signal(object)  # Path of a finished study's report.html
 
     def __init__(
         self,
@@ -53,8 +102,28 @@ class TrainingPanel(QWidget):
         self.form = TrainingForm(state, self.settings, service)
         self.results = TrainingResults()
         self.controller = RunController(self)
+        self.study_button = QPushButton("Run the study")
+        self.study_button.setToolTip(
+            "The seed's whole study with these settings: baseline, augmented, transfer and "
+            "finetune, one after the other, then a report (opens in the browser)"
+        )
+        self.resume_study_button = QPushButton("Resume study\u2026")
+        self.resume_study_button.setToolTip("Continue a stopped study where it stopped")
+        self.report_label = QLabel()
+        self.report_label.setWordWrap(True)
+        self.report_label.setOpenExternalLinks(True)
+        study_box = QGroupBox("The seed's study")
+        study_layout = QVBoxLayout(study_box)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.study_button)
+        buttons.addWidget(self.resume_study_button)
+        study_layout.addLayout(buttons)
+        study_layout.addWidget(self.report_label)
+        left = QVBoxLayout()
+        left.addWidget(self.form, 1)
+        left.addWidget(study_box)
         layout = QHBoxLayout(self)
-        layout.addWidget(self.form)
+        layout.addLayout(left)
         layout.addWidget(self.results, 1)
 
         # The widgets tests, the bench and the window drive.
@@ -73,6 +142,8 @@ class TrainingPanel(QWidget):
         f.start_button.clicked.connect(self.start)
         f.stop_button.clicked.connect(self.stop)
         f.resume_button.clicked.connect(self.ask_resume)
+        self.study_button.clicked.connect(lambda: self.start_study())
+        self.resume_study_button.clicked.connect(lambda: self.resume_study())
         f.variant_changed.connect(self._on_variant_changed)
         f.out_dir_changed.connect(lambda _text: self.refresh_runs())
         f.counting_changed.connect(self._update_buttons)
@@ -80,6 +151,7 @@ class TrainingPanel(QWidget):
         c = self.controller
         c.batches.connect(self._on_batches)
         c.epoch_finished.connect(self._on_epoch)
+        c.study_run.connect(self._on_study_run)
         c.succeeded.connect(self._on_result)
         c.failed.connect(self._on_error)
         c.finished.connect(self._on_finished)
@@ -119,7 +191,11 @@ class TrainingPanel(QWidget):
                 self.from_path.set_text(str(latest))
 
     def _update_buttons(self) -> None:
-        self.form.update_buttons(self.controller.busy, self.controller.listing)
+        busy = self.controller.busy
+        self.form.update_buttons(busy, self.controller.listing)
+        can_start = not busy and self.state.dataset is not None
+        self.study_button.setEnabled(can_start)
+        self.resume_study_button.setEnabled(not busy and bool(self.out_path.text()))
 
     # ---- running
 
@@ -143,6 +219,73 @@ class TrainingPanel(QWidget):
             + (f" ({self.params_label.text()})" if config.variant == "finetune" else ""),
         )
         return True
+
+    def study_template(self) -> RunConfig:
+        """The study's settings: the form's data, classes, epochs, limit, batch, seed, VGG16
+        weights (whatever variant the form shows) and speed settings, with the seed's
+        learning rates and augmentation; raises :class:`UserError` with one line."""
+        if self.state.dataset is None:
+            raise UserError("load a data set in the Dataset tab first")
+        # Not strict: a finetune's model file or a learning rate of the form play no part.
+        config = self.form._config(strict=False)
+        return config.replace(
+            variant="baseline",
+            from_model=None,
+            learning_rate=None,
+            use_augmentation=None,
+            augment=AugmentConfig(),
+        )
+
+    def start_study(self, folder: str | Path | None = None) -> bool:
+        """Start the seed's study in ``folder`` (default: a new one in the output folder);
+        False (and a message) when it cannot."""
+        if self.busy:
+            return False
+        try:
+            template = self.study_template()
+            target = Path(folder) if folder else new_study_folder(Path(template.out_dir))
+            plan = plan_study(template, target)
+        except UserError as exc:
+            self._show_failure(str(exc))
+            return False
+        t = plan.template
+        self._begin_study(
+            plan,
+            f"Study in {plan.folder}: {' vs '.join(self.state.chosen_names)}, "
+            f"{counted(t.epochs, 'epoch')} per run, VGG16 weights "
+            f"{('base ' + t.base) if t.base else t.weights}",
+        )
+        return True
+
+    def resume_study(self, folder: str | Path | None = None) -> bool:
+        """Continue the study in ``folder`` (default: the latest unfinished one in the output
+        folder, else one chosen in a dialog); False (and a message) when it cannot."""
+        if self.busy:
+            return False
+        if folder is None:
+            folder = latest_unfinished_study(Path(self.out_path.text()))
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(
+                self, "Resume the study in", self.out_path.text()
+            )
+            if not folder:
+                return False
+        try:
+            template, _ = read_study(folder)
+            data = template.data
+            gone = data not in (None, "keras") and not Path(data).exists()
+            plan = plan_study(resume=folder, data=self.state.data_source if gone else None)
+        except UserError as exc:
+            self._show_failure(str(exc))
+            return False
+        self._begin_study(plan, f"Resume the study in {plan.folder}")
+        return True
+
+    def _begin_study(self, plan: StudyPlan, log_line: str) -> None:
+        self.report_label.setText("")
+        self.results.begin_study()
+        self.results.append_log(log_line)
+        self.controller.start_study(plan)
 
     def ask_resume(self) -> None:
         """List the resumable runs of the output folder (in a worker), then let the user pick."""
@@ -191,7 +334,7 @@ class TrainingPanel(QWidget):
     def _begin(
         self, accepted: RunPlan, log_line: str, history: dict[str, list[float]] | None = None
     ) -> None:
-        self.results.begin(accepted.config.epochs, history)
+        self.results.begin(accepted.config.epochs, history, accepted.config.variant)
         self.results.append_log(log_line)
         self.controller.start(accepted)
 
@@ -243,7 +386,32 @@ class TrainingPanel(QWidget):
         self.epoch_finished.emit(event)
 
     @Slot(object)
-    def _on_result(self, outcome: TrainingOutcome) -> None:
+    def _on_study_run(self, event: StudyRunEvent) -> None:
+        self.results.study_run(event)
+        if event.state != "running" and event.variant == "transfer" and event.model_path:
+            self.from_path.set_text(str(event.model_path))
+        self.study_run.emit(event)
+
+    def _study_result(self, outcome: StudyOutcome) -> None:
+        report = outcome.report
+        if report is None:
+            self.results.end_study(
+                "Stopped", f"Study stopped: Resume study continues it ({outcome.finished.folder})"
+            )
+            return
+        self.results.end_study("Done", f"Study done. Report: {report}")
+        self.results.append_log(f"Study done; report {report}")
+        self.report_label.setText(
+            f'Report: <a href="{QUrl.fromLocalFile(str(report)).toString()}">{report}</a>'
+        )
+        open_in_browser(report)
+        self.report_ready.emit(report)
+
+    @Slot(object)
+    def _on_result(self, outcome: TrainingOutcome | StudyOutcome) -> None:
+        if isinstance(outcome, StudyOutcome):
+            self._study_result(outcome)
+            return
         summary = outcome.summary
         self.results.live_sidecar = summary.sidecar
         acc = summary.final_val_accuracy
@@ -267,10 +435,12 @@ class TrainingPanel(QWidget):
         self.run_failed.emit(message)
 
     @Slot(object)
-    def _on_finished(self, outcome: TrainingOutcome | None) -> None:
-        if outcome is None:
+    def _on_finished(self, outcome: TrainingOutcome | StudyOutcome | None) -> None:
+        if outcome is None and self.controller.studying:
+            self.results.end_study("Failed", "Study failed: see the log")
+        elif outcome is None:
             self.results.end("Failed")
-        else:
+        elif isinstance(outcome, TrainingOutcome):
             self.results.end("Stopped" if outcome.stopped else "Done")
         self.form.schedule_counts()
         self.run_finished.emit(outcome)

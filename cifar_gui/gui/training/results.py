@@ -1,11 +1,13 @@
 """What the Training tab shows of runs: the live plots and progress of the run in progress,
 its log, the table of saved runs with their curves overlaid, and the export of the curves
-as a PNG (matplotlib, loaded on the first export)."""
+as a PNG (matplotlib, loaded on the first export). During a study: which of its runs is in
+progress, the time left to the study's end, and its finished runs overlaid."""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -24,10 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui.engine.runs import SavedRun, discover_runs
+from cifar_gui.engine.study import study_eta
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
+from cifar_gui.variant_style import variant_color
 
 if TYPE_CHECKING:
+    from cifar_gui.engine.study import StudyRunEvent
     from cifar_gui.engine.training import EpochEvent
     from cifar_gui.gui.training.trace import BatchUpdate
 
@@ -38,6 +44,32 @@ def format_eta(seconds: float) -> str:
     """``1:02:03``: hours, minutes and seconds."""
     seconds = max(0, round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class StudyProgress:
+    """Where a study is: its run in progress, and the seconds per epoch measured so far."""
+
+    index: int = 0
+    count: int = 0
+    variant: str = ""
+    epochs: int = 0
+    measured: dict[str, float] = field(default_factory=dict)  # variant -> s / epoch
+    seconds: list[float] = field(default_factory=list)  # the epochs of the run in progress
+    finished: list[tuple[str, dict[str, list[float]]]] = field(default_factory=list)
+
+    def text(self, epoch: int | None = None, run_eta: float | None = None) -> str:
+        """``Study: run 2 of 4 (augmented) · epoch 3/30 · study ETA 1:02:03``."""
+        words = f"Study: run {self.index + 1} of {self.count} ({self.variant})"
+        if epoch is not None:
+            words += f" \u00b7 epoch {epoch + 1}/{self.epochs}"
+        if run_eta is not None:
+            measured = dict(self.measured)
+            if self.seconds:
+                measured[self.variant] = float(np.mean(self.seconds))
+            eta = study_eta(self.variant, run_eta, self.epochs, measured)
+            words += " \u00b7 study ETA " + ("estimating\u2026" if eta is None else format_eta(eta))
+        return words
 
 
 class TrainingResults(QSplitter):
@@ -55,6 +87,10 @@ class TrainingResults(QSplitter):
         self.progress.setTextVisible(True)
         self.progress.setFormat("Idle")
         self.progress.setValue(0)
+        self.study: StudyProgress | None = None  # the study in progress, if any
+        self.study_label = QLabel()
+        self.study_label.setVisible(False)
+        self.study_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = QPushButton("Export plots as PNG\u2026")
         self.export_button.clicked.connect(self.export_requested)
         bar = QHBoxLayout()
@@ -79,6 +115,7 @@ class TrainingResults(QSplitter):
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.plots, 1)
+        top_layout.addWidget(self.study_label)
         top_layout.addLayout(bar)
         self.addWidget(top)
         self.addWidget(bottom)
@@ -87,8 +124,12 @@ class TrainingResults(QSplitter):
 
     # ---- the live run
 
-    def begin(self, epochs: int, history: dict[str, list[float]] | None = None) -> None:
-        """Reset the live plots (to ``history`` of earlier epochs) for a run of ``epochs``."""
+    def begin(
+        self, epochs: int, history: dict[str, list[float]] | None = None, variant: str = ""
+    ) -> None:
+        """Reset the live plots (to ``history`` of earlier epochs) for a run of ``epochs``,
+        drawn in ``variant``'s colour."""
+        self.plots.set_live_color(variant_color(variant))
         self.history = history or {}
         self.batches = {"x": [], "loss": [], "accuracy": []}
         self.live_sidecar = None
@@ -116,18 +157,79 @@ class TrainingResults(QSplitter):
             f"{e.images_per_second:,.0f} img/s \u00b7 ETA {format_eta(e.eta_seconds)}"
             + (STOPPING if stopping else "")
         )
+        if self.study is not None:
+            self.study_label.setText(self.study.text(e.epoch, e.eta_seconds))
 
     def add_epoch(self, event: EpochEvent) -> None:
         """Draw an epoch's values and log them."""
         for key, value in event.metrics.items():
             self.history.setdefault(key, []).append(value)
         self.plots.set_history(self.history)
+        if self.study is not None:
+            self.study.seconds.append(event.seconds)
         m, nan = event.metrics, math.nan
         self.append_log(
             f"Epoch {event.epoch + 1}/{event.epochs}: loss {m.get('loss', nan):.4f}, "
             f"accuracy {m.get('accuracy', nan):.4f}, val_loss {m.get('val_loss', nan):.4f}, "
             f"val_accuracy {m.get('val_accuracy', nan):.4f} ({event.seconds:.1f} s)"
         )
+
+    # ---- a study
+
+    def begin_study(self) -> None:
+        """A study starts (or resumes): its line appears, the overlays are its runs'."""
+        self.study = StudyProgress()
+        self.study_label.setText("Study: preparing\u2026")
+        self.study_label.setVisible(True)
+        self.table.clearSelection()
+        self.plots.set_overlays([])
+
+    def study_run(self, event: StudyRunEvent) -> None:
+        """A run of the study started (the live plots follow it) or ended (it joins the
+        overlay of the finished runs, in its variant's colour)."""
+        study = self.study
+        if study is None:
+            return
+        if event.state == "running":
+            study.index, study.count = event.index, event.count
+            study.variant, study.epochs, study.seconds = event.variant, event.epochs, []
+            history = {k: list(v) for k, v in (event.history or {}).items() if k != "epoch_seconds"}
+            self.begin(event.epochs, history, event.variant)
+            self.study_label.setText(study.text())
+            start = (
+                ""
+                if event.resumed_from_epoch is None
+                else (f" at epoch {event.resumed_from_epoch + 1}")
+            )
+            self.append_log(f"Study run {event.index + 1} of {event.count}: {event.variant}{start}")
+            return
+        if event.record is None:
+            return
+        history = {k: list(v) for k, v in event.record.history.items()}
+        seconds = [s for s in history.get("epoch_seconds", ()) if math.isfinite(s)]
+        if seconds:
+            study.measured[event.variant] = float(np.mean(seconds))
+        if event.state == "done":
+            study.finished.append((event.variant, history))
+            self.plots.set_overlays(
+                study.finished, {label: variant_color(label) for label, _ in study.finished}
+            )
+        if event.skipped:
+            self.append_log(
+                f"Study run {event.index + 1} of {event.count}: {event.variant} done already"
+            )
+        else:
+            self.append_log(
+                f"Study run {event.index + 1} of {event.count}: {event.variant} {event.state}; "
+                f"saved {event.model_path}"
+            )
+
+    def end_study(self, result: str, text: str) -> None:
+        """The study ended: ``result`` as for :meth:`end`; ``text`` says how (and where its
+        report is)."""
+        self.study = None
+        self.study_label.setText(text)
+        self.end(result)
 
     def show_stopping(self) -> None:
         self.progress.setFormat(self.progress.format() + STOPPING)
@@ -149,7 +251,10 @@ class TrainingResults(QSplitter):
         self.table.set_runs(discover_runs(out_dir) if out_dir else [])
 
     def _on_runs_selected(self, runs: list[SavedRun]) -> None:
-        self.plots.set_overlays([(run.label, run.history) for run in runs])
+        self.plots.set_overlays(
+            [(run.label, run.history) for run in runs],
+            {run.label: variant_color(run.variant) for run in runs},
+        )
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
         """The epoch curves shown, by label: the live run's and the overlaid runs'; raises

@@ -19,7 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
-# matplotlib's tab10, so the exported PNG and the screen use the same colours per run.
+# matplotlib's tab10, so the exported PNG and the screen use the same colours per run; each
+# variant has its own (cifar_gui.variant_style), the same in the report.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -97,6 +98,15 @@ class TrainingPlots(QWidget):
         """The legend's entries, top to bottom."""
         return [label.text for _, label in self.legend.items]
 
+    def set_live_color(self, color: str) -> None:
+        """Draw the live run's epoch curves in ``color`` (its variant's): training solid,
+        validation dashed, as the overlays."""
+        for metric in METRICS:
+            self.train_curves[metric].setPen(pg.mkPen(color, width=2))
+            self.train_curves[metric].setSymbolBrush(color)
+            self.val_curves[metric].setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+            self.val_curves[metric].setSymbolBrush(color)
+
     def clear_live(self) -> None:
         """Empty the live curves (a new run starts)."""
         for curves in (self.batch_curves, self.train_curves, self.val_curves):
@@ -129,15 +139,20 @@ class TrainingPlots(QWidget):
                 values = np.asarray(history.get(key, ()), dtype=float)
                 curve.setData(np.arange(1, len(values) + 1), values)
 
-    def set_overlays(self, runs: Sequence[tuple[str, Mapping[str, Sequence[float]]]]) -> None:
-        """Show the epoch curves of these (label, history) runs; others are removed."""
+    def set_overlays(
+        self,
+        runs: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
+        colors: Mapping[str, str] | None = None,
+    ) -> None:
+        """Show the epoch curves of these (label, history) runs; others are removed.
+        ``colors``: label -> colour (the run's variant's); others take the palette's."""
         wanted = {label for label, _ in runs}
         for label in [k for k in self._overlays if k not in wanted]:
             for plot, curve in self._overlays.pop(label):
                 self.legend.removeItem(curve)
                 plot.removeItem(curve)
         for i, (label, history) in enumerate(runs):
-            color = PALETTE[(i + 2) % len(PALETTE)]  # 0 and 1 belong to the live run
+            color = (colors or {}).get(label) or PALETTE[(i + 4) % len(PALETTE)]
             curves = self._overlays.get(label)
             if curves is None:
                 curves = []

@@ -1,0 +1,433 @@
+"""The seed's whole study: ``baseline``, ``augmented``, ``transfer`` and ``finetune`` (from the
+transfer model just trained), one after the other in one study folder, then its report.
+
+Layout of a study folder::
+
+    <study>/study.json                  the study record: its settings, the four runs, their state
+    <study>/cifar10_4_7.h5 (+ .json)    each run's final model and sidecar, the seed's names
+    <study>/checkpoints/<model stem>/   each run's resumable checkpoint (as ``train`` keeps)
+    <study>/report/report.html          the report (:mod:`cifar_gui.engine.report`) and its PNGs
+
+Each run is :func:`cifar_gui.engine.training.run_training` with the seed's settings for its
+variant, so a study's runs are the runs ``train`` makes. Killing a study at any moment and
+resuming it continues where it stopped: a run whose final model and sidecar are complete is
+not trained again, a run with an unfinished checkpoint continues at its next epoch (its
+history is then the one an uninterrupted run would have had), and a run with nothing yet
+starts. The study record is written atomically at every change of state; on resume the files
+decide (a kill may land between a save and the record's update). One rare case trains a run
+again from its first epoch: a kill after its last checkpoint and before its final model was
+saved (the run is deterministic, so it ends with the same history).
+
+This module imports neither Keras nor Qt (the window plans and follows studies with it);
+training and the report are imported when a study runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cifar_gui.config import VARIANTS, RunConfig, check_type
+from cifar_gui.engine.checkpoints import STATE_FILE, checkpoint_dir, read_checkpoint
+from cifar_gui.engine.errors import ModelError, UserError
+from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.files import check_can_write, read_json, write_json
+from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
+
+STUDY_FILE = "study.json"
+STUDY_VERSION = 1
+REPORT_DIR = "report"
+STATES = ("pending", "running", "stopped", "done")
+
+# Where Keras keeps the VGG16 ImageNet weights (keras.applications.vgg16), and where from.
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_HOST = ("storage.googleapis.com", 443)
+REACH_TIMEOUT_S = 3.0  # a quick look, not a download: offline must fail in seconds
+
+# Training cost of an epoch relative to the baseline's, for the study's time estimate until a
+# variant has run: multiply-accumulates at 32x32 of the small CNN (~8.8 M, x3 for training)
+# and of VGG16 (~313 M, forward only when frozen; blocks 3-5 backward too for finetune).
+# Rough; measured epochs replace them as soon as there are any.
+RELATIVE_EPOCH_COST = {"baseline": 1.0, "augmented": 1.0, "transfer": 12.0, "finetune": 28.0}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One run of a study as the study record holds it."""
+
+    variant: str
+    state: str = "pending"  # pending, running, stopped, done
+    model: str | None = None  # the final model's file name in the study folder, once known
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "state": self.state, "model": self.model}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StudyRun:
+        check_type("run", data, dict)
+        variant, state, model = data.get("variant"), data.get("state"), data.get("model")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}")
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        if model is not None:
+            check_type("model", model, str)
+            if Path(model).name != model:  # a file of the study folder, nothing else
+                raise ValueError(f"model {model!r} is not a file name")
+        return cls(variant, state, model)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """A checked study: its folder and settings (a :class:`RunConfig` whose variant, learning
+    rate, out_dir and from_model each run sets), and whether it continues a study there."""
+
+    folder: Path
+    template: RunConfig
+    resume: bool = False
+
+    def config_for(self, variant: str, class_indices: Sequence[int]) -> RunConfig:
+        """The run of ``variant``: the seed's settings for it, saved in the study folder;
+        finetune continues from the study's transfer model."""
+        from_model = None
+        if variant == "finetune":
+            from_model = str(self.folder / model_filename("transfer", class_indices))
+        return self.template.replace(
+            variant=variant,
+            learning_rate=None,
+            use_augmentation=None,
+            out_dir=str(self.folder),
+            from_model=from_model,
+        )
+
+
+@dataclass(frozen=True)
+class StudyRunEvent:
+    """A run of the study starts (``state`` running; ``history``: of the epochs a resumed run
+    has done), or ends (done or stopped, with its record); ``skipped``: it was done already
+    (a resumed study)."""
+
+    index: int  # 0-based, in VARIANTS order
+    count: int
+    variant: str
+    state: str
+    epochs: int
+    resumed_from_epoch: int | None = None
+    record: RunRecord | None = None
+    model_path: Path | None = None
+    skipped: bool = False
+    history: Mapping[str, Sequence[float]] | None = None
+
+
+@dataclass(frozen=True)
+class StudyFinished:
+    """What a study left: the runs it has (done or stopped), the report (None until every run
+    is done), and whether it was stopped."""
+
+    folder: Path
+    runs: tuple[StudyRunEvent, ...]
+    report: Path | None
+    stopped: bool
+
+
+@dataclass
+class StudyListener:
+    """Plain callbacks a study reports to; ``stop`` ends the run in progress as for one run
+    (its model and checkpoint are saved) and the study with it."""
+
+    on_batch: Callable[[BatchEvent], None] | None = None
+    on_epoch: Callable[[EpochEvent], None] | None = None
+    on_run: Callable[[StudyRunEvent], None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def keras_models_dirs() -> list[Path]:
+    """Where Keras looks for downloaded weights: ``$KERAS_HOME/models`` (default
+    ``~/.keras``), and ``/tmp/.keras`` which Keras uses when the home folder is read-only."""
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return [home / "models", Path("/tmp/.keras/models")]
+
+
+def imagenet_weights_cached() -> Path | None:
+    """The VGG16 ImageNet weights in the Keras cache, if they are there."""
+    for folder in keras_models_dirs():
+        if (folder / VGG16_NOTOP_FILE).is_file():
+            return folder / VGG16_NOTOP_FILE
+    return None
+
+
+def weights_host_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
+    """Whether the host of the ImageNet weights answers a TCP connection within ``timeout``."""
+    try:
+        with socket.create_connection(WEIGHTS_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_weights_available(template: RunConfig) -> None:
+    """Raise :class:`UserError` at once when the transfer run could not get its VGG16 base,
+    with the alternatives, instead of failing after the first two runs trained for hours."""
+    if template.base is not None:
+        if not Path(template.base).is_file():
+            raise UserError(f"{template.base}: no such model (--base)")
+        return
+    if template.weights == "none":
+        return
+    if template.weights != "imagenet":
+        if not Path(template.weights).is_file():
+            raise UserError(f"{template.weights}: no such weights file (--weights)")
+        return
+    if imagenet_weights_cached() is None and not weights_host_reachable():
+        where = keras_models_dirs()[0] / VGG16_NOTOP_FILE
+        raise UserError(
+            f"the VGG16 ImageNet weights are not in the Keras cache ({where}) and "
+            f"{WEIGHTS_HOST[0]} cannot be reached: use --weights none (random weights: the "
+            "pretrained-network claim cannot then be tested), --weights FILE (a VGG16 "
+            "no-top weights file), or --base MODEL (the base of a model saved by this app)"
+        )
+
+
+def study_command(plan: StudyPlan) -> str:
+    """The command line that runs this study (the report quotes it)."""
+    t, defaults = plan.template, RunConfig()
+    words = ["cifar-gui", "study"]
+    if t.data is not None:
+        words += ["--data", t.data]
+    words += ["--classes", *(str(c) for c in t.classes), "--epochs", str(t.epochs)]
+    if t.limit is not None:
+        words += ["--limit", str(t.limit)]
+    words += ["--weights", t.weights]
+    if t.base is not None:
+        words += ["--base", t.base]
+    for name, flag in (("batch_size", "--batch-size"), ("seed", "--seed")):
+        if getattr(t, name) != getattr(defaults, name):
+            words += [flag, str(getattr(t, name))]
+    if t.precision != defaults.precision:
+        words += ["--precision", t.precision]
+    words += ["--out", str(plan.folder)]
+    return shlex.join(words)
+
+
+# --------------------------------------------------------------------------------------
+# The study record
+
+
+def read_study(folder: str | Path) -> tuple[RunConfig, list[StudyRun]]:
+    """The settings and runs of the study record in ``folder``; :class:`UserError` when there
+    is none or it is not readable."""
+    path = Path(folder).expanduser() / STUDY_FILE
+    if not path.is_file():
+        raise UserError(f"{path.parent}: no study to resume (no {STUDY_FILE})")
+    try:
+        data = read_json(path)
+        check_type("study", data, dict)
+        if data.get("version") != STUDY_VERSION:
+            raise ValueError(f"version {data.get('version')!r}, this app writes {STUDY_VERSION}")
+        template = RunConfig.from_dict(data.get("config"))
+        check_type("runs", data.get("runs"), list)
+        runs = [StudyRun.from_dict(item) for item in data["runs"]]
+        if [r.variant for r in runs] != list(VARIANTS):
+            raise ValueError(f"runs must be {', '.join(VARIANTS)} in that order")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable study record ({exc})") from None
+    return template, runs
+
+
+def write_study(plan: StudyPlan, runs: Sequence[StudyRun], report: str | None = None) -> None:
+    """Write the study record (atomically)."""
+    write_json(
+        plan.folder / STUDY_FILE,
+        {
+            "version": STUDY_VERSION,
+            "config": plan.template.to_dict(),
+            "command": study_command(plan),
+            "runs": [r.to_dict() for r in runs],
+            "report": report,
+        },
+    )
+
+
+def plan_study(
+    template: RunConfig | None = None,
+    folder: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    data: str | None = None,
+) -> StudyPlan:
+    """Check a study before it starts; raise :class:`UserError` with one line when it cannot.
+
+    A new study needs ``template`` (the settings shared by the four runs: data, classes,
+    epochs, limit, weights or base...) and ``folder``, which must not hold a study already.
+    ``resume``: a study folder, continued with its recorded settings; only ``data`` (where the
+    data set is now) may change. The ImageNet weights are looked for here, once. Nothing on
+    disk changes.
+    """
+    if resume is not None:
+        folder = Path(resume).expanduser()
+        template, _ = read_study(folder)
+        if data is not None:
+            template = template.replace(data=data)
+    else:
+        if template is None or folder is None:
+            raise UserError("a new study needs its settings and a folder")
+        folder = Path(folder).expanduser()
+        if (folder / STUDY_FILE).exists():
+            raise UserError(
+                f"{folder}: holds a study already: resume it (--resume {folder}) or choose "
+                "another folder (--out)"
+            )
+    check_can_write(folder, folder=True)
+    check_weights_available(template)
+    return StudyPlan(folder, template.replace(out_dir=str(folder)), resume is not None)
+
+
+# --------------------------------------------------------------------------------------
+# Running a study
+
+
+def finished_run(model_path: Path, epochs: int) -> RunRecord | None:
+    """The record of a complete run saved at ``model_path`` (all ``epochs``, not stopped),
+    or None when there is none."""
+    if not model_path.is_file():
+        return None
+    record = read_record(sidecar_path(model_path))
+    if record is None or record.stopped or record.epochs_completed < epochs:
+        return None
+    return record
+
+
+def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFinished:
+    """Train the study's runs that are not done yet, in order, then write its report.
+
+    Loads the data once for the four runs and the report. Stopping ends the run in progress
+    (saved, with its checkpoint) and the study; resuming continues it.
+    """
+    from cifar_gui.engine.data import load_dataset, select_classes
+    from cifar_gui.engine.report import write_report
+    from cifar_gui.engine.runs import SavedRun
+    from cifar_gui.engine.training import Listener, run_training
+
+    listener = listener or StudyListener()
+    template = plan.template
+    dataset = load_dataset(template.data)
+    indices = select_classes(dataset, template.classes, template.limit).class_indices
+    runs = [StudyRun(v, model=model_filename(v, indices)) for v in VARIANTS]
+    if plan.resume:
+        recorded = dict((r.variant, r.state) for r in read_study(plan.folder)[1])
+        runs = [StudyRun(r.variant, recorded[r.variant], r.model) for r in runs]
+    write_study(plan, runs)
+    inner = Listener(on_batch=listener.on_batch, on_epoch=listener.on_epoch, stop=listener.stop)
+    events: list[StudyRunEvent] = []
+
+    def announce(event: StudyRunEvent) -> None:
+        if listener.on_run is not None:
+            listener.on_run(event)
+
+    def set_state(index: int, state: str) -> None:
+        runs[index] = StudyRun(runs[index].variant, state, runs[index].model)
+        write_study(plan, runs)
+
+    for index, variant in enumerate(VARIANTS):
+        if listener.stop.is_set():  # stopped between two runs
+            return StudyFinished(plan.folder, tuple(events), None, True)
+        path = plan.folder / runs[index].model
+        config = plan.config_for(variant, indices)
+        done = finished_run(path, config.epochs)
+        common = {"index": index, "count": len(VARIANTS), "variant": variant}
+        if done is not None:
+            if runs[index].state != "done":  # killed between the save and the record
+                set_state(index, "done")
+            event = StudyRunEvent(
+                **common,
+                state="done",
+                epochs=config.epochs,
+                record=done,
+                model_path=path,
+                skipped=True,
+            )
+            events.append(event)
+            announce(event)
+            continue
+        resume = _unfinished_checkpoint(plan.folder, variant, indices)
+        if resume is not None:
+            # The run's own config (it names its files as they were), the data where it is now.
+            config = resume.config.replace(data=template.data)
+        set_state(index, "running")
+        announce(
+            StudyRunEvent(
+                **common,
+                state="running",
+                epochs=config.epochs,
+                resumed_from_epoch=None if resume is None else resume.epochs_completed,
+                history=None if resume is None else resume.history,
+            )
+        )
+        result = run_training(config, inner, dataset=dataset, resume=resume)
+        state = "stopped" if result.stopped else "done"
+        set_state(index, state)
+        event = StudyRunEvent(
+            **common,
+            state=state,
+            epochs=config.epochs,
+            resumed_from_epoch=result.record.resumed_from_epoch,
+            record=result.record,
+            model_path=result.path,
+        )
+        events.append(event)
+        announce(event)
+        if result.stopped:
+            return StudyFinished(plan.folder, tuple(events), None, True)
+    saved = [SavedRun.of_model(e.model_path, e.record) for e in events]
+    report = write_report(
+        saved, plan.folder / REPORT_DIR, dataset=dataset, study_command=study_command(plan)
+    )
+    write_study(plan, runs, report=str(report.relative_to(plan.folder)))
+    return StudyFinished(plan.folder, tuple(events), report, False)
+
+
+def _unfinished_checkpoint(folder: Path, variant: str, indices: Sequence[int]):
+    """The run's checkpoint when it has epochs left to train, else None (a finished checkpoint
+    whose final model is missing: the run starts again, see the module's docstring)."""
+    directory = checkpoint_dir(folder, variant, tuple(indices))
+    if not (directory / STATE_FILE).is_file():
+        return None
+    checkpoint = read_checkpoint(directory)
+    return None if checkpoint.finished else checkpoint
+
+
+# --------------------------------------------------------------------------------------
+# Time left
+
+
+def estimate_epoch_seconds(variant: str, measured: Mapping[str, float]) -> float | None:
+    """Seconds an epoch of ``variant`` takes: measured, or scaled from the measured variant
+    closest in cost (:data:`RELATIVE_EPOCH_COST`); None when nothing is measured yet."""
+    if variant in measured:
+        return measured[variant]
+    if not measured:
+        return None
+    cost = RELATIVE_EPOCH_COST
+    nearest = min(measured, key=lambda v: abs(cost[v] - cost[variant]))
+    return measured[nearest] * cost[variant] / cost[nearest]
+
+
+def study_eta(
+    variant: str, run_eta: float, epochs: int, measured: Mapping[str, float]
+) -> float | None:
+    """Seconds to the end of the study: the run in progress (``run_eta``, its own estimate)
+    and every later run's ``epochs`` at :func:`estimate_epoch_seconds`; None when unknown."""
+    later = VARIANTS[VARIANTS.index(variant) + 1 :]
+    total = run_eta
+    for other in later:
+        seconds = estimate_epoch_seconds(other, measured)
+        if seconds is None:
+            return None
+        total += epochs * seconds
+    return total

@@ -1,0 +1,97 @@
+"""`cifar-gui study` and `cifar-gui report` on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cifar_gui.cli import main
+from cifar_gui.config import RunConfig
+from cifar_gui.engine import study
+from tests.conftest import write_cifar_batches
+from tests.engine.test_report import check_embedded_pngs, parse
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Path, Path]:
+    """Two one-epoch runs (baseline, augmented) saved by `train`, and their data."""
+    root = tmp_path_factory.mktemp("saved")
+    data = write_cifar_batches(root / "batches", per_batch=20, test=60)
+    for variant in ("baseline", "augmented"):
+        args = ["train", "--variant", variant, "--epochs", "1", "--batch-size", "8"]
+        assert main([*args, "--data", str(data), "--out", str(root / "runs")]) == 0
+    return root, data
+
+
+def test_report_on_saved_models_writes_a_self_contained_page(saved, tmp_path, capsys):
+    root, _ = saved
+    runs = root / "runs"
+    out = tmp_path / "rep"
+    assert main(["report", str(runs / "cifar10_4_7.h5"), str(runs / "cifar10_4_7_augm.h5"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert capsys.readouterr().out.strip() == f"report {out / 'report.html'}"
+    page = parse(out / "report.html")
+    check_embedded_pngs(page)
+    names = {p.name for p in out.glob("*.png")}
+    assert {"confusion_baseline.png", "mistakes_augmented.png", "activations_baseline.png"} <= (
+        names
+    )
+    text = (out / "report.html").read_text()
+    assert f"cifar-gui report {runs / 'cifar10_4_7.h5'}" in text
+    # A run folder stands for all its runs.
+    assert main(["report", str(runs), "--out", str(tmp_path / "rep2")]) == 0
+    assert len(list((tmp_path / "rep2").glob("history_*.png"))) == 2
+
+
+def test_report_of_a_path_that_is_no_run_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing.h5")]) == 2
+    assert "no such model or run folder" in one_error_line(capsys)
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no saved runs" in one_error_line(capsys)
+
+
+def test_study_offline_with_imagenet_fails_at_once_with_the_alternatives(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    assert main(["study", "--data", str(tmp_path), "--out", str(tmp_path / "s")]) == 2
+    line = one_error_line(capsys)
+    assert "--weights none" in line and "--base MODEL" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_study_resume_keeps_the_recorded_settings(tmp_path, capsys):
+    assert main(["study", "--resume", str(tmp_path), "--epochs", "3"]) == 2
+    assert "--epochs cannot change" in one_error_line(capsys)
+    assert main(["study", "--resume", str(tmp_path)]) == 2
+    assert "no study to resume" in one_error_line(capsys)
+    assert main(["study", "--epochs", "0", "--weights", "none", "--out", str(tmp_path)]) == 2
+    assert "epochs" in one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_study_runs_the_four_variants_and_reports(saved, tmp_path, capsys):
+    _, data = saved
+    out = tmp_path / "study"
+    args = ["study", "--data", str(data), "--epochs", "1", "--weights", "none"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.strip() == f"study done: {out}; report {out / 'report' / 'report.html'}"
+    assert "run 4 of 4: finetune" in printed.err
+    record = json.loads((out / "study.json").read_text())
+    assert [r["state"] for r in record["runs"]] == ["done"] * 4
+    assert RunConfig.from_dict(record["config"]).weights == "none"
+    # Resuming a finished study trains nothing and writes the report again.
+    assert main(["study", "--resume", str(out)]) == 0
+    assert printed.err.count("done already") == 0
+    assert capsys.readouterr().err.count("done already") == 4

@@ -1,0 +1,305 @@
+"""The seed's study on tiny synthetic data: four models, the study record and a report; a
+study killed between two runs and inside a run resumes to the histories of an uninterrupted
+one; offline, ``--weights imagenet`` fails at once.
+
+The killed study runs in children forked from a forkserver that has imported TensorFlow once
+(as tests/engine/test_kill_during_save.py). Each child announces, through a pipe, every run's
+start and end and every epoch (after its checkpoint is written) and then waits for the
+parent's word: the parent kills it (SIGKILL) at the announcement it chose, so the kill lands
+at a known point on any machine at any load, without a clock.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cifar_gui.config import VARIANTS, RunConfig
+from cifar_gui.engine import report, study
+from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.record import read_record
+from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study import (
+    STUDY_FILE,
+    StudyListener,
+    plan_study,
+    read_study,
+    run_study,
+    study_eta,
+)
+from tests.conftest import write_cifar_batches
+from tests.engine.test_report import check_embedded_pngs, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+FILES = {
+    "baseline": "cifar10_4_7.h5",
+    "augmented": "cifar10_4_7_augm.h5",
+    "transfer": "cifar10_4_7_transferlearning.h5",
+    "finetune": "cifar10_4_7_finetuningtransferlearning.h5",
+}
+HANG_GUARD_S = 300.0  # only a hang guard: a loaded machine may take long for one epoch
+
+
+def template(data: Path) -> RunConfig:
+    """Deer and horse get 20 training images (3 batches of 8) and 12 test images; 2 epochs."""
+    return RunConfig(
+        data=str(data), epochs=2, batch_size=8, weights="none", precision="float32", seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_cifar_batches(tmp_path_factory.mktemp("data") / "batches", per_batch=20, test=60)
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    """An uninterrupted study, with what its listener heard."""
+    folder = tmp_path_factory.mktemp("straight") / "study"
+    heard: list = []
+    listener = StudyListener(on_run=heard.append, on_epoch=lambda e: heard.append(e.epoch))
+    finished = run_study(plan_study(template(data), folder), listener)
+    return folder, finished, heard
+
+
+def histories(folder: Path) -> dict[str, dict]:
+    out = {}
+    for variant, name in FILES.items():
+        record = read_record((folder / name).with_suffix(".json"))
+        assert record is not None, name
+        out[variant] = record.history
+    return out
+
+
+def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(straight):
+    folder, finished, heard = straight
+    assert not finished.stopped
+    for name in FILES.values():
+        assert (folder / name).is_file() and (folder / name).with_suffix(".json").is_file()
+        assert (folder / "checkpoints" / Path(name).stem / "state.json").is_file()
+    runs = [e for e in heard if not isinstance(e, int)]
+    assert [(e.variant, e.state) for e in runs] == [
+        (v, s) for v in VARIANTS for s in ("running", "done")
+    ]
+    # Each run's two epochs are heard between its start and its end.
+    assert [e for e in heard if isinstance(e, int)] == [0, 1] * 4
+    template_, recorded = read_study(folder)
+    assert [(r.variant, r.state, r.model) for r in recorded] == [
+        (v, "done", FILES[v]) for v in VARIANTS
+    ]
+    saved = json.loads((folder / STUDY_FILE).read_text())
+    assert saved["report"] == "report/report.html"
+    assert saved["command"].startswith("cifar-gui study --data ")
+    # Finetune continued from the transfer model the study had just trained.
+    finetune = read_record(folder / "cifar10_4_7_finetuningtransferlearning.json")
+    assert finetune.config.from_model == str(folder / FILES["transfer"])
+    assert finetune.parameters.trainable < finetune.parameters.total
+    transfer = read_record(folder / "cifar10_4_7_transferlearning.json")
+    assert transfer.parameters.trainable == 131_585  # the seed's frozen base
+    assert template_.epochs == 2 and template_.weights == "none"
+
+
+class Cells(HTMLParser):
+    """The claims table's rows: the cells of each row after the header."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_the_report_embeds_its_figures_and_judges_the_claims_from_the_histories(straight):
+    folder, finished, _ = straight
+    assert finished.report == folder / "report" / "report.html"
+    page = parse(finished.report)
+    check_embedded_pngs(page)
+    names = {p.name for p in finished.report.parent.glob("*.png")}
+    for variant in VARIANTS:
+        for kind in ("history", "confusion", "mistakes"):
+            assert f"{kind}_{variant}.png" in names
+    assert {"validation_overlay.png", "activations_baseline.png"} <= names
+    # One embedded image per PNG beside the report.
+    assert len(page.images) == len(names)
+    cells = Cells()
+    cells.feed(finished.report.read_text(encoding="utf-8"))
+    rows = {row[0]: row for row in cells.rows if len(row) == 5}
+    runs = {
+        v: SavedRun.of_model(
+            folder / FILES[v], read_record((folder / FILES[v]).with_suffix(".json"))
+        )
+        for v in VARIANTS
+    }
+    expected = report.judge_claims(runs)
+    assert len(expected) == 5
+    for claim in expected:
+        assert rows[claim.claim][2] == claim.verdict
+        assert rows[claim.claim][3] == claim.measured
+    # Two epochs per run and random VGG16 weights: which claims cannot be judged, and why.
+    assert rows[expected[0].claim][2] == report.UNTESTED  # needs 3 epochs
+    assert "random weights" in rows[expected[4].claim][3]
+    text = finished.report.read_text()
+    assert "cifar-gui study --data" in text and "tensorflow" in text
+
+
+def study_child(folder: str, data: str, resume: bool, conn) -> None:
+    """A study that announces each run's state and each epoch, then waits for the parent."""
+    from cifar_gui.engine.study import StudyListener, plan_study, run_study
+
+    def tell(message) -> None:
+        conn.send(message)
+        conn.recv()  # the parent's go-ahead (or the kill)
+
+    plan = plan_study(resume=folder) if resume else plan_study(template(Path(data)), Path(folder))
+    listener = StudyListener(
+        on_run=lambda e: tell(("run", e.variant, e.state, e.resumed_from_epoch, e.skipped)),
+        on_epoch=lambda e: tell(("epoch", e.epoch + 1)),
+    )
+    run_study(plan, listener)
+    conn.send(("finished",))
+
+
+@pytest.fixture(scope="module")
+def forkserver():
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(
+        ["cifar_gui.engine.training", "cifar_gui.engine.report", __name__]
+    )
+    return context
+
+
+def follow(context, folder: Path, data: Path, resume: bool, kill_when=None) -> list[tuple]:
+    """Run a study child; answer its announcements until ``kill_when(heard)`` is true (then
+    kill it) or its end; return what it announced."""
+    parent, child_end = context.Pipe()
+    process = context.Process(target=study_child, args=(str(folder), str(data), resume, child_end))
+    process.start()
+    child_end.close()
+    heard: list[tuple] = []
+    try:
+        while True:
+            assert parent.poll(HANG_GUARD_S), f"the study said nothing for {HANG_GUARD_S:.0f} s"
+            message = parent.recv()
+            heard.append(message)
+            if message == ("finished",):
+                break
+            if kill_when is not None and kill_when(heard):
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            parent.send("go")
+    finally:
+        process.join(HANG_GUARD_S)
+        parent.close()
+    if kill_when is not None:
+        assert process.exitcode == -signal.SIGKILL
+    else:
+        assert process.exitcode == 0
+    return heard
+
+
+def test_a_study_killed_between_runs_and_inside_a_run_resumes_to_the_same_histories(
+    straight, data, forkserver, tmp_path
+):
+    folder = tmp_path / "killed"
+    # Killed once the baseline is saved, before the augmented run starts.
+    heard = follow(
+        forkserver, folder, data, False, lambda h: h[-1] == ("run", "baseline", "done", None, False)
+    )
+    assert read_study(folder)[1][0].state == "done"
+    baseline_sidecar = (folder / FILES["baseline"]).with_suffix(".json").read_bytes()
+
+    # Resumed: the baseline is not trained again; killed after transfer's first epoch.
+    def after_first_transfer_epoch(h: list[tuple]) -> bool:
+        return h[-1] == ("epoch", 1) and h[-2][:3] == ("run", "transfer", "running")
+
+    heard = follow(forkserver, folder, data, True, after_first_transfer_epoch)
+    runs = [m[1:] for m in heard if m[0] == "run"]
+    assert runs[0] == ("baseline", "done", None, True)
+    assert runs[-1] == ("transfer", "running", None, False)
+    assert [m for m in heard if m[0] == "epoch"] == [("epoch", 1), ("epoch", 2), ("epoch", 1)]
+    assert [r.state for r in read_study(folder)[1]] == ["done", "done", "running", "pending"]
+
+    # Resumed again: transfer continues at its second epoch, then finetune and the report.
+    heard = follow(forkserver, folder, data, True)
+    runs = [m[1:] for m in heard if m[0] == "run"]
+    assert runs[:2] == [("baseline", "done", None, True), ("augmented", "done", None, True)]
+    assert runs[2] == ("transfer", "running", 1, False)
+    assert [m for m in heard if m[0] == "epoch"] == [("epoch", 2), ("epoch", 1), ("epoch", 2)]
+    assert (folder / FILES["baseline"]).with_suffix(".json").read_bytes() == baseline_sidecar
+    assert (folder / "report" / "report.html").is_file()
+    assert [r.state for r in read_study(folder)[1]] == ["done"] * 4
+
+    expected, got = histories(straight[0]), histories(folder)
+    for variant in VARIANTS:
+        for key in METRICS:
+            np.testing.assert_allclose(
+                got[variant][key], expected[variant][key], rtol=1e-5, err_msg=f"{variant} {key}"
+            )
+    transfer = read_record(folder / "cifar10_4_7_transferlearning.json")
+    assert transfer.resumed_from_epoch == 1
+
+
+def test_a_new_study_refuses_a_folder_with_a_study_and_resume_needs_one(straight, data, tmp_path):
+    folder = straight[0]
+    with pytest.raises(UserError, match="holds a study already"):
+        plan_study(template(data), folder)
+    with pytest.raises(UserError, match="no study to resume"):
+        plan_study(resume=tmp_path)
+    plan = plan_study(resume=folder, data=str(data))
+    assert plan.resume and plan.template.data == str(data)
+
+
+def test_imagenet_weights_offline_fail_at_once_with_the_alternatives(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    imagenet = template(data).replace(weights="imagenet")
+    with pytest.raises(UserError) as error:
+        plan_study(imagenet, tmp_path / "s")
+    message = str(error.value)
+    assert "--weights none" in message and "--weights FILE" in message and "--base" in message
+    assert not (tmp_path / "s").exists()  # nothing written
+    # Weights in the Keras cache (conftest points KERAS_HOME at a fresh folder) are enough.
+    cached = Path(os.environ["KERAS_HOME"]) / "models" / study.VGG16_NOTOP_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert plan_study(imagenet, tmp_path / "s").template.weights == "imagenet"
+    with pytest.raises(UserError, match="no such weights file"):
+        plan_study(imagenet.replace(weights=str(tmp_path / "missing.h5")), tmp_path / "s")
+
+
+def test_study_eta_adds_the_later_runs_at_their_estimated_cost():
+    assert study_eta("baseline", 10.0, 30, {}) is None
+    measured = {"baseline": 2.0}
+    cost = study.RELATIVE_EPOCH_COST
+    expected = 10.0 + 30 * 2.0 * (cost["augmented"] + cost["transfer"] + cost["finetune"])
+    assert study_eta("baseline", 10.0, 30, measured) == pytest.approx(expected)
+    # A measured transfer epoch is the better guide for finetune than the baseline.
+    measured = {"baseline": 2.0, "augmented": 2.0, "transfer": 30.0}
+    assert study_eta("transfer", 5.0, 30, measured) == pytest.approx(
+        5.0 + 30 * 30.0 * cost["finetune"] / cost["transfer"]
+    )
+    assert study_eta("finetune", 7.0, 30, measured) == 7.0

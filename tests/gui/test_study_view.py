@@ -1,0 +1,119 @@
+"""The Study action of the Training tab on tiny data: the study runs in the training process
+with its overall progress, is stopped mid-study, resumed to its end, and its report opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from cifar_gui.config import VARIANTS
+from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.study import read_study
+from cifar_gui.gui.state import AppState
+from cifar_gui.gui.training import TrainingPanel
+from cifar_gui.gui.training import panel as panel_module
+from cifar_gui.variant_style import variant_color
+from tests.conftest import write_cifar_batches
+
+STUDY_TIMEOUT_MS = 600_000  # a hang guard only: four tiny runs take a minute or two
+
+
+@pytest.fixture
+def warnings(monkeypatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _title, text, *_: shown.append(text))
+    return shown
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[Path]:
+    """Reports the panel would open in the browser (patched: no browser in a test)."""
+    paths: list[Path] = []
+    monkeypatch.setattr(panel_module, "open_in_browser", lambda path: paths.append(path) or True)
+    return paths
+
+
+def make_panel(qtbot, tmp_path: Path) -> TrainingPanel:
+    """Deer and horse: 20 training images (3 batches of 8), 12 test images; 2 epochs a run,
+    VGG16 with random weights (nothing to download)."""
+    data = write_cifar_batches(tmp_path / "batches", per_batch=20, test=60)
+    state = AppState()
+    state.set_dataset(load_dataset(data), str(data))
+    panel = TrainingPanel(state)
+    qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
+    panel.out_path.set_text(str(tmp_path / "runs"))
+    panel.epochs_spin.setValue(2)
+    panel.batch_spin.setValue(8)
+    panel.limit_spin.setValue(0)
+    panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))
+    return panel
+
+
+def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warnings, opened):
+    panel = make_panel(qtbot, tmp_path)
+    lines: list[str] = []
+    panel.batch_progress.connect(lambda _e: lines.append(panel.results.study_label.text()))
+    events = []
+    panel.study_run.connect(events.append)
+    assert panel.study_button.isEnabled()
+
+    # Stop once the augmented run has trained an epoch.
+    with qtbot.waitSignal(
+        panel.epoch_finished,
+        timeout=STUDY_TIMEOUT_MS,
+        check_params_cb=lambda _e: events[-1].variant == "augmented",
+    ):
+        panel.study_button.click()
+    assert not panel.study_button.isEnabled() and panel.stop_button.isEnabled()
+    with qtbot.waitSignal(panel.run_finished, timeout=STUDY_TIMEOUT_MS) as blocker:
+        panel.stop_button.click()
+    stopped = blocker.args[0]
+    assert stopped.stopped and stopped.report is None
+    folder = tmp_path / "runs" / "study"
+    assert stopped.finished.folder == folder
+    assert read_study(folder)[1][0].state == "done"
+    assert "Study stopped" in panel.results.study_label.text()
+    assert panel.progress.format() == "Stopped" and opened == []
+    # The overall progress: which run, which epoch, the whole study's time left.
+    assert any(line.startswith("Study: run 1 of 4 (baseline) \u00b7 epoch ") for line in lines)
+    assert any("run 2 of 4 (augmented)" in line and "study ETA 0:" in line for line in lines)
+    # The finished baseline is overlaid in its variant's colour; the live run in its own.
+    assert panel.plots.overlay_labels == ["baseline"]
+
+    # Resume: the study continues to its end and its report opens.
+    events.clear()
+    with qtbot.waitSignal(panel.run_finished, timeout=STUDY_TIMEOUT_MS) as blocker:
+        panel.resume_study_button.click()
+    done = blocker.args[0]
+    assert not done.stopped
+    report = folder / "report" / "report.html"
+    assert done.report == report and report.is_file()
+    assert opened == [report]
+    assert str(report) in panel.report_label.text()
+    assert "Study done" in panel.results.study_label.text()
+    assert [(e.variant, e.skipped) for e in events if e.state == "done"] == [
+        ("baseline", True), ("augmented", False), ("transfer", False), ("finetune", False)
+    ]  # fmt: skip
+    assert [r.state for r in read_study(folder)[1]] == ["done"] * 4
+    assert panel.plots.overlay_labels == list(VARIANTS)
+    pen = panel.plots._overlays["augmented"][0][1].opts["pen"]
+    assert pen.color().name() == variant_color("augmented")
+    # The transfer model just trained is where a fine-tune would continue from.
+    assert panel.from_path.text() == str(folder / "cifar10_4_7_transferlearning.h5")
+    assert warnings == []
+    assert panel.study_button.isEnabled()
+
+
+def test_a_second_study_goes_to_a_new_folder_and_resume_without_a_study_says_so(
+    qtbot, tmp_path, warnings, opened
+):
+    panel = make_panel(qtbot, tmp_path)
+    first = tmp_path / "runs" / "study"
+    first.mkdir(parents=True)
+    (first / "study.json").write_text("{}")
+    assert panel_module.new_study_folder(tmp_path / "runs") == tmp_path / "runs" / "study-2"
+    assert not panel.resume_study(tmp_path / "runs" / "nothing")
+    assert "no study to resume" in warnings[-1]
+    assert not panel.busy
