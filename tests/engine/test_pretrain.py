@@ -136,9 +136,7 @@ def test_transfer_trains_saves_and_reloads_in_plain_keras(base_run, tiny_dataset
 
 
 def test_a_base_that_saw_the_pair_is_refused_unless_allowed(tiny_dataset, tmp_path):
-    seen = run_training(
-        tiny(classes=("deer", "cat"), out_dir=str(tmp_path)), dataset=tiny_dataset
-    )
+    seen = run_training(tiny(classes=("deer", "cat"), out_dir=str(tmp_path)), dataset=tiny_dataset)
     assert base_overlap(seen.path, PAIR) == ("deer",)
     assert base_overlap(seen.path, (4, 7)) == ("deer",)  # indices match too
     config = tiny(variant="transfer", base=str(seen.path))
