@@ -1,4 +1,4 @@
-"""Headless commands over the engine: train, evaluate, predict, data.
+"""Headless commands over the engine: train, pretrain, evaluate, predict, data.
 
 Bad input (a path, a file, a class name) ends with one line on stderr and exit code 2.
 """
@@ -14,10 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import MAX_SEED, PRECISIONS, STRATEGIES, VARIANTS, RunConfig, check_limit
+from cifar_gui.config import (
+    MAX_SEED,
+    PRECISIONS,
+    PRETRAIN_ARCHS,
+    PRETRAIN_EPOCHS,
+    STRATEGIES,
+    VARIANTS,
+    RunConfig,
+    check_limit,
+)
 from cifar_gui.engine.errors import UserError
 
-COMMANDS = ("train", "evaluate", "predict", "data", "study", "report")
+COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report")
 EXIT_USER_ERROR = 2
 CLASSES_HELP = (
     "class names or indices: a name that matches a class is that class; otherwise a whole "
@@ -77,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--weights", default=defaults.weights, help="VGG16 base: imagenet, none or FILE"
     )
-    train.add_argument("--base", help="take the VGG16 base from a model saved by this app")
+    train.add_argument(
+        "--base",
+        help="transfer: take the convolutional base of a model saved by this app (a VGG16 "
+        "or a small CNN, e.g. one made by pretrain)",
+    )
+    train.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="transfer: accept a --base trained on a class of the pair (refused by default)",
+    )
     train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
     train.add_argument(
         "--limit", type=int, help="N training and N test images, shared evenly by the classes"
@@ -142,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a frozen VGG16 base every epoch instead of computing its features once",
     )
 
+    _add_pretrain_parser(sub, defaults)
+
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
     evaluate.add_argument("model")
     evaluate.add_argument("--data", help="data source (default: the model's, or the Keras cache)")
@@ -170,8 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     try:
-        commands = {"train": _train, "evaluate": _evaluate, "predict": _predict, "data": _data}
-        commands.update(study=_study, report=_report)
+        commands = {
+            "train": _train,
+            "pretrain": _pretrain,
+            "evaluate": _evaluate,
+            "predict": _predict,
+            "data": _data,
+            "study": _study,
+            "report": _report,
+        }
         return commands[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,6 +250,7 @@ _RUN_OPTIONS = (
     "seed",
     "weights",
     "base",
+    "allow_overlap",
     "from_model",
     "limit",
     "augment",
@@ -233,9 +261,7 @@ _RUN_OPTIONS = (
 
 
 def _train(args: argparse.Namespace) -> int:
-    import threading
-
-    from cifar_gui.engine.runner import plan_run, run
+    from cifar_gui.engine.runner import plan_run
 
     if args.resume:
         defaults = build_parser().parse_args(["train"])
@@ -280,10 +306,33 @@ def _train(args: argparse.Namespace) -> int:
                 steps_per_execution=args.steps_per_execution,
                 threads=args.threads,
                 feature_cache=args.feature_cache,
+                allow_overlap=args.allow_overlap,
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
         plan = plan_run(config)
+        if config.base or config.variant == "finetune":
+            _print_counts(config)
+    return _run_plan(plan)
+
+
+def _print_counts(config: RunConfig, num_classes: int | None = None) -> None:
+    """The planned run's parameter counts, before it starts (the base is read for them)."""
+    from cifar_gui.engine.models import planned_parameter_counts
+
+    counts = planned_parameter_counts(config, num_classes or len(config.classes))
+    print(
+        f"parameters: {counts.trainable:,} trainable, {counts.non_trainable:,} non-trainable",
+        file=sys.stderr,
+    )
+
+
+def _run_plan(plan) -> int:
+    """Run ``plan`` here with a progress bar; print where the model went."""
+    import threading
+
+    from cifar_gui.engine.runner import run
+
     bar = _ProgressBar()
     finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True)
     record = finished.record
@@ -294,6 +343,105 @@ def _train(args: argparse.Namespace) -> int:
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
     print(f"saved {finished.path} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
+
+
+# ---- pretrain: a base for transfer learning, trained on the classes that are not the pair
+
+
+def _add_pretrain_parser(sub: argparse._SubParsersAction, defaults: RunConfig) -> None:
+    pretrain = sub.add_parser(
+        "pretrain",
+        help="train a base on the classes not in the pair, for transfer --base",
+        description="Train a network on every class but the pair (deer vs horse: the other "
+        "eight CIFAR-10 classes, softmax) and save it as a base for "
+        "`train --variant transfer --base MODEL`. Offline, it stands in for ImageNet.",
+    )
+    pretrain.add_argument(
+        "--classes",
+        nargs="+",
+        default=list(defaults.classes),
+        help=f"the pair the base must never see: {CLASSES_HELP} "
+        f"(default: {' '.join(map(str, defaults.classes))})",
+    )
+    pretrain.add_argument(
+        "--arch",
+        choices=PRETRAIN_ARCHS,
+        default=defaults.arch,
+        help="cnn: the seed's small CNN (fast on a CPU); vgg16: VGG16 (for a GPU)",
+    )
+    pretrain.add_argument(
+        "--epochs",
+        type=int,
+        help=", ".join(f"default {n} for {a}" for a, n in PRETRAIN_EPOCHS.items()),
+    )
+    pretrain.add_argument(
+        "--data", help="archive, batches folder or image folder (default: Keras cache)"
+    )
+    pretrain.add_argument(
+        "--out", default=defaults.out_dir, help=f"output folder (default: {defaults.out_dir})"
+    )
+    pretrain.add_argument(
+        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
+    )
+    pretrain.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    pretrain.add_argument(
+        "--lr", type=float, help="learning rate (default: 1e-4; the seed's CNN rate)"
+    )
+    pretrain.add_argument("--seed", type=int, default=defaults.seed)
+    pretrain.add_argument(
+        "--weights",
+        default="none",
+        help="vgg16: start from imagenet, none (default: offline) or a weights FILE",
+    )
+    pretrain.add_argument(
+        "--augment",
+        choices=("off", "on"),
+        default="off",
+        help="augmented training stream (default off: 40,000 images need none in few epochs)",
+    )
+    pretrain.add_argument(
+        "--no-checkpoint",
+        dest="checkpoint",
+        action="store_false",
+        help="do not keep a resumable checkpoint in OUT/checkpoints/",
+    )
+    pretrain.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.engine.pretrain import pretrain_config
+    from cifar_gui.engine.runner import plan_run
+
+    try:
+        check_limit(args.limit)
+    except ValueError as exc:
+        raise UserError(f"--{exc}") from None
+    dataset = load_dataset(args.data)
+    fields = {
+        "arch": args.arch,
+        "data": args.data,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "weights": args.weights,
+        "limit": args.limit,
+        "out_dir": args.out,
+        "use_augmentation": args.augment == "on",
+        "checkpoint": args.checkpoint,
+        "precision": args.precision,
+    }
+    if args.epochs is not None:
+        fields["epochs"] = args.epochs
+    config = pretrain_config(dataset.class_names, args.classes, **fields)
+    plan = plan_run(config)
+    print(
+        f"pretraining a {config.arch} base on {len(config.classes)} classes "
+        f"({', '.join(config.classes)}), never {' or '.join(config.excluded)}",
+        file=sys.stderr,
+    )
+    _print_counts(config)
+    return _run_plan(plan)
 
 
 def _load_subset_for(loaded, data: str | None, classes, limit: int | None):

@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-VARIANTS = ("baseline", "augmented", "transfer", "finetune")
+VARIANTS = ("baseline", "augmented", "transfer", "finetune", "pretrain")
+# pretrain: a base network trained on the classes that are not the chosen pair (see
+# cifar_gui.engine.pretrain); its convolutional layers are what ``transfer --base`` reuses.
+PRETRAIN_ARCHS = ("cnn", "vgg16")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
@@ -69,7 +72,13 @@ DEFAULT_LEARNING_RATES = {
     "augmented": 1e-4,
     "transfer": 2e-5,
     "finetune": 2e-5,
+    "pretrain": 1e-4,  # the small CNN's rate (arch "cnn"); VGG16: PRETRAIN_VGG16_LR
 }
+# VGG16 trained from random weights (offline): its seed rate, 2e-5, is for nudging a
+# pretrained base, and learns too slowly from scratch.
+PRETRAIN_VGG16_LR = 1e-4
+# Sensible epochs of a pretrain per architecture (the command line's and the window's default).
+PRETRAIN_EPOCHS = {"cnn": 15, "vgg16": 10}
 
 # Suffix of the seed's file names: cifar10_{i}_{j}{suffix}.h5
 FILE_SUFFIXES = {
@@ -77,6 +86,7 @@ FILE_SUFFIXES = {
     "augmented": "_augm",
     "transfer": "_transferlearning",
     "finetune": "_finetuningtransferlearning",
+    "pretrain": "_pretrainedbase",  # its classes: those of the base, not the pair
 }
 
 
@@ -141,6 +151,11 @@ class RunConfig:
     steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
     threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
     feature_cache: bool = True  # frozen base, no augmentation: its features computed once
+    # Offline transfer learning (cifar_gui.engine.pretrain).
+    arch: str = "cnn"  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
+    excluded: tuple[str | int, ...] = ()  # pretrain: the pair the base must never see
+    allow_overlap: bool = False  # transfer: accept a base that was trained on the pair's classes
+    train_limit: int | None = None  # first N training images (all test images, unless limit)
 
     def __post_init__(self) -> None:
         # Every field is checked here, for the command line, the window and saved files alike.
@@ -186,19 +201,31 @@ class RunConfig:
         check_type("checkpoint", self.checkpoint, bool)
         check_type("keep_best", self.keep_best, bool)
         check_type("feature_cache", self.feature_cache, bool)
+        if self.arch not in PRETRAIN_ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}: choose {', '.join(PRETRAIN_ARCHS)}")
+        check_type("excluded", self.excluded, tuple)
+        for item in self.excluded:
+            check_type("an excluded class", item, (str, int))
+        check_type("allow_overlap", self.allow_overlap, bool)
+        if self.train_limit is not None:
+            check_type("train_limit", self.train_limit, int)
+            check_int("train_limit", self.train_limit, 1, MAX_LIMIT)
 
     @property
     def lr(self) -> float:
         """The learning rate in use: the explicit one or the seed's for the variant."""
         if self.learning_rate is None:
+            if self.variant == "pretrain" and self.arch == "vgg16":
+                return PRETRAIN_VGG16_LR
             return DEFAULT_LEARNING_RATES[self.variant]
         return self.learning_rate
 
     @property
     def augments(self) -> bool:
-        """Whether training sees the augmented stream."""
+        """Whether training sees the augmented stream (auto: as the seed, every variant but
+        the baseline; a pretrain neither: 40,000 images in few epochs need no augmentation)."""
         if self.use_augmentation is None:
-            return self.variant != "baseline"
+            return self.variant not in ("baseline", "pretrain")
         return self.use_augmentation
 
     @classmethod
@@ -215,6 +242,7 @@ class RunConfig:
         """Plain JSON-ready dictionary."""
         out = dataclasses.asdict(self)
         out["classes"] = list(self.classes)
+        out["excluded"] = list(self.excluded)
         return out
 
     @classmethod
@@ -229,4 +257,7 @@ class RunConfig:
         if "classes" in kwargs:
             check_type("classes", kwargs["classes"], list)
             kwargs["classes"] = tuple(kwargs["classes"])
+        if "excluded" in kwargs:
+            check_type("excluded", kwargs["excluded"], list)
+            kwargs["excluded"] = tuple(kwargs["excluded"])
         return cls(**kwargs)

@@ -687,19 +687,25 @@ def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str]) ->
 
 
 def select_classes(
-    dataset: Dataset, classes: Sequence[str | int] = ("deer", "horse"), limit: int | None = None
+    dataset: Dataset,
+    classes: Sequence[str | int] = ("deer", "horse"),
+    limit: int | None = None,
+    train_limit: int | None = None,
 ) -> Subset:
     """The images of ``classes``, relabelled 0, 1, ... in that order (deer=0, horse=1).
 
     ``limit`` keeps N training and N test images, shared out evenly between the classes and
     taken from the front of each class, so even an image folder sorted by class gives every
-    class its share.
+    class its share. ``train_limit`` keeps N training images the same way, and leaves the test
+    images to ``limit`` (all of them when it is None): a small training set, scored fairly.
     """
     indices = resolve_classes(classes, dataset.class_names)
     remap = np.full(len(dataset.class_names), -1, dtype=np.int64)
     remap[list(indices)] = np.arange(len(indices))
 
-    def pick(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pick(
+        x: np.ndarray, y: np.ndarray, limit: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         new = remap[y]
         if limit is None:
             where = np.flatnonzero(new >= 0)
@@ -712,8 +718,9 @@ def select_classes(
             )
         return x[where], new[where], where
 
-    x_train, y_train, train_index = pick(dataset.x_train, dataset.y_train)
-    x_test, y_test, test_index = pick(dataset.x_test, dataset.y_test)
+    train_count = limit if train_limit is None else train_limit
+    x_train, y_train, train_index = pick(dataset.x_train, dataset.y_train, train_count)
+    x_test, y_test, test_index = pick(dataset.x_test, dataset.y_test, limit)
     empty = [dataset.class_names[i] for c, i in enumerate(indices) if not np.any(y_train == c)]
     if empty:
         raise DataError(f"{dataset.source}: no training images of {', '.join(empty)}")

@@ -1,8 +1,13 @@
-"""The four model variants of the seed, built from a :class:`~cifar_gui.config.RunConfig`.
+"""The model variants, built from a :class:`~cifar_gui.config.RunConfig`.
 
 ``baseline`` and ``augmented`` share the seed's small CNN (684,097 parameters). ``transfer``
 puts a frozen VGG16 base (14,714,688 parameters) under a Dense(256) head; ``finetune``
 continues from a transfer model with the base trainable from ``block3_conv1`` on.
+``pretrain`` trains a base on other classes (:mod:`cifar_gui.engine.pretrain`): the small CNN
+or VGG16 under a softmax; ``transfer --base`` takes the convolutional layers of any model
+saved by this app, so also a small CNN's, whose layers are renamed by block as VGG16's are
+(``block1_conv1``, ``block1_pool``... ``block3_conv1``, ``block3_pool``): fine-tuning from
+``block3_conv1`` then trains VGG16's last three blocks, or the small CNN's last convolution.
 
 Every model takes images scaled to [0, 1] (:func:`~cifar_gui.engine.data.scale_images`).
 VGG16 models carry VGG16's own input preprocessing inside, as parameter-free built-in layers
@@ -24,6 +29,7 @@ from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.performance import model_precision
 from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.pretrain import check_base_classes
 from cifar_gui.engine.record import ParameterCounts, output_units
 
 # ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
@@ -31,6 +37,9 @@ IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 VGG16_BASE_NAME = "vgg16"
 IMAGENET_TIMEOUT_S = 30.0  # seconds without an answer before the weights download gives up
 VGG16_PREPROCESS_NAME = "vgg16_preprocessing"
+BASE_NAME = "base"  # the frozen sub-model of a transfer model built on a non-VGG16 base
+CONV_LAYERS = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
+POOL_LAYERS = (layers.MaxPooling2D, layers.AveragePooling2D)
 
 
 def output_head(num_classes: int) -> layers.Layer:
@@ -49,7 +58,11 @@ def loss_for(num_classes: int) -> str:
     )
 
 
-def build_baseline(num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)):
+def build_baseline(
+    num_classes: int = 2,
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    name: str = "baseline",
+) -> keras.Model:
     """The seed's CNN: three conv/pool blocks, Dense 512, output (684,097 params for 2 classes)."""
     return keras.Sequential(
         [
@@ -64,7 +77,7 @@ def build_baseline(num_classes: int = 2, input_shape: tuple[int, int, int] = (32
             layers.Dense(512, activation="relu"),
             output_head(num_classes),
         ],
-        name="baseline",
+        name=name,
     )
 
 
@@ -97,11 +110,7 @@ def _download_timeout(seconds: float) -> Iterator[None]:
 
 
 def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.Model:
-    """VGG16 without its top, with weights from ImageNet, a file, nothing, or a saved model."""
-    if config.base:
-        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=input_shape)
-        copy_base_weights(config.base, base)
-        return base
+    """VGG16 without its top, with weights from ImageNet, a file, or nothing."""
     weights = config.weights
     if weights == "none":
         weights = None
@@ -121,9 +130,9 @@ def _vgg16_base(config: RunConfig, input_shape: tuple[int, int, int]) -> keras.M
         raise ModelError(f"{weights}: not VGG16 weights ({exc})") from None
 
 
-def copy_base_weights(model_path: str | Path, base: keras.Model) -> None:
-    """Copy the VGG16 layers of a model saved by this app into ``base``, by layer name."""
-    source = load_model(model_path).model
+def copy_base_weights(model_path: str | Path, source: keras.Model, base: keras.Model) -> None:
+    """Copy the VGG16 layers of ``source``, a model saved by this app at ``model_path``,
+    into ``base``, by layer name."""
     try:
         source_base = source.get_layer(VGG16_BASE_NAME)
     except ValueError:
@@ -135,31 +144,122 @@ def copy_base_weights(model_path: str | Path, base: keras.Model) -> None:
             layer.set_weights(source_base.get_layer(layer.name).get_weights())
 
 
-def build_transfer(
-    config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
+def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` in order, nested models opened (VGG16's preprocessing kept
+    whole: it is a graph, not a chain), input layers left out."""
+    out: list[keras.layers.Layer] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.name != VGG16_PREPROCESS_NAME:
+            out.extend(_flat_layers(layer))
+        elif not isinstance(layer, keras.layers.InputLayer):
+            out.append(layer)
+    return out
+
+
+def convolutional_base(source: keras.Model, where: str | Path) -> list[keras.layers.Layer]:
+    """The layers of ``source`` up to and including its last convolution or pooling."""
+    flat = _flat_layers(source)
+    ends = [i for i, layer in enumerate(flat) if isinstance(layer, CONV_LAYERS + POOL_LAYERS)]
+    if not ends:
+        raise ModelError(f"{where}: has no convolutional layers to transfer")
+    return flat[: ends[-1] + 1]
+
+
+def _copied_base(
+    model_path: str | Path, source: keras.Model, input_shape: tuple[int, int, int]
 ) -> keras.Model:
-    """The seed's VGG16 feature extractor: frozen base, Flatten, Dense 256, output."""
-    base = _vgg16_base(config, input_shape)
-    base.trainable = False
+    """A Sequential copy of the convolutional base of ``source``, named :data:`BASE_NAME`,
+    its layers renamed by block (``block1_conv1``, ``block1_pool``, ...; a pooling ends a
+    block), with the source's weights. Each layer computes in the policy in use now."""
+    if tuple(source.input_shape[1:]) != tuple(input_shape):
+        raise ModelError(f"{model_path}: base input {source.input_shape[1:]} does not fit")
+    originals = convolutional_base(source, model_path)
+    copies: list[keras.layers.Layer] = []
+    block, conv = 1, 0
+    for layer in originals:
+        layer_config = layer.get_config()
+        layer_config.pop("dtype", None)  # the run's precision, not the one it was saved with
+        if isinstance(layer, CONV_LAYERS):
+            conv += 1
+            layer_config["name"] = f"block{block}_conv{conv}"
+        elif isinstance(layer, POOL_LAYERS):
+            layer_config["name"] = f"block{block}_pool"
+            block, conv = block + 1, 0
+        copies.append(layer.__class__.from_config(layer_config))
+    base = keras.Sequential([keras.Input(input_shape), *copies], name=BASE_NAME)
+    for original, copy in zip(originals, copies, strict=True):
+        copy.set_weights(original.get_weights())
+    return base
+
+
+def _classifier(
+    trunk: list[keras.layers.Layer],
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    name: str,
+) -> keras.Model:
+    """``trunk`` under the seed's transfer head: Flatten, Dense 256, output."""
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            vgg16_preprocessing(input_shape),
-            base,
+            *trunk,
             layers.Flatten(),
             layers.Dense(256, activation="relu"),
             output_head(num_classes),
         ],
-        name="transfer",
+        name=name,
+    )
+
+
+def build_transfer(
+    config: RunConfig, num_classes: int = 2, input_shape: tuple[int, int, int] = (32, 32, 3)
+) -> keras.Model:
+    """The seed's feature extractor: frozen base, Flatten, Dense 256, output.
+
+    The base is VGG16 (its weights from ``config.weights``, or from the VGG16 of the model
+    ``config.base``), or the convolutional layers of any other model ``config.base`` (see
+    :func:`_copied_base`); either way one frozen sub-model, the model's leading layers. A base
+    trained on a class of the pair is refused (:func:`check_base_classes`).
+    """
+    check_base_classes(config)
+    if config.base:
+        source = load_model(config.base).model
+        if VGG16_BASE_NAME not in {layer.name for layer in source.layers}:
+            base = _copied_base(config.base, source, input_shape)
+            base.trainable = False
+            return _classifier([base], num_classes, input_shape, "transfer")
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=input_shape)
+        copy_base_weights(config.base, source, base)
+    else:
+        base = _vgg16_base(config, input_shape)
+    base.trainable = False
+    return _classifier(
+        [vgg16_preprocessing(input_shape), base], num_classes, input_shape, "transfer"
+    )
+
+
+def build_pretrain(
+    config: RunConfig, num_classes: int, input_shape: tuple[int, int, int] = (32, 32, 3)
+) -> keras.Model:
+    """A base to transfer from, trained whole on other classes: the seed's small CNN, or
+    VGG16 (weights from ``config.weights``: offline, ``none``) under the transfer head."""
+    if config.arch == "cnn":
+        return build_baseline(num_classes, input_shape, name="pretrain_cnn")
+    base = _vgg16_base(config, input_shape)
+    return _classifier(
+        [vgg16_preprocessing(input_shape), base], num_classes, input_shape, "pretrain_vgg16"
     )
 
 
 def unfreeze_from(model: keras.Model, layer_name: str = "block3_conv1") -> None:
-    """Make the VGG16 base trainable from ``layer_name`` on, as the seed's ``unfreeze_weights``."""
-    try:
-        base = model.get_layer(VGG16_BASE_NAME)
-    except ValueError:
-        raise ModelError("fine-tuning needs a model with a VGG16 base (a transfer model)") from None
+    """Make the base trainable from ``layer_name`` on, as the seed's ``unfreeze_weights``: a
+    VGG16 base, or the copied base of another model (:func:`_copied_base`), whose last
+    block's convolution is ``block3_conv1`` for the seed's small CNN."""
+    names = {layer.name for layer in model.layers}
+    name = VGG16_BASE_NAME if VGG16_BASE_NAME in names else BASE_NAME
+    if name not in names:
+        raise ModelError("fine-tuning needs a model with a frozen base (a transfer model)")
+    base = model.get_layer(name)
     names = [layer.name for layer in base.layers]
     if layer_name not in names:
         raise ModelError(f"no layer {layer_name!r} in the base: choose from {', '.join(names)}")
@@ -177,6 +277,8 @@ def build_model(
         return build_baseline(num_classes, input_shape)
     if config.variant == "transfer":
         return build_transfer(config, num_classes, input_shape)
+    if config.variant == "pretrain":
+        return build_pretrain(config, num_classes, input_shape)
     if not config.from_model:
         raise ModelError("finetune continues from a transfer model: give --from MODEL")
     model = load_model(config.from_model).model
@@ -239,8 +341,9 @@ def planned_parameter_counts(
 
     For ``finetune`` this loads ``config.from_model`` and unfreezes it, so the trainable and
     non-trainable counts can be shown before the run starts. Transfer bases are built with
-    random weights: the counts do not depend on the weights, and no download is needed.
+    random weights: the counts do not depend on the weights, and no download is needed; a
+    base taken from a saved model (``config.base``) is read, as its layers decide the counts.
     """
-    if config.variant == "transfer":
-        config = config.replace(weights="none", base=None)
+    if config.variant in ("transfer", "pretrain") and not config.base:
+        config = config.replace(weights="none")
     return parameter_counts(build_model(config, num_classes, input_shape))

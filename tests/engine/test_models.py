@@ -76,7 +76,7 @@ def test_finetune_unfreezes_from_block3_conv1(transfer_model):
 def test_unfreeze_from_unknown_layer_lists_names(transfer_model):
     with pytest.raises(ModelError, match=r"no layer 'block9_conv1'.*block1_conv1"):
         unfreeze_from(transfer_model, "block9_conv1")
-    with pytest.raises(ModelError, match="VGG16 base"):
+    with pytest.raises(ModelError, match="needs a model with a frozen base"):
         unfreeze_from(build_baseline(), "block3_conv1")
 
 

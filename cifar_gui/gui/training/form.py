@@ -4,7 +4,8 @@ Every default comes from ``RunConfig()``, and the form is kept between sessions 
 ``RunConfig.to_dict`` JSON in the settings store the window injects. The form checks only
 that each choice is made; whether a run may start (the output folder, a resume) is the
 engine's rule, asked by the controller. Also here: the parameter counts before a fine-tune
-and the path widget.
+or a transfer from a saved base, the path widget, and the pretrain of a base on the other
+classes (:mod:`cifar_gui.engine.pretrain`), which the panel starts as any other run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QSettings, QStandardPaths, QTimer, Signal, Slot
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -38,11 +40,14 @@ from cifar_gui.config import (
     MAX_LEARNING_RATE,
     MAX_LIMIT,
     PRECISIONS,
+    PRETRAIN_ARCHS,
+    PRETRAIN_EPOCHS,
     STRATEGIES,
     VARIANTS,
     RunConfig,
 )
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.pretrain import pretrain_config
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.workers import JobRunner, TaskState
@@ -64,9 +69,12 @@ PRECISION_LABELS = {
 VARIANT_LABELS = {
     "baseline": "Baseline CNN",
     "augmented": "CNN with augmentation",
-    "transfer": "VGG16 transfer (frozen base)",
-    "finetune": "VGG16 fine-tuning",
+    "transfer": "Transfer (frozen VGG16 or saved base)",
+    "finetune": "Fine-tuning",
 }
+# The variants of the combo box: a pretrain has its own button (it trains other classes).
+FORM_VARIANTS = tuple(v for v in VARIANTS if v != "pretrain")
+PRETRAIN_LABELS = {"cnn": "Small CNN (fast on a CPU)", "vgg16": "VGG16 (for a GPU)"}
 # Base-weights choices for transfer: (label, needs a path).
 WEIGHTS_CHOICES = {
     "imagenet": ("ImageNet", False),
@@ -181,7 +189,7 @@ class TrainingForm(QWidget):
 
     def _build(self) -> None:
         self.variant_combo = QComboBox()
-        for variant in VARIANTS:
+        for variant in FORM_VARIANTS:
             self.variant_combo.addItem(VARIANT_LABELS[variant], variant)
         self.classes_label = QLabel()
         self.epochs_spin = QSpinBox(minimum=1, maximum=MAX_EPOCHS)
@@ -216,13 +224,30 @@ class TrainingForm(QWidget):
             "Transfer model to fine-tune", "Keras models (*.h5 *.keras);;All files (*)",
             "train a transfer model, or browse",
         )  # fmt: skip
+        self.overlap_check = QCheckBox("Allow a base trained on the pair's classes")
+        self.overlap_check.setToolTip(
+            "A base for transfer should never have seen the pair: its test images would not "
+            "be new to it. Refused unless this is ticked."
+        )
         self.params_label = QLabel(wordWrap=True)
-        self.vgg_box = QGroupBox("VGG16")
+        self.vgg_box = QGroupBox("Transfer")
         vgg_form = QFormLayout(self.vgg_box)
         vgg_form.addRow("Base weights", self.weights_combo)
         vgg_form.addRow("", self.weights_path)
+        vgg_form.addRow("", self.overlap_check)
         vgg_form.addRow("Fine-tune from", self.from_path)
         vgg_form.addRow("Parameters", self.params_label)
+
+        self.arch_combo = QComboBox()
+        for arch in PRETRAIN_ARCHS:
+            self.arch_combo.addItem(PRETRAIN_LABELS[arch], arch)
+        self.pretrain_button = QPushButton("Pretrain a base on the other classes")
+        self.pretrain_label = QLabel(wordWrap=True)
+        self.pretrain_box = QGroupBox("Base for offline transfer")
+        pretrain_form = QFormLayout(self.pretrain_box)
+        pretrain_form.addRow("Network", self.arch_combo)
+        pretrain_form.addRow(self.pretrain_label)
+        pretrain_form.addRow(self.pretrain_button)
 
         self.strategy_combo = QComboBox()
         for key in STRATEGIES:
@@ -271,6 +296,7 @@ class TrainingForm(QWidget):
         self.run_box.setLayout(form)
         column.addWidget(self.run_box)
         column.addWidget(self.vgg_box)
+        column.addWidget(self.pretrain_box)
         column.addWidget(self.advanced_box)
         out_box = QGroupBox("Output folder")
         QVBoxLayout(out_box).addWidget(self.out_path)
@@ -281,7 +307,11 @@ class TrainingForm(QWidget):
 
         self.variant_combo.currentIndexChanged.connect(self._on_variant_changed)
         self.weights_combo.currentIndexChanged.connect(self._update_vgg_fields)
+        self.weights_combo.currentIndexChanged.connect(lambda _: self.schedule_counts())
+        self.weights_path.changed.connect(lambda _: self.schedule_counts())
+        self.overlap_check.toggled.connect(lambda _: self.schedule_counts())
         self.from_path.changed.connect(lambda _: self.schedule_counts())
+        self.arch_combo.currentIndexChanged.connect(self._on_state_changed)
         self.out_path.changed.connect(self._on_out_dir_changed)
 
     # ---- widgets <-> RunConfig
@@ -291,8 +321,9 @@ class TrainingForm(QWidget):
         return self.variant_combo.currentData()
 
     def set_variant(self, variant: str) -> None:
-        """Select a variant (as the combo box does)."""
-        self.variant_combo.setCurrentIndex(VARIANTS.index(variant))
+        """Select a variant (as the combo box does); a pretrain is not one of them."""
+        if variant in FORM_VARIANTS:
+            self.variant_combo.setCurrentIndex(FORM_VARIANTS.index(variant))
 
     def config(self) -> RunConfig:
         """The run the form describes; raises :class:`UserError` with one line when a choice
@@ -343,6 +374,7 @@ class TrainingForm(QWidget):
                 seed=self.seed_spin.value(),
                 weights=weights,
                 base=base,
+                allow_overlap=base is not None and self.overlap_check.isChecked(),
                 from_model=from_model,
                 limit=self.limit_spin.value() or None,
                 out_dir=self.out_path.text() or RunConfig().out_dir,
@@ -354,6 +386,33 @@ class TrainingForm(QWidget):
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
+
+    def pretrain_config(self) -> RunConfig:
+        """The pretrain of a base on every class but the chosen pair, with the form's batch
+        size, seed, images, output folder and advanced settings; the architecture's own
+        epochs and learning rate. Raises :class:`UserError` as :meth:`config` does."""
+        if self.state.dataset is None:
+            raise UserError("load a data set in the Dataset tab first")
+        if not self.out_path.text():
+            raise UserError("choose an output folder")
+        return pretrain_config(
+            self.state.class_names,
+            self.state.classes,
+            arch=self.arch_combo.currentData(),
+            data=self.state.data_source,
+            batch_size=self.batch_spin.value(),
+            seed=self.seed_spin.value(),
+            limit=self.limit_spin.value() or None,
+            out_dir=self.out_path.text(),
+            strategy=self.strategy_combo.currentData(),
+            precision=self.precision_combo.currentData(),
+        )
+
+    def use_base(self, path: str) -> None:
+        """Take the model at ``path`` (a pretrained base) as the next transfer's base."""
+        self.weights_combo.setCurrentIndex(self.weights_combo.findData("base"))
+        self.weights_path.set_text(path)
+        self.schedule_counts()
 
     def set_config(self, config: RunConfig) -> None:
         """Show ``config``'s run settings (the classes, data and augmentation are the app's)."""
@@ -371,6 +430,7 @@ class TrainingForm(QWidget):
             choice, path = "file", config.weights
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(choice))
         self.weights_path.edit.setText(path)
+        self.overlap_check.setChecked(config.allow_overlap)
         self.from_path.edit.setText(config.from_model or "")
         for combo, value in ((self.strategy_combo, config.strategy),
                              (self.precision_combo, config.precision)):  # fmt: skip
@@ -415,14 +475,33 @@ class TrainingForm(QWidget):
         self.weights_path.setEnabled(
             transfer and WEIGHTS_CHOICES[self.weights_combo.currentData()][1]
         )
+        self.overlap_check.setEnabled(self._transfer_base() is not None)
         self.from_path.setEnabled(self.variant == "finetune")
-        if self.variant != "finetune":
+        if not self._counted():
             self.params_label.setText(
-                "shown before fine-tuning" if vgg else "shown in the run table after a run"
+                "shown before fine-tuning or a transfer from a saved base"
+                if vgg
+                else "shown in the run table after a run"
             )
+
+    def _transfer_base(self) -> str | None:
+        """The saved model a transfer takes its base from (None: not such a transfer)."""
+        if self.variant == "transfer" and self.weights_combo.currentData() == "base":
+            return self.weights_path.text()
+        return None
+
+    def _counted(self) -> bool:
+        """Whether the planned run's parameters are counted before it starts."""
+        return self.variant == "finetune" or self._transfer_base() is not None
 
     def _on_state_changed(self, *_args: Any) -> None:
         self.classes_label.setText(" vs ".join(self.state.chosen_names))
+        arch = self.arch_combo.currentData()
+        others = len(self.state.class_names) - len(self.state.classes)
+        self.pretrain_label.setText(
+            f"Trains on the {others} other classes, never {' or '.join(self.state.chosen_names)}"
+            f" ({PRETRAIN_EPOCHS[arch]} epochs), and becomes the transfer's base."
+        )
         if self.variant == "baseline":
             text = "off (the baseline trains on the plain images)"
         elif self.state.use_augmentation:
@@ -445,27 +524,42 @@ class TrainingForm(QWidget):
         self.start_button.setEnabled(
             not running and not counting and self.state.dataset is not None
         )
+        self.pretrain_button.setEnabled(not running and self.state.dataset is not None)
         self.stop_button.setEnabled(running)
         self.resume_button.setEnabled(not running and not listing and bool(self.out_path.text()))
-        for box in (self.run_box, self.vgg_box, self.advanced_box, self.out_path):
+        for box in (self.run_box, self.vgg_box, self.pretrain_box, self.advanced_box,
+                    self.out_path):  # fmt: skip
             box.setEnabled(not running)
 
-    # ---- parameter counts before a fine-tune
+    # ---- parameter counts before a fine-tune or a transfer from a saved base
 
     def schedule_counts(self) -> None:
-        """Count the planned run's parameters soon (a fine-tune's depend on its model)."""
-        if self.variant == "finetune":
+        """Count the planned run's parameters soon (they depend on the model it reads)."""
+        if self._counted():
             self.params_label.setText("\u2026")
             self._count_timer.start()
 
     def _count_parameters(self) -> None:
-        if self.variant != "finetune" or self._running:
+        if not self._counted() or self._running:
             return
-        path = self.from_path.text()
+        base = self._transfer_base()
+        path = self.from_path.text() if base is None else base
         if not path or not Path(path).is_file():
-            self.params_label.setText("choose the transfer model to continue from")
+            self.params_label.setText(
+                "choose the transfer model to continue from"
+                if base is None
+                else "choose the saved model to take the base from"
+            )
             return
-        config = RunConfig(variant="finetune", from_model=path)
+        if base is None:
+            config = RunConfig(variant="finetune", from_model=path)
+        else:  # the pair's names: a base that saw them is refused, and the count says so
+            config = RunConfig(
+                variant="transfer",
+                base=path,
+                classes=tuple(self.state.chosen_names),
+                allow_overlap=self.overlap_check.isChecked(),
+            )
         num_classes = len(self.state.classes)
         self._count_job.start(functools.partial(counts_job, self.service, config, num_classes))
         self.counting_changed.emit()

@@ -140,6 +140,7 @@ class TrainingPanel(QWidget):
         self.plots, self.progress, self.log, self.table = r.plots, r.progress, r.log, r.table
 
         f.start_button.clicked.connect(self.start)
+        f.pretrain_button.clicked.connect(self.pretrain)
         f.stop_button.clicked.connect(self.stop)
         f.resume_button.clicked.connect(self.ask_resume)
         self.study_button.clicked.connect(lambda: self.start_study())
@@ -287,6 +288,25 @@ class TrainingPanel(QWidget):
         self.results.append_log(log_line)
         self.controller.start_study(plan)
 
+    def pretrain(self) -> bool:
+        """Start the pretrain of a base on the classes not in the pair (the form's network);
+        False (and a message) when it cannot. The base then becomes the transfer's."""
+        if self.busy:
+            return False
+        try:
+            config = self.form.pretrain_config()
+            accepted = plan_run(config)
+        except UserError as exc:
+            self._show_failure(str(exc))
+            return False
+        self._begin(
+            accepted,
+            f"Start pretrain ({config.arch}): a base on {', '.join(config.classes)}, never "
+            f"{' or '.join(config.excluded)}; {counted(config.epochs, 'epoch')}, "
+            f"batch {config.batch_size}, learning rate {config.lr:g}, seed {config.seed}",
+        )
+        return True
+
     def ask_resume(self) -> None:
         """List the resumable runs of the output folder (in a worker), then let the user pick."""
         self.controller.list_checkpoints(self.out_path.text())
@@ -424,6 +444,8 @@ class TrainingPanel(QWidget):
         if summary.variant == "transfer" and outcome.path is not None:
             # Fine-tuning continues from the transfer model just trained, as the seed does.
             self.from_path.set_text(str(outcome.path))
+        if summary.variant == "pretrain" and outcome.path is not None:
+            self.form.use_base(str(outcome.path))  # the next transfer starts from it
         self.refresh_runs()
         if outcome.path is not None:
             self.state.request_model(str(outcome.path))  # the window opens it
