@@ -34,7 +34,9 @@ window plans runs without TensorFlow).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import pickle
 import threading
 import time
@@ -48,7 +50,7 @@ from typing import Any
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import Checkpoint, check_resumable, read_checkpoint
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.study import StudyFinished, StudyListener, StudyPlan, StudyRunEvent
@@ -57,6 +59,7 @@ __all__ = [
     "BatchEvent",
     "ChildFailed",
     "EpochEvent",
+    "LiveChannel",
     "RunFinished",
     "RunPlan",
     "plan_run",
@@ -67,7 +70,11 @@ __all__ = [
 # per batch took CPU from training, and a redraw of its plots costs ~10 ms.
 BATCH_INTERVAL_S = 0.2
 POLL_S = 0.05  # how often the parent looks at the stop flag while no message arrives
-STOP_GRACE_S = 20.0  # after Stop, how long the child may take to finish its batch and save
+# After Stop, how much work the child may do without ending: CPU seconds where the system
+# tells them (Linux), so a busy machine, which slows the child's wall clock, never makes a
+# working child look hung; wall seconds elsewhere. Finishing a compiled call (its first one
+# traces the step) and saving take a few CPU seconds.
+STOP_GRACE_S = 60.0
 EXIT_WAIT_S = 10.0  # after its last message, how long the child may take to exit
 # Both together stay well under the 60 s JobRunner.shutdown waits for the thread.
 
@@ -87,6 +94,37 @@ class RunFinished:
     path: Path | None  # the saved model; None on a multi-worker run's non-chief worker
     record: RunRecord  # the sidecar's content
     stopped: bool
+
+
+class LiveChannel:
+    """The live view's two ways (:mod:`cifar_gui.engine.live`): snapshots to
+    ``on_snapshot`` (called on the thread that runs :func:`run`), and the window's latest
+    request, set from any thread with :meth:`ask` and taken by the run at its next refresh.
+    ``source``: where :meth:`take` gets requests instead (the training process: the pipe)."""
+
+    def __init__(
+        self,
+        on_snapshot: Callable[[LiveSnapshot], None],
+        request: LiveRequest | None = None,
+        source: Callable[[], LiveRequest | None] | None = None,
+    ):
+        self.on_snapshot = on_snapshot
+        self._lock = threading.Lock()
+        self._pending = request
+        self._source = source
+
+    def ask(self, request: LiveRequest) -> None:
+        """Show ``request`` from the next refresh on (replaces one not yet taken)."""
+        with self._lock:
+            self._pending = request
+
+    def take(self) -> LiveRequest | None:
+        """The request not yet taken, or None."""
+        if self._source is not None:
+            return self._source()
+        with self._lock:
+            request, self._pending = self._pending, None
+        return request
 
 
 class ChildFailed(UserError):
@@ -140,6 +178,7 @@ def run(
     *,
     in_process: bool = False,
     on_run: OnRun | None = None,
+    live: LiveChannel | None = None,
 ) -> RunFinished | StudyFinished:
     """Train ``plan`` (one run, or a study) and return what it saved.
 
@@ -149,11 +188,12 @@ def run(
     (the command line) instead of a spawned child (the window). Raises the run's exception (a
     :class:`UserError` keeps its one-line message), or :class:`ChildFailed` when the child
     died without a word. A study also reports each of its runs' start and end to ``on_run``.
+    ``live``: a single run also sends the live view's snapshots there (not a study).
     """
     on_run = on_run or (lambda event: None)
     if in_process:
-        return _train(plan, on_batch, on_epoch, on_run, stop)
-    return _run_in_child(plan, on_batch, on_epoch, on_run, stop)
+        return _train(plan, on_batch, on_epoch, on_run, stop, live)
+    return _run_in_child(plan, on_batch, on_epoch, on_run, stop, live)
 
 
 class _Bundler:
@@ -182,6 +222,7 @@ def _train(
     on_epoch: Callable[[EpochEvent], None],
     on_run: OnRun,
     stop: Any,
+    live: LiveChannel | None = None,
 ) -> RunFinished | StudyFinished:
     """Run the plan on this thread (imports TensorFlow)."""
     bundler = _Bundler(on_batch)
@@ -205,6 +246,13 @@ def _train(
     from cifar_gui.engine.training import Listener, run_training
 
     listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop)
+    if live is not None:
+
+        def snapshot_done(snapshot: LiveSnapshot) -> None:
+            bundler.flush()  # the batches before it go first
+            live.on_snapshot(snapshot)
+
+        listener.on_live, listener.live_request = snapshot_done, live.take
     result = run_training(plan.config, listener, resume=plan.resume)
     bundler.flush()
     return RunFinished(result.path, result.record, result.stopped)
@@ -216,26 +264,37 @@ def _run_in_child(
     on_epoch: Callable[[EpochEvent], None],
     on_run: OnRun,
     stop: threading.Event,
+    live: LiveChannel | None = None,
 ) -> RunFinished | StudyFinished:
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
     child_stop = ctx.Event()
+    # The live view's requests go the other way, on a pipe of their own.
+    requests, request_writer = ctx.Pipe(duplex=False) if live is not None else (None, None)
     process = ctx.Process(
         target=_child_main,
-        args=(plan, writer, child_stop),
+        args=(plan, writer, child_stop, requests),
         name="cifar-gui-training",
         daemon=True,  # never outlives the app
     )
     process.start()
     writer.close()  # the child holds the only writer: its exit ends the pipe (EOFError)
-    stop_sent: float | None = None
+    if requests is not None:
+        requests.close()
+    stop_sent: tuple[float | None, float] | None = None  # (child CPU, wall) at the Stop
     try:
         while True:
+            request = live.take() if live is not None else None
+            if request is not None:
+                with contextlib.suppress(OSError):  # the child is gone: EOF comes next
+                    request_writer.send(request)
             if stop.is_set() and stop_sent is None:
                 child_stop.set()
-                stop_sent = time.monotonic()
-            if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
-                raise ChildFailed(f"the training process did not stop within {STOP_GRACE_S:.0f} s")
+                stop_sent = (_cpu_seconds(process.pid), time.monotonic())
+            if stop_sent is not None and _worked_since(process.pid, *stop_sent) > STOP_GRACE_S:
+                raise ChildFailed(
+                    f"the training process did not stop after {STOP_GRACE_S:.0f} s of work"
+                )
             if not reader.poll(POLL_S):
                 continue
             try:
@@ -249,17 +308,40 @@ def _run_in_child(
                 on_epoch(value)
             elif kind == "run":
                 on_run(value)
+            elif kind == "live" and live is not None:
+                live.on_snapshot(value)
             elif kind == "done":
                 return value
             else:
                 raise value
     finally:
         reader.close()
+        if request_writer is not None:
+            request_writer.close()
         process.join(EXIT_WAIT_S)
         if process.is_alive():  # hung (after a Stop that timed out): files are written atomically
             process.kill()
             process.join()
         process.close()
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """The CPU seconds the process ``pid`` has used, or None where the system does not say
+    (not Linux, or the process is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _worked_since(pid: int | None, cpu: float | None, wall: float) -> float:
+    """The child's work since the Stop: CPU seconds when they can be read, wall seconds where
+    they never could; 0 once they no longer can (it is ending: the pipe says how)."""
+    if cpu is None:
+        return time.monotonic() - wall
+    now = _cpu_seconds(pid)
+    return 0.0 if now is None else now - cpu
 
 
 def _death_message(exitcode: int | None) -> str:
@@ -269,7 +351,18 @@ def _death_message(exitcode: int | None) -> str:
     return f"the training process ended unexpectedly (exit code {exitcode})"
 
 
-def _child_main(plan: RunPlan | StudyPlan, conn: Connection, stop: Any) -> None:
+def _latest_request(requests: Connection) -> LiveRequest | None:
+    """The newest request waiting on the pipe (older ones are superseded), or None."""
+    latest = None
+    with contextlib.suppress(EOFError, OSError):
+        while requests.poll():
+            latest = requests.recv()
+    return latest
+
+
+def _child_main(
+    plan: RunPlan | StudyPlan, conn: Connection, stop: Any, requests: Connection | None = None
+) -> None:
     """The child: run the plan, send its events, then the result or the exception."""
 
     def send(message: tuple[str, Any]) -> None:
@@ -278,6 +371,12 @@ def _child_main(plan: RunPlan | StudyPlan, conn: Connection, stop: Any) -> None:
         except OSError:  # the GUI is gone: stop, and still save what was learned
             stop.set()
 
+    live = None
+    if requests is not None:
+        live = LiveChannel(
+            lambda snapshot: send(("live", snapshot)),
+            source=lambda: _latest_request(requests),  # the window's, through the pipe
+        )
     try:
         finished = _train(
             plan,
@@ -285,6 +384,7 @@ def _child_main(plan: RunPlan | StudyPlan, conn: Connection, stop: Any) -> None:
             lambda event: send(("epoch", event)),
             lambda event: send(("run", event)),
             stop,
+            live,
         )
         send(("done", finished))
     except Exception as exc:

@@ -24,6 +24,7 @@ from cifar_gui.gui.activation_view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
+from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
@@ -67,6 +68,11 @@ class MainWindow(QMainWindow):
         self.dataset_panel = DatasetPanel(self.state)
         self.augmentation_panel = AugmentationPanel(self.state)
         self.training_panel = TrainingPanel(self.state, self.settings, service=self.models)
+        self.live_panel = LiveView()
+        controller = self.training_panel.controller
+        controller.run_started.connect(self.live_panel.begin_run)
+        controller.live_snapshot.connect(self.live_panel.show_snapshot)
+        self.live_panel.request_changed.connect(controller.ask_live)
         self.activation_panel = ActivationPanel(self.state, self.models)
         self.evaluation_panel = EvaluationPanel(self.state, self.models)
         for title, panel in self.panels().items():
@@ -106,6 +112,7 @@ class MainWindow(QMainWindow):
             "Dataset": self.dataset_panel,
             "Augmentation": self.augmentation_panel,
             "Training": self.training_panel,
+            "Live": self.live_panel,
             "Activations": self.activation_panel,
             "Evaluation": self.evaluation_panel,
         }

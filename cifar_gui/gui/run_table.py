@@ -12,8 +12,8 @@ COLUMNS = (
     "Parameters", "File",
 )  # fmt: skip
 # Pixels at first (the user may widen them); the file name gets the rest.
-NAME_WIDTHS = {"Epochs": 60, "Final val acc": 62, "Best val acc": 62, "Best epochs": 46,
-               "Classes": 76, "Parameters": 64}  # fmt: skip
+NAME_WIDTHS = {"Epochs": 50, "Final val acc": 54, "Best val acc": 54, "Best epochs": 48,
+               "Classes": 64, "Parameters": 58}  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 

@@ -70,3 +70,24 @@ def _alive(method) -> bool:
         return bool(method())
     except RuntimeError:
         return False
+
+
+@pytest.fixture
+def warnings(monkeypatch) -> list[str]:
+    """Messages a panel would show in a dialog (patched so nothing blocks)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _title, text, *_: shown.append(text))
+    return shown
+
+
+@pytest.fixture
+def state(batches_dir):
+    """An AppState holding the tiny synthetic CIFAR-10 batches."""
+    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.gui.state import AppState
+
+    state = AppState()
+    state.set_dataset(load_dataset(batches_dir), str(batches_dir))
+    return state

@@ -58,6 +58,7 @@ def test_window_opens_with_all_panels_and_closes_cleanly(make_window, qtbot):
         "Dataset",
         "Augmentation",
         "Training",
+        "Live",
         "Activations",
         "Evaluation",
     ]

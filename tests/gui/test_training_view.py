@@ -8,34 +8,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui import cli
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.training import BatchEvent
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.training.trace import BatchTrace
 
 RUN_TIMEOUT_MS = 120_000  # a tiny run takes seconds; the shared test machine can be slow
-
-
-@pytest.fixture
-def warnings(monkeypatch) -> list[str]:
-    """Messages the panel would show in a dialog (patched so nothing blocks)."""
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _title, text, *_: shown.append(text))
-    return shown
-
-
-@pytest.fixture
-def state(batches_dir) -> AppState:
-    state = AppState()
-    state.set_dataset(load_dataset(batches_dir), str(batches_dir))
-    return state
 
 
 def add_panel(qtbot, state: AppState) -> TrainingPanel:

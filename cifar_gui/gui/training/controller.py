@@ -33,7 +33,7 @@ from cifar_gui.gui.workers import JobRunner, TaskState
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
-    from cifar_gui.engine.events import BatchEvent, EpochEvent
+    from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,16 @@ def run(
     on_batch: Callable[[BatchEvent], None],
     on_epoch: Callable[[EpochEvent], None],
     stop: threading.Event,
+    live: runner.LiveChannel | None = None,
 ) -> TrainingOutcome:
-    """Train ``plan`` in the engine's training process; what it saved."""
+    """Train ``plan`` in the engine's training process; what it saved. ``live``: where the
+    live view's snapshots go, and its requests come from."""
 
     def on_bundle(events: list[BatchEvent]) -> None:
         for event in events:
             on_batch(event)
 
-    finished = runner.run(plan, on_bundle, on_epoch, stop)
+    finished = runner.run(plan, on_bundle, on_epoch, stop, live=live)
     if finished.path is None:
         raise UserError("trained; on a multi-worker run only the chief worker saves the model")
     return TrainingOutcome(SavedRun.of_model(finished.path, finished.record), finished.stopped)
@@ -85,8 +87,11 @@ class StudyOutcome:
 # ---- the GUI's side
 
 
-def training_job(plan: RunPlan, trace: BatchTrace, task: TaskState) -> TrainingOutcome:
-    """Job: run ``plan``; reports :class:`BatchUpdate` and epoch events through ``task``.
+def training_job(
+    plan: RunPlan, trace: BatchTrace, live: runner.LiveChannel | None, task: TaskState
+) -> TrainingOutcome:
+    """Job: run ``plan``; reports :class:`BatchUpdate` and epoch events through ``task``, and
+    live snapshots through ``live``.
 
     ``task.stop_event`` ends the run after the batches in progress (the model is still saved).
     """
@@ -99,7 +104,9 @@ def training_job(plan: RunPlan, trace: BatchTrace, task: TaskState) -> TrainingO
         report_batches(trace.flush())  # the epoch's last points go before its summary
         task.report(event)
 
-    outcome = run(plan, lambda event: report_batches(trace.add(event)), on_epoch, task.stop_event)
+    outcome = run(
+        plan, lambda event: report_batches(trace.add(event)), on_epoch, task.stop_event, live
+    )
     report_batches(trace.flush())
     return outcome
 
@@ -156,6 +163,9 @@ class RunController(QObject):
     checkpoints_listed = Signal(object)  # list[Checkpoint] of the output folder, once listed
     listing_failed = Signal(str)
     busy_changed = Signal()
+    # LiveSnapshot of the run in progress (emitted from the job's thread: queued to the GUI's)
+    live_snapshot = Signal(object)
+    run_started = Signal()  # a single run (not a study) has started
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -166,6 +176,9 @@ class RunController(QObject):
         self._stopping = False
         self._study = False
         self._epochs_done = 0
+        self.live_enabled = True  # single runs send live snapshots (the Live tab)
+        self._live_request: LiveRequest | None = None  # the Live tab's; None: its default
+        self._live: runner.LiveChannel | None = None
         self._job.progress.connect(self._on_progress)
         self._job.result.connect(self._on_result)
         self._job.error.connect(self.failed)
@@ -202,9 +215,19 @@ class RunController(QObject):
         self._outcome, self._stopping, self._study = None, False, False
         self._epochs_done = plan.resume.epochs_completed if plan.resume is not None else 0
         self._trace = BatchTrace()
-        self._job.start(functools.partial(training_job, plan, self._trace))
+        self._live = None
+        if self.live_enabled:
+            self._live = runner.LiveChannel(self.live_snapshot.emit, self._live_request)
+        self._job.start(functools.partial(training_job, plan, self._trace, self._live))
         self.busy_changed.emit()
+        self.run_started.emit()
         return True
+
+    def ask_live(self, request: LiveRequest) -> None:
+        """What the live view should show, from the next refresh of this or a later run."""
+        self._live_request = request
+        if self._live is not None:
+            self._live.ask(request)
 
     def start_study(self, plan: StudyPlan) -> bool:
         """Start the study ``plan``; False when a run or study is in progress."""

@@ -283,10 +283,17 @@ class TrainingForm(QWidget):
         )
         self.hint_label = QLabel(wordWrap=True)
         self.hint_label.setStyleSheet("color: #a33;")
+        # Start, Stop, Resume and the hint: placed by the panel, always in view below the
+        # settings (which scroll when the window is short).
+        self.actions = QWidget()
+        actions = QVBoxLayout(self.actions)
+        actions.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.resume_button)
+        actions.addLayout(buttons)
+        actions.addWidget(self.hint_label)
 
         self.setMaximumWidth(380)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
@@ -301,8 +308,6 @@ class TrainingForm(QWidget):
         out_box = QGroupBox("Output folder")
         QVBoxLayout(out_box).addWidget(self.out_path)
         column.addWidget(out_box)
-        column.addLayout(buttons)
-        column.addWidget(self.hint_label)
         column.addStretch(1)
 
         self.variant_combo.currentIndexChanged.connect(self._on_variant_changed)

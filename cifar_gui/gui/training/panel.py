@@ -15,15 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, QUrl, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -119,11 +121,26 @@ class TrainingPanel(QWidget):
         buttons.addWidget(self.resume_study_button)
         study_layout.addLayout(buttons)
         study_layout.addWidget(self.report_label)
-        left = QVBoxLayout()
+        left_box = QWidget()
+        left = QVBoxLayout(left_box)
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.form, 1)
         left.addWidget(study_box)
+        # The settings scroll when the window is shorter than they are (the default 800 px
+        # window, a laptop screen): they never make the window taller than the screen.
+        self.settings_area = QScrollArea()
+        self.settings_area.setWidget(left_box)
+        self.settings_area.setWidgetResizable(True)
+        self.settings_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.settings_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll_bar = self.settings_area.verticalScrollBar().sizeHint().width()
+        self.settings_area.setFixedWidth(left_box.sizeHint().width() + scroll_bar)
+        self.form.actions.setFixedWidth(self.settings_area.width())
+        settings_column = QVBoxLayout()
+        settings_column.addWidget(self.settings_area, 1)
+        settings_column.addWidget(self.form.actions)
         layout = QHBoxLayout(self)
-        layout.addLayout(left)
+        layout.addLayout(settings_column)
         layout.addWidget(self.results, 1)
 
         # The widgets tests, the bench and the window drive.
