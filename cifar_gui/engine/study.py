@@ -267,17 +267,17 @@ def plan_study(
     epochs, limit, weights or base...) and ``folder``, which must not hold a study already.
     ``resume``: a study folder, continued with its recorded settings; only ``data`` (where the
     data set is now) may change. The ImageNet weights are looked for here, once. Nothing on
-    disk changes.
+    disk changes. The folder is made absolute: finetune names the transfer model by it.
     """
     if resume is not None:
-        folder = Path(resume).expanduser()
+        folder = Path(resume).expanduser().absolute()
         template, _ = read_study(folder)
         if data is not None:
             template = template.replace(data=data)
     else:
         if template is None or folder is None:
             raise UserError("a new study needs its settings and a folder")
-        folder = Path(folder).expanduser()
+        folder = Path(folder).expanduser().absolute()
         if (folder / STUDY_FILE).exists():
             raise UserError(
                 f"{folder}: holds a study already: resume it (--resume {folder}) or choose "
