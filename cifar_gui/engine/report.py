@@ -373,12 +373,6 @@ def plot_activations(
 # The report
 
 
-@dataclass
-class _Section:
-    title: str
-    parts: list[str]
-
-
 def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
     """The saved runs meant by ``paths``: model files (or their sidecars), and folders, whose
     runs are all taken (a study folder: its four). :class:`UserError` for a path that is none."""

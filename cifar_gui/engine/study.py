@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import VARIANTS, RunConfig, check_type
-from cifar_gui.engine.checkpoints import STATE_FILE, checkpoint_dir, read_checkpoint
+from cifar_gui.engine.checkpoints import (
+    STATE_FILE,
+    Checkpoint,
+    check_resumable,
+    checkpoint_dir,
+    read_checkpoint,
+)
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import BatchEvent, EpochEvent
 from cifar_gui.engine.files import check_can_write, read_json, write_json
@@ -267,17 +273,17 @@ def plan_study(
     epochs, limit, weights or base...) and ``folder``, which must not hold a study already.
     ``resume``: a study folder, continued with its recorded settings; only ``data`` (where the
     data set is now) may change. The ImageNet weights are looked for here, once. Nothing on
-    disk changes.
+    disk changes. The folder is made absolute: finetune names the transfer model by it.
     """
     if resume is not None:
-        folder = Path(resume).expanduser()
+        folder = Path(resume).expanduser().absolute()
         template, _ = read_study(folder)
         if data is not None:
             template = template.replace(data=data)
     else:
         if template is None or folder is None:
             raise UserError("a new study needs its settings and a folder")
-        folder = Path(folder).expanduser()
+        folder = Path(folder).expanduser().absolute()
         if (folder / STUDY_FILE).exists():
             raise UserError(
                 f"{folder}: holds a study already: resume it (--resume {folder}) or choose "
@@ -292,15 +298,27 @@ def plan_study(
 # Running a study
 
 
-def finished_run(model_path: Path, epochs: int) -> RunRecord | None:
-    """The record of a complete run saved at ``model_path`` (all ``epochs``, not stopped),
-    or None when there is none."""
+# What may differ between a saved run and the study's run it stands for: where the data and
+# files are, and how it was spread over devices.
+_WHERE = ("data", "out_dir", "from_model", "strategy", "checkpoint")
+
+
+def same_run(saved: RunConfig | None, wanted: RunConfig) -> bool:
+    """Whether a saved run's config is the study's run ``wanted`` (see :data:`_WHERE`)."""
+    if saved is None:
+        return False
+    return saved.replace(**{name: getattr(wanted, name) for name in _WHERE}) == wanted
+
+
+def finished_run(model_path: Path, config: RunConfig) -> RunRecord | None:
+    """The record of the complete run of ``config`` saved at ``model_path`` (all its epochs,
+    not stopped), or None when there is none (or another run's model is there)."""
     if not model_path.is_file():
         return None
     record = read_record(sidecar_path(model_path))
-    if record is None or record.stopped or record.epochs_completed < epochs:
+    if record is None or record.stopped or record.epochs_completed < config.epochs:
         return None
-    return record
+    return record if same_run(record.config, config) else None
 
 
 def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFinished:
@@ -339,7 +357,7 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
             return StudyFinished(plan.folder, tuple(events), None, True)
         path = plan.folder / runs[index].model
         config = plan.config_for(variant, indices)
-        done = finished_run(path, config.epochs)
+        done = finished_run(path, config)
         common = {"index": index, "count": len(VARIANTS), "variant": variant}
         if done is not None:
             if runs[index].state != "done":  # killed between the save and the record
@@ -355,7 +373,7 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
             events.append(event)
             announce(event)
             continue
-        resume = _unfinished_checkpoint(plan.folder, variant, indices)
+        resume = _unfinished_checkpoint(plan.folder, config, indices)
         if resume is not None:
             # The run's own config (it names its files as they were), the data where it is now.
             config = resume.config.replace(data=template.data)
@@ -392,14 +410,21 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
     return StudyFinished(plan.folder, tuple(events), report, False)
 
 
-def _unfinished_checkpoint(folder: Path, variant: str, indices: Sequence[int]):
-    """The run's checkpoint when it has epochs left to train, else None (a finished checkpoint
-    whose final model is missing: the run starts again, see the module's docstring)."""
-    directory = checkpoint_dir(folder, variant, tuple(indices))
+def _unfinished_checkpoint(
+    folder: Path, config: RunConfig, indices: Sequence[int]
+) -> Checkpoint | None:
+    """The checkpoint of ``config``'s run when it has epochs left to train, else None: none
+    there, another run's (a new run replaces it), or a finished one whose final model is
+    missing (the run starts again, see the module's docstring)."""
+    directory = checkpoint_dir(folder, config.variant, tuple(indices))
     if not (directory / STATE_FILE).is_file():
         return None
     checkpoint = read_checkpoint(directory)
-    return None if checkpoint.finished else checkpoint
+    try:  # the model file it names is found wherever the study folder is now
+        check_resumable(config.replace(from_model=checkpoint.config.from_model), checkpoint)
+    except ModelError:
+        return None
+    return checkpoint
 
 
 # --------------------------------------------------------------------------------------

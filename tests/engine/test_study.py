@@ -303,3 +303,27 @@ def test_study_eta_adds_the_later_runs_at_their_estimated_cost():
         5.0 + 30 * 30.0 * cost["finetune"] / cost["transfer"]
     )
     assert study_eta("finetune", 7.0, 30, measured) == 7.0
+
+
+def test_only_a_complete_run_of_the_same_settings_counts_as_done(data, tmp_path):
+    """A model another run left in the study folder (other settings, stopped, fewer epochs)
+    is trained again, not taken for the study's."""
+    from cifar_gui.engine.files import write_json
+    from cifar_gui.engine.record import RunRecord
+
+    plan = plan_study(template(data), tmp_path / "s")
+    config = plan.config_for("baseline", (4, 7))
+    model = tmp_path / "s" / FILES["baseline"]
+    model.parent.mkdir()
+    model.write_bytes(b"a model")
+
+    def saved(run: RunConfig, **fields) -> RunRecord | None:
+        record = RunRecord(config=run, epochs_completed=run.epochs, **fields)
+        write_json(model.with_suffix(".json"), record.to_dict())
+        return study.finished_run(model, config)
+
+    assert saved(config.replace(data="/elsewhere")) is not None  # the data moved: same run
+    assert saved(config.replace(limit=8)) is None
+    assert saved(config.replace(seed=2)) is None
+    assert saved(config, stopped=True) is None
+    assert saved(config.replace(epochs=1)) is None
