@@ -8,6 +8,7 @@ CIFAR-10 the panels look the same, with photographs in the grids.
 
     .venv/bin/python docs/make_screenshots.py
     .venv/bin/python docs/make_screenshots.py --study   # study.png and study_report.png only
+    .venv/bin/python docs/make_screenshots.py --live    # live.png: the Live tab during a run
 
 ``--study`` runs the seed's study in the window (offscreen) on the same stand-in data, 8
 epochs a run and VGG16 with random weights, grabs the window while the transfer run is in
@@ -129,6 +130,54 @@ def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800
     return 0
 
 
+LIVE_EPOCHS = 20
+
+
+def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -> int:
+    """The Live tab during a baseline run, after a few refreshes, as ``out/live.png``."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from cifar_gui.gui.main_window import MainWindow
+    from cifar_gui.gui.screenshots import WINDOW_SIZE, wait_until
+    from cifar_gui.gui.training import SETTINGS_OUT_DIR
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue(SETTINGS_OUT_DIR, str(work / "runs"))
+    window = MainWindow(settings=settings)
+    try:
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        loaded: list[bool] = []
+        window.dataset_panel.load_finished.connect(loaded.append)
+        window.start(str(data))
+        if not wait_until(lambda: bool(loaded), timeout_s) or not loaded[0]:
+            print("the data set did not load", file=sys.stderr)
+            return 1
+        panel, live = window.training_panel, window.live_panel
+        panel.epochs_spin.setValue(LIVE_EPOCHS)
+        panel.limit_spin.setValue(0)
+        window.show_panel("Live")
+        live.every_spin.setValue(2)  # a refresh every 2 batches: the sparklines fill up
+        panel.start_button.click()
+        if not wait_until(lambda: live.refreshes >= 12, timeout_s):
+            print("the live view was not refreshed", file=sys.stderr)
+            return 1
+        app.processEvents()
+        window.grab().save(str(out / "live.png"))
+        panel.stop()
+        wait_until(lambda: not panel.busy, timeout_s)
+    finally:
+        window.close()
+        window.deleteLater()
+    print(out / "live.png")
+    return 0
+
+
 def draw_report_excerpt(folder: Path, path: Path) -> None:
     """The report's claims table above its validation overlay, drawn with matplotlib."""
     import textwrap
@@ -162,6 +211,10 @@ def draw_report_excerpt(folder: Path, path: Path) -> None:
 
 
 def main() -> int:
+    if "--live" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = make_dataset(Path(tmp) / "synthetic")
+            return live_screenshot(data, Path(tmp), ROOT / "docs" / "screenshots")
     if "--study" in sys.argv[1:]:
         with tempfile.TemporaryDirectory() as tmp:
             data = make_dataset(Path(tmp) / "synthetic")
