@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-VARIANTS = ("baseline", "augmented", "transfer", "finetune", "pretrain")
+SEED_VARIANTS = ("baseline", "augmented", "transfer", "finetune")  # the seed's: a study's runs
+VARIANTS = (*SEED_VARIANTS, "pretrain")
 # pretrain: a base network trained on the classes that are not the chosen pair (see
 # cifar_gui.engine.pretrain); its convolutional layers are what ``transfer --base`` reuses.
 PRETRAIN_ARCHS = ("cnn", "vgg16")

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cifar_gui.config import VARIANTS
+from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
@@ -197,7 +197,7 @@ def claim_pretrained_effective(
         "with a pretrained base (not --weights none)"
     )
     runs = "all four"
-    best = {v: _best_val(histories.get(v, {})) for v in VARIANTS}
+    best = {v: _best_val(histories.get(v, {})) for v in SEED_VARIANTS}
     scratch = [best[v] for v in ("baseline", "augmented") if best[v] is not None]
     pretrained = {v: best[v] for v in ("transfer", "finetune") if best[v] is not None}
     if not scratch or not pretrained:
@@ -398,8 +398,8 @@ def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
 
 def _by_variant(runs: Sequence[SavedRun]) -> dict[str, SavedRun]:
     """Variant -> the last run of it given: the runs the claims are judged on."""
-    chosen = {run.variant: run for run in runs if run.variant in VARIANTS}
-    return {v: chosen[v] for v in VARIANTS if v in chosen}
+    chosen = {run.variant: run for run in runs if run.variant in SEED_VARIANTS}
+    return {v: chosen[v] for v in SEED_VARIANTS if v in chosen}
 
 
 def _labels(runs: Sequence[SavedRun]) -> list[str]:

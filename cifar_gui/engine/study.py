@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import VARIANTS, RunConfig, check_type
+from cifar_gui.config import SEED_VARIANTS, RunConfig, check_type
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     Checkpoint,
@@ -78,7 +78,7 @@ class StudyRun:
     def from_dict(cls, data: Any) -> StudyRun:
         check_type("run", data, dict)
         variant, state, model = data.get("variant"), data.get("state"), data.get("model")
-        if variant not in VARIANTS:
+        if variant not in SEED_VARIANTS:
             raise ValueError(f"unknown variant {variant!r}")
         if state not in STATES:
             raise ValueError(f"unknown state {state!r}")
@@ -119,7 +119,7 @@ class StudyRunEvent:
     has done), or ends (done or stopped, with its record); ``skipped``: it was done already
     (a resumed study)."""
 
-    index: int  # 0-based, in VARIANTS order
+    index: int  # 0-based, in SEED_VARIANTS order
     count: int
     variant: str
     state: str
@@ -239,8 +239,8 @@ def read_study(folder: str | Path) -> tuple[RunConfig, list[StudyRun]]:
         template = RunConfig.from_dict(data.get("config"))
         check_type("runs", data.get("runs"), list)
         runs = [StudyRun.from_dict(item) for item in data["runs"]]
-        if [r.variant for r in runs] != list(VARIANTS):
-            raise ValueError(f"runs must be {', '.join(VARIANTS)} in that order")
+        if [r.variant for r in runs] != list(SEED_VARIANTS):
+            raise ValueError(f"runs must be {', '.join(SEED_VARIANTS)} in that order")
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable study record ({exc})") from None
     return template, runs
@@ -336,7 +336,7 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
     template = plan.template
     dataset = load_dataset(template.data)
     indices = select_classes(dataset, template.classes, template.limit).class_indices
-    runs = [StudyRun(v, model=model_filename(v, indices)) for v in VARIANTS]
+    runs = [StudyRun(v, model=model_filename(v, indices)) for v in SEED_VARIANTS]
     if plan.resume:
         recorded = dict((r.variant, r.state) for r in read_study(plan.folder)[1])
         runs = [StudyRun(r.variant, recorded[r.variant], r.model) for r in runs]
@@ -352,13 +352,13 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
         runs[index] = StudyRun(runs[index].variant, state, runs[index].model)
         write_study(plan, runs)
 
-    for index, variant in enumerate(VARIANTS):
+    for index, variant in enumerate(SEED_VARIANTS):
         if listener.stop.is_set():  # stopped between two runs
             return StudyFinished(plan.folder, tuple(events), None, True)
         path = plan.folder / runs[index].model
         config = plan.config_for(variant, indices)
         done = finished_run(path, config)
-        common = {"index": index, "count": len(VARIANTS), "variant": variant}
+        common = {"index": index, "count": len(SEED_VARIANTS), "variant": variant}
         if done is not None:
             if runs[index].state != "done":  # killed between the save and the record
                 set_state(index, "done")
@@ -448,7 +448,7 @@ def study_eta(
 ) -> float | None:
     """Seconds to the end of the study: the run in progress (``run_eta``, its own estimate)
     and every later run's ``epochs`` at :func:`estimate_epoch_seconds`; None when unknown."""
-    later = VARIANTS[VARIANTS.index(variant) + 1 :]
+    later = SEED_VARIANTS[SEED_VARIANTS.index(variant) + 1 :]
     total = run_eta
     for other in later:
         seconds = estimate_epoch_seconds(other, measured)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar_gui.config import VARIANTS, RunConfig
+from cifar_gui.config import SEED_VARIANTS, RunConfig
 from cifar_gui.engine import report, study
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.record import read_record
@@ -87,13 +87,13 @@ def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(stra
         assert (folder / "checkpoints" / Path(name).stem / "state.json").is_file()
     runs = [e for e in heard if not isinstance(e, int)]
     assert [(e.variant, e.state) for e in runs] == [
-        (v, s) for v in VARIANTS for s in ("running", "done")
+        (v, s) for v in SEED_VARIANTS for s in ("running", "done")
     ]
     # Each run's two epochs are heard between its start and its end.
     assert [e for e in heard if isinstance(e, int)] == [0, 1] * 4
     template_, recorded = read_study(folder)
     assert [(r.variant, r.state, r.model) for r in recorded] == [
-        (v, "done", FILES[v]) for v in VARIANTS
+        (v, "done", FILES[v]) for v in SEED_VARIANTS
     ]
     saved = json.loads((folder / STUDY_FILE).read_text())
     assert saved["report"] == "report/report.html"
@@ -137,7 +137,7 @@ def test_the_report_embeds_its_figures_and_judges_the_claims_from_the_histories(
     page = parse(finished.report)
     check_embedded_pngs(page)
     names = {p.name for p in finished.report.parent.glob("*.png")}
-    for variant in VARIANTS:
+    for variant in SEED_VARIANTS:
         for kind in ("history", "confusion", "mistakes"):
             assert f"{kind}_{variant}.png" in names
     assert {"validation_overlay.png", "activations_baseline.png"} <= names
@@ -150,7 +150,7 @@ def test_the_report_embeds_its_figures_and_judges_the_claims_from_the_histories(
         v: SavedRun.of_model(
             folder / FILES[v], read_record((folder / FILES[v]).with_suffix(".json"))
         )
-        for v in VARIANTS
+        for v in SEED_VARIANTS
     }
     expected = report.judge_claims(runs)
     assert len(expected) == 5
@@ -255,7 +255,7 @@ def test_a_study_killed_between_runs_and_inside_a_run_resumes_to_the_same_histor
     assert [r.state for r in read_study(folder)[1]] == ["done"] * 4
 
     expected, got = histories(straight[0]), histories(folder)
-    for variant in VARIANTS:
+    for variant in SEED_VARIANTS:
         for key in METRICS:
             np.testing.assert_allclose(
                 got[variant][key], expected[variant][key], rtol=1e-5, err_msg=f"{variant} {key}"

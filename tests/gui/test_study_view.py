@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from cifar_gui.config import VARIANTS
+from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.study import read_study
 from cifar_gui.gui.state import AppState
@@ -78,7 +78,7 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
     assert panel.progress.format() == "Stopped" and opened == []
     # The overall progress: which run, which epoch, the whole study's time left.
     assert any(line.startswith("Study: run 1 of 4 (baseline) \u00b7 epoch ") for line in lines)
-    assert any("run 2 of 4 (augmented)" in line and "study ETA 0:" in line for line in lines)
+    assert any("run 2 of 4 (augmented)" in line and "study ETA " in line for line in lines)
     # The finished baseline is overlaid in its variant's colour; the live run in its own.
     assert panel.plots.overlay_labels == ["baseline"]
 
@@ -97,7 +97,7 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
         ("baseline", True), ("augmented", False), ("transfer", False), ("finetune", False)
     ]  # fmt: skip
     assert [r.state for r in read_study(folder)[1]] == ["done"] * 4
-    assert panel.plots.overlay_labels == list(VARIANTS)
+    assert panel.plots.overlay_labels == list(SEED_VARIANTS)
     pen = panel.plots._overlays["augmented"][0][1].opts["pen"]
     assert pen.color().name() == variant_color("augmented")
     # The transfer model just trained is where a fine-tune would continue from.

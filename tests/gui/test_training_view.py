@@ -250,14 +250,26 @@ def test_the_legend_of_many_overlays_stays_outside_the_plots(qtbot, tmp_path):
     panel.table.selectAll()
 
     plots = panel.plots
-    assert len(plots.legend_labels()) == 11  # the live run's 3 series, 2 per overlaid run
+    assert len(plots.legend_labels()) == 12  # the live run's 3 series and star, 2 per overlay
     assert {"run_0 train", "run_3 val", "validation (epoch)"} <= set(plots.legend_labels())
     for plot in plots.plots.values():
         assert plot.legend is None  # nothing drawn inside the plotting area
         area = plot.getViewWidget()
         assert not area.geometry().intersects(plots.legend_view.geometry())
+    # Each overlay's stars: its best validation accuracy (epoch 2) and lowest loss (epoch 1).
+    stars = [
+        curve.getData()
+        for plot in plots.plots.values()
+        for curve in plot.listDataItems()
+        if curve.opts.get("symbol") == "star" and curve.getData()[0] is not None
+        and len(curve.getData()[0])
+    ]  # fmt: skip
+    assert len(stars) == 8
+    assert sorted((float(x[0]), round(float(y[0]), 3)) for x, y in stars) == sorted(
+        [(1.0, 0.6)] * 4 + [(2.0, round(0.6 + i / 10, 3)) for i in range(4)]
+    )
     panel.table.clearSelection()
-    assert len(plots.legend_labels()) == 3
+    assert len(plots.legend_labels()) == 4
 
 
 def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_path, warnings):

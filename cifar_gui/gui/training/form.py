@@ -42,8 +42,8 @@ from cifar_gui.config import (
     PRECISIONS,
     PRETRAIN_ARCHS,
     PRETRAIN_EPOCHS,
+    SEED_VARIANTS,
     STRATEGIES,
-    VARIANTS,
     RunConfig,
 )
 from cifar_gui.engine.errors import UserError
@@ -73,7 +73,7 @@ VARIANT_LABELS = {
     "finetune": "Fine-tuning",
 }
 # The variants of the combo box: a pretrain has its own button (it trains other classes).
-FORM_VARIANTS = tuple(v for v in VARIANTS if v != "pretrain")
+FORM_VARIANTS = SEED_VARIANTS  # pretrain has its own button
 PRETRAIN_LABELS = {"cnn": "Small CNN (fast on a CPU)", "vgg16": "VGG16 (for a GPU)"}
 # Base-weights choices for transfer: (label, needs a path).
 WEIGHTS_CHOICES = {

@@ -19,6 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
+from cifar_gui.engine.record import best_epoch, lowest_loss_epoch
+
 # matplotlib's tab10, so the exported PNG and the screen use the same colours per run; each
 # variant has its own (cifar_gui.variant_style), the same in the report.
 PALETTE = (
@@ -26,6 +28,23 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 METRICS = ("loss", "accuracy")
+MARK = {"symbol": "star", "symbolSize": 15, "symbolPen": pg.mkPen("k", width=1)}
+
+
+def marked_epoch(history: Mapping[str, Sequence[float]], metric: str) -> int | None:
+    """0-based epoch marked on ``metric``'s plot: the lowest validation loss on the loss plot,
+    the best validation accuracy on the accuracy plot."""
+    return lowest_loss_epoch(history) if metric == "loss" else best_epoch(history)
+
+
+def _mark(curve: pg.PlotDataItem, history: Mapping[str, Sequence[float]], metric: str) -> None:
+    epoch = marked_epoch(history, metric)
+    if epoch is None:
+        curve.setData([], [])
+    else:
+        curve.setData([epoch + 1], [history[f"val_{metric}"][epoch]])
+
+
 LEGEND_WIDTH = 210  # pixels beside the plots
 
 
@@ -41,6 +60,8 @@ class TrainingPlots(QWidget):
         self.batch_curves: dict[str, pg.PlotDataItem] = {}
         self.train_curves: dict[str, pg.PlotDataItem] = {}
         self.val_curves: dict[str, pg.PlotDataItem] = {}
+        # A star on each validation curve: the lowest loss, the best accuracy.
+        self.best_marks: dict[str, pg.PlotDataItem] = {}
         # label -> [(plot, curve)]: training and validation, loss and accuracy
         self._overlays: dict[str, list[tuple[pg.PlotItem, pg.PlotDataItem]]] = {}
         self._span: int | None = None  # epochs of the run in progress
@@ -83,11 +104,14 @@ class TrainingPlots(QWidget):
                 symbol="s", symbolSize=6, symbolBrush=PALETTE[1], symbolPen=None,
                 name="validation (epoch)",
             )  # fmt: skip
+            self.best_marks[metric] = plot.plot(
+                pen=None, symbolBrush=PALETTE[1], name="best epoch (star)", **MARK
+            )
             if metric == "accuracy":
                 plot.setYRange(0.0, 1.0, padding=0.02)
             self.plots[metric] = plot
             layout.addWidget(widget, 1)
-        for curve in (self.batch_curves, self.train_curves, self.val_curves):
+        for curve in (self.batch_curves, self.train_curves, self.val_curves, self.best_marks):
             self._add_to_legend(curve["loss"])
         layout.addWidget(self.legend_view)
 
@@ -106,10 +130,11 @@ class TrainingPlots(QWidget):
             self.train_curves[metric].setSymbolBrush(color)
             self.val_curves[metric].setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
             self.val_curves[metric].setSymbolBrush(color)
+            self.best_marks[metric].setSymbolBrush(color)
 
     def clear_live(self) -> None:
         """Empty the live curves (a new run starts)."""
-        for curves in (self.batch_curves, self.train_curves, self.val_curves):
+        for curves in (self.batch_curves, self.train_curves, self.val_curves, self.best_marks):
             for curve in curves.values():
                 curve.setData([], [])
 
@@ -138,6 +163,7 @@ class TrainingPlots(QWidget):
                                (self.val_curves[metric], f"val_{metric}")):  # fmt: skip
                 values = np.asarray(history.get(key, ()), dtype=float)
                 curve.setData(np.arange(1, len(values) + 1), values)
+            _mark(self.best_marks[metric], history, metric)
 
     def set_overlays(
         self,
@@ -160,11 +186,14 @@ class TrainingPlots(QWidget):
                     plot = self.plots[metric]
                     curves.append((plot, plot.plot(name=f"{label} train")))
                     curves.append((plot, plot.plot(name=f"{label} val")))
+                    curves.append((plot, plot.plot(pen=None, **MARK)))
                 self._add_to_legend(curves[0][1])
                 self._add_to_legend(curves[1][1])
                 self._overlays[label] = curves
             for j, metric in enumerate(METRICS):
-                train, val = curves[2 * j][1], curves[2 * j + 1][1]
+                train, val, mark = (curve for _, curve in curves[3 * j : 3 * j + 3])
+                mark.setSymbolBrush(color)
+                _mark(mark, history, metric)
                 for curve, key, dash in ((train, metric, False), (val, f"val_{metric}", True)):
                     values = np.asarray(history.get(key, ()), dtype=float)
                     style = Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine
