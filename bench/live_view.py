@@ -1,10 +1,12 @@
 """The live view's cost: epoch time with and without it, and the GUI thread's time per refresh.
 
-1. Training: the same run (deer vs horse, the seed's baseline or another variant) with no
-   live view, with a snapshot at every epoch's end (the default), and with one every
-   ``--every`` batches too, in alternating rounds in this one process, so the ratios come
-   from the same minutes of the same machine. The time per epoch is the fit loop's wall time
-   (the record's ``seconds``, callbacks included) over its epochs.
+1. Training: the same run (deer vs horse, all 10,000 training images unless ``--limit``,
+   the seed's baseline or another variant) with no live view, with a snapshot at every
+   epoch's end (the default), and with one every ``--every`` batches too, in alternating
+   rounds in this one process. Two figures: the share of each run's fit time spent making
+   snapshots (timed inside the same run, so the machine's load hits both parts alike), and
+   the ratio of seconds per epoch against the run without (the fit loop's wall time, the
+   record's ``seconds``, over its epochs; noisier on a shared machine).
 2. Drawing: :meth:`LiveView.show_snapshot` on the GUI thread for snapshots of the trained
    model (the baseline's and, with ``--vgg``, a VGG16 transfer model's): the event loop is
    blocked that long each refresh (target: under 50 ms).
@@ -36,21 +38,37 @@ sys.path.insert(0, str(ROOT))
 from benchutil import machine_fields, write_result  # noqa: E402
 
 
-def epoch_seconds(config, dataset, live_every: int | None, use_live: bool) -> float:
-    """Wall seconds per epoch of one run, the live view on or off."""
+def timed_run(config, dataset, live_every: int | None, use_live: bool) -> tuple[float, float]:
+    """Wall seconds per epoch of one run, the live view on or off, and the share of its fit
+    time spent making snapshots."""
+    from cifar_gui.engine import live
     from cifar_gui.engine.events import LiveRequest
     from cifar_gui.engine.training import Listener, run_training
 
-    snapshots = []
+    snapshots, spent = [], []
     listener = Listener()
     if use_live:
         first = [LiveRequest(every_batches=live_every)]
         listener.on_live = snapshots.append
         listener.live_request = lambda: first.pop() if first else None
-    result = run_training(config, listener, dataset=dataset, save=False)
+    original = live.LiveProbe.snapshot
+
+    def timed(self, *args):
+        started = time.perf_counter()
+        try:
+            return original(self, *args)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    live.LiveProbe.snapshot = timed
+    try:
+        result = run_training(config, listener, dataset=dataset, save=False)
+    finally:
+        live.LiveProbe.snapshot = original
     if use_live and not snapshots:
         raise RuntimeError("no snapshot arrived")
-    return result.record.seconds / result.record.epochs_completed
+    record = result.record
+    return record.seconds / record.epochs_completed, sum(spent) / record.seconds
 
 
 def draw_times(model, subset, repeat: int) -> list[float]:
@@ -80,7 +98,7 @@ def draw_times(model, subset, repeat: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
-    parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument("--limit", type=int, default=None, help="default: all images")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--every", type=int, default=50)
@@ -105,9 +123,12 @@ def main() -> int:
         f"every {args.every}": (args.every, True),
     }
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}
+    shares: dict[str, list[float]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):
         for mode, (every, on) in modes.items():
-            seconds[mode].append(epoch_seconds(config, dataset, every, on))
+            per_epoch, share = timed_run(config, dataset, every, on)
+            seconds[mode].append(per_epoch)
+            shares[mode].append(share)
     median = {mode: statistics.median(values) for mode, values in seconds.items()}
     subset = select_classes(dataset, config.classes, args.limit)
     stalls = {"baseline": draw_times(build_model(RunConfig()), subset, args.repeat)}
@@ -124,6 +145,9 @@ def main() -> int:
         "rounds": args.rounds,
         "seconds_per_epoch": {
             mode: [round(v, 3) for v in values] for mode, values in seconds.items()
+        },
+        "snapshot_share_of_fit": {
+            mode: round(statistics.median(values), 4) for mode, values in shares.items()
         },
         "cost_vs_off": {mode: round(median[mode] / median["off"] - 1, 4) for mode in modes},
         "target_cost": TARGET_COST,
