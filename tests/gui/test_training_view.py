@@ -187,13 +187,16 @@ def test_advanced_settings_reach_the_config_and_come_back(qtbot, state, tmp_path
     panel = make_panel(qtbot, state, tmp_path / "runs", epochs=7)
     panel.strategy_combo.setCurrentIndex(panel.strategy_combo.findData("mirrored"))
     panel.precision_combo.setCurrentIndex(panel.precision_combo.findData("mixed_bfloat16"))
+    panel.form.keep_best_check.setChecked(True)
     config = panel.build_config()
     assert (config.strategy, config.precision, config.epochs) == ("mirrored", "mixed_bfloat16", 7)
+    assert config.keep_best
 
     panel.shutdown()  # as the window does when it closes
     again = add_panel(qtbot, state)
     assert again.strategy_combo.currentData() == "mirrored"
     assert again.precision_combo.currentData() == "mixed_bfloat16"
+    assert again.form.keep_best_check.isChecked()
     assert again.epochs_spin.value() == 7 and again.limit_spin.value() == 40
 
 

@@ -261,10 +261,16 @@ class TrainingForm(QWidget):
         self.precision_combo.setToolTip(
             "Mixed precision computes in 16 bits and keeps float32 weights and output"
         )
+        self.keep_best_check = QCheckBox("Save the best epoch, not the last")
+        self.keep_best_check.setToolTip(
+            "The model saved is the epoch with the best validation accuracy (the sidecar "
+            "names it; the checkpoint keeps the last epoch, to resume): --keep-best"
+        )
         self.advanced_box = QGroupBox("Advanced")
         advanced_form = QFormLayout(self.advanced_box)
         advanced_form.addRow("Strategy", self.strategy_combo)
         advanced_form.addRow("Precision", self.precision_combo)
+        advanced_form.addRow(self.keep_best_check)
 
         self.out_path = PathField("Output folder", None)
         stored = self.settings.value(SETTINGS_OUT_DIR)
@@ -388,6 +394,7 @@ class TrainingForm(QWidget):
                 augment=self.state.augment,
                 strategy=self.strategy_combo.currentData(),
                 precision=self.precision_combo.currentData(),
+                keep_best=self.keep_best_check.isChecked(),
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
@@ -437,6 +444,7 @@ class TrainingForm(QWidget):
         self.weights_path.edit.setText(path)
         self.overlap_check.setChecked(config.allow_overlap)
         self.from_path.edit.setText(config.from_model or "")
+        self.keep_best_check.setChecked(config.keep_best)
         for combo, value in ((self.strategy_combo, config.strategy),
                              (self.precision_combo, config.precision)):  # fmt: skip
             combo.setCurrentIndex(combo.findData(value))
