@@ -19,7 +19,8 @@ variant (the baseline's seed setting), so the transfer's features are computed o
         [--seeds 0 1 2] [--base MODEL] [--work DIR] [--out bench/results/small_data]
 
 Each finished run is appended to ``<out>.json`` at once, and a run already there is not
-repeated: an interrupted benchmark continues where it stopped. The base is pretrained once
+repeated: an interrupted benchmark continues where it stopped; ``--report`` only writes the
+table and the plot of the runs in ``<out>.json``. The base is pretrained once
 into ``--work`` (default: a folder in the temporary directory, not the repository: the base
 is 8 MB) unless ``--base`` names one. Writes ``<out>.json``, ``<out>.md`` and ``<out>.png``.
 Times are of a shared, busy 2-core machine: they are there to size the benchmark, not to
@@ -226,7 +227,12 @@ def main() -> int:
     parser.add_argument("--base", help="an eight-class base (default: pretrain one in --work)")
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "cifar-gui-small-data"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "small_data"))
+    parser.add_argument("--report", action="store_true", help="table and plot of <out>.json")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write_report(result["runs"], result["base"]["test_accuracy"], Path(args.out))
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not Path(args.data).is_dir():
         raise SystemExit(f"{args.data}: no CIFAR-10 image folder (see ../shared/data/README.md)")
@@ -271,12 +277,16 @@ def main() -> int:
                     "runs": runs,
                 }
                 json_path.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(runs, base_record.test_accuracy if base_record else None, out)
+    return 0
+
+
+def write_report(runs: list[dict], base_accuracy: float | None, out: Path) -> None:
+    """``<out>.md`` (the table) and ``<out>.png`` (the plot) of ``runs``."""
     rows = summarise(runs)
-    base_accuracy = base_record.test_accuracy if base_record else None
     out.with_suffix(".md").write_text(markdown(rows, base_accuracy))
     plot(rows, out.with_suffix(".png"))
     print(markdown(rows, base_accuracy))
-    return 0
 
 
 if __name__ == "__main__":

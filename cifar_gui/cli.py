@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = RunConfig()  # the only source of the defaults
     train = sub.add_parser("train", help="train a model variant and save it")
-    train.add_argument("--variant", choices=VARIANTS, default=defaults.variant)
+    # A pretrain trains other classes than --classes: it has its own command.
+    train_variants = tuple(v for v in VARIANTS if v != "pretrain")
+    train.add_argument("--variant", choices=train_variants, default=defaults.variant)
     train.add_argument(
         "--classes",
         nargs="+",
