@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-feature-cache",
         dest="feature_cache",
         action="store_false",
-        help="run a frozen VGG16 base every epoch instead of computing its features once",
+        help="run the whole model every training step, frozen layers included",
     )
 
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")

@@ -139,7 +139,7 @@ class RunConfig:
     precision: str = "auto"  # "auto", "float32", "mixed_bfloat16" or "mixed_float16"
     steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
     threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
-    feature_cache: bool = True  # frozen base, no augmentation: its features computed once
+    feature_cache: bool = True  # frozen leading layers run outside the training step
 
     def __post_init__(self) -> None:
         # Every field is checked here, for the command line, the window and saved files alike.
