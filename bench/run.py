@@ -88,6 +88,10 @@ def worker(spec: dict) -> dict:
     from cifar_gui.engine.data import load_dataset, select_classes
     from cifar_gui.engine.training import Listener, describe_device, run_training
 
+    if spec["recipe"] == "conv":
+        from floor import conv_gflops
+
+        return conv_gflops()
     dataset = load_dataset(spec["data"])
     subset = select_classes(dataset, ("deer", "horse"), spec["limit"])
     variant, recipe, epochs = spec["variant"], spec["recipe"], spec["epochs"]
@@ -391,6 +395,15 @@ def markdown(report: dict) -> str:
             f"{st['ours_minutes']} min: **{st['speedup']}x** (VGG16 variants: "
             f"{st['vgg16_share_of_ours']:.0%} of ours)",
         ]
+    conv = report.get("conv_gflops") or {}
+    if "error" not in conv:
+        lines += [
+            "",
+            f"Bound: VGG16's main convolution (3x3, 64 -> 64 channels, 32x32, batch 256, "
+            f"forward) runs at {_fmt(conv.get('conv_float32'))} GFLOP/s in float32 and "
+            f"{_fmt(conv.get('conv_bfloat16'))} in bfloat16; a 2048^2 bfloat16 matrix product "
+            f"at {_fmt(conv.get('matmul_bfloat16'))} GFLOP/s.",
+        ]
     lines += ["", "## GUI figures", ""]
     for name, data in report["gui"].items():
         if "skipped" in data or "error" in data:
@@ -480,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_fmt(result['test_accuracy'], '.4f')}, peak {result['peak_rss_mib']:.0f} MiB"
             )
         runs.append(result)
+    log("conv GFLOP/s ...")
+    conv = run_worker({"variant": "-", "recipe": "conv"}, log)
     gui = {} if args.no_gui else run_gui_benchmarks(args.quick, log)
     report = {
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -499,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "comparison": (comparison := compare(runs)),
         "study": study(comparison),
+        "conv_gflops": conv,
         "gui": gui,
     }
     out = Path(args.out)

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-feature-cache",
         dest="feature_cache",
         action="store_false",
-        help="run a frozen VGG16 base every epoch instead of computing its features once",
+        help="run the whole model every training step, frozen layers included",
     )
 
     _add_pretrain_parser(sub, defaults)

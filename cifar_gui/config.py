@@ -151,7 +151,7 @@ class RunConfig:
     precision: str = "auto"  # "auto", "float32", "mixed_bfloat16" or "mixed_float16"
     steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
     threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
-    feature_cache: bool = True  # frozen base, no augmentation: its features computed once
+    feature_cache: bool = True  # frozen leading layers run outside the training step
     # Offline transfer learning (cifar_gui.engine.pretrain).
     arch: str = "cnn"  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
     excluded: tuple[str | int, ...] = ()  # pretrain: the pair the base must never see

@@ -13,8 +13,24 @@
                          GPU, where a step takes about a millisecond.
 ``threads``              TensorFlow's intra-op threads; 0 keeps its default (every core). Takes
                          effect only before TensorFlow's first operation in the process.
-``feature_cache``        a frozen base without augmentation gives the same features every
-                         epoch, so they are computed once and only the head is trained.
+``feature_cache``        the frozen front (the leading layers training cannot change: the
+                         whole VGG16 base in ``transfer``, blocks 1 and 2 in ``finetune``,
+                         any frozen base of a Sequential model) runs outside the training
+                         step, in inference mode, and only the rest is trained, at the same
+                         batch size, on its outputs: the same arithmetic, without the per-step
+                         overhead around the front. Its outputs for the test images are
+                         computed once per run, and for the training images once too when
+                         they are not augmented; augmented, the front runs on each prepared
+                         chunk of ``CHUNK_BATCHES`` batches (256 images) in the input
+                         pipeline. Off: the whole model every step (the equality tests and the
+                         benchmark's ``full`` recipe use it).
+
+Tried on the 2-core AVX512_BF16 CPU and not kept (bench/README figures): XLA for the front
+(``jit_compile``: about 10x slower than oneDNN's kernels), one inter-op thread (no change),
+front batches over 256 images (2% less CPU time per image at 512, none at 1024: not worth
+changing the augmentation chunks, whose seeds depend on their size). Keras is channels-last
+throughout already, and oneDNN's convolutions take that layout as it is (no activation
+reorders in ``ONEDNN_VERBOSE``).
 """
 
 from __future__ import annotations

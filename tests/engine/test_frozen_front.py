@@ -231,6 +231,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a fresh TensorFlow process split into two devices
 def test_mirrored_strategy_behind_a_front(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
