@@ -681,7 +681,7 @@ def run_training(
     if save and chief:
         check_can_write(Path(config.out_dir), folder=True)
     dataset = dataset if dataset is not None else load_dataset(config.data)
-    subset = select_classes(dataset, config.classes, config.limit)
+    subset = select_classes(dataset, config.classes, config.limit, train_limit=config.train_limit)
     if resume is not None and subset.class_names != resume.class_names:
         raise ModelError(
             f"{resume.directory}: the run trained {', '.join(resume.class_names)}; the data "
