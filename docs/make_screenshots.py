@@ -67,8 +67,9 @@ def make_dataset(root: Path, train: int = 60, test: int = 20) -> Path:
 STUDY_EPOCHS = 8
 
 
-def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
-    """The window during a study, and an excerpt of the study's report, as PNGs in ``out``."""
+def loaded_window(data: Path, work: Path, timeout_s: float):
+    """An offscreen window with its runs and settings in ``work``, shown, with ``data``
+    loaded; None (and a message) when the data set does not load."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -78,22 +79,36 @@ def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800
     from cifar_gui.gui.main_window import MainWindow
     from cifar_gui.gui.screenshots import WINDOW_SIZE, wait_until
     from cifar_gui.gui.training import SETTINGS_OUT_DIR
-    from cifar_gui.gui.training import panel as panel_module
 
-    app = QApplication.instance() or QApplication([])
+    QApplication.instance() or QApplication([])
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     settings.setValue(SETTINGS_OUT_DIR, str(work / "runs"))
     window = MainWindow(settings=settings)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    loaded: list[bool] = []
+    window.dataset_panel.load_finished.connect(loaded.append)
+    window.start(str(data))
+    if not wait_until(lambda: bool(loaded), timeout_s) or not loaded[0]:
+        print("the data set did not load", file=sys.stderr)
+        window.close()
+        return None
+    return window
+
+
+def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
+    """The window during a study, and an excerpt of the study's report, as PNGs in ``out``."""
+    window = loaded_window(data, work, timeout_s)
+    if window is None:
+        return 1
+    from PySide6.QtWidgets import QApplication
+
+    from cifar_gui.gui.screenshots import wait_until
+    from cifar_gui.gui.training import panel as panel_module
+
+    app = QApplication.instance()
     panel_module.open_in_browser = lambda path: True  # no browser for a screenshot
     try:
-        window.resize(*WINDOW_SIZE)
-        window.show()
-        loaded: list[bool] = []
-        window.dataset_panel.load_finished.connect(loaded.append)
-        window.start(str(data))
-        if not wait_until(lambda: bool(loaded), timeout_s) or not loaded[0]:
-            print("the data set did not load", file=sys.stderr)
-            return 1
         window.show_panel("Training")
         panel = window.training_panel
         panel.epochs_spin.setValue(STUDY_EPOCHS)
@@ -135,29 +150,15 @@ LIVE_EPOCHS = 20
 
 def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -> int:
     """The Live tab during a baseline run, after a few refreshes, as ``out/live.png``."""
-    import os
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings
+    window = loaded_window(data, work, timeout_s)
+    if window is None:
+        return 1
     from PySide6.QtWidgets import QApplication
 
-    from cifar_gui.gui.main_window import MainWindow
-    from cifar_gui.gui.screenshots import WINDOW_SIZE, wait_until
-    from cifar_gui.gui.training import SETTINGS_OUT_DIR
+    from cifar_gui.gui.screenshots import wait_until
 
-    app = QApplication.instance() or QApplication([])
-    settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue(SETTINGS_OUT_DIR, str(work / "runs"))
-    window = MainWindow(settings=settings)
+    app = QApplication.instance()
     try:
-        window.resize(*WINDOW_SIZE)
-        window.show()
-        loaded: list[bool] = []
-        window.dataset_panel.load_finished.connect(loaded.append)
-        window.start(str(data))
-        if not wait_until(lambda: bool(loaded), timeout_s) or not loaded[0]:
-            print("the data set did not load", file=sys.stderr)
-            return 1
         panel, live = window.training_panel, window.live_panel
         panel.epochs_spin.setValue(LIVE_EPOCHS)
         panel.limit_spin.setValue(0)
