@@ -138,7 +138,13 @@ def initial_weights(config: RunConfig, num_classes: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("variant", ["transfer", "finetune"])
-@pytest.mark.parametrize("augment", [True, False], ids=["augmented", "plain"])
+# Without augmentation the front runs once per run, the older feature cache (the pretrain
+# tests train transfer behind it too): those two cases run with -m slow.
+@pytest.mark.parametrize(
+    "augment",
+    [True, pytest.param(False, marks=pytest.mark.slow)],
+    ids=["augmented", "plain"],
+)
 def test_front_path_trains_the_same_weights_as_the_full_model(
     tiny_dataset, transfer_file, variant, augment
 ):

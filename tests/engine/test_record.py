@@ -44,6 +44,7 @@ TODAY = {
     "versions": {"cifar_gui": "0.1.0"},
     "finished_at": "2026-02-01T00:00:00+00:00",
     "data_source": "/data/cifar10",
+    "kept_epoch": None,
 }
 
 

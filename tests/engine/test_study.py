@@ -222,6 +222,7 @@ def follow(context, folder: Path, data: Path, resume: bool, kill_when=None) -> l
     return heard
 
 
+@pytest.mark.slow  # three studies and two kills: about two minutes on 2 cores
 def test_a_study_killed_between_runs_and_inside_a_run_resumes_to_the_same_histories(
     straight, data, forkserver, tmp_path
 ):
