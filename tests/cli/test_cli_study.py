@@ -10,15 +10,9 @@ import pytest
 from cifar_gui.cli import main
 from cifar_gui.config import RunConfig
 from cifar_gui.engine import study
+from tests.cli.test_cli_resume import one_error_line
 from tests.conftest import write_cifar_batches
 from tests.engine.test_report import check_embedded_pngs, parse
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("error: ") and "Traceback" not in err[0]
-    return err[0]
 
 
 @pytest.fixture(scope="module")
