@@ -9,6 +9,7 @@ the strip's probabilities. The window draws them with the widgets of the Activat
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 
@@ -69,7 +70,7 @@ class LiveProbe:
             raise ModelError("the live view needs test images")
         self.chain = layer_chain(model)
         self.names = [name for name, _ in self.chain]
-        self.set_request(request)
+        self.adopt(request)
         self.strip = strip_indices(self.y_test, seed)
         self._recent: deque[bool] = deque(maxlen=RUNNING_WINDOW)
         self._next_test = 0
@@ -92,6 +93,14 @@ class LiveProbe:
                 f"no test image {request.test_index + 1}: the run has {len(self.x_test)}"
             )
         self.request = request
+
+    def adopt(self, request: LiveRequest) -> None:
+        """:meth:`set_request` for the window's request, which may name a layer of the previous
+        model (between the runs of a study the window still lists its layers): a layer this
+        model does not have means its first convolution."""
+        if request.layer is not None and request.layer not in self.names:
+            request = dataclasses.replace(request, layer=None)
+        self.set_request(request)
 
     def probe_image(self) -> tuple[np.ndarray, str]:
         """The image the request names, and a caption saying which it is."""
@@ -224,6 +233,6 @@ class LiveCallback(keras.callbacks.Callback):
     def _refresh(self, done: int) -> None:
         latest = self.request()
         if latest is not None:
-            self.probe.set_request(latest)
+            self.probe.adopt(latest)
         self.last_refresh = done
         self.send(self.probe.snapshot(self.epoch, done, self.steps, self.done_before + done))

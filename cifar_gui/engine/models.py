@@ -42,11 +42,11 @@ CONV_LAYERS = (layers.Conv2D, layers.SeparableConv2D, layers.DepthwiseConv2D)
 POOL_LAYERS = (layers.MaxPooling2D, layers.AveragePooling2D)
 
 
-def output_head(num_classes: int) -> layers.Layer:
+def output_head(num_classes: int, name: str | None = None) -> layers.Layer:
     """One sigmoid unit for two classes (as the seed), a softmax over the classes otherwise."""
     if output_units(num_classes) == 1:
-        return layers.Dense(1, activation="sigmoid", dtype="float32")
-    return layers.Dense(num_classes, activation="softmax", dtype="float32")
+        return layers.Dense(1, activation="sigmoid", dtype="float32", name=name)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
 
 
 def loss_for(num_classes: int) -> str:
@@ -63,19 +63,24 @@ def build_baseline(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     name: str = "baseline",
 ) -> keras.Model:
-    """The seed's CNN: three conv/pool blocks, Dense 512, output (684,097 params for 2 classes)."""
+    """The seed's CNN: three conv/pool blocks, Dense 512, output (684,097 params for 2 classes).
+
+    Its layers have the names Keras gives them in a fresh session, fixed, so every model built
+    in one process has the same ones (a layer chosen in the live view during a study's
+    baseline is there in its augmented run).
+    """
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            layers.Conv2D(32, 3, activation="relu", padding="same"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu", padding="same"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Flatten(),
-            layers.Dense(512, activation="relu"),
-            output_head(num_classes),
+            layers.Conv2D(32, 3, activation="relu", padding="same", name="conv2d"),
+            layers.MaxPooling2D(2, name="max_pooling2d"),
+            layers.Conv2D(64, 3, activation="relu", padding="same", name="conv2d_1"),
+            layers.MaxPooling2D(2, name="max_pooling2d_1"),
+            layers.Conv2D(128, 3, activation="relu", name="conv2d_2"),
+            layers.MaxPooling2D(2, name="max_pooling2d_2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(512, activation="relu", name="dense"),
+            output_head(num_classes, name="dense_1"),
         ],
         name=name,
     )

@@ -188,7 +188,7 @@ def run(
     (the command line) instead of a spawned child (the window). Raises the run's exception (a
     :class:`UserError` keeps its one-line message), or :class:`ChildFailed` when the child
     died without a word. A study also reports each of its runs' start and end to ``on_run``.
-    ``live``: a single run also sends the live view's snapshots there (not a study).
+    ``live``: where the run (each run of a study) sends the live view's snapshots.
     """
     on_run = on_run or (lambda event: None)
     if in_process:
@@ -231,6 +231,11 @@ def _train(
         bundler.flush()  # the epoch's last batches go before its summary
         on_epoch(event)
 
+    def snapshot_done(snapshot: LiveSnapshot) -> None:
+        bundler.flush()  # the batches before it go first
+        live.on_snapshot(snapshot)
+
+    live_callbacks = {} if live is None else {"on_live": snapshot_done, "live_request": live.take}
     if isinstance(plan, StudyPlan):
         from cifar_gui.engine.study import run_study
 
@@ -238,21 +243,14 @@ def _train(
             bundler.flush()
             on_run(event)
 
-        listener = StudyListener(bundler.add, epoch_done, run_changed, stop)
+        listener = StudyListener(bundler.add, epoch_done, run_changed, stop, **live_callbacks)
         finished = run_study(plan, listener)
         bundler.flush()
         return finished
 
     from cifar_gui.engine.training import Listener, run_training
 
-    listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop)
-    if live is not None:
-
-        def snapshot_done(snapshot: LiveSnapshot) -> None:
-            bundler.flush()  # the batches before it go first
-            live.on_snapshot(snapshot)
-
-        listener.on_live, listener.live_request = snapshot_done, live.take
+    listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop, **live_callbacks)
     result = run_training(plan.config, listener, resume=plan.resume)
     bundler.flush()
     return RunFinished(result.path, result.record, result.stopped)

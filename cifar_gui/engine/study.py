@@ -42,7 +42,7 @@ from cifar_gui.engine.checkpoints import (
     read_checkpoint,
 )
 from cifar_gui.engine.errors import ModelError, UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent
+from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.engine.files import check_can_write, read_json, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
 
@@ -145,12 +145,35 @@ class StudyFinished:
 @dataclass
 class StudyListener:
     """Plain callbacks a study reports to; ``stop`` ends the run in progress as for one run
-    (its model and checkpoint are saved) and the study with it."""
+    (its model and checkpoint are saved) and the study with it. ``on_live`` and
+    ``live_request``: the live view of the run in progress, as in a single run's
+    :class:`~cifar_gui.engine.training.Listener`."""
 
     on_batch: Callable[[BatchEvent], None] | None = None
     on_epoch: Callable[[EpochEvent], None] | None = None
     on_run: Callable[[StudyRunEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    on_live: Callable[[LiveSnapshot], None] | None = None
+    live_request: Callable[[], LiveRequest | None] | None = None
+
+
+class _LatestRequest:
+    """The window's live-view requests for the runs of a study: each run's probe is new, so
+    each run starts from the latest request, not from the default."""
+
+    def __init__(self, source: Callable[[], LiveRequest | None] | None):
+        self.source = source
+        self.latest: LiveRequest | None = None
+        self.run_starts = False
+
+    def __call__(self) -> LiveRequest | None:
+        request = self.source() if self.source is not None else None
+        if request is not None:
+            self.latest = request
+        elif self.run_starts:
+            request = self.latest
+        self.run_starts = False
+        return request
 
 
 def keras_models_dirs() -> list[Path]:
@@ -341,7 +364,14 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
         recorded = dict((r.variant, r.state) for r in read_study(plan.folder)[1])
         runs = [StudyRun(r.variant, recorded[r.variant], r.model) for r in runs]
     write_study(plan, runs)
-    inner = Listener(on_batch=listener.on_batch, on_epoch=listener.on_epoch, stop=listener.stop)
+    live_request = _LatestRequest(listener.live_request)
+    inner = Listener(
+        on_batch=listener.on_batch,
+        on_epoch=listener.on_epoch,
+        stop=listener.stop,
+        on_live=listener.on_live,
+        live_request=live_request,
+    )
     events: list[StudyRunEvent] = []
 
     def announce(event: StudyRunEvent) -> None:
@@ -387,6 +417,7 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
                 history=None if resume is None else resume.history,
             )
         )
+        live_request.run_starts = True
         result = run_training(config, inner, dataset=dataset, resume=resume)
         state = "stopped" if result.stopped else "done"
         set_state(index, state)

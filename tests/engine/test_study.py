@@ -18,12 +18,16 @@ import signal
 from html.parser import HTMLParser
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from cifar_gui.config import SEED_VARIANTS, RunConfig
 from cifar_gui.engine import report, study
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.events import LiveRequest, LiveSnapshot
+from cifar_gui.engine.inspect import layer_chain
+from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.record import read_record
 from cifar_gui.engine.runs import SavedRun
 from cifar_gui.engine.study import (
@@ -60,12 +64,24 @@ def data(tmp_path_factory) -> Path:
     return write_cifar_batches(tmp_path_factory.mktemp("data") / "batches", per_batch=20, test=60)
 
 
+# The live view's request, asked once before the first run: test image 3, a layer only the
+# VGG16 runs have.
+LIVE_REQUEST = LiveRequest(test_index=2, layer=f"{VGG16_BASE_NAME}/block1_conv2")
+
+
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
-    """An uninterrupted study, with what its listener heard."""
+    """An uninterrupted study, with what its listener heard: its runs and epochs, and the
+    live view's snapshots (each after the run event it follows)."""
     folder = tmp_path_factory.mktemp("straight") / "study"
     heard: list = []
-    listener = StudyListener(on_run=heard.append, on_epoch=lambda e: heard.append(e.epoch))
+    requests = [LIVE_REQUEST]
+    listener = StudyListener(
+        on_run=heard.append,
+        on_epoch=lambda e: heard.append(e.epoch),
+        on_live=heard.append,
+        live_request=lambda: requests.pop() if requests else None,
+    )
     finished = run_study(plan_study(template(data), folder), listener)
     return folder, finished, heard
 
@@ -85,7 +101,7 @@ def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(stra
     for name in FILES.values():
         assert (folder / name).is_file() and (folder / name).with_suffix(".json").is_file()
         assert (folder / "checkpoints" / Path(name).stem / "state.json").is_file()
-    runs = [e for e in heard if not isinstance(e, int)]
+    runs = [e for e in heard if isinstance(e, study.StudyRunEvent)]
     assert [(e.variant, e.state) for e in runs] == [
         (v, s) for v in SEED_VARIANTS for s in ("running", "done")
     ]
@@ -105,6 +121,36 @@ def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(stra
     transfer = read_record(folder / "cifar10_4_7_transferlearning.json")
     assert transfer.parameters.trainable == 131_585  # the seed's frozen base
     assert template_.epochs == 2 and template_.weights == "none"
+
+
+def test_every_run_of_a_study_sends_live_snapshots_from_the_latest_request(straight):
+    folder, _, heard = straight
+    shown: dict[str, list] = {}
+    variant = None
+    for event in heard:
+        if isinstance(event, study.StudyRunEvent):
+            variant = event.variant if event.state == "running" else None
+        elif isinstance(event, LiveSnapshot):
+            assert variant is not None, "a snapshot outside a run"
+            shown.setdefault(variant, []).append(event)
+    # One at each epoch's end, for every run; each of its own model.
+    assert {v: [s.epoch for s in snaps] for v, snaps in shown.items()} == {
+        v: [0, 1] for v in SEED_VARIANTS
+    }
+    for variant, snaps in shown.items():
+        model = keras.models.load_model(folder / FILES[variant], compile=False)
+        chain = layer_chain(model)
+        names = tuple(name for name, _ in chain)
+        first_conv = next(n for n, layer in chain if isinstance(layer, keras.layers.Conv2D))
+        for snap in snaps:
+            assert snap.layers == names
+            # The request asked before the first run holds in every run: its image always,
+            # its layer where the model has it, else the model's first convolution.
+            assert snap.image_caption.startswith("test image 3 (1-based)")
+            expected = LIVE_REQUEST.layer if LIVE_REQUEST.layer in names else first_conv
+            assert snap.layer == expected, variant
+    assert shown["baseline"][0].layer != LIVE_REQUEST.layer
+    assert shown["transfer"][0].layer == LIVE_REQUEST.layer
 
 
 class Cells(HTMLParser):

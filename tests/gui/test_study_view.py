@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.study import read_study
+from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.training import panel as panel_module
@@ -57,6 +58,16 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
     panel.batch_progress.connect(lambda _e: lines.append(panel.results.study_label.text()))
     events = []
     panel.study_run.connect(events.append)
+    # The Live tab, wired as the main window wires it: each run of the study is shown live.
+    live = LiveView()
+    qtbot.addWidget(live)
+    panel.controller.run_started.connect(live.begin_run)
+    panel.controller.live_snapshot.connect(live.show_snapshot)
+    live.request_changed.connect(panel.controller.ask_live)
+    shown: list[tuple[str, str, int]] = []  # (variant of the run, layer shown, epoch)
+    panel.controller.live_snapshot.connect(
+        lambda snap: shown.append((events[-1].variant, snap.layer, snap.epoch))
+    )
     assert panel.study_button.isEnabled()
 
     # Stop once the augmented run has trained an epoch.
@@ -81,6 +92,9 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
     assert any("run 2 of 4 (augmented)" in line and "study ETA " in line for line in lines)
     # The finished baseline is overlaid in its variant's colour; the live run in its own.
     assert panel.plots.overlay_labels == ["baseline"]
+    assert ("baseline", "conv2d", 0) in shown and ("baseline", "conv2d", 1) in shown
+    # Ask for the baseline's second convolution: the augmented run (the same network) shows it.
+    live.layer_combo.setCurrentIndex(live.layer_combo.findData("conv2d_1"))
 
     # Resume: the study continues to its end and its report opens.
     events.clear()
@@ -97,6 +111,14 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
         ("baseline", True), ("augmented", False), ("transfer", False), ("finetune", False)
     ]  # fmt: skip
     assert [r.state for r in read_study(folder)[1]] == ["done"] * 4
+    # Every run trained after the resume was shown live, each at each epoch's end; the VGG16
+    # runs, which have no conv2d_1, at their first convolution.
+    resumed = shown[shown.index(("augmented", "conv2d_1", 0)) :]
+    assert sorted({(v, e) for v, _, e in resumed}) == sorted(
+        (v, e) for v in SEED_VARIANTS[1:] for e in (0, 1)
+    )
+    assert {layer for v, layer, _ in resumed if v != "augmented"} == {"vgg16/block1_conv1"}
+    assert live.snapshot.layer == "vgg16/block1_conv1" and live.layer_combo.currentData() is None
     assert panel.plots.overlay_labels == list(SEED_VARIANTS)
     pen = panel.plots._overlays["augmented"][0][1].opts["pen"]
     assert pen.color().name() == variant_color("augmented")

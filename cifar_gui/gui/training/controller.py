@@ -111,10 +111,16 @@ def training_job(
     return outcome
 
 
-def study_job(plan: StudyPlan, traces: Callable[[], BatchTrace], task: TaskState) -> StudyOutcome:
+def study_job(
+    plan: StudyPlan,
+    traces: Callable[[], BatchTrace],
+    live: runner.LiveChannel | None,
+    task: TaskState,
+) -> StudyOutcome:
     """Job: run the study ``plan``; reports :class:`BatchUpdate`, epoch and
-    :class:`StudyRunEvent` values through ``task``. ``traces()`` gives the per-batch curve of
-    each run as it starts (its epochs start again from 0)."""
+    :class:`StudyRunEvent` values through ``task``, and the live snapshots of each run through
+    ``live``. ``traces()`` gives the per-batch curve of each run as it starts (its epochs start
+    again from 0)."""
     trace = traces()
 
     def report_batches(update: BatchUpdate | None) -> None:
@@ -136,7 +142,7 @@ def study_job(plan: StudyPlan, traces: Callable[[], BatchTrace], task: TaskState
         for event in events:
             report_batches(trace.add(event))
 
-    finished = runner.run(plan, on_bundle, on_epoch, task.stop_event, on_run=on_run)
+    finished = runner.run(plan, on_bundle, on_epoch, task.stop_event, on_run=on_run, live=live)
     report_batches(trace.flush())
     return StudyOutcome(finished)
 
@@ -165,7 +171,7 @@ class RunController(QObject):
     busy_changed = Signal()
     # LiveSnapshot of the run in progress (emitted from the job's thread: queued to the GUI's)
     live_snapshot = Signal(object)
-    run_started = Signal()  # a single run (not a study) has started
+    run_started = Signal()  # a run has started: a single run, or the next run of a study
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -176,7 +182,7 @@ class RunController(QObject):
         self._stopping = False
         self._study = False
         self._epochs_done = 0
-        self.live_enabled = True  # single runs send live snapshots (the Live tab)
+        self.live_enabled = True  # runs send live snapshots (the Live tab)
         self._live_request: LiveRequest | None = None  # the Live tab's; None: its default
         self._live: runner.LiveChannel | None = None
         self._job.progress.connect(self._on_progress)
@@ -215,13 +221,17 @@ class RunController(QObject):
         self._outcome, self._stopping, self._study = None, False, False
         self._epochs_done = plan.resume.epochs_completed if plan.resume is not None else 0
         self._trace = BatchTrace()
-        self._live = None
-        if self.live_enabled:
-            self._live = runner.LiveChannel(self.live_snapshot.emit, self._live_request)
-        self._job.start(functools.partial(training_job, plan, self._trace, self._live))
+        self._job.start(functools.partial(training_job, plan, self._trace, self._new_live()))
         self.busy_changed.emit()
         self.run_started.emit()
         return True
+
+    def _new_live(self) -> runner.LiveChannel | None:
+        """The live view's channel for the job that starts (None when it is off)."""
+        self._live = None
+        if self.live_enabled:
+            self._live = runner.LiveChannel(self.live_snapshot.emit, self._live_request)
+        return self._live
 
     def ask_live(self, request: LiveRequest) -> None:
         """What the live view should show, from the next refresh of this or a later run."""
@@ -235,7 +245,7 @@ class RunController(QObject):
             return False
         self._outcome, self._stopping, self._study = None, False, True
         self._epochs_done = 0
-        self._job.start(functools.partial(study_job, plan, self._new_trace))
+        self._job.start(functools.partial(study_job, plan, self._new_trace, self._new_live()))
         self.busy_changed.emit()
         return True
 
@@ -306,6 +316,8 @@ class RunController(QObject):
             if value.state == "running":
                 self._epochs_done = value.resumed_from_epoch or 0
             self.study_run.emit(value)
+            if value.state == "running":
+                self.run_started.emit()
             return
         if not self._stopping:  # an epoch the stop cut short keeps no checkpoint
             self._epochs_done = value.epoch + 1
