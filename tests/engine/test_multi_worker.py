@@ -111,6 +111,7 @@ def finish(process: subprocess.Popen, tmp_path: Path) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 def test_two_workers_train_like_one_process(cluster, tmp_path):
     data = write_cifar_batches(tmp_path / "data")
     chief, other = cluster(tmp_path, data, TRAIN)
@@ -172,6 +173,7 @@ def kill_one_and_check_the_other(cluster, tmp_path: Path, killed: int) -> None:
     assert f"/job:worker/replica:0/task:{killed}" in errors[0]
 
 
+@pytest.mark.slow
 def test_killing_a_worker_ends_the_chief_with_one_line(cluster, tmp_path):
     kill_one_and_check_the_other(cluster, tmp_path, killed=1)
 

@@ -64,6 +64,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpu_devices_trains_like_one_device(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(

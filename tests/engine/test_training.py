@@ -117,6 +117,7 @@ def test_augmented_stream_changes_images_baseline_stream_does_not(tiny_dataset):
     assert not np.allclose(first_batch("augmented"), np.sort(scaled.reshape(8, -1), axis=0))
 
 
+@pytest.mark.slow
 def test_transfer_then_finetune(tiny_dataset, tmp_path):
     base = dict(out_dir=str(tmp_path), epochs=1, batch_size=8, limit=16, weights="none")
     transfer = run_training(RunConfig(variant="transfer", **base), dataset=tiny_dataset)
