@@ -7,13 +7,15 @@ then runs ``cifar-gui --screenshot-dir docs/screenshots --data <folder>``. With 
 CIFAR-10 the panels look the same, with photographs in the grids.
 
     .venv/bin/python docs/make_screenshots.py
-    .venv/bin/python docs/make_screenshots.py --study   # study.png and study_report.png only
+    .venv/bin/python docs/make_screenshots.py --study   # study.png only
     .venv/bin/python docs/make_screenshots.py --live    # live.png: the Live tab during a run
+    .venv/bin/python docs/make_screenshots.py --report STUDY_DIR   # study_report.png
 
 ``--study`` runs the seed's study in the window (offscreen) on the same stand-in data, 8
-epochs a run and VGG16 with random weights, grabs the window while the transfer run is in
-progress (baseline and augmented overlaid), and draws an excerpt of its report (the claims
-table and the validation overlay) as ``study_report.png``.
+epochs a run and VGG16 with random weights, and grabs the window while the transfer run is
+in progress (baseline and augmented overlaid). ``--report`` draws an excerpt of the report
+of a finished study (the claims table and the validation overlay: numbers and curves, no
+picture of the data set) as ``study_report.png``.
 """
 
 from __future__ import annotations
@@ -96,18 +98,16 @@ def loaded_window(data: Path, work: Path, timeout_s: float):
     return window
 
 
-def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
-    """The window during a study, and an excerpt of the study's report, as PNGs in ``out``."""
+def study_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
+    """The window during a study, as ``out/study.png``."""
     window = loaded_window(data, work, timeout_s)
     if window is None:
         return 1
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.gui.screenshots import wait_until
-    from cifar_gui.gui.training import panel as panel_module
 
     app = QApplication.instance()
-    panel_module.open_in_browser = lambda path: True  # no browser for a screenshot
     try:
         window.show_panel("Training")
         panel = window.training_panel
@@ -129,19 +129,13 @@ def study_screenshots(data: Path, work: Path, out: Path, timeout_s: float = 1800
             return 1
         wait_until(lambda: False, 1.0)  # the next batches drawn
         window.grab().save(str(out / "study.png"))
-        if not wait_until(lambda: not panel.busy, timeout_s):
-            return 1
+        panel.stop()
+        wait_until(lambda: not panel.busy, timeout_s)
         app.processEvents()
-        report = folder / "report" / "report.html"
-        if not report.is_file():
-            print("the study wrote no report", file=sys.stderr)
-            return 1
-        draw_report_excerpt(folder, out / "study_report.png")
     finally:
         window.close()
         window.deleteLater()
     print(out / "study.png")
-    print(out / "study_report.png")
     return 0
 
 
@@ -179,8 +173,9 @@ def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -
     return 0
 
 
-def draw_report_excerpt(folder: Path, path: Path) -> None:
-    """The report's claims table above its validation overlay, drawn with matplotlib."""
+def draw_report_excerpt(folder: Path, path: Path) -> int:
+    """The claims table of the study in ``folder`` above its validation overlay, drawn with
+    matplotlib as ``path``."""
     import textwrap
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -190,6 +185,10 @@ def draw_report_excerpt(folder: Path, path: Path) -> None:
     from cifar_gui.engine.report import judge_claims
     from cifar_gui.engine.runs import discover_runs
 
+    overlay = folder / "report" / "validation_overlay.png"
+    if not overlay.is_file():
+        print(f"{folder}: no finished study (no report/validation_overlay.png)", file=sys.stderr)
+        return 1
     runs = {run.variant: run for run in discover_runs(folder)}
     claims = judge_claims(runs)
     fig = Figure(figsize=(11, 11), layout="constrained")
@@ -206,9 +205,11 @@ def draw_report_excerpt(folder: Path, path: Path) -> None:
     colours = {"holds": "#d8f0d8", "does not hold": "#f6d5d5"}
     for row, claim in enumerate(claims, start=1):
         table[row, 1].set_facecolor(colours.get(claim.verdict, "#eeeeee"))
-    bottom.imshow(imread(folder / "report" / "validation_overlay.png"))
+    bottom.imshow(imread(overlay))
     bottom.set_axis_off()
     fig.savefig(path, dpi=90)
+    print(path)
+    return 0
 
 
 def main() -> int:
@@ -219,7 +220,14 @@ def main() -> int:
     if "--study" in sys.argv[1:]:
         with tempfile.TemporaryDirectory() as tmp:
             data = make_dataset(Path(tmp) / "synthetic")
-            return study_screenshots(data, Path(tmp), ROOT / "docs" / "screenshots")
+            return study_screenshot(data, Path(tmp), ROOT / "docs" / "screenshots")
+    if "--report" in sys.argv[1:]:
+        where = sys.argv[1:][sys.argv[1:].index("--report") + 1 :]
+        if not where:
+            print("--report needs the folder of a finished study", file=sys.stderr)
+            return 2
+        out = ROOT / "docs" / "screenshots" / "study_report.png"
+        return draw_report_excerpt(Path(where[0]), out)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "synthetic")
         # Two short runs in <tmp>/runs (the Training tab's default output folder, relative to
