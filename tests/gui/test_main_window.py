@@ -169,6 +169,7 @@ def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
     assert warnings == []
 
 
+@pytest.mark.slow
 def test_screenshot_mode_saves_one_png_per_panel(qtbot, tmp_path, batches_dir, capsys):
     from PySide6.QtGui import QImage
 

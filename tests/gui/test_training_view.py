@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QSettings
 
 from cifar_gui import cli
@@ -214,6 +215,7 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
         np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, tmp_path, warnings):
     panel = make_panel(qtbot, state, tmp_path / "runs", variant="transfer", epochs=1)
     panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))  # offline
