@@ -161,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="run the whole model every training step, frozen layers included",
     )
+    speed.add_argument(
+        "--no-matmul-conv",
+        dest="matmul_convolutions",
+        action="store_false",
+        help="keep TensorFlow's convolutions on small maps (default: matrix products)",
+    )
+    speed.add_argument(
+        "--no-fused-optimizer",
+        dest="fused_optimizer",
+        action="store_false",
+        help="Keras' own RMSprop update (default: TensorFlow's fused kernel)",
+    )
 
     _add_pretrain_parser(sub, defaults)
 
@@ -308,6 +320,8 @@ def _train(args: argparse.Namespace) -> int:
                 steps_per_execution=args.steps_per_execution,
                 threads=args.threads,
                 feature_cache=args.feature_cache,
+                matmul_convolutions=args.matmul_convolutions,
+                fused_optimizer=args.fused_optimizer,
                 allow_overlap=args.allow_overlap,
             )
         except ValueError as exc:

@@ -152,6 +152,8 @@ class RunConfig:
     steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
     threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
     feature_cache: bool = True  # frozen leading layers run outside the training step
+    matmul_convolutions: bool = True  # convolutions on maps up to 4x4 as matrix products
+    fused_optimizer: bool = True  # RMSprop's update as TensorFlow's one fused kernel
     # Offline transfer learning (cifar_gui.engine.pretrain).
     arch: str = "cnn"  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
     excluded: tuple[str | int, ...] = ()  # pretrain: the pair the base must never see
@@ -202,6 +204,8 @@ class RunConfig:
         check_type("checkpoint", self.checkpoint, bool)
         check_type("keep_best", self.keep_best, bool)
         check_type("feature_cache", self.feature_cache, bool)
+        check_type("matmul_convolutions", self.matmul_convolutions, bool)
+        check_type("fused_optimizer", self.fused_optimizer, bool)
         if self.arch not in PRETRAIN_ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}: choose {', '.join(PRETRAIN_ARCHS)}")
         check_type("excluded", self.excluded, tuple)

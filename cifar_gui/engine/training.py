@@ -52,8 +52,10 @@ from cifar_gui.engine.distribute import (
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.engine.files import check_can_write
+from cifar_gui.engine.fused_rmsprop import fused_rmsprop
 from cifar_gui.engine.hardware import cpu_name
 from cifar_gui.engine.live import LiveCallback, LiveProbe
+from cifar_gui.engine.matmul_conv import matmul_convolutions
 from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
 from cifar_gui.engine.performance import (
     apply_threads,
@@ -514,91 +516,105 @@ def train(
             f"{resume.directory}: made with {resume.steps_per_epoch} steps per epoch, now "
             f"{steps}: resume with the same data, batch size and number of devices"
         )
-    with strategy.scope():
-        plan = _plan_fit(model, fit_config, subset, batch_size, steps)
-    if checkpoints is not None and resume is None and is_chief(strategy):
-        # The run is about to start: only now does it replace an older checkpoint of the
-        # same name. State first, so a kill in between leaves no state naming a deleted model.
-        (checkpoints / STATE_FILE).unlink(missing_ok=True)
-        if checkpoints.is_dir():
-            remove_stale_files(checkpoints, keep=None)
-    chief_folder = checkpoints if is_chief(strategy) else None
-    keeper = _BestKeeper(model, chief_folder) if config.keep_best else None
-    if keeper is not None:
-        keeper.check(resume)
-    log = None
-    if chief_folder is not None:
-        log = TensorBoardLog(chief_folder, config, fresh=resume is None)
-    save_checkpoint_of = None
-    if chief_folder is not None:
-        template = Checkpoint(
-            checkpoints,
-            checkpoints / epoch_file(1),
-            config,
-            1,
-            steps,
-            {},
-            tuple(subset.class_names),
-            tuple(subset.class_indices),
-            batch_size,
-        )
-
-        def save_checkpoint_of(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
-            # The whole model, also when only its head is fitted (behind cached features).
-            done = dataclasses.replace(
-                template,
-                model_path=checkpoints / epoch_file(epochs_completed),
-                epochs_completed=epochs_completed,
-                history=check_history(history),
-            )
-            save_checkpoint(model, done)
-
-    def epoch_done(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
-        # Best weights first: a state whose history names an epoch the best has its weights.
+    # Until the last epoch: the layers are plain Keras again for whoever uses the model next.
+    with matmul_convolutions(model, config.matmul_convolutions) as matmul_layers:
+        with strategy.scope():
+            plan = _plan_fit(model, fit_config, subset, batch_size, steps)
+        if checkpoints is not None and resume is None and is_chief(strategy):
+            # The run is about to start: only now does it replace an older checkpoint of the
+            # same name. State first, so a kill in between leaves no state naming a deleted model.
+            (checkpoints / STATE_FILE).unlink(missing_ok=True)
+            if checkpoints.is_dir():
+                remove_stale_files(checkpoints, keep=None)
+        chief_folder = checkpoints if is_chief(strategy) else None
+        keeper = _BestKeeper(model, chief_folder) if config.keep_best else None
         if keeper is not None:
-            keeper.epoch_done(history)
-        if save_checkpoint_of is not None:
-            save_checkpoint_of(epochs_completed, history)
-        if log is not None:
-            log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})
+            keeper.check(resume)
+        log = None
+        if chief_folder is not None:
+            log = TensorBoardLog(chief_folder, config, fresh=resume is None)
+        save_checkpoint_of = None
+        if chief_folder is not None:
+            template = Checkpoint(
+                checkpoints,
+                checkpoints / epoch_file(1),
+                config,
+                1,
+                steps,
+                {},
+                tuple(subset.class_names),
+                tuple(subset.class_indices),
+                batch_size,
+            )
 
-    previous = resume.history if resume is not None else {}
-    bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, epoch_done)
-    callbacks: list[keras.callbacks.Callback] = [bridge]
-    if listener.on_live is not None and len(subset.x_test):
-        live_request = listener.live_request or (lambda: None)
-        probe = LiveProbe(
-            model,
-            subset.x_test,
-            subset.y_test,
-            live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
-            seed=config.seed,
-            class_names=tuple(subset.class_names),
-        )
-        callbacks.append(LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch))
-    options = tf.data.Options()
-    # Every worker holds the arrays; each takes its share of every global batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    started = time.perf_counter()
-    try:
-        for epoch in range(initial_epoch, config.epochs):
-            # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
-            # compiled train function and the optimizer state carry over between them.
-            with worker_failures(strategy):
-                plan.model.fit(
-                    plan.train.epoch(epoch).with_options(options),
-                    initial_epoch=epoch,
-                    epochs=epoch + 1,
-                    validation_data=plan.validation,
-                    callbacks=callbacks,
-                    verbose=0,
-                    shuffle=False,  # the stream is already in the epoch's order
+            def save_checkpoint_of(
+                epochs_completed: int, history: Mapping[str, list[float]]
+            ) -> None:
+                # The whole model, also when only its head is fitted (behind cached features).
+                done = dataclasses.replace(
+                    template,
+                    model_path=checkpoints / epoch_file(epochs_completed),
+                    epochs_completed=epochs_completed,
+                    history=check_history(history),
                 )
-            if listener.stop.is_set():
-                break
-    finally:
-        if log is not None:
-            log.close()
+                save_checkpoint(model, done)
+
+        def epoch_done(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
+            # Best weights first: a state whose history names an epoch the best has its weights.
+            if keeper is not None:
+                keeper.epoch_done(history)
+            if save_checkpoint_of is not None:
+                save_checkpoint_of(epochs_completed, history)
+            if log is not None:
+                log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})
+
+        previous = resume.history if resume is not None else {}
+        bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, epoch_done)
+        callbacks: list[keras.callbacks.Callback] = [bridge]
+        if listener.on_live is not None and len(subset.x_test):
+            live_request = listener.live_request or (lambda: None)
+            probe = LiveProbe(
+                model,
+                subset.x_test,
+                subset.y_test,
+                live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
+                seed=config.seed,
+                class_names=tuple(subset.class_names),
+            )
+            callbacks.append(
+                LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch)
+            )
+        options = tf.data.Options()
+        # Every worker holds the arrays; each takes its share of every global batch.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        started = time.perf_counter()
+        try:
+            # Only in a run of its own: a distribution strategy's variables are not the
+            # kernel's (fit runs outside strategy.scope(), so the module cannot tell).
+            fuse = config.fused_optimizer and config.strategy == "default"
+            optimizer, variables = plan.model.optimizer, plan.model.trainable_variables
+            with fused_rmsprop(optimizer, variables, fuse) as fused:
+                for epoch in range(initial_epoch, config.epochs):
+                    # One fit per epoch, each on that epoch's own finite data (see
+                    # EpochStream); the compiled train function and the optimizer state carry
+                    # over between them.
+                    with worker_failures(strategy):
+                        plan.model.fit(
+                            plan.train.epoch(epoch).with_options(options),
+                            initial_epoch=epoch,
+                            epochs=epoch + 1,
+                            validation_data=plan.validation,
+                            callbacks=callbacks,
+                            verbose=0,
+                            shuffle=False,  # the stream is already in the epoch's order
+                        )
+                    if listener.stop.is_set():
+                        break
+        finally:
+            if log is not None:
+                log.close()
     seconds = time.perf_counter() - started
     history = bridge.history
     val = history.get("val_accuracy", [])
@@ -631,6 +647,8 @@ def train(
             "feature_cache": plan.model is not model,
             "frozen_front_layers": plan.front_layers,
             "feature_seconds": plan.feature_seconds,
+            "matmul_convolutions": sorted(matmul_layers),  # layers run as matrix products
+            "fused_optimizer": fused,
         },
         versions=versions(),
         finished_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
