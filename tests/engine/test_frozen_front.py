@@ -156,10 +156,14 @@ def test_front_path_trains_the_same_weights_as_the_full_model(
     split = train(config, subset)
     assert full.record.performance["frozen_front_layers"] == 0
     assert split.record.performance["frozen_front_layers"] == (3 if variant == "transfer" else 7)
-    # Blocks 4 and 5 see 4x4 and 2x2 maps: in the front for transfer, trained for finetune.
-    small_maps = [f"block{block}_conv{n}" for block in (4, 5) for n in (1, 2, 3)]
+    # Blocks 4 and 5 see 4x4 and 2x2 maps (in the front for transfer); block 3's 8x8 maps
+    # have their kernel gradients as matrix products when it is trained (finetune).
+    blocks = (4, 5) if variant == "transfer" else (3, 4, 5)
+    small_maps = [f"block{block}_conv{n}" for block in blocks for n in (1, 2, 3)]
     assert split.record.performance["matmul_convolutions"] == small_maps
-    assert full.record.performance["matmul_convolutions"] == small_maps
+    # The whole model's step also traces the frozen base's kernel gradients (Keras' tape
+    # watches its variables), which TensorFlow prunes as unused: block 3 is listed there.
+    assert set(small_maps) <= set(full.record.performance["matmul_convolutions"])
     start = initial_weights(config, subset.num_classes)
     moved = max(
         float(np.max(np.abs(a - b))) for a, b in zip(full.model.get_weights(), start, strict=True)

@@ -27,7 +27,8 @@ from cifar_gui.engine.models import build_transfer, compile_model, unfreeze_from
     ],
 )
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32])
-def test_values_and_gradients_equal_tensorflows(map_shape, kernel_shape, padding, dtype):
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "kernel-gradient"])
+def test_values_and_gradients_equal_tensorflows(map_shape, kernel_shape, padding, dtype, whole):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(3, *map_shape)), dtype)
     kernel = tf.constant(rng.normal(size=kernel_shape), dtype)
@@ -41,7 +42,7 @@ def test_values_and_gradients_equal_tensorflows(map_shape, kernel_shape, padding
         return [y, *tape.gradient(loss, [x, kernel])]
 
     rng_y = np.random.default_rng(1)
-    ours = outputs_and_gradients(lambda a, b: im2col_conv(a, b, padding))
+    ours = outputs_and_gradients(lambda a, b: im2col_conv(a, b, padding, whole=whole))
     rng_y = np.random.default_rng(1)
     theirs = outputs_and_gradients(lambda a, b: tf.nn.conv2d(a, b, 1, padding.upper()))
     tolerance = 1e-12 if dtype == tf.float64 else 1e-5
@@ -92,19 +93,35 @@ def traced_ops(model: keras.Model) -> list[str]:
     return [op.type for op in function.get_concrete_function(spec).graph.get_operations()]
 
 
+def traced_gradient_ops(model: keras.Model) -> list[str]:
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return [op.type for op in tf.function(step).get_concrete_function(spec).graph.get_operations()]
+
+
 def test_only_small_maps_become_matrix_products_and_only_within_the_block():
     model = model_with_maps()
     images = np.random.default_rng(2).normal(size=(5, 8, 8, 2)).astype(np.float32)
     before = model.predict(images, verbose=0)
     stock_convolutions = traced_ops(model).count("Conv2D")
+    stock_gradients = traced_gradient_ops(model)
     with matmul_convolutions(model) as used:
         ops = traced_ops(model)
         within = model(images, training=False).numpy()
-    assert used == {"on_4x4", "on_2x2"}
+        assert used == {"on_4x4", "on_2x2"}
+        gradient_ops = traced_gradient_ops(model)
+    assert used == {"on_4x4", "on_2x2", "on_8x8"}  # 8x8: its kernel gradient
     assert stock_convolutions == 4
     assert ops.count("Conv2D") == 2  # on 8x8 and the strided one
     assert ops.count("MatMul") == 2
     np.testing.assert_allclose(within, before, rtol=1e-5, atol=1e-6)
+    # The strided layer's kernel gradient stays TensorFlow's, the 8x8 one's is a product.
+    assert stock_gradients.count("Conv2DBackpropFilter") == 4
+    assert gradient_ops.count("Conv2DBackpropFilter") == 1
     assert traced_ops(model).count("Conv2D") == 4  # plain Keras again
     with matmul_convolutions(model, enabled=False) as used:
         assert traced_ops(model).count("Conv2D") == 4
@@ -119,7 +136,8 @@ def test_layers_are_restored_when_the_block_raises():
 
 
 def test_finetune_gradients_and_step_equal_tensorflows():
-    """VGG16 as finetune trains it, float32: every trainable variable's gradient, and the
+    """VGG16 as finetune trains it (blocks 3 to 5 on 8x8, 4x4 and 2x2 maps), float32: every
+    trainable variable's gradient, and the
     weights after one RMSprop step, with and without the matrix products.
 
     One step, not several: after a few steps a unit whose input sum is within round-off of
@@ -150,7 +168,7 @@ def test_finetune_gradients_and_step_equal_tensorflows():
 
     ours, ours_after, used = gradients_and_step(True)
     theirs, theirs_after, none_used = gradients_and_step(False)
-    assert used == {f"block{block}_conv{n}" for block in (4, 5) for n in (1, 2, 3)}
+    assert used == {f"block{block}_conv{n}" for block in (3, 4, 5) for n in (1, 2, 3)}
     assert none_used == set()
     for a, b in zip(ours, theirs, strict=True):
         scale = float(np.max(np.abs(b)))
