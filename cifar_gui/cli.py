@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import (
+    MATMUL_CONVOLUTIONS,
     MAX_SEED,
     PRECISIONS,
     PRETRAIN_ARCHS,
@@ -162,10 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the whole model every training step, frozen layers included",
     )
     speed.add_argument(
-        "--no-matmul-conv",
+        "--matmul-conv",
         dest="matmul_convolutions",
-        action="store_false",
-        help="keep TensorFlow's convolutions on small maps (default: matrix products)",
+        choices=MATMUL_CONVOLUTIONS,
+        default=defaults.matmul_convolutions,
+        help="convolutions on small maps as matrix products (auto: on CPUs)",
     )
     speed.add_argument(
         "--no-fused-optimizer",

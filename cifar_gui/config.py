@@ -19,6 +19,7 @@ VARIANTS = (*SEED_VARIANTS, "pretrain")
 PRETRAIN_ARCHS = ("cnn", "vgg16")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+MATMUL_CONVOLUTIONS = ("auto", "on", "off")
 STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
 
 # Bounds of the numeric settings. Each is far beyond a sensible run, but small enough that
@@ -152,7 +153,7 @@ class RunConfig:
     steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
     threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
     feature_cache: bool = True  # frozen leading layers run outside the training step
-    matmul_convolutions: bool = True  # convolutions on maps up to 4x4 as matrix products
+    matmul_convolutions: str = "auto"  # small maps' convolutions as matrix products; auto: CPUs
     fused_optimizer: bool = True  # RMSprop's update as TensorFlow's one fused kernel
     # Offline transfer learning (cifar_gui.engine.pretrain).
     arch: str = "cnn"  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
@@ -204,7 +205,11 @@ class RunConfig:
         check_type("checkpoint", self.checkpoint, bool)
         check_type("keep_best", self.keep_best, bool)
         check_type("feature_cache", self.feature_cache, bool)
-        check_type("matmul_convolutions", self.matmul_convolutions, bool)
+        if self.matmul_convolutions not in MATMUL_CONVOLUTIONS:
+            raise ValueError(
+                f"unknown matmul_convolutions {self.matmul_convolutions!r}: choose "
+                f"{', '.join(MATMUL_CONVOLUTIONS)}"
+            )
         check_type("fused_optimizer", self.fused_optimizer, bool)
         if self.arch not in PRETRAIN_ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}: choose {', '.join(PRETRAIN_ARCHS)}")

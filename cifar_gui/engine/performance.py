@@ -24,6 +24,14 @@
                          chunk of ``CHUNK_BATCHES`` batches (256 images) in the input
                          pipeline. Off: the whole model every step (the equality tests and the
                          benchmark's ``full`` recipe use it).
+``matmul_convolutions``  convolutions on maps up to 4x4 (VGG16's blocks 4 and 5 at 32x32) as
+                         im2col matrix products, their gradients too, and on 8x8 maps (block
+                         3) their kernel gradients: oneDNN's kernels are several times slower
+                         there (:mod:`cifar_gui.engine.matmul_conv`). ``auto``: on a CPU only
+                         (measured there; a GPU keeps cuDNN's kernels).
+``fused_optimizer``      RMSprop's update as TensorFlow's one fused kernel instead of Keras'
+                         element-wise passes, outside distribution strategies
+                         (:mod:`cifar_gui.engine.fused_rmsprop`).
 
 Tried on the 2-core AVX512_BF16 CPU and not kept (bench/README figures): XLA for the front
 (``jit_compile``: about 10x slower than oneDNN's kernels), one inter-op thread (no change),
@@ -66,6 +74,11 @@ def resolve_precision(setting: str) -> str:
     if has_gpu():
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def resolve_matmul_convolutions(setting: str) -> bool:
+    """Whether small maps' convolutions run as matrix products (``"auto"``: without a GPU)."""
+    return setting == "on" or (setting == "auto" and not has_gpu())
 
 
 def resolve_steps_per_execution(setting: int | str, steps_per_epoch: int) -> int:

@@ -61,6 +61,7 @@ from cifar_gui.engine.performance import (
     apply_threads,
     model_precision,
     precision_scope,
+    resolve_matmul_convolutions,
     resolve_precision,
     resolve_steps_per_execution,
 )
@@ -517,7 +518,9 @@ def train(
             f"{steps}: resume with the same data, batch size and number of devices"
         )
     # Until the last epoch: the layers are plain Keras again for whoever uses the model next.
-    with matmul_convolutions(model, config.matmul_convolutions) as matmul_layers:
+    with matmul_convolutions(
+        model, resolve_matmul_convolutions(config.matmul_convolutions)
+    ) as matmul_layers:
         with strategy.scope():
             plan = _plan_fit(model, fit_config, subset, batch_size, steps)
         if checkpoints is not None and resume is None and is_chief(strategy):

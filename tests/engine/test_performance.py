@@ -11,7 +11,11 @@ from cifar_gui.engine import performance
 from cifar_gui.engine.checkpoints import read_checkpoint
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.engine.models import build_baseline, with_precision
-from cifar_gui.engine.performance import resolve_precision, resolve_steps_per_execution
+from cifar_gui.engine.performance import (
+    resolve_matmul_convolutions,
+    resolve_precision,
+    resolve_steps_per_execution,
+)
 from cifar_gui.engine.training import run_training
 
 TRANSFER_PARAMETERS = 14_846_273  # VGG16 base 14,714,688 + Dense 256 131,328 + output 257
@@ -56,6 +60,8 @@ def test_steps_per_execution_is_the_setting_at_most_an_epoch(monkeypatch):
         ("steps_per_execution", 0),
         ("steps_per_execution", "x"),
         ("threads", -1),
+        ("matmul_convolutions", True),
+        ("fused_optimizer", "yes"),
     ],
 )
 def test_bad_speed_settings_are_refused(field, value):
@@ -63,8 +69,23 @@ def test_bad_speed_settings_are_refused(field, value):
         RunConfig(**{field: value})
 
 
+def test_matmul_convolutions_auto_means_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(performance, "has_gpu", lambda: False)
+    assert resolve_matmul_convolutions("auto") and resolve_matmul_convolutions("on")
+    assert not resolve_matmul_convolutions("off")
+    monkeypatch.setattr(performance, "has_gpu", lambda: True)
+    assert not resolve_matmul_convolutions("auto") and resolve_matmul_convolutions("on")
+
+
 def test_speed_settings_round_trip_through_the_sidecar_dict():
-    config = RunConfig(precision="float32", steps_per_execution=4, threads=1, feature_cache=False)
+    config = RunConfig(
+        precision="float32",
+        steps_per_execution=4,
+        threads=1,
+        feature_cache=False,
+        matmul_convolutions="off",
+        fused_optimizer=False,
+    )
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
