@@ -157,24 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="TensorFlow intra-op threads (0: all cores)",
     )
     speed.add_argument(
-        "--no-feature-cache",
-        dest="feature_cache",
-        action="store_false",
-        help="run the whole model every training step, frozen layers included",
-    )
-    speed.add_argument(
         "--matmul-conv",
         dest="matmul_convolutions",
         choices=MATMUL_CONVOLUTIONS,
         default=defaults.matmul_convolutions,
         help="convolutions on small maps as matrix products (auto: on CPUs)",
     )
-    speed.add_argument(
-        "--no-fused-optimizer",
-        dest="fused_optimizer",
-        action="store_false",
-        help="Keras' own RMSprop update (default: TensorFlow's fused kernel)",
-    )
+    for flag, dest, help_text in (
+        ("--no-feature-cache", "feature_cache", "run the whole model every training step, "
+         "frozen layers included"),
+        ("--no-fused-optimizer", "fused_optimizer", "Keras' own RMSprop update (default: "
+         "TensorFlow's fused kernel)"),
+    ):  # fmt: skip
+        speed.add_argument(flag, dest=dest, action="store_false", help=help_text)
 
     _add_pretrain_parser(sub, defaults)
 

@@ -175,3 +175,9 @@ def test_train_defaults_are_run_configs():
     assert (args.precision, args.steps_per_execution, args.threads, args.weights) == (
         defaults.precision, defaults.steps_per_execution, defaults.threads, defaults.weights,
     )  # fmt: skip
+    speed = ("feature_cache", "matmul_convolutions", "fused_optimizer")
+    assert [getattr(args, name) for name in speed] == [getattr(defaults, name) for name in speed]
+    off = build_parser().parse_args(
+        ["train", "--no-feature-cache", "--matmul-conv", "off", "--no-fused-optimizer"]
+    )
+    assert [getattr(off, name) for name in speed] == [False, "off", False]
