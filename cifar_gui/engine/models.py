@@ -149,13 +149,13 @@ def copy_base_weights(model_path: str | Path, source: keras.Model, base: keras.M
             layer.set_weights(source_base.get_layer(layer.name).get_weights())
 
 
-def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of ``model`` in order, nested models opened (VGG16's preprocessing kept
     whole: it is a graph, not a chain), input layers left out."""
     out: list[keras.layers.Layer] = []
     for layer in model.layers:
         if isinstance(layer, keras.Model) and layer.name != VGG16_PREPROCESS_NAME:
-            out.extend(_flat_layers(layer))
+            out.extend(flat_layers(layer))
         elif not isinstance(layer, keras.layers.InputLayer):
             out.append(layer)
     return out
@@ -163,7 +163,7 @@ def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 def convolutional_base(source: keras.Model, where: str | Path) -> list[keras.layers.Layer]:
     """The layers of ``source`` up to and including its last convolution or pooling."""
-    flat = _flat_layers(source)
+    flat = flat_layers(source)
     ends = [i for i, layer in enumerate(flat) if isinstance(layer, CONV_LAYERS + POOL_LAYERS)]
     if not ends:
         raise ModelError(f"{where}: has no convolutional layers to transfer")

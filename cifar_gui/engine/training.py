@@ -467,6 +467,42 @@ class _BestKeeper:
         return best + 1
 
 
+def _fit_epochs(
+    plan: _FitPlan,
+    config: RunConfig,
+    strategy: tf.distribute.Strategy,
+    callbacks: list[keras.callbacks.Callback],
+    listener: Listener,
+    initial_epoch: int,
+) -> bool:
+    """Fit ``plan`` from ``initial_epoch`` to the last epoch or a stop; returns whether
+    RMSprop's update was the fused kernel (:mod:`cifar_gui.engine.fused_rmsprop`)."""
+    options = tf.data.Options()
+    # Every worker holds the arrays; each takes its share of every global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    # Only in a run of its own: a distribution strategy's variables are not the kernel's (fit
+    # runs outside strategy.scope(), so the module cannot tell).
+    fuse = config.fused_optimizer and config.strategy == "default"
+    optimizer, variables = plan.model.optimizer, plan.model.trainable_variables
+    with fused_rmsprop(optimizer, variables, fuse) as fused:
+        for epoch in range(initial_epoch, config.epochs):
+            # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
+            # compiled train function and the optimizer state carry over between them.
+            with worker_failures(strategy):
+                plan.model.fit(
+                    plan.train.epoch(epoch).with_options(options),
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    validation_data=plan.validation,
+                    callbacks=callbacks,
+                    verbose=0,
+                    shuffle=False,  # the stream is already in the epoch's order
+                )
+            if listener.stop.is_set():
+                break
+    return fused
+
+
 def train(
     config: RunConfig,
     subset: Subset,
@@ -587,34 +623,9 @@ def train(
             callbacks.append(
                 LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch)
             )
-        options = tf.data.Options()
-        # Every worker holds the arrays; each takes its share of every global batch.
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
         started = time.perf_counter()
         try:
-            # Only in a run of its own: a distribution strategy's variables are not the
-            # kernel's (fit runs outside strategy.scope(), so the module cannot tell).
-            fuse = config.fused_optimizer and config.strategy == "default"
-            optimizer, variables = plan.model.optimizer, plan.model.trainable_variables
-            with fused_rmsprop(optimizer, variables, fuse) as fused:
-                for epoch in range(initial_epoch, config.epochs):
-                    # One fit per epoch, each on that epoch's own finite data (see
-                    # EpochStream); the compiled train function and the optimizer state carry
-                    # over between them.
-                    with worker_failures(strategy):
-                        plan.model.fit(
-                            plan.train.epoch(epoch).with_options(options),
-                            initial_epoch=epoch,
-                            epochs=epoch + 1,
-                            validation_data=plan.validation,
-                            callbacks=callbacks,
-                            verbose=0,
-                            shuffle=False,  # the stream is already in the epoch's order
-                        )
-                    if listener.stop.is_set():
-                        break
+            fused = _fit_epochs(plan, config, strategy, callbacks, listener, initial_epoch)
         finally:
             if log is not None:
                 log.close()
