@@ -11,25 +11,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QShowEvent
+from PySide6.QtGui import QIcon, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from cifar_gui.engine.data import Dataset, select_classes
+from cifar_gui.engine.metrics import class_scores, confidence_histogram
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability
+from cifar_gui.gui.widgets.evaluation_widgets import ConfidenceChart, ConfusionTable, ScoresTable
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
     from cifar_gui.engine.predictions import Evaluation
 
 ICON_SIZE = 64  # pixels per thumbnail in the image list
+CAPTION_LINES = 2  # under each thumbnail: the true class, then the answer
 
 
 @dataclass(frozen=True)
@@ -99,20 +98,26 @@ class EvaluationPanel(QWidget):
         top.addWidget(self.evaluate_button)
 
         self.metrics_label = QLabel()
+        self.metrics_label.setWordWrap(True)
         self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.confusion = QTableWidget()
-        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.scores = ScoresTable()
+        self.confusion = ConfusionTable()
         self.confusion.cellClicked.connect(self.show_cell)
-        self.confusion.setToolTip("Rows: true class; columns: predicted. Click a cell to list it.")
+        self.confidence = ConfidenceChart()
         self.show_mistakes_button = QPushButton("Show all mistakes")
         self.show_mistakes_button.clicked.connect(self.show_mistakes)
+        self.details = QWidget()  # what a result shows, hidden until there is one
+        details = QVBoxLayout(self.details)
+        details.setContentsMargins(0, 0, 0, 0)
+        details.addWidget(QLabel("<b>Per class</b>"))
+        details.addWidget(self.scores)
+        details.addWidget(QLabel("<b>Confusion matrix</b> (click a cell to list its images)"))
+        details.addWidget(self.confusion)
+        details.addWidget(self.confidence, 1)
+        details.addWidget(self.show_mistakes_button)
         left = QVBoxLayout()
         left.addWidget(self.metrics_label)
-        left.addWidget(QLabel("Confusion matrix (rows: true class, columns: predicted)"))
-        left.addWidget(self.confusion)
-        left.addWidget(self.show_mistakes_button)
-        left.addStretch(1)
+        left.addWidget(self.details, 1)
 
         self.list_title = QLabel()
         self.images = QListWidget()
@@ -120,8 +125,9 @@ class EvaluationPanel(QWidget):
         self.images.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.images.setResizeMode(QListView.ResizeMode.Adjust)
         self.images.setMovement(QListView.Movement.Static)
-        self.images.setUniformItemSizes(True)
-        self.images.setSpacing(4)
+        # Not uniform: the first caption would set every item's width and cut longer ones.
+        self.images.setUniformItemSizes(False)
+        self.images.setWordWrap(True)
         self.images.itemActivated.connect(self._open_item)
         self.images.setToolTip("Double-click an image to open it in the Activations tab")
         right = QVBoxLayout()
@@ -132,8 +138,8 @@ class EvaluationPanel(QWidget):
         right.addWidget(hint)
 
         body = QHBoxLayout()
-        body.addLayout(left, 2)
-        body.addLayout(right, 3)
+        body.addLayout(left, 1)
+        body.addLayout(right, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(body, 1)
@@ -178,10 +184,11 @@ class EvaluationPanel(QWidget):
 
     def _clear(self) -> None:
         self.metrics_label.setText("Press Evaluate for test accuracy, loss and mistakes.")
-        self.confusion.clear()
-        self.confusion.setRowCount(0)
-        self.confusion.setColumnCount(0)
-        self.confusion.hide()
+        for table in (self.scores, self.confusion):
+            table.clear()
+            table.setRowCount(0)
+            table.setColumnCount(0)
+        self.details.hide()
         self.images.clear()
         self.list_title.clear()
         self.show_mistakes_button.setEnabled(False)
@@ -212,49 +219,20 @@ class EvaluationPanel(QWidget):
             return  # computed for a model or class choice that has since changed
         self.result = result
         ev = result.evaluation
+        accuracy = format_probability(ev.accuracy)
         self.metrics_label.setText(
-            f"<b>Test accuracy {ev.accuracy:.4f}</b> &nbsp; loss {ev.loss:.4f} &nbsp; "
-            f"({len(ev.labels):,} images, {len(ev.misclassified()):,} mistakes)"
+            f"<span style='font-size:14pt'><b>Test accuracy {accuracy}</b></span> &nbsp; "
+            f"loss {ev.loss:.3f} &nbsp; {len(ev.labels):,} images, "
+            f"{len(ev.misclassified()):,} mistakes"
         )
-        self._fill_confusion(ev.confusion, result.class_names)
-        self.confusion.show()
+        self.scores.show_scores(class_scores(ev.confusion), result.class_names)
+        self.confusion.show_confusion(ev.confusion, result.class_names)
+        self.confidence.show_histogram(confidence_histogram(ev.probabilities, ev.labels))
+        self.details.show()
         self.show_mistakes_button.setEnabled(True)
         self.show_mistakes()
-        self.state.message.emit(f"{result.model_name}: test accuracy {ev.accuracy:.4f}")
+        self.state.message.emit(f"{result.model_name}: test accuracy {accuracy}")
         self.evaluated.emit(result)
-
-    def _fill_confusion(self, confusion: np.ndarray, names: tuple[str, ...]) -> None:
-        k = len(names)
-        table = self.confusion
-        table.clear()
-        table.setRowCount(k)
-        table.setColumnCount(k + 1)
-        table.setHorizontalHeaderLabels([f"→ {n}" for n in names] + ["recall"])
-        table.setVerticalHeaderLabels(list(names))
-        totals = confusion.sum(axis=1)
-        for row in range(k):
-            for col in range(k):
-                count = int(confusion[row, col])
-                item = QTableWidgetItem(f"{count:,}")
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                share = count / totals[row] if totals[row] else 0.0
-                # Right answers in green, mistakes in red, stronger for a larger share.
-                base = QColor(46, 160, 67) if row == col else QColor(215, 58, 73)
-                base.setAlphaF(0.12 + 0.6 * share if count else 0.0)
-                item.setBackground(QBrush(base))
-                item.setToolTip(f"true {names[row]}, predicted {names[col]}: {count} images")
-                table.setItem(row, col, item)
-            recall = confusion[row, row] / totals[row] if totals[row] else float("nan")
-            item = QTableWidgetItem(f"{recall:.3f}")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            table.setItem(row, k, item)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        # As tall as its rows, so the matrix does not float in an empty box.
-        rows_height = sum(table.rowHeight(r) for r in range(k))
-        table.setFixedHeight(
-            table.horizontalHeader().height() + rows_height + 2 * table.frameWidth()
-        )
 
     def show_mistakes(self) -> None:
         """List every misclassified test image, most confident first."""
@@ -283,26 +261,36 @@ class EvaluationPanel(QWidget):
         assert result is not None
         ev = result.evaluation
         self.images.clear()
+        self.images.setGridSize(self._grid_size(result.class_names))
         self._shown = np.asarray(indices, dtype=np.int64)
         self.list_title.setText(title)
         for i in self._shown:
+            names = result.class_names
             predicted = int(ev.predicted[i])
-            confidence = float(ev.probabilities[i, predicted])
-            text = f"{result.class_names[predicted]} {format_probability(confidence)}"
+            confidence = format_probability(float(ev.probabilities[i, predicted]))
+            text = f"true {names[int(ev.labels[i])]}\npredicted {names[predicted]} {confidence}"
             item = QListWidgetItem(QIcon(to_pixmap(result.images[i], ICON_SIZE)), text)
             item.setToolTip(self.caption(int(i)))
             self.images.addItem(item)
 
+    def _grid_size(self, names: tuple[str, ...]) -> QSize:
+        """Room for a thumbnail and its caption in full, for the longest class name."""
+        metrics = self.images.fontMetrics()
+        widest = max(metrics.horizontalAdvance(f"predicted {n} 100.0%") for n in names)
+        lines = CAPTION_LINES * metrics.lineSpacing()
+        return QSize(max(widest, ICON_SIZE) + 16, ICON_SIZE + lines + 12)
+
     def caption(self, index: int) -> str:
-        """How a test image is described where it is shown (1-based, as the seed)."""
+        """How a test image is described where it is shown: its number counts from 1, as
+        the tutorial's ``p <- 5``, among the test images of the chosen classes."""
         result = self.result
         assert result is not None
         ev, names = result.evaluation, result.class_names
         predicted = int(ev.predicted[index])
         return (
-            f"Test image {index + 1} (1-based) of {' / '.join(names)}: true "
+            f"Test image {index + 1} of {' vs '.join(names)}: true "
             f"{names[int(ev.labels[index])]}, predicted {names[predicted]} "
-            f"({format_probability(ev.probabilities[index, predicted])})"
+            f"{format_probability(ev.probabilities[index, predicted])}"
         )
 
     def shown_indices(self) -> np.ndarray:

@@ -17,6 +17,7 @@ from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import format_probability
 
 TIMEOUT = 30_000  # ms
 
@@ -72,13 +73,28 @@ def expected_evaluation(state: AppState, model: LoadedModel):
 def test_numbers_and_confusion_matrix_are_the_engines(qtbot, panel, state, tiny_model):
     subset, expected = expected_evaluation(state, tiny_model)
     result = run_evaluation(qtbot, panel)
-    assert f"Test accuracy {expected.accuracy:.4f}" in panel.metrics_label.text()
-    assert f"loss {expected.loss:.4f}" in panel.metrics_label.text()
+    assert f"Test accuracy {format_probability(expected.accuracy)}" in panel.metrics_label.text()
+    assert f"loss {expected.loss:.3f}" in panel.metrics_label.text()
     table = panel.confusion
     assert table.rowCount() == 2
-    assert table.verticalHeaderItem(0).text() == "deer"
-    shown = [[int(table.item(r, c).text()) for c in range(2)] for r in range(2)]
-    np.testing.assert_array_equal(shown, expected.confusion)
+    assert table.verticalHeaderItem(0).text() == "true deer"
+    # Each cell: its count, then its share of the true class's images.
+    cells = [[table.item(r, c).text().split("\n") for c in range(2)] for r in range(2)]
+    np.testing.assert_array_equal([[int(c[0]) for c in row] for row in cells], expected.confusion)
+    shares = expected.confusion / expected.confusion.sum(axis=1, keepdims=True)
+    assert [[c[1] for c in row] for row in cells] == [
+        [format_probability(v) for v in row] for row in shares
+    ]
+    # Per class: recall is the diagonal's share of its row; the last row is the mean.
+    scores = panel.scores
+    assert scores.rowCount() == 3 and scores.verticalHeaderItem(2).text() == "mean"
+    for row in range(2):
+        assert scores.item(row, 1).text() == format_probability(shares[row, row])
+        assert scores.item(row, 3).text() == str(expected.confusion[row].sum())
+    # The histogram counts every answer once, right or wrong.
+    histogram = panel.confidence.histogram
+    assert histogram.right.sum() == int(np.trace(expected.confusion))
+    assert histogram.wrong.sum() == len(expected.misclassified())
     np.testing.assert_array_equal(result.images, subset.x_test)
     assert panel.evaluate_button.isEnabled()
 
@@ -119,7 +135,7 @@ def test_double_click_opens_the_image_in_the_activation_viewer(
         qtbot.mouseDClick(panel.images.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     image, caption = blocker.args
     np.testing.assert_array_equal(image, subset.x_test[index])
-    assert caption.startswith(f"Test image {index + 1} (1-based)")
+    assert caption.startswith(f"Test image {index + 1} of deer vs horse: true ")
     assert window.tabs.currentWidget() is window.activation_panel
     viewer = window.activation_panel
     qtbot.waitUntil(
@@ -161,10 +177,10 @@ def test_showing_the_tab_evaluates_once_per_choice(qtbot, panel, state, tiny_mod
     _, expected = expected_evaluation(state, tiny_model)
     with qtbot.waitSignals([panel.evaluated, panel.job.finished], timeout=TIMEOUT):
         panel.show()
-    assert f"Test accuracy {expected.accuracy:.4f}" in panel.metrics_label.text()
+    assert f"Test accuracy {format_probability(expected.accuracy)}" in panel.metrics_label.text()
     panel.hide()
     panel.show()  # same model and classes: nothing to redo
     assert not panel.job.busy
     with qtbot.waitSignals([panel.evaluated, panel.job.finished], timeout=TIMEOUT):
         state.set_classes((7, 4))  # a new choice while on screen: evaluated again
-    assert panel.confusion.verticalHeaderItem(0).text() == "horse"
+    assert panel.confusion.verticalHeaderItem(0).text() == "true horse"
