@@ -5,8 +5,9 @@ The training process makes each :class:`~cifar_gui.engine.events.LiveSnapshot` (
 model) at the end of every epoch and, when asked, every N batches; this view only draws its
 small arrays with the Activations tab's widgets: the probe image and its Grad-CAM map, every
 channel of the chosen layer, the first convolution's filters, per-layer health sparklines and
-the prediction strip. Changing the image, layer or refresh interval sends a new
-:class:`~cifar_gui.engine.events.LiveRequest`; it takes effect at the next refresh.
+the prediction strip, beside the run's loss and accuracy as they are reported. Changing the
+image, layer or refresh interval sends a new :class:`~cifar_gui.engine.events.LiveRequest`;
+it takes effect at the next refresh. The colour map only re-colours what is shown.
 """
 
 from __future__ import annotations
@@ -27,19 +28,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.events import LiveRequest, LiveSnapshot
+from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.gui.text import format_probability
-from cifar_gui.gui.widgets.activation_widgets import ChannelGrid, PixelView
-from cifar_gui.gui.widgets.colormaps import channel_mosaic, filter_mosaic, heat_overlay
+from cifar_gui.gui.training.trace import BatchUpdate
+from cifar_gui.gui.widgets.activation_widgets import ChannelGrid, ColorBar, PixelView
+from cifar_gui.gui.widgets.colormaps import (
+    COLOR_MAPS,
+    channel_mosaic,
+    filter_mosaic,
+    heat_overlay,
+    jet,
+)
 from cifar_gui.gui.widgets.images import to_pixmap
+from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 
-SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
+SEED_TEST_IMAGE = 5  # the tutorial's p <- 5 (counted from 1)
+PROBE_SIZE = 112  # pixels of the probe image and of its Grad-CAM map
+CHANNELS_SIZE = 400  # pixels of the mosaic of the layer's channels (a 32x32 map at 2x)
+FILTERS_SIZE = 224  # pixels of the mosaic of the first convolution's filters
+CAM_LUT = jet(np.linspace(0.05, 0.95, 10))  # Grad-CAM's colours, as its legend shows them
 RIGHT, WRONG = "#1a7f37", "#c62828"  # the strip's colours: true class predicted or not
 # Health sparklines: (title, LayerHealth field, drawn as log10)
 HEALTH = (
     ("mean activation", "mean", False),
     ("zero fraction", "zero_fraction", False),
-    ("log10 update / weight per step", "update_ratio", True),
+    ("log10 update ratio", "update_ratio", True),  # the step's size over the weights' size
 )
 
 
@@ -133,7 +146,9 @@ class LiveView(QWidget):
         self.image_spin = QSpinBox()
         self.image_spin.setRange(1, 1_000_000)
         self.image_spin.setValue(SEED_TEST_IMAGE)
-        self.image_spin.setToolTip("1-based test image of the run, as the seed's p <- 5")
+        self.image_spin.setToolTip(
+            "Test image of the run, counted from 1 (the tutorial's p <- 5 is image 5)"
+        )
         self.layer_combo = QComboBox()
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_combo.addItem("first convolution", None)
@@ -143,8 +158,14 @@ class LiveView(QWidget):
         self.every_spin.setSuffix(" batches")
         self.every_spin.setToolTip(
             "Also refresh every N training batches (0: only at the end of each epoch, which "
-            "costs least: see the README's measured cost)"
+            "costs least: see docs/speed.md)"
         )
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItems(list(COLOR_MAPS))
+        self.colour_combo.setToolTip(
+            "Colours of the channels: the tutorial's terrain.colors(12), viridis or grey"
+        )
+        self.colour_combo.currentIndexChanged.connect(self._recolour)
         for signal in (
             self.image_spin.valueChanged,
             self.layer_combo.activated,
@@ -156,64 +177,79 @@ class LiveView(QWidget):
             ("Test image", self.image_spin),
             ("Layer", self.layer_combo),
             ("Refresh every", self.every_spin),
+            ("Colours", self.colour_combo),
         ):
             controls.addWidget(QLabel(label))
             controls.addWidget(widget)
         controls.addStretch(1)
 
-        self.input_view = PixelView(128)
-        self.cam_view = PixelView(128)
+        self.input_view = PixelView(PROBE_SIZE)
+        self.cam_view = PixelView(PROBE_SIZE)
+        self.cam_scale = ColorBar(CAM_LUT)
+        self.cam_scale.setFixedHeight(PROBE_SIZE)
+        self.cam_scale.setToolTip(
+            "Grad-CAM: how much each region moved the predicted class's score (0 to 1)"
+        )
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.prediction = QLabel()
         self.prediction.setWordWrap(True)
-        left = QVBoxLayout()
-        left.addWidget(QLabel("<b>Probe image</b>"))
-        left.addWidget(self.input_view)
-        left.addWidget(self.caption)
-        cam_title = QLabel("Grad-CAM of the predicted class")
-        cam_title.setWordWrap(True)
-        left.addWidget(cam_title)
-        left.addWidget(self.cam_view)
-        left.addWidget(self.prediction)
-        left.addStretch(1)
-        left_box = QWidget()
-        left_box.setLayout(left)
-        left_box.setFixedWidth(170)
-
         self.channels_title = QLabel()
-        self.channels = ChannelGrid(256)
+        self.channels = ChannelGrid(CHANNELS_SIZE)
         self.filters_title = QLabel()
         self.filters_title.setWordWrap(True)
-        self.filters = ChannelGrid(160)
+        self.filters = ChannelGrid(FILTERS_SIZE)
         self.filters.setCursor(Qt.CursorShape.ArrowCursor)
-        middle = QVBoxLayout()
-        middle.addWidget(self.channels_title)
-        middle.addWidget(self.channels)
-        middle.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(self.filters_title)
-        right.addWidget(self.filters)
-        right.addStretch(1)
+        probe = QGridLayout()
+        probe.addWidget(QLabel("<b>Probe image</b>"), 0, 0)
+        probe.addWidget(QLabel("<b>Grad-CAM</b>"), 0, 1)
+        probe.addWidget(self.input_view, 1, 0)
+        cam = QHBoxLayout()
+        cam.addWidget(self.cam_view)
+        cam.addWidget(self.cam_scale)
+        probe.addLayout(cam, 1, 1)
+        probe.addWidget(self.caption, 2, 0)
+        probe.addWidget(self.prediction, 2, 1)
+        probe.addWidget(self.filters_title, 3, 0, 1, 2)
+        probe.addWidget(self.filters, 4, 0, 1, 2)
+        probe.setRowStretch(5, 1)
+        channels = QVBoxLayout()
+        channels.addWidget(self.channels_title)
+        channels.addWidget(self.channels)
+        channels.addStretch(1)
 
+        self.plots = TrainingPlots(legend=False)
+        self.plots.setMinimumHeight(170)
+        lines = QLabel(
+            "Grey: training loss and accuracy, running and smoothed; dots: training per "
+            "epoch; dashed: validation; star: the best epoch."
+        )
+        lines.setWordWrap(True)
         self.health_view = Sparklines()
         health_area = QScrollArea()
         health_area.setWidget(self.health_view)
         health_area.setWidgetResizable(True)
-        health_area.setMinimumWidth(240)
-        health_box = QVBoxLayout()
-        health_box.addWidget(
-            QLabel("<b>Layer health</b> (one row per layer, one point per refresh)")
+        right = QVBoxLayout()
+        right.addWidget(self.plots, 1)
+        right.addWidget(lines)
+        health_title = QLabel("<b>Layer health</b> (a point per refresh)")
+        health_title.setToolTip(
+            "Per layer with weights: the mean of its outputs, the share of outputs that are "
+            "zero (a ReLU layer near 1.0 is dying), and log10 of the size of one training "
+            "step's change to its kernel over the kernel's size (about -3 is healthy; frozen "
+            "layers show nothing)"
         )
-        health_box.addWidget(health_area, 1)
+        right.addWidget(health_title)
+        right.addWidget(health_area, 1)
 
         views = QHBoxLayout()
-        views.addWidget(left_box)
-        views.addLayout(middle)
-        views.addLayout(right)
-        views.addLayout(health_box, 1)
+        views.addLayout(probe)
+        views.addLayout(channels)
+        views.addLayout(right, 1)
 
-        self.strip_title = QLabel("<b>Prediction strip</b>")
+        self.strip_title = QLabel(
+            "<b>Prediction strip</b>: the probability of the true class of eight test images"
+        )
         self.strip_cells: list[tuple[QLabel, QLabel]] = []
         strip = QGridLayout()
         for i in range(8):
@@ -249,10 +285,22 @@ class LiveView(QWidget):
     # -- snapshots ---------------------------------------------------------------------
 
     def begin_run(self) -> None:
-        """A run starts: forget the previous run's health curves."""
+        """A run starts: forget the previous run's curves."""
         self.snapshot, self.refreshes, self.health = None, 0, {}
         self.health_view.set_rows(self.health)
+        self.plots.start_live()
+        self.plots.set_epoch_span(None)
         self.status.setText("Waiting for the first refresh (the end of the first epoch)…")
+
+    def add_batches(self, update: BatchUpdate) -> None:
+        """New points of the run's smoothed per-batch loss and accuracy."""
+        if not self.plots.live_batches["x"]:
+            self.plots.set_epoch_span(update.event.epochs)  # fixed while it runs
+        self.plots.extend_batches(update.x, {m: getattr(update, m) for m in METRICS})
+
+    def add_epoch(self, event: EpochEvent) -> None:
+        """An epoch's training and validation loss and accuracy."""
+        self.plots.extend_history(event.metrics)
 
     def show_snapshot(self, snap: LiveSnapshot) -> None:
         """Draw one snapshot."""
@@ -269,13 +317,7 @@ class LiveView(QWidget):
         self.prediction.setText(
             f"Predicted <b>{names[best]}</b> ({format_probability(snap.probabilities[best])})"
         )
-        height, width, count = snap.activation.shape
-        flat = height == width == 1
-        mosaic, grid = channel_mosaic(snap.activation, gap=0 if flat else 1, per_channel=not flat)
-        self.channels.set_mosaic(mosaic, (height, width), grid, count, 0 if flat else 1)
-        self.channels.show_plain()
-        kind = "units" if flat else "channels"
-        self.channels_title.setText(f"All {count} {kind} of {snap.layer}")
+        self._show_channels(snap)
         if snap.filters is not None:
             mosaic, grid = filter_mosaic(snap.filters)
             fh, fw, _, filters = snap.filters.shape
@@ -285,6 +327,22 @@ class LiveView(QWidget):
         self.filters.setVisible(snap.filters is not None)
         self._show_strip(snap, names)
         self._add_health(snap)
+
+    def _show_channels(self, snap: LiveSnapshot) -> None:
+        height, width, count = snap.activation.shape
+        flat = height == width == 1
+        lut = COLOR_MAPS[self.colour_combo.currentText()]
+        mosaic, grid = channel_mosaic(
+            snap.activation, gap=0 if flat else 1, per_channel=not flat, lut=lut
+        )
+        self.channels.set_mosaic(mosaic, (height, width), grid, count, 0 if flat else 1)
+        self.channels.show_plain()
+        kind = "units" if flat else "channels"
+        self.channels_title.setText(f"All {count} {kind} of {snap.layer}")
+
+    def _recolour(self) -> None:
+        if self.snapshot is not None:
+            self._show_channels(self.snapshot)
 
     def _fill_layers(self, layers: tuple[str, ...]) -> None:
         listed = [self.layer_combo.itemData(i) for i in range(1, self.layer_combo.count())]
@@ -315,7 +373,7 @@ class LiveView(QWidget):
             value.setStyleSheet(f"color: {RIGHT if right else WRONG}; font-weight: bold;")
         self.running.setText(
             f"Running accuracy over the last {snap.running_count} test predictions: "
-            f"{snap.running_accuracy:.1%}"
+            f"{format_probability(snap.running_accuracy)}"
         )
 
     def _add_health(self, snap: LiveSnapshot) -> None:

@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         controller = self.training_panel.controller
         controller.run_started.connect(self.live_panel.begin_run)
         controller.live_snapshot.connect(self.live_panel.show_snapshot)
+        controller.batches.connect(self.live_panel.add_batches)
+        controller.epoch_finished.connect(self.live_panel.add_epoch)
         self.live_panel.request_changed.connect(controller.ask_live)
         self.activation_panel = ActivationPanel(self.state, self.models)
         self.evaluation_panel = EvaluationPanel(self.state, self.models)

@@ -12,7 +12,7 @@ from cifar_gui.engine.events import LiveRequest
 from cifar_gui.engine.inspect import activations, probabilities
 from cifar_gui.engine.persistence import load_model
 from cifar_gui.gui.live_view import LiveView
-from cifar_gui.gui.widgets.colormaps import channel_mosaic, filter_mosaic
+from cifar_gui.gui.widgets.colormaps import VIRIDIS_12, channel_mosaic, filter_mosaic
 from tests.gui.test_training_view import RUN_TIMEOUT_MS, make_panel
 
 
@@ -39,9 +39,12 @@ def test_a_run_refreshes_the_live_view_every_epoch_with_the_models_arrays(
     qtbot.addWidget(view)
     panel.controller.run_started.connect(view.begin_run)
     panel.controller.live_snapshot.connect(view.show_snapshot)
+    panel.controller.batches.connect(view.add_batches)
+    panel.controller.epoch_finished.connect(view.add_epoch)
     view.request_changed.connect(panel.controller.ask_live)
-    snapshots = []
+    snapshots, epochs = [], []
     panel.controller.live_snapshot.connect(snapshots.append)
+    panel.controller.epoch_finished.connect(epochs.append)
     view.image_spin.setValue(3)  # asked before the run: the first refresh shows it
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         panel.start_button.click()
@@ -56,6 +59,13 @@ def test_a_run_refreshes_the_live_view_every_epoch_with_the_models_arrays(
     np.testing.assert_allclose(last.activation, expected, rtol=1e-4, atol=1e-5)
     mosaic, _ = channel_mosaic(last.activation)
     np.testing.assert_array_equal(grid_pixels(view.channels, mosaic.shape), mosaic)
+    view.colour_combo.setCurrentText("viridis")  # re-coloured at once, no new request
+    mosaic, _ = channel_mosaic(last.activation, lut=VIRIDIS_12)
+    np.testing.assert_array_equal(grid_pixels(view.channels, mosaic.shape), mosaic)
+    # The running chart: every epoch's training and validation point, and batch points.
+    counts = view.plots.point_counts()
+    assert counts["train"] == counts["val"] == 2 and counts["batch"] > 0
+    assert view.plots.live_history["val_accuracy"] == [s.metrics["val_accuracy"] for s in epochs]
     kernel = model.layers[0].get_weights()[0]
     np.testing.assert_array_equal(last.filters, kernel)
     mosaic, _ = filter_mosaic(kernel)

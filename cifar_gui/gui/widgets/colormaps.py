@@ -24,6 +24,22 @@ TERRAIN_12 = np.array(
 )  # fmt: skip
 
 
+# Other choices for the Live tab: matplotlib's viridis at 12 levels (perceptually even, and
+# readable in grey print) and plain grey levels; the tutorial's terrain stays the default.
+VIRIDIS_12 = np.array(
+    [
+        [int(h[i : i + 2], 16) for i in (1, 3, 5)]
+        for h in (
+            "#440154", "#482173", "#433E85", "#38588C", "#2D708E", "#25858E",
+            "#1E9B8A", "#2AB07F", "#52C569", "#86D549", "#C2DF23", "#FDE725",
+        )
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
+GREY_12 = np.repeat(np.linspace(20, 245, 12).round().astype(np.uint8)[:, None], 3, axis=1)
+COLOR_MAPS = {"terrain (the tutorial's)": TERRAIN_12, "viridis": VIRIDIS_12, "grey": GREY_12}
+
+
 def bin_indices(values: np.ndarray, vmin, vmax, bins: int) -> np.ndarray:
     """Equal-width bin of each value in [vmin, vmax] (R's ``image`` breaks).
 

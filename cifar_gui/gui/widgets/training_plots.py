@@ -48,11 +48,20 @@ def _mark(curve: pg.PlotDataItem, history: Mapping[str, Sequence[float]], metric
 LEGEND_WIDTH = 210  # pixels beside the plots
 
 
+class EpochAxis(pg.AxisItem):
+    """An epoch axis: ticks at whole epochs only (pyqtgraph would also mark 1.5, 2.5...)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        levels = super().tickSpacing(minVal, maxVal, size)
+        major = max(1.0, float(np.ceil(levels[0][0]))) if levels else 1.0
+        return [(major, 0.0)]
+
+
 class TrainingPlots(QWidget):
     """Two plots side by side, loss and accuracy against epochs, and one legend beside them
     (outside the plotting areas, so no number of overlaid runs hides a curve)."""
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, legend: bool = True):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -65,6 +74,8 @@ class TrainingPlots(QWidget):
         # label -> [(plot, curve)]: training and validation, loss and accuracy
         self._overlays: dict[str, list[tuple[pg.PlotItem, pg.PlotDataItem]]] = {}
         self._span: int | None = None  # epochs of the run in progress
+        self.live_batches: dict[str, list[float]] = {"x": [], **{m: [] for m in METRICS}}
+        self.live_history: dict[str, list[float]] = {}  # the live run's epochs
         self._overlay_epochs = 0  # epochs of the longest overlay
         # Both plots draw the same series: one legend, of the loss plot's curves, serves both.
         self.legend_view = pg.GraphicsLayoutWidget()
@@ -75,7 +86,7 @@ class TrainingPlots(QWidget):
         self.legend_view.ci.layout.setRowStretchFactor(1, 1)  # entries from the top
         self.legend_view.ci.addItem(pg.GraphicsWidget(), row=1, col=0)
         for metric in METRICS:
-            widget = pg.PlotWidget(background="w")
+            widget = pg.PlotWidget(background="w", axisItems={"bottom": EpochAxis("bottom")})
             plot = widget.getPlotItem()
             plot.setTitle(metric.capitalize(), color="k")
             plot.setLabel("bottom", "epoch")
@@ -114,6 +125,7 @@ class TrainingPlots(QWidget):
         for curve in (self.batch_curves, self.train_curves, self.val_curves, self.best_marks):
             self._add_to_legend(curve["loss"])
         layout.addWidget(self.legend_view)
+        self.legend_view.setVisible(legend)  # without: the owner explains the lines in words
 
     def _add_to_legend(self, curve: pg.PlotDataItem) -> None:
         self.legend.addItem(curve, curve.name())
@@ -150,6 +162,30 @@ class TrainingPlots(QWidget):
                 plot.enableAutoRange(x=True)
             else:
                 plot.setXRange(0, max(self._span, self._overlay_epochs), padding=0.02)
+
+    def start_live(self, history: Mapping[str, Sequence[float]] | None = None) -> None:
+        """A new live run: empty curves, or ``history``'s earlier epochs (a resumed run);
+        :meth:`extend_batches` and :meth:`extend_history` then add to them."""
+        self.live_batches: dict[str, list[float]] = {"x": [], **{m: [] for m in METRICS}}
+        self.live_history = {k: list(v) for k, v in (history or {}).items()}
+        self.clear_live()
+        self.set_history(self.live_history)
+
+    def extend_batches(self, x: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """Append points to the live per-batch curve (``x`` in fractional epochs)."""
+        self.live_batches["x"].extend(np.asarray(x).tolist())
+        for metric in METRICS:
+            self.live_batches[metric].extend(np.asarray(values[metric]).tolist())
+        self.set_batches(
+            np.asarray(self.live_batches["x"]),
+            {m: np.asarray(self.live_batches[m]) for m in METRICS},
+        )
+
+    def extend_history(self, metrics: Mapping[str, float]) -> None:
+        """Append one epoch's metrics to the live run's epoch curves."""
+        for key, value in metrics.items():
+            self.live_history.setdefault(key, []).append(value)
+        self.set_history(self.live_history)
 
     def set_batches(self, x: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
         """The smoothed per-batch training curve; ``x`` in fractional epochs."""
