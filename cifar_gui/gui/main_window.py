@@ -25,6 +25,7 @@ from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset_view import DatasetPanel, source_name
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.live_view import LiveView
+from cifar_gui.gui.run_notice import RunNotice
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
@@ -74,6 +75,10 @@ class MainWindow(QMainWindow):
         controller.live_snapshot.connect(self.live_panel.show_snapshot)
         controller.batches.connect(self.live_panel.add_batches)
         controller.epoch_finished.connect(self.live_panel.add_epoch)
+        self.run_notice = RunNotice(self)
+        controller.run_started.connect(self.run_notice.started)
+        controller.batches.connect(lambda update: self.run_notice.progress(update.event))
+        self.training_panel.run_finished.connect(self._on_run_finished)
         self.live_panel.request_changed.connect(controller.ask_live)
         self.activation_panel = ActivationPanel(self.state, self.models)
         self.evaluation_panel = EvaluationPanel(self.state, self.models)
@@ -91,6 +96,8 @@ class MainWindow(QMainWindow):
         self.state.dataset_changed.connect(self._on_dataset_changed)
         self.state.classes_changed.connect(self._on_classes_changed)
         self.state.model_changed.connect(self._update_status)
+        self.state.model_loading.connect(self._on_model_loading)
+        self.state.model_failed.connect(self._update_status)
         # A model a training run saved opens as the current one, unless the window is closing.
         self.state.model_requested.connect(lambda path: self._quitting or self.open_model(path))
         self.state.message.connect(lambda text: self.show_message(text, 8000))
@@ -230,8 +237,10 @@ class MainWindow(QMainWindow):
             self.default_model_job.start(lambda task: models.open(path))
 
     def _on_default_model(self, handle: ModelHandle) -> None:
-        if self.state.model is None:  # else a model arrived meanwhile (trained or opened)
+        if self.state.model is None:
             self.state.set_model(handle)
+        else:  # a model arrived meanwhile (trained or opened): it stays the current one
+            self._update_status()
 
     def ask_save_model(self) -> None:
         """Ask where to save the current model and save it."""
@@ -275,6 +284,18 @@ class MainWindow(QMainWindow):
         self.state.model_failed.emit(message)
         QMessageBox.warning(self, "cifar-gui", message)
 
+    def _on_run_finished(self, outcome: Any) -> None:
+        """A run or a study has ended: the title and, after a long one, a notification."""
+        if outcome is None:
+            text = "Training failed: see the Training tab"
+        elif getattr(outcome, "report", None) is not None:
+            text = "The study has finished: its report is ready"
+        elif outcome.stopped:
+            text = "Training stopped: the model learned so far is saved"
+        else:
+            text = "Training finished: the model is saved"
+        self.run_notice.ended(text)
+
     # -- status bar and device -------------------------------------------------------------
 
     def event(self, event: QEvent) -> bool:
@@ -308,6 +329,9 @@ class MainWindow(QMainWindow):
             bar.setToolTip(text)
             text = bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, room)
         bar.showMessage(text, timeout_ms)
+
+    def _on_model_loading(self, path: str) -> None:
+        self.status_model.setText(f"Opening {Path(path).name}\u2026")
 
     def _update_status(self, *_args) -> None:
         state = self.state

@@ -344,3 +344,11 @@ print(heavy[:5]); print(pid is not None)
     assert done.returncode == 0, done.stderr[-3000:]
     heavy, child = done.stdout.strip().splitlines()[-2:]
     assert heavy == "[]" and child == "True"
+
+
+def test_the_status_bar_says_which_model_is_opening_and_which_is_current(make_window):
+    window = make_window()
+    window.state.model_loading.emit("/somewhere/cifar10_4_7_augm.h5")
+    assert window.status_model.text() == "Opening cifar10_4_7_augm.h5\u2026"
+    window.state.model_failed.emit("cifar10_4_7_augm.h5: not a model file")
+    assert window.status_model.text() == "No model"  # the current one again
