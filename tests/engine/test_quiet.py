@@ -1,0 +1,42 @@
+"""TensorFlow starts without its C++ start-up lines on stderr; a failed start shows them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cifar_gui.engine.quiet import stderr_to_file
+
+START = "import tensorflow as tf; tf.config.list_logical_devices()"
+
+
+def stderr_of(code: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stderr
+
+
+def test_the_start_up_lines_are_gone_and_later_output_still_shows():
+    loud = stderr_of(START)
+    if not loud.strip():
+        pytest.skip("this TensorFlow build prints nothing at start-up: nothing to hide")
+    quiet = stderr_of(
+        "from cifar_gui.engine.quiet import start_tensorflow_quietly; "
+        f"start_tensorflow_quietly(); {START}; import os; os.write(2, b'after')"
+    )
+    assert quiet == "after"
+
+
+def test_what_was_captured_is_shown_when_the_block_fails(capfd):
+    with pytest.raises(RuntimeError), stderr_to_file():
+        os.write(2, b"why it failed\n")
+        raise RuntimeError("start failed")
+    assert capfd.readouterr().err == "why it failed\n"
+    with stderr_to_file():
+        os.write(2, b"noise\n")
+    assert capfd.readouterr().err == ""
