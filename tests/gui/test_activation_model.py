@@ -75,6 +75,11 @@ def test_test_images_come_from_the_chosen_classes_of_the_test_split_cached():
     assert caption.startswith("Test image 5 (1-based; x_test[4] of deer / horse)")
     assert caption.endswith(f"true class: {subset.class_names[int(subset.y_test[4])]}")
     assert rules.subset_total(subset) == "of 9 (deer / horse, 1-based)"
+    image, text = vm.test_image(subset, 5)
+    np.testing.assert_array_equal(image, subset.x_test[4])
+    assert text == caption and vm.test_number == 5
+    assert vm.test_image(subset, 0) is None and vm.test_image(subset, 10) is None
+    assert vm.test_image(None, 1) is None and vm.test_number == 5
     with pytest.raises(UserError):
         vm.test_subset(dataset, (4, 12))  # no such class: said once
     assert vm.test_subset(dataset, (4, 12)) is None

@@ -336,6 +336,15 @@ class ActivationModel:
             self._subset = select_classes(tests, classes)
         return self._subset
 
+    def test_image(self, subset: Subset | None, number: int) -> tuple[np.ndarray, str] | None:
+        """Test image ``number`` of ``subset`` and its caption; 1-based, as the seed's
+        ``p <- 5`` (``x_test[4]``). ``None`` when there is no such image; else the number is
+        kept as the test image shown."""
+        if subset is None or not 1 <= number <= len(subset.x_test):
+            return None
+        self.test_number = number
+        return subset.x_test[number - 1], subset_caption(subset, number)
+
     def listed_layers(self, all_layers: bool) -> tuple[LayerView, ...]:
         """The layers to choose from: the seed's first eight, or every one."""
         a = self.analysis

@@ -25,12 +25,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -54,9 +52,11 @@ from cifar_gui.gui.activations.widgets import DropTable, FirstFilters, InputColu
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.activation_widgets import ChannelGrid, ColorBar, PixelView
 from cifar_gui.gui.widgets.colormaps import channel_mosaic, colorize
+from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
+    from cifar_gui.engine.data import Subset
     from cifar_gui.engine.model_service import ModelHandle, ModelService
 
 
@@ -191,11 +191,7 @@ class ActivationPanel(QWidget):
         views.addLayout(right)
         # The views scroll when the window is short (files dropped, messages shown): what
         # appears below them never makes the window grow.
-        self.views_area = QScrollArea()
-        self.views_area.setWidget(views_box)
-        self.views_area.setWidgetResizable(True)
-        self.views_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.views_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.views_area = vertical_scroll_area(views_box)
 
         # Bottom: dropped files.
         self.message_label = QLabel(wordWrap=True)
@@ -250,7 +246,7 @@ class ActivationPanel(QWidget):
 
     # -- images --------------------------------------------------------------------------
 
-    def _test_subset(self):
+    def _test_subset(self) -> Subset | None:
         try:
             return self.view_model.test_subset(self.state.dataset, self.state.classes)
         except UserError as exc:
@@ -275,12 +271,10 @@ class ActivationPanel(QWidget):
 
     def show_test_image(self, number: int) -> None:
         """Show test image ``number`` (1-based) of the current class subset."""
-        subset = self._test_subset()
-        if subset is None or not 1 <= number <= len(subset.x_test):
-            return
-        self.set_image(subset.x_test[number - 1], rules.subset_caption(subset, number))
-        self.view_model.test_number = number
-        self._show_test_number(number)
+        shown = self.view_model.test_image(self._test_subset(), number)
+        if shown is not None:
+            self.set_image(*shown)
+            self._show_test_number(number)
 
     def _show_test_number(self, number: int) -> None:
         """The test image box shows ``number``, or a dash (0) for an image from elsewhere."""

@@ -15,17 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QSettings, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +39,7 @@ from cifar_gui.gui.text import counted
 from cifar_gui.gui.training.controller import RunController, StudyOutcome, TrainingOutcome
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
+from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
@@ -104,11 +103,7 @@ class TrainingPanel(QWidget):
         left.addWidget(study_box)
         # The settings scroll when the window is shorter than they are (the default 800 px
         # window, a laptop screen): they never make the window taller than the screen.
-        self.settings_area = QScrollArea()
-        self.settings_area.setWidget(left_box)
-        self.settings_area.setWidgetResizable(True)
-        self.settings_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.settings_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_area = vertical_scroll_area(left_box)
         scroll_bar = self.settings_area.verticalScrollBar().sizeHint().width()
         self.settings_area.setFixedWidth(left_box.sizeHint().width() + scroll_bar)
         self.form.actions.setFixedWidth(self.settings_area.width())
