@@ -99,7 +99,7 @@ def shown_blocks(view: PixelView) -> np.ndarray:
 def grid_pixels(grid: ChannelGrid, shape: tuple[int, ...]) -> np.ndarray:
     """The colour at the centre of each mosaic pixel as ``grid`` draws it: (H, W, 3)."""
     image = grid.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    f = grid._factor
+    f = grid.block_factor()
     return np.array(
         [
             [image.pixelColor(x * f + f // 2, y * f + f // 2).getRgb()[:3] for x in range(shape[1])]
