@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     from cifar_gui import resources
     from cifar_gui.engine.model_service import ModelService
-    from cifar_gui.gui.activation_view import ActivationPanel
+    from cifar_gui.gui.activations.view import ActivationPanel
     from cifar_gui.gui.state import AppState
 
     app = QApplication.instance() or QApplication([sys.argv[0]])

@@ -97,12 +97,12 @@ class GuiRunner:
     def run(self, out: Path) -> dict:
         """Train once; epoch seconds, probe gaps and the number of batch updates drawn."""
         panel, args = self.panel, self.args
-        panel.out_path.set_text(str(out))
+        panel.form.out_path.set_text(str(out))
         panel.set_variant(args.variant)
-        panel.epochs_spin.setValue(args.epochs)
-        panel.batch_spin.setValue(32)
-        panel.seed_spin.setValue(0)
-        panel.limit_spin.setValue(args.limit or 0)
+        panel.form.epochs_spin.setValue(args.epochs)
+        panel.form.batch_spin.setValue(32)
+        panel.form.seed_spin.setValue(0)
+        panel.form.limit_spin.setValue(args.limit or 0)
 
         ticks: list[float] = []
         first_epoch_end: list[float] = []
@@ -131,7 +131,7 @@ class GuiRunner:
                              (panel.run_finished, outcome.append)):  # fmt: skip
             signal.disconnect(slot)
         if not outcome or outcome[0] is None:
-            raise SystemExit(f"GUI run failed: {panel.log.toPlainText().splitlines()[-1:]}")
+            raise SystemExit(f"GUI run failed: {panel.results.log.toPlainText().splitlines()[-1:]}")
         (sidecar,) = out.glob("*.json")
         seconds = json.loads(sidecar.read_text())["history"]["epoch_seconds"]
         split = first_epoch_end[0] if first_epoch_end else ticks[-1]

@@ -111,9 +111,9 @@ def study_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800)
     try:
         window.show_panel("Training")
         panel = window.training_panel
-        panel.epochs_spin.setValue(STUDY_EPOCHS)
-        panel.limit_spin.setValue(0)
-        panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))
+        panel.form.epochs_spin.setValue(STUDY_EPOCHS)
+        panel.form.limit_spin.setValue(0)
+        panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("none"))
         folder = work / "runs" / "study"
         if not panel.start_study(folder):
             return 1
@@ -154,11 +154,11 @@ def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -
     app = QApplication.instance()
     try:
         panel, live = window.training_panel, window.live_panel
-        panel.epochs_spin.setValue(LIVE_EPOCHS)
-        panel.limit_spin.setValue(0)
+        panel.form.epochs_spin.setValue(LIVE_EPOCHS)
+        panel.form.limit_spin.setValue(0)
         window.show_panel("Live")
         live.every_spin.setValue(2)  # a refresh every 2 batches: the sparklines fill up
-        panel.start_button.click()
+        panel.form.start_button.click()
         if not wait_until(lambda: live.refreshes >= 12, timeout_s):
             print("the live view was not refreshed", file=sys.stderr)
             return 1

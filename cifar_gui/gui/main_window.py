@@ -20,9 +20,10 @@ from cifar_gui import resources
 from cifar_gui.engine.data import resolve_classes
 from cifar_gui.engine.errors import DataError
 from cifar_gui.engine.model_service import ModelHandle, ModelService
-from cifar_gui.gui.activation_view import ActivationPanel
+from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
-from cifar_gui.gui.dataset_view import DatasetPanel, source_name
+from cifar_gui.gui.dataset.model import source_name
+from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.run_notice import RunNotice

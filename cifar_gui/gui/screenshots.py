@@ -87,7 +87,7 @@ def _shoot(window: MainWindow, out: Path, data: str | None, timeout_s: float) ->
         window.tabs.setCurrentWidget(widget)
         _settle(window, timeout_s)
         if widget is window.training_panel:
-            widget.table.selectAll()  # overlay the runs found in the output folder, if any
+            widget.results.table.selectAll()  # overlay the runs found in the output folder, if any
             _settle(window, timeout_s)
         saved.append(_save(window, out / f"{title.lower()}.png"))
         if widget is panel and outcome[0]:

@@ -19,7 +19,7 @@ from cifar_gui.engine.inspect import activations, grad_cam, predict_files
 from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
-from cifar_gui.gui.activation_view import ActivationPanel
+from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability
@@ -99,7 +99,7 @@ def shown_blocks(view: PixelView) -> np.ndarray:
 def grid_pixels(grid: ChannelGrid, shape: tuple[int, ...]) -> np.ndarray:
     """The colour at the centre of each mosaic pixel as ``grid`` draws it: (H, W, 3)."""
     image = grid.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    f = grid._factor
+    f = grid.block_factor()
     return np.array(
         [
             [image.pixelColor(x * f + f // 2, y * f + f // 2).getRgb()[:3] for x in range(shape[1])]
@@ -185,7 +185,7 @@ def test_dropped_files_give_a_table_and_one_line_per_bad_file(
     assert "Traceback" not in message
     assert not panel.message_label.isHidden()
     # The table: one row per readable file, with the engine's class and probabilities.
-    table = panel.results
+    table = panel.results_box.table
     assert not panel.results_box.isHidden()
     assert table.rowCount() == 2
     for row, pred in enumerate(expected):
@@ -193,12 +193,12 @@ def test_dropped_files_give_a_table_and_one_line_per_bad_file(
         assert table.item(row, 2).text() == pred.label
         shown = [table.item(row, 3 + c).text() for c in range(len(pred.class_names))]
         assert shown == [format_probability(p) for p in pred.probabilities]
-    assert "only knows deer and horse" in panel.results_note.text()
+    assert "only knows deer and horse" in panel.results_box.note.text()
     # Selecting another row inspects that file, with the table's numbers.
     table.selectRow(1)
     wait_for_image(qtbot, panel, read_image(good[1]))
     best = format_probability(max(expected[1].probabilities))
-    assert f"({best})" in panel.prediction_label.text()
+    assert f"({best})" in panel.inputs.prediction_label.text()
     assert f"({best})" in panel.caption_label.text()
 
 
@@ -230,15 +230,15 @@ def test_single_dropped_file_shows_class_and_every_probability(
     wait_for_image(qtbot, panel, expected.image)
     assert panel.results_box.isHidden()
     assert panel.message_label.isHidden()
-    text = panel.prediction_label.text()
+    text = panel.inputs.prediction_label.text()
     assert f"Predicted <b>{expected.label}</b> ({format_probability(expected.confidence)})" in text
     # A 2-class model answers one of its classes for any picture: the result says so.
     assert "This model only knows deer and horse" in text
     # One number for one probability: the caption, the label and the bars agree.
     assert f"({format_probability(expected.confidence)})" in panel.caption_label.text()
-    np.testing.assert_allclose(panel.bars.values(), expected.probabilities, atol=1e-3)
+    np.testing.assert_allclose(panel.inputs.bars.values(), expected.probabilities, atol=1e-3)
     # The input view shows those 32x32 pixels.
-    np.testing.assert_array_equal(shown_blocks(panel.input_view), expected.image)
+    np.testing.assert_array_equal(shown_blocks(panel.inputs.input_view), expected.image)
 
 
 def test_layer_and_channel_changes_show_the_engines_arrays(qtbot, panel, default_model):
@@ -270,7 +270,7 @@ def test_layer_and_channel_changes_show_the_engines_arrays(qtbot, panel, default
 
     # Grad-CAM over the input, for the predicted class.
     expected = heat_overlay(image, grad_cam(model, image))
-    np.testing.assert_allclose(shown_blocks(panel.cam_view), expected, atol=1)
+    np.testing.assert_allclose(shown_blocks(panel.inputs.cam_view), expected, atol=1)
 
 
 def test_dense_layer_units_are_channels_of_one_pixel(qtbot, panel, default_model):
@@ -338,7 +338,7 @@ def test_without_a_model_the_input_is_shown_at_cifar_size(qtbot, service):
     # Resized as read_image resizes (the engine's function, one copy of it).
     from cifar_gui.engine.data import fit_image
 
-    np.testing.assert_array_equal(panel.input_view.rgb, fit_image(large, (32, 32)))
+    np.testing.assert_array_equal(panel.inputs.input_view.rgb, fit_image(large, (32, 32)))
     panel.shutdown()
 
 
@@ -367,7 +367,7 @@ def test_the_models_input_size_is_used(qtbot, tmp_path, service):
         qtbot.waitUntil(lambda: not panel.analysis_job.busy, timeout=TIMEOUT)
         assert panel.analysis.image.shape == (48, 40, 3)
         assert panel.analysis.cam.shape == (48, 40)
-        assert "40x48 pixels" in panel.input_note.text()
+        assert "40x48 pixels" in panel.inputs.input_note.text()
     finally:
         panel.shutdown()
 
@@ -415,8 +415,8 @@ def test_first_layer_filters_are_the_kernel_weights_and_pick_their_channel(
     kernel = first.get_weights()[0]
     np.testing.assert_array_equal(panel.analysis.first_filters, kernel)
     mosaic, _ = filter_mosaic(kernel)
-    np.testing.assert_array_equal(grid_pixels(panel.filters_grid, mosaic.shape), mosaic)
-    assert "32 filters of conv2d" in panel.filters_title.text()
+    np.testing.assert_array_equal(grid_pixels(panel.first_filters.grid, mosaic.shape), mosaic)
+    assert "32 filters of conv2d" in panel.first_filters.title.text()
     # Each tile is its filter stretched to its own range: the weights, in order.
     tile = mosaic[:3, 4:7].astype(np.float32)  # filter 2 (second tile of the first row)
     weights = kernel[..., 1]
@@ -424,8 +424,8 @@ def test_first_layer_filters_are_the_kernel_weights_and_pick_their_channel(
 
     # A click on filter 12 shows the channel it makes.
     panel.layer_combo.setCurrentIndex(3)
-    centre = panel.filters_grid.tile_rect(11).center().toPoint()
-    qtbot.mouseClick(panel.filters_grid, Qt.MouseButton.LeftButton, pos=centre)
+    centre = panel.first_filters.grid.tile_rect(11).center().toPoint()
+    qtbot.mouseClick(panel.first_filters.grid, Qt.MouseButton.LeftButton, pos=centre)
     assert panel.current_layer() == first.name and panel.current_channel() == 11
 
 
@@ -433,18 +433,18 @@ def test_a_deeper_filter_is_shown_per_input_channel_on_request(qtbot, panel, def
     show_image(qtbot, panel, picture(8))
     combo = panel.layer_combo
     combo.setCurrentIndex(1)  # pooling: no filters to show
-    assert not panel.kernel_check.isEnabled()
+    assert not panel.kernel_view.check.isEnabled()
     combo.setCurrentIndex(2)  # the second convolution: 64 filters of 3x3x32
     name = combo.itemData(2)
     panel.channel_spin.setValue(5)
-    assert panel.kernel_grid.isHidden()  # only on request
-    panel.kernel_check.setChecked(True)
-    qtbot.waitUntil(lambda: panel._kernel_key is not None, timeout=TIMEOUT)
+    assert panel.kernel_view.grid.isHidden()  # only on request
+    panel.kernel_view.check.setChecked(True)
+    qtbot.waitUntil(lambda: panel.view_model.kernel_key is not None, timeout=TIMEOUT)
     kernel = default_model.model.get_layer(name).get_weights()[0]
     assert kernel.shape == (3, 3, 32, 64)
     expected, _ = filter_slices(kernel, 4)
-    np.testing.assert_array_equal(grid_pixels(panel.kernel_grid, expected.shape), expected)
-    assert panel.kernel_title.text().startswith(f"Filter 5 of {name}: 32 input channels")
+    np.testing.assert_array_equal(grid_pixels(panel.kernel_view.grid, expected.shape), expected)
+    assert panel.kernel_view.title.text().startswith(f"Filter 5 of {name}: 32 input channels")
     panel.channel_spin.setValue(64)  # the same kernel, another filter: no new request
     expected, _ = filter_slices(kernel, 63)
-    np.testing.assert_array_equal(grid_pixels(panel.kernel_grid, expected.shape), expected)
+    np.testing.assert_array_equal(grid_pixels(panel.kernel_view.grid, expected.shape), expected)

@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QPixmap
 
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset, load_dataset
-from cifar_gui.gui.dataset_view import SEED_SAMPLES, DatasetPanel
+from cifar_gui.gui.dataset.model import SEED_SAMPLES
+from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.thumbnail_model import ItemRole, ThumbnailModel
 
@@ -100,7 +101,7 @@ def test_thumbnail_grid_renders_only_what_is_visible(panel):
     assert panel.thumbnails.rowCount() == 50_000
     assert "50,000 images" in panel.shown_label.text()
     panel.grid.viewport().repaint()
-    rendered = len(panel.thumbnails._cache)
+    rendered = panel.thumbnails.rendered_count()
     assert 0 < rendered < 1000  # a screenful, not 50,000
 
 

@@ -47,7 +47,7 @@ def test_a_run_refreshes_the_live_view_every_epoch_with_the_models_arrays(
     panel.controller.epoch_finished.connect(epochs.append)
     view.image_spin.setValue(3)  # asked before the run: the first refresh shows it
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        panel.start_button.click()
+        panel.form.start_button.click()
     assert warnings == []
     assert [(s.epoch, s.batch) for s in snapshots] == [(0, 5), (1, 5)]  # 5 batches an epoch
     assert view.refreshes == 2 and "epoch 2, end" in view.status.text()

@@ -192,16 +192,16 @@ def test_the_window_keeps_every_setting_in_the_store_it_was_given(make_window, s
 
     window = make_window()
     panel = window.training_panel
-    panel.epochs_spin.setValue(7)
-    panel.out_path.set_text(str(tmp_path / "chosen"))
+    panel.form.epochs_spin.setValue(7)
+    panel.form.out_path.set_text(str(tmp_path / "chosen"))
     window.close()
 
     assert user_settings().allKeys() == []
     assert settings.value(SETTINGS_OUT_DIR) == str(tmp_path / "chosen")
     assert '"epochs": 7' in str(settings.value(SETTINGS_FORM))
     again = make_window(QSettings(settings.fileName(), QSettings.Format.IniFormat))
-    assert again.training_panel.epochs_spin.value() == 7
-    assert again.training_panel.out_path.text() == str(tmp_path / "chosen")
+    assert again.training_panel.form.epochs_spin.value() == 7
+    assert again.training_panel.form.out_path.text() == str(tmp_path / "chosen")
 
 
 def test_the_self_test_leaves_the_users_settings_alone(qapp, capsys):
@@ -217,7 +217,7 @@ def test_runs_go_to_a_per_user_folder_unless_one_was_chosen(make_window):
     documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
     window = make_window()
     expected = Path(documents) / "cifar-gui" / "runs"
-    assert expected.is_absolute() and window.training_panel.out_path.text() == str(expected)
+    assert expected.is_absolute() and window.training_panel.form.out_path.text() == str(expected)
 
 
 def test_the_window_does_not_wait_for_tensorflow(tmp_path):
@@ -272,8 +272,8 @@ def test_every_run_table_column_is_on_screen_at_the_default_size(make_window, tm
     window = make_window()
     panel = window.training_panel
     window.tabs.setCurrentWidget(panel)
-    panel.out_path.set_text(str(out))
-    table = panel.table
+    panel.form.out_path.set_text(str(out))
+    table = panel.results.table
     QApplication.processEvents()
     assert table.rowCount() == 1 and window.size().width() == 1180
     file_column = panel_column("File")

@@ -69,11 +69,11 @@ def state(batches_dir) -> AppState:
 def tiny_panel(qtbot, state: AppState, out_dir: Path, epochs: int, batch: int = 4):
     panel = TrainingPanel(state)
     qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
-    panel.out_path.set_text(str(out_dir))
-    panel.epochs_spin.setValue(epochs)
-    panel.batch_spin.setValue(batch)
-    panel.limit_spin.setValue(40)
-    panel.seed_spin.setValue(5)
+    panel.form.out_path.set_text(str(out_dir))
+    panel.form.epochs_spin.setValue(epochs)
+    panel.form.batch_spin.setValue(batch)
+    panel.form.limit_spin.setValue(40)
+    panel.form.seed_spin.setValue(5)
     return panel
 
 
@@ -87,10 +87,10 @@ def _window_for_a_long_run(qtbot, state, tmp_path, settings):
     window.show()
     panel = window.training_panel
     out = tmp_path / "runs"
-    panel.out_path.set_text(str(out))
-    panel.epochs_spin.setValue(500)
-    panel.batch_spin.setValue(2)
-    panel.limit_spin.setValue(40)
+    panel.form.out_path.set_text(str(out))
+    panel.form.epochs_spin.setValue(500)
+    panel.form.batch_spin.setValue(2)
+    panel.form.limit_spin.setValue(40)
     epochs = []
     panel.epoch_finished.connect(epochs.append)
     return window, panel, out, epochs
@@ -101,7 +101,7 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
 ):
     window, panel, out, _epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
     with qtbot.waitSignal(panel.batch_progress, timeout=RUN_TIMEOUT_MS):
-        panel.start_button.click()
+        panel.form.start_button.click()
 
     answers.append(QMessageBox.StandardButton.Cancel)
     assert window.close() is False  # Cancel: the window stays and the run goes on
@@ -126,7 +126,7 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     # The stopped run was saved: it is in the run table of the next session.
     again = TrainingPanel(AppState(), settings)
     qtbot.addWidget(again)
-    (run,) = again.table.runs
+    (run,) = again.results.table.runs
     assert run.stopped and run.model_path == out / "cifar10_4_7.h5" and run.model_path.is_file()
     assert warnings == []
 
@@ -136,7 +136,7 @@ def test_the_close_question_says_whether_the_run_can_be_resumed(
 ):
     window, panel, out, epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
 
-    panel.start_button.click()  # no event handled yet: the run is inside its first epoch
+    panel.form.start_button.click()  # no event handled yet: the run is inside its first epoch
     answers.append(QMessageBox.StandardButton.Cancel)
     assert window.close() is False
     assert "cannot be resumed" in answers.asked[0] and "resumed later" not in answers.asked[0]
@@ -157,7 +157,7 @@ def test_stop_and_quit_in_the_first_epoch_leaves_no_checkpoint(
     qtbot, state, tmp_path, settings, answers, warnings
 ):
     window, panel, out, epochs = _window_for_a_long_run(qtbot, state, tmp_path, settings)
-    panel.start_button.click()
+    panel.form.start_button.click()
     answers.append(QMessageBox.StandardButton.Yes)
     assert window.close() is False and "cannot be resumed" in answers.asked[0]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
@@ -185,7 +185,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     qtbot, state, batches_dir, tmp_path, monkeypatch, warnings
 ):
     panel = tiny_panel(qtbot, state, tmp_path / "gui", epochs=2)
-    assert run_to_end(qtbot, panel, panel.start_button.click) is not None
+    assert run_to_end(qtbot, panel, panel.form.start_button.click) is not None
 
     chosen = []
 
@@ -195,7 +195,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(ResumeDialog, "exec", pick)
-    outcome = run_to_end(qtbot, panel, panel.resume_button.click)
+    outcome = run_to_end(qtbot, panel, panel.form.resume_button.click)
 
     assert chosen == [
         [
@@ -204,9 +204,9 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
         ]
     ]
     assert outcome is not None and outcome.summary.epochs == 3
-    assert panel.plots.point_counts()["train"] == 3  # the earlier epochs are drawn too
-    assert "Resume cifar10_4_7" in panel.log.toPlainText()
-    (row,) = panel.table.runs
+    assert panel.results.plots.point_counts()["train"] == 3  # the earlier epochs are drawn too
+    assert "Resume cifar10_4_7" in panel.results.log.toPlainText()
+    (row,) = panel.results.table.runs
     assert (row.epochs, row.epochs_planned) == (3, 3)
 
     args = ["train", "--variant", "baseline", "--classes", "4", "7", "--data", str(batches_dir),
@@ -222,7 +222,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
 def test_resume_refuses_a_finished_run_without_more_epochs(qtbot, state, tmp_path, warnings):
 
     panel = tiny_panel(qtbot, state, tmp_path / "runs", epochs=1)
-    assert run_to_end(qtbot, panel, panel.start_button.click) is not None
+    assert run_to_end(qtbot, panel, panel.form.start_button.click) is not None
     (checkpoint,) = list_checkpoints(tmp_path / "runs")
     assert checkpoint.finished
 
@@ -234,6 +234,6 @@ def test_resume_refuses_a_finished_run_without_more_epochs(qtbot, state, tmp_pat
 def test_resume_with_nothing_to_resume_says_so(qtbot, tmp_path, warnings):
     panel = tiny_panel(qtbot, AppState(), tmp_path / "empty", epochs=1)
     with qtbot.waitSignal(panel.resume_listed, timeout=RUN_TIMEOUT_MS):
-        panel.resume_button.click()
+        panel.form.resume_button.click()
     assert len(warnings) == 1 and "no run to resume" in warnings[0]
-    assert panel.resume_button.isEnabled()
+    assert panel.form.resume_button.isEnabled()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.run_folders import new_study_folder
 from cifar_gui.engine.study import read_study
 from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.state import AppState
@@ -44,11 +45,11 @@ def make_panel(qtbot, tmp_path: Path) -> TrainingPanel:
     state.set_dataset(load_dataset(data), str(data))
     panel = TrainingPanel(state)
     qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
-    panel.out_path.set_text(str(tmp_path / "runs"))
-    panel.epochs_spin.setValue(2)
-    panel.batch_spin.setValue(8)
-    panel.limit_spin.setValue(0)
-    panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))
+    panel.form.out_path.set_text(str(tmp_path / "runs"))
+    panel.form.epochs_spin.setValue(2)
+    panel.form.batch_spin.setValue(8)
+    panel.form.limit_spin.setValue(0)
+    panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("none"))
     return panel
 
 
@@ -77,21 +78,21 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
         check_params_cb=lambda _e: events[-1].variant == "augmented",
     ):
         panel.study_button.click()
-    assert not panel.study_button.isEnabled() and panel.stop_button.isEnabled()
+    assert not panel.study_button.isEnabled() and panel.form.stop_button.isEnabled()
     with qtbot.waitSignal(panel.run_finished, timeout=STUDY_TIMEOUT_MS) as blocker:
-        panel.stop_button.click()
+        panel.form.stop_button.click()
     stopped = blocker.args[0]
     assert stopped.stopped and stopped.report is None
     folder = tmp_path / "runs" / "study"
     assert stopped.finished.folder == folder
     assert read_study(folder)[1][0].state == "done"
     assert "Study stopped" in panel.results.study_label.text()
-    assert panel.progress.format() == "Stopped" and opened == []
+    assert panel.results.progress.format() == "Stopped" and opened == []
     # The overall progress: which run, which epoch, the whole study's time left.
     assert any(line.startswith("Study: run 1 of 4 (baseline) \u00b7 epoch ") for line in lines)
     assert any("run 2 of 4 (augmented)" in line and "study ETA " in line for line in lines)
     # The finished baseline is overlaid in its variant's colour; the live run in its own.
-    assert panel.plots.overlay_labels == ["baseline"]
+    assert panel.results.plots.overlay_labels == ["baseline"]
     assert ("baseline", "conv2d", 0) in shown and ("baseline", "conv2d", 1) in shown
     # Ask for the baseline's second convolution: the augmented run (the same network) shows it.
     index = live.layer_combo.findData("conv2d_1")
@@ -123,11 +124,11 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
     ]  # fmt: skip
     assert [layer for _, layer, _ in resumed] == ["conv2d_1"] + ["vgg16/block1_conv1"] * 4
     assert live.snapshot.layer == "vgg16/block1_conv1" and live.layer_combo.currentData() is None
-    assert panel.plots.overlay_labels == list(SEED_VARIANTS)
-    pen = panel.plots._overlays["augmented"][0][1].opts["pen"]
+    assert panel.results.plots.overlay_labels == list(SEED_VARIANTS)
+    pen = panel.results.plots._overlays["augmented"][0][1].opts["pen"]
     assert pen.color().name() == variant_color("augmented")
     # The transfer model just trained is where a fine-tune would continue from.
-    assert panel.from_path.text() == str(folder / "cifar10_4_7_transferlearning.h5")
+    assert panel.form.from_path.text() == str(folder / "cifar10_4_7_transferlearning.h5")
     assert warnings == []
     assert panel.study_button.isEnabled()
 
@@ -139,7 +140,7 @@ def test_a_second_study_goes_to_a_new_folder_and_resume_without_a_study_says_so(
     first = tmp_path / "runs" / "study"
     first.mkdir(parents=True)
     (first / "study.json").write_text("{}")
-    assert panel_module.new_study_folder(tmp_path / "runs") == tmp_path / "runs" / "study-2"
+    assert new_study_folder(tmp_path / "runs") == tmp_path / "runs" / "study-2"
     assert not panel.resume_study(tmp_path / "runs" / "nothing")
     assert "no study to resume" in warnings[-1]
     assert not panel.busy

@@ -36,9 +36,9 @@ def state(batches_dir) -> AppState:
 def make_panel(qtbot, state: AppState, out_dir) -> TrainingPanel:
     panel = TrainingPanel(state)
     qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
-    panel.out_path.set_text(str(out_dir))
-    panel.batch_spin.setValue(8)
-    panel.limit_spin.setValue(16)
+    panel.form.out_path.set_text(str(out_dir))
+    panel.form.batch_spin.setValue(8)
+    panel.form.limit_spin.setValue(16)
     return panel
 
 
@@ -57,12 +57,12 @@ def test_the_pretrain_button_trains_a_base_on_the_other_classes(qtbot, state, tm
     assert side["config"]["variant"] == "pretrain"
     assert side["config"]["epochs"] == PRETRAIN_EPOCHS["cnn"]
     assert set(side["class_names"]).isdisjoint({"deer", "horse"})
-    assert "Start pretrain (cnn)" in panel.log.toPlainText()
+    assert "Start pretrain (cnn)" in panel.results.log.toPlainText()
     # The base is the next transfer's, and its counts are shown before that run.
     assert form.weights_combo.currentData() == "base" and form.weights_path.text() == str(path)
     with qtbot.waitSignal(form.counts_shown, timeout=RUN_TIMEOUT_MS):
         panel.set_variant("transfer")
-    assert panel.params_label.text() == CNN_COUNTS
+    assert panel.form.params_label.text() == CNN_COUNTS
     assert form.config().base == str(path)
 
 
@@ -75,8 +75,8 @@ def test_a_base_that_saw_the_pair_is_refused_before_the_run(qtbot, state, tmp_pa
     form = panel.form
     panel.set_variant("transfer")
     form.use_base(str(seen.path))
-    qtbot.waitUntil(lambda: "trained on deer" in panel.params_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "trained on deer" in form.params_label.text(), timeout=RUN_TIMEOUT_MS)
     with qtbot.waitSignal(form.counts_shown, timeout=RUN_TIMEOUT_MS):
         form.overlap_check.setChecked(True)
-    assert panel.params_label.text() == CNN_COUNTS
+    assert panel.form.params_label.text() == CNN_COUNTS
     assert form.config().allow_overlap

@@ -31,19 +31,19 @@ def add_panel(qtbot, state: AppState) -> TrainingPanel:
 def make_panel(qtbot, state: AppState, out_dir: Path, **settings) -> TrainingPanel:
     """A panel set to a tiny run: 20 images (10 deer, 10 horse), 5 batches of 4 an epoch."""
     panel = add_panel(qtbot, state)
-    panel.out_path.set_text(str(out_dir))
+    panel.form.out_path.set_text(str(out_dir))
     panel.set_variant(settings.get("variant", "baseline"))
-    panel.epochs_spin.setValue(settings.get("epochs", 2))
-    panel.batch_spin.setValue(settings.get("batch_size", 4))
-    panel.limit_spin.setValue(40)
-    panel.seed_spin.setValue(settings.get("seed", 0))
+    panel.form.epochs_spin.setValue(settings.get("epochs", 2))
+    panel.form.batch_spin.setValue(settings.get("batch_size", 4))
+    panel.form.limit_spin.setValue(40)
+    panel.form.seed_spin.setValue(settings.get("seed", 0))
     return panel
 
 
 def run(qtbot, panel: TrainingPanel):
     """Click Start and wait for the run to end; returns the outcome (None on failure)."""
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        panel.start_button.click()
+        panel.form.start_button.click()
     return blocker.args[0]
 
 
@@ -74,7 +74,7 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     batches, epochs = [], []
     panel.batch_progress.connect(batches.append)
     panel.epoch_finished.connect(epochs.append)
-    assert panel.table.rowCount() == 0
+    assert panel.results.table.rowCount() == 0
 
     requested = []
     state.model_requested.connect(requested.append)
@@ -86,36 +86,37 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     # One batch event per compiled call: on a CPU "auto" runs up to 8 batches a call, so each
     # epoch of 5 batches is one call, reported as its last batch.
     assert 1 <= len(batches) <= 2 and batches[-1].batch == 4  # throttled, last one kept
-    assert panel.plots.point_counts() == {"batch": 2, "train": 2, "val": 2}
+    assert panel.results.plots.point_counts() == {"batch": 2, "train": 2, "val": 2}
     model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
     assert model_file.is_file() and model_file.with_suffix(".json").is_file()
-    assert panel.table.rowCount() == 1 and panel.table.runs[0].model_path == model_file
+    table = panel.results.table
+    assert table.rowCount() == 1 and table.runs[0].model_path == model_file
     # The window opens the saved model (outside this process); the panel only asks for it.
     assert requested == [str(model_file)] and outcome.path == model_file
-    assert panel.progress.format() == "Done" and panel.start_button.isEnabled()
-    assert "Epoch 2/2" in panel.log.toPlainText()
+    assert panel.results.progress.format() == "Done" and panel.form.start_button.isEnabled()
+    assert "Epoch 2/2" in panel.results.log.toPlainText()
 
 
 def test_stop_ends_the_run_and_keeps_it(qtbot, state, tmp_path, warnings):
     panel = make_panel(qtbot, state, tmp_path / "runs", epochs=500, batch_size=2)
     with qtbot.waitSignal(panel.epoch_finished, timeout=RUN_TIMEOUT_MS):
-        panel.start_button.click()
-    assert panel.stop_button.isEnabled()
+        panel.form.start_button.click()
+    assert panel.form.stop_button.isEnabled()
     # The timeout only guards against a hang: the run must end because of the Stop (stopped,
     # short of its 500 epochs), however long the machine takes for the batches in progress.
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        panel.stop_button.click()
+        panel.form.stop_button.click()
     outcome = blocker.args[0]
     assert outcome.stopped and 1 <= outcome.summary.epochs < 500
     assert outcome.summary.model_path.is_file()  # what was learned so far is saved
-    assert not panel.busy and panel.progress.format() == "Stopped"
+    assert not panel.busy and panel.results.progress.format() == "Stopped"
     assert warnings == []
 
 
 def test_engine_failure_reaches_the_gui_as_one_message(qtbot, state, tmp_path, warnings):
     panel = make_panel(qtbot, state, tmp_path / "runs", variant="finetune")
     missing = tmp_path / "no_such_model.h5"
-    panel.from_path.set_text(str(missing))
+    panel.form.from_path.set_text(str(missing))
     failures = []
     panel.run_failed.connect(failures.append)
 
@@ -123,12 +124,12 @@ def test_engine_failure_reaches_the_gui_as_one_message(qtbot, state, tmp_path, w
 
     assert failures == warnings and len(warnings) == 1
     assert str(missing) in warnings[0] and "\n" not in warnings[0]
-    assert panel.progress.format() == "Failed" and panel.start_button.isEnabled()
+    assert panel.results.progress.format() == "Failed" and panel.form.start_button.isEnabled()
 
 
 def test_bad_settings_are_refused_before_any_thread_starts(qtbot, tmp_path, warnings):
     panel = add_panel(qtbot, AppState())
-    assert not panel.start_button.isEnabled()  # no data set yet
+    assert not panel.form.start_button.isEnabled()  # no data set yet
     assert panel.start() is False and "load a data set" in warnings[-1]
     assert not panel.busy
 
@@ -165,16 +166,16 @@ def test_previous_runs_come_back_and_overlay_and_export(qtbot, tmp_path, warning
     settings.sync()
 
     panel = add_panel(qtbot, AppState())  # a restart: the folder comes from the settings
-    assert panel.out_path.text() == str(out)
-    assert panel.table.rowCount() == 2
-    assert panel.table.item(0, panel_column("Best val acc")).text() in ("0.7000", "0.8000")
+    assert panel.form.out_path.text() == str(out)
+    assert panel.results.table.rowCount() == 2
+    assert panel.results.table.item(0, panel_column("Best val acc")).text() in ("0.7000", "0.8000")
 
-    panel.table.selectAll()
-    assert sorted(panel.plots.overlay_labels) == ["cifar10_4_7", "cifar10_4_7_augm"]
+    panel.results.table.selectAll()
+    assert sorted(panel.results.plots.overlay_labels) == ["cifar10_4_7", "cifar10_4_7_augm"]
     target = panel.export_plots(str(tmp_path / "curves.png"))
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    panel.table.clearSelection()
-    assert panel.plots.overlay_labels == []
+    panel.results.table.clearSelection()
+    assert panel.results.plots.overlay_labels == []
     assert warnings == []
 
 
@@ -186,19 +187,20 @@ def panel_column(name: str) -> int:
 
 def test_advanced_settings_reach_the_config_and_come_back(qtbot, state, tmp_path):
     panel = make_panel(qtbot, state, tmp_path / "runs", epochs=7)
-    panel.strategy_combo.setCurrentIndex(panel.strategy_combo.findData("mirrored"))
-    panel.precision_combo.setCurrentIndex(panel.precision_combo.findData("mixed_bfloat16"))
-    panel.form.keep_best_check.setChecked(True)
+    form = panel.form
+    form.strategy_combo.setCurrentIndex(form.strategy_combo.findData("mirrored"))
+    form.precision_combo.setCurrentIndex(form.precision_combo.findData("mixed_bfloat16"))
+    form.keep_best_check.setChecked(True)
     config = panel.build_config()
     assert (config.strategy, config.precision, config.epochs) == ("mirrored", "mixed_bfloat16", 7)
     assert config.keep_best
 
     panel.shutdown()  # as the window does when it closes
     again = add_panel(qtbot, state)
-    assert again.strategy_combo.currentData() == "mirrored"
-    assert again.precision_combo.currentData() == "mixed_bfloat16"
+    assert again.form.strategy_combo.currentData() == "mirrored"
+    assert again.form.precision_combo.currentData() == "mixed_bfloat16"
     assert again.form.keep_best_check.isChecked()
-    assert again.epochs_spin.value() == 7 and again.limit_spin.value() == 40
+    assert again.form.epochs_spin.value() == 7 and again.form.limit_spin.value() == 40
 
 
 def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_path, warnings):
@@ -218,14 +220,14 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
 @pytest.mark.slow
 def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, tmp_path, warnings):
     panel = make_panel(qtbot, state, tmp_path / "runs", variant="transfer", epochs=1)
-    panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))  # offline
+    panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("none"))  # offline
     transfer = run(qtbot, panel)
-    assert panel.from_path.text() == str(transfer.summary.model_path)
+    assert panel.form.from_path.text() == str(transfer.summary.model_path)
 
     with qtbot.waitSignal(panel.form.counts_shown, timeout=RUN_TIMEOUT_MS):
         panel.set_variant("finetune")
     # The seed's counts: VGG16 blocks 1 and 2 stay frozen (260,160 parameters).
-    assert panel.params_label.text() == "trainable 14,586,113 \u00b7 non-trainable 260,160"
+    assert panel.form.params_label.text() == "trainable 14,586,113 \u00b7 non-trainable 260,160"
     assert warnings == []
 
 
@@ -249,12 +251,12 @@ def test_the_legend_of_many_overlays_stays_outside_the_plots(qtbot, tmp_path):
     for i, variant in enumerate(("baseline", "augmented", "transfer", "finetune")):
         write_sidecar(out, f"run_{i}", variant, [0.5 + i / 10, 0.6 + i / 10])
     panel = add_panel(qtbot, AppState())
-    panel.out_path.set_text(str(out))
+    panel.form.out_path.set_text(str(out))
     panel.resize(1180, 700)
     panel.show()
-    panel.table.selectAll()
+    panel.results.table.selectAll()
 
-    plots = panel.plots
+    plots = panel.results.plots
     assert len(plots.legend_labels()) == 12  # the live run's 3 series and star, 2 per overlay
     assert {"run_0 train", "run_3 val", "validation (epoch)"} <= set(plots.legend_labels())
     for plot in plots.plots.values():
@@ -273,20 +275,20 @@ def test_the_legend_of_many_overlays_stays_outside_the_plots(qtbot, tmp_path):
     assert sorted((float(x[0]), round(float(y[0]), 3)) for x, y in stars) == sorted(
         [(1.0, 0.6)] * 4 + [(2.0, round(0.6 + i / 10, 3)) for i in range(4)]
     )
-    panel.table.clearSelection()
+    panel.results.table.clearSelection()
     assert len(plots.legend_labels()) == 4
 
 
 def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_path, warnings):
     panel = make_panel(qtbot, state, tmp_path / ("a_folder_with_a_long_name_" * 4), epochs=1)
-    panel.log.setFixedWidth(260)
+    panel.results.log.setFixedWidth(260)
     panel.show()
     outcome = run(qtbot, panel)
     assert outcome is not None
-    text = panel.log.toPlainText()
+    text = panel.results.log.toPlainText()
     assert "1 epoch," in text and "after 1 epoch," in text and "1 epochs" not in text
     # Every wrapped line of the log starts after a space or a folder's "/": no name is broken.
-    document = panel.log.document()
+    document = panel.results.log.document()
     breaks = 0
     block = document.begin()
     while block.isValid():
@@ -307,14 +309,14 @@ def test_the_form_comes_back_from_a_config_and_from_an_older_session(qtbot, stat
     settings.setValue("training/form", json.dumps(old))
     panel = TrainingPanel(state, settings)
     qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
-    assert (panel.variant, panel.epochs_spin.value(), panel.limit_spin.value()) == (
+    assert (panel.variant, panel.form.epochs_spin.value(), panel.form.limit_spin.value()) == (
         "augmented", 7, 0,
     )  # fmt: skip
-    assert panel.precision_combo.currentData() == "float32"
-    assert panel.batch_spin.value() == RunConfig().batch_size  # the rest: RunConfig's defaults
+    assert panel.form.precision_combo.currentData() == "float32"
+    assert panel.form.batch_spin.value() == RunConfig().batch_size  # the rest: RunConfig's defaults
 
-    panel.lr_edit.setText("0.003")
-    panel.out_path.set_text(str(tmp_path / "runs"))
+    panel.form.lr_edit.setText("0.003")
+    panel.form.out_path.set_text(str(tmp_path / "runs"))
     panel.save_form()
     saved = RunConfig.from_dict(json.loads(str(settings.value("training/form"))))
     assert (saved.variant, saved.epochs, saved.limit, saved.learning_rate) == (

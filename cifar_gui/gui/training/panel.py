@@ -15,31 +15,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QSettings, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.run_folders import data_instead, latest_unfinished_study, new_study_folder
 from cifar_gui.engine.runner import RunPlan, plan_run
-from cifar_gui.engine.study import STUDY_FILE, StudyPlan, plan_study, read_study
+from cifar_gui.engine.study import StudyPlan, plan_study, read_study
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted
 from cifar_gui.gui.training.controller import RunController, StudyOutcome, TrainingOutcome
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
+from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
@@ -48,34 +48,9 @@ if TYPE_CHECKING:
     from cifar_gui.gui.training.trace import BatchUpdate
 
 
-STUDY_FOLDER = "study"  # a new study goes to <output folder>/study, study-2, ...
-
-
 def open_in_browser(path: Path) -> bool:
     """Open ``path`` (the study's report) with the desktop's default application."""
     return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
-
-def new_study_folder(out_dir: Path) -> Path:
-    """The first of ``study``, ``study-2``, ... in ``out_dir`` that holds no study."""
-    for number in range(1, 10_000):
-        folder = out_dir / (STUDY_FOLDER if number == 1 else f"{STUDY_FOLDER}-{number}")
-        if not (folder / STUDY_FILE).exists():
-            return folder
-    raise UserError(f"{out_dir}: too many studies")
-
-
-def latest_unfinished_study(out_dir: Path) -> Path | None:
-    """The most recently changed study in ``out_dir`` with runs left, if any."""
-    found = []
-    for record in out_dir.glob(f"*/{STUDY_FILE}"):
-        try:
-            _, runs = read_study(record.parent)
-        except UserError:
-            continue
-        if any(run.state != "done" for run in runs):
-            found.append((record.stat().st_mtime, record.parent))
-    return max(found)[1] if found else None
 
 
 class TrainingPanel(QWidget):
@@ -128,11 +103,7 @@ class TrainingPanel(QWidget):
         left.addWidget(study_box)
         # The settings scroll when the window is shorter than they are (the default 800 px
         # window, a laptop screen): they never make the window taller than the screen.
-        self.settings_area = QScrollArea()
-        self.settings_area.setWidget(left_box)
-        self.settings_area.setWidgetResizable(True)
-        self.settings_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.settings_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_area = vertical_scroll_area(left_box)
         scroll_bar = self.settings_area.verticalScrollBar().sizeHint().width()
         self.settings_area.setFixedWidth(left_box.sizeHint().width() + scroll_bar)
         self.form.actions.setFixedWidth(self.settings_area.width())
@@ -143,19 +114,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(settings_column)
         layout.addWidget(self.results, 1)
 
-        # The widgets tests, the bench and the window drive.
         f, r = self.form, self.results
-        self.epochs_spin, self.batch_spin, self.seed_spin = f.epochs_spin, f.batch_spin, f.seed_spin
-        self.limit_spin, self.lr_edit, self.out_path = f.limit_spin, f.lr_edit, f.out_path
-        self.strategy_combo, self.precision_combo = f.strategy_combo, f.precision_combo
-        self.weights_combo, self.weights_path, self.from_path = (
-            f.weights_combo, f.weights_path, f.from_path,
-        )  # fmt: skip
-        self.params_label = f.params_label
-        self.start_button, self.stop_button = f.start_button, f.stop_button
-        self.resume_button = f.resume_button
-        self.plots, self.progress, self.log, self.table = r.plots, r.progress, r.log, r.table
-
         f.start_button.clicked.connect(self.start)
         f.pretrain_button.clicked.connect(self.pretrain)
         f.stop_button.clicked.connect(self.stop)
@@ -203,17 +162,17 @@ class TrainingPanel(QWidget):
         self.form.save()
 
     def _on_variant_changed(self, variant: str) -> None:
-        if variant == "finetune" and not self.from_path.text():
+        if variant == "finetune" and not self.form.from_path.text():
             latest = self._latest_transfer_run()
             if latest is not None:
-                self.from_path.set_text(str(latest))
+                self.form.from_path.set_text(str(latest))
 
     def _update_buttons(self) -> None:
         busy = self.controller.busy
         self.form.update_buttons(busy, self.controller.listing)
         can_start = not busy and self.state.dataset is not None
         self.study_button.setEnabled(can_start)
-        self.resume_study_button.setEnabled(not busy and bool(self.out_path.text()))
+        self.resume_study_button.setEnabled(not busy and bool(self.form.out_path.text()))
 
     # ---- running
 
@@ -234,7 +193,7 @@ class TrainingPanel(QWidget):
             f"batch {config.batch_size}, "
             f"learning rate {config.lr:g}, seed {config.seed}"
             + (f", from {Path(config.from_model).name}" if config.from_model else "")
-            + (f" ({self.params_label.text()})" if config.variant == "finetune" else ""),
+            + (f" ({self.form.params_label.text()})" if config.variant == "finetune" else ""),
         )
         return True
 
@@ -261,7 +220,7 @@ class TrainingPanel(QWidget):
             return False
         try:
             template = self.study_template()
-            target = Path(folder) if folder else new_study_folder(Path(template.out_dir))
+            target = Path(folder) if folder else new_study_folder(template.out_dir)
             plan = plan_study(template, target)
         except UserError as exc:
             self._show_failure(str(exc))
@@ -281,18 +240,17 @@ class TrainingPanel(QWidget):
         if self.busy:
             return False
         if folder is None:
-            folder = latest_unfinished_study(Path(self.out_path.text()))
+            folder = latest_unfinished_study(self.form.out_path.text())
         if folder is None:
             folder = QFileDialog.getExistingDirectory(
-                self, "Resume the study in", self.out_path.text()
+                self, "Resume the study in", self.form.out_path.text()
             )
             if not folder:
                 return False
         try:
             template, _ = read_study(folder)
-            data = template.data
-            gone = data not in (None, "keras") and not Path(data).exists()
-            plan = plan_study(resume=folder, data=self.state.data_source if gone else None)
+            data = data_instead(template.data, self.state.data_source)
+            plan = plan_study(resume=folder, data=data)
         except UserError as exc:
             self._show_failure(str(exc))
             return False
@@ -326,13 +284,13 @@ class TrainingPanel(QWidget):
 
     def ask_resume(self) -> None:
         """List the resumable runs of the output folder (in a worker), then let the user pick."""
-        self.controller.list_checkpoints(self.out_path.text())
+        self.controller.list_checkpoints(self.form.out_path.text())
 
     @Slot(object)
     def _choose_checkpoint(self, checkpoints: list[Checkpoint]) -> None:
         if not checkpoints:
             self._show_failure(
-                f"{self.out_path.text()}: no run to resume here (runs leave a checkpoint "
+                f"{self.form.out_path.text()}: no run to resume here (runs leave a checkpoint "
                 "after each complete epoch)"
             )
         else:
@@ -346,14 +304,11 @@ class TrainingPanel(QWidget):
         own total); False (and a message) when it cannot."""
         if self.busy:
             return False
-        # The data where the run found it; where it is gone, the data set open now.
-        data = checkpoint.config.data
-        gone = data not in (None, "keras") and not Path(data).exists()
         try:
             accepted = plan_run(
                 resume=checkpoint,
                 epochs=epochs,
-                data=self.state.data_source if gone else None,
+                data=data_instead(checkpoint.config.data, self.state.data_source),
             )
         except UserError as exc:
             self._show_failure(str(exc))
@@ -426,7 +381,7 @@ class TrainingPanel(QWidget):
     def _on_study_run(self, event: StudyRunEvent) -> None:
         self.results.study_run(event)
         if event.state != "running" and event.variant == "transfer" and event.model_path:
-            self.from_path.set_text(str(event.model_path))
+            self.form.from_path.set_text(str(event.model_path))
         self.study_run.emit(event)
 
     def _study_result(self, outcome: StudyOutcome) -> None:
@@ -460,7 +415,7 @@ class TrainingPanel(QWidget):
         )
         if summary.variant == "transfer" and outcome.path is not None:
             # Fine-tuning continues from the transfer model just trained, as the seed does.
-            self.from_path.set_text(str(outcome.path))
+            self.form.from_path.set_text(str(outcome.path))
         if summary.variant == "pretrain" and outcome.path is not None:
             self.form.use_base(str(outcome.path))  # the next transfer starts from it
         self.refresh_runs()
@@ -492,11 +447,11 @@ class TrainingPanel(QWidget):
 
     def refresh_runs(self) -> None:
         """Read the runs in the output folder again."""
-        self.results.show_runs(self.out_path.text())
+        self.results.show_runs(self.form.out_path.text())
 
     def _latest_transfer_run(self) -> Path | None:
         names = tuple(self.state.chosen_names)
-        for run in reversed(self.table.runs):
+        for run in reversed(self.results.table.runs):
             if run.variant == "transfer" and run.model_path and run.class_names == names:
                 return run.model_path
         return None
@@ -506,7 +461,7 @@ class TrainingPanel(QWidget):
         try:
             self.results.curves()  # say there is nothing before asking where
             if path is None:
-                path = self.results.ask_export_path(self.out_path.text())
+                path = self.results.ask_export_path(self.form.out_path.text())
                 if path is None:
                     return None
             return self.results.export(path, title=" vs ".join(self.state.chosen_names))

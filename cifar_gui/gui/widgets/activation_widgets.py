@@ -129,6 +129,10 @@ class ChannelGrid(QLabel):
         self._factor = max(1, self.view_size // max(mosaic.shape[:2]))
         self._tile, self._grid, self._count, self._gap = tile, grid, count, gap
 
+    def block_factor(self) -> int:
+        """Screen pixels per mosaic pixel."""
+        return self._factor
+
     def show_plain(self) -> None:
         """Show the mosaic with no tile outlined."""
         if self._base is not None:

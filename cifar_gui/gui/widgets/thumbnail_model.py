@@ -117,6 +117,10 @@ class ThumbnailModel(QAbstractListModel):
             return self.item(row)
         return None
 
+    def rendered_count(self) -> int:
+        """How many thumbnails are drawn and kept (rows the views have asked for)."""
+        return len(self._cache)
+
     def _pixmap(self, row: int) -> QPixmap:
         pixmap = self._cache.get(row)
         if pixmap is not None:

@@ -1,12 +1,13 @@
 """The Dataset panel: where the data comes from, how many images each class has, which classes
 training uses, and a browser over every image (thumbnails, a large view, the seed's samples).
+
+The widgets only: what they show comes from :mod:`cifar_gui.gui.dataset.model`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -29,44 +30,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine import data
 from cifar_gui.engine.data import Dataset
+from cifar_gui.gui.dataset import model
+from cifar_gui.gui.dataset.model import CHOSEN, SEED_SAMPLES_R, source_name
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.image_grid import ImageGrid
 from cifar_gui.gui.widgets.thumbnail_model import ImageItem, ThumbnailModel
 from cifar_gui.gui.widgets.zoom_dialog import ZoomDialog
-from cifar_gui.gui.workers import JobRunner, TaskState
-
-# The ten training pictures the seed plots in a 2 x 5 grid, as R's 1-based indices.
-SEED_SAMPLES_R = (9802, 5, 7, 10, 4, 28, 1, 8, 9, 2)
-SEED_SAMPLES = tuple(i - 1 for i in SEED_SAMPLES_R)  # 0-based positions in the training set
-
-CHOSEN, ALL = "chosen", "all"  # class-filter choices besides a single class
-
-
-def source_name(source: str | None) -> str:
-    """How a data source reads in the window: 'Keras cache' or the path."""
-    return "Keras cache" if source in (None, "keras") else str(source)
-
-
-def _load(source: str) -> tuple[Dataset, str]:
-    """Job: load the data set (decoding 60,000 JPEGs takes seconds the first time)."""
-    return data.load_dataset(source), source
-
-
-def _download(task: TaskState) -> tuple[Dataset, str]:
-    """Job: download the official archive into the Keras cache, then load it."""
-    last = [-1]
-
-    def progress(done: int, total: int) -> None:
-        # One report per visible step (a percent, or a MB when the size is unknown).
-        step = done * 100 // total if total else done >> 20
-        if step != last[0]:
-            last[0] = step
-            task.report((done, total))
-
-    data.download_cifar10(progress, task.stop_requested)
-    return _load("keras")
+from cifar_gui.gui.workers import JobRunner
 
 
 class DatasetPanel(QWidget):
@@ -120,7 +91,7 @@ class DatasetPanel(QWidget):
         row.addWidget(self.source_label, 1)
         self.keras_button = QPushButton("Keras cache")
         self.keras_button.setToolTip("CIFAR-10 as Keras downloads it (~/.keras/datasets)")
-        self.keras_button.clicked.connect(lambda: self.load("keras"))
+        self.keras_button.clicked.connect(lambda: self.load(model.KERAS))
         self.open_button = QPushButton("Open...")
         self.open_button.setToolTip("The official archive, its batches folder, or an image folder")
         self.open_button.setMenu(self._open_menu())
@@ -281,12 +252,9 @@ class DatasetPanel(QWidget):
 
     def load(self, source: str | None) -> None:
         """Open a data set in a worker: ``None`` or ``"keras"`` for the Keras cache, or a path."""
-        # Absolute, so the source remembered in the settings works from any folder.
-        source = (
-            "keras" if source in (None, "", "keras") else str(Path(source).expanduser().resolve())
-        )
+        source = model.normal_source(source)
         self._set_busy(f"Loading {source_name(source)}...", download=False)
-        self.load_job.start(lambda task: _load(source))
+        self.load_job.start(lambda task: model.load(source))
 
     def open_archive(self) -> None:
         """Ask for the official archive and load it."""
@@ -310,7 +278,7 @@ class DatasetPanel(QWidget):
     def download(self) -> None:
         """Download CIFAR-10 into the Keras cache in a worker, with progress and Cancel."""
         self._set_busy("Downloading CIFAR-10...", download=True)
-        self.download_job.start(_download)
+        self.download_job.start(model.download)
 
     def cancel_download(self) -> None:
         self.download_job.stop()
@@ -347,21 +315,16 @@ class DatasetPanel(QWidget):
             self.load_finished.emit(outcome)  # last, so the panel is usable again by then
 
     def _on_download_progress(self, value: tuple[int, int]) -> None:
-        done, total = value
-        if total:
-            self.progress.setValue(done * 100 // total)
-            self.busy_label.setText(f"Downloading CIFAR-10: {done >> 20} of {total >> 20} MB")
-        else:
-            self.busy_label.setText(f"Downloading CIFAR-10: {done >> 20} MB")
+        percent, text = model.download_progress(*value)
+        if percent is not None:
+            self.progress.setValue(percent)
+        self.busy_label.setText(text)
 
     def _on_loaded(self, result: tuple[Dataset, str]) -> None:
         dataset, source = result
         self.state.set_dataset(dataset, source)
         self._outcome = True
-        self.state.message.emit(
-            f"Opened {source_name(source)}: {len(dataset.y_train):,} "
-            f"training and {len(dataset.y_test):,} test images"
-        )
+        self.state.message.emit(model.opened_message(dataset, source))
 
     def _on_failed(self, message: str) -> None:
         if self.state.dataset is None:
@@ -388,10 +351,8 @@ class DatasetPanel(QWidget):
         self._fill_counts(dataset)
         self.class_filter.blockSignals(True)
         self.class_filter.clear()
-        self.class_filter.addItem("the chosen classes", CHOSEN)
-        self.class_filter.addItem("all classes", ALL)
-        for label, name in enumerate(dataset.class_names):
-            self.class_filter.addItem(name, label)
+        for text, choice in model.filter_choices(dataset.class_names):
+            self.class_filter.addItem(text, choice)
         self.class_filter.blockSignals(False)
         self.thumbnails.set_dataset(dataset)
         self.apply_filter()
@@ -399,27 +360,19 @@ class DatasetPanel(QWidget):
         self.stack.setCurrentWidget(self.browser_page)
 
     def _fill_counts(self, dataset: Dataset) -> None:
-        counts = dataset.counts()
-        table = self.counts_table
+        rows = model.count_rows(dataset)
         self._filling_table = True
-        table.setRowCount(len(dataset.class_names) + 1)
-        for label, name in enumerate(dataset.class_names):
-            item = QTableWidgetItem(name)
-            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
-            table.setItem(label, 0, item)
-            for column, text in enumerate(
-                (str(label), f"{counts['train'][label]:,}", f"{counts['test'][label]:,}"), 1
-            ):
+        self.counts_table.setRowCount(len(rows))
+        for row, counts in enumerate(rows):
+            for column, text in enumerate(counts.cells()):
                 cell = QTableWidgetItem(text)
-                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                table.setItem(label, column, cell)
-        total = len(dataset.class_names)
-        table.setItem(total, 0, QTableWidgetItem("total"))
-        table.setItem(total, 1, QTableWidgetItem(""))
-        for column, split in ((2, "train"), (3, "test")):
-            cell = QTableWidgetItem(f"{int(counts[split].sum()):,}")
-            cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            table.setItem(total, column, cell)
+                if column == 0 and counts.label is not None:
+                    cell.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                elif column > 0 and text:
+                    cell.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+                self.counts_table.setItem(row, column, cell)
         self._filling_table = False
         self._show_choice()
 
@@ -440,15 +393,7 @@ class DatasetPanel(QWidget):
                 Qt.CheckState.Checked if label in chosen else Qt.CheckState.Unchecked
             )
         self._filling_table = False
-        counts = dataset.counts()
-        train = sum(int(counts["train"][c]) for c in self.state.classes)
-        test = sum(int(counts["test"][c]) for c in self.state.classes)
-        names = self.state.chosen_names
-        labels = ", ".join(f"{name} = {i}" for i, name in enumerate(names))
-        self.summary_label.setText(
-            f"<b>Training uses {' vs '.join(names)}</b>: {train:,} training and {test:,} "
-            f"test images. Labels: {labels}."
-        )
+        self.summary_label.setText(model.choice_summary(dataset, self.state.classes))
 
     def _on_class_ticked(self, item: QTableWidgetItem) -> None:
         if self._filling_table or item.column() != 0 or self.state.dataset is None:
@@ -456,11 +401,9 @@ class DatasetPanel(QWidget):
         label = item.row()
         if label >= len(self.state.dataset.class_names):
             return
-        order = [c for c in self._order if c != label]
-        if item.checkState() == Qt.CheckState.Checked:
-            order.append(label)
-        if len(order) < 2:
-            self.state.message.emit("Choose at least two classes")
+        order = model.ticked(self._order, label, item.checkState() == Qt.CheckState.Checked)
+        if order is None:
+            self.state.message.emit(model.TOO_FEW_CLASSES)
             self._show_choice()  # put the tick back
             return
         self.set_classes(order)
@@ -482,15 +425,10 @@ class DatasetPanel(QWidget):
         """Show the images of the split and class(es) picked above the grid."""
         if self.state.dataset is None:
             return
-        choice = self.class_filter.currentData()
         split = self.split_filter.currentData()
-        if choice == CHOSEN:
-            classes: list[int] | None = list(self.state.classes)
-            what = " + ".join(self.state.chosen_names)
-        elif choice == ALL:
-            classes, what = None, "all classes"
-        else:
-            classes, what = [int(choice)], self.state.class_names[int(choice)]
+        classes, what = model.filtered_classes(
+            self.class_filter.currentData(), self.state.classes, self.state.class_names
+        )
         self.thumbnails.set_filter(split, classes)
         self.grid.scrollToTop()
         self.shown_label.setText(f"{self.thumbnails.rowCount():,} images ({split}, {what})")
@@ -506,25 +444,9 @@ class DatasetPanel(QWidget):
     # -- seed samples --------------------------------------------------------------------
 
     def _show_seed_samples(self, dataset: Dataset) -> None:
-        present = [
-            (r, i)
-            for r, i in zip(SEED_SAMPLES_R, SEED_SAMPLES, strict=True)
-            if i < len(dataset.y_train)
-        ]
-        images = np.stack([dataset.x_train[i] for _, i in present]) if present else None
-        if images is None:
-            self.seed_grid.set_images(np.zeros((0, 32, 32, 3), np.uint8), 5)
-            self.seed_note.setText("This data set has too few training images for the samples.")
-            return
-        captions = [f"R {r}: {dataset.class_names[dataset.y_train[i]]}" for r, i in present]
-        self.seed_grid.set_images(images, columns=5, size=128, captions=captions)
-        sorted_by_class = bool(np.all(np.diff(dataset.y_train) >= 0))
-        self.seed_note.setText(
-            "This data set is an image folder sorted by class, so these positions hold other "
-            "pictures than in the official archive the seed used."
-            if sorted_by_class
-            else ""
-        )
+        samples = model.seed_samples(dataset)
+        self.seed_grid.set_images(samples.images, columns=5, size=128, captions=samples.captions)
+        self.seed_note.setText(samples.note)
 
     # -- closing -------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The Dataset tab: its Qt-free state and rules (:mod:`.model`) and its widgets (:mod:`.view`)."""
