@@ -4,6 +4,7 @@ without data, a failing download, model open/save errors, and the screenshot mod
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -133,7 +134,8 @@ def test_bad_model_files_give_one_line_messages(make_window, qtbot, tmp_path, wa
     with qtbot.waitSignal(window.model_job.finished, timeout=TIMEOUT_MS):
         window.open_model(str(missing))
     assert warnings == [f"{missing}: no such model file"]
-    window.state.model = object()  # anything: the name is checked before saving
+    # Any model will do: the file name is checked before saving.
+    window.state.model = SimpleNamespace(path=tmp_path / "current.h5")
     window.save_model(str(tmp_path / "model.txt"))
     assert warnings[-1].endswith("the name must end in .keras or .h5")
     assert window.state.model is not None
