@@ -330,13 +330,9 @@ def _runtime_text(fmt: str) -> str:
     }[fmt]
 
 
-_RUNTIME_LINES = {
-    "savedmodel": [
-        "import tensorflow as tf",
-        "",
-        'model = tf.saved_model.load("saved_model")',
-        "out = model.serve(tf.constant(x)).numpy()[0]",
-    ],
+# Each runtime's imports, and its lines that run the model on ``x`` into ``out``.
+_RUNTIME_IMPORTS = {
+    "savedmodel": ["import tensorflow as tf"],
     "tflite": [
         "try:",
         "    from ai_edge_litert.interpreter import Interpreter",
@@ -344,7 +340,15 @@ _RUNTIME_LINES = {
         "    import tensorflow as tf",
         "",
         "    Interpreter = tf.lite.Interpreter",
-        "",
+    ],
+    "onnx": ["import onnxruntime as ort"],
+}
+_RUNTIME_CALLS = {
+    "savedmodel": [
+        'model = tf.saved_model.load("saved_model")',
+        "out = model.serve(tf.constant(x)).numpy()[0]",
+    ],
+    "tflite": [
         'interpreter = Interpreter(model_path="model.tflite")',
         "interpreter.allocate_tensors()",
         'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)',
@@ -352,8 +356,6 @@ _RUNTIME_LINES = {
         'out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]',
     ],
     "onnx": [
-        "import onnxruntime as ort",
-        "",
         'session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])',
         "out = session.run(None, {session.get_inputs()[0].name: x})[0][0]",
     ],
@@ -387,12 +389,13 @@ def snippet(
             "import numpy as np",
             "from PIL import Image",
             "",
+            *_RUNTIME_IMPORTS[fmt],
+            "",
             f"CLASSES = {json.dumps(list(names))}  # in output order",
             f'image = Image.open(sys.argv[1]).convert("RGB").resize(({width}, {height}), '
             "Image.Resampling.LANCZOS)",
             f"x = np.asarray(image, dtype=np.float32)[None] / 255.0  # (1, {height}, {width}, 3)",
-            "",
-            *_RUNTIME_LINES[fmt],
+            *_RUNTIME_CALLS[fmt],
             to_probabilities,
             "for name, value in zip(CLASSES, probabilities):",
             '    print(f"{name}: {value:.6f}")',
