@@ -136,14 +136,20 @@ def card_snippet(card: Path) -> str:
     return blocks[0]
 
 
-def run_snippet(folder: Path, image: Path) -> dict[str, float]:
-    """Run the card's snippet as classify.py in the export folder; its probabilities."""
+def run_snippet(folder: Path, image: Path, hide: str | None = None) -> dict[str, float]:
+    """Run the card's snippet as classify.py in the export folder (with the module ``hide``
+    not importable); the probabilities it prints."""
     code = card_snippet(folder / "README.md")
     assert "cifar_gui" not in code
     (folder / "classify.py").write_text(code)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    hiding = f"sys.modules[{hide!r}] = None; " if hide else ""  # then importing it fails
+    run = (
+        f"import runpy, sys; {hiding}sys.argv = sys.argv[1:]; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     done = subprocess.run(
-        [sys.executable, "classify.py", str(image)],
+        [sys.executable, "-c", run, "classify.py", str(image)],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -164,6 +170,13 @@ def test_the_cards_snippet_classifies_an_image_as_the_app(bundled_exports, bundl
     got = run_snippet(bundled_exports[fmt].folder, SAMPLE)
     [app] = predict_files(bundled.model, [SAMPLE], bundled.class_names)
     assert list(got) == list(app.class_names) == ["deer", "horse"]
+    np.testing.assert_allclose(list(got.values()), app.probabilities, atol=FLOAT32_TOLERANCE)
+
+
+def test_the_tflite_snippet_falls_back_on_tensorflows_interpreter(bundled_exports, bundled):
+    """Without LiteRT's package (ai-edge-litert), the snippet runs with tf.lite."""
+    got = run_snippet(bundled_exports["tflite"].folder, SAMPLE, hide="ai_edge_litert")
+    [app] = predict_files(bundled.model, [SAMPLE], bundled.class_names)
     np.testing.assert_allclose(list(got.values()), app.probabilities, atol=FLOAT32_TOLERANCE)
 
 
