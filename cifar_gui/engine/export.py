@@ -125,7 +125,7 @@ def _staged_folder(target: Path):
     """A new temporary folder beside ``target``, renamed to it when the block succeeds and
     removed (with any parent folders made for it) when it fails."""
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
-    tmp = None
+    tmp, emptied = None, False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name[:32]}.{secrets.token_hex(4)}.export"
@@ -133,12 +133,16 @@ def _staged_folder(target: Path):
         yield tmp
         if target.is_dir():
             target.rmdir()  # empty (checked before); fails if something arrived meanwhile
+            emptied = True
         os.rename(tmp, target)
     except OSError as exc:
         raise UserError(f"{target}: cannot be written ({exc.strerror or exc})") from None
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if emptied and not target.exists():  # the rename failed: the user's folder comes back
+            with contextlib.suppress(OSError):
+                target.mkdir()
         if not target.exists():
             for folder in made:  # the deepest first
                 with contextlib.suppress(OSError):
