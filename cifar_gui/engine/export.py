@@ -183,13 +183,21 @@ def _size(path: Path) -> int:
 
 
 def output_kind(loaded: LoadedModel) -> tuple[int, bool]:
-    """The model's output units and whether they are scores (logits) rather than
-    probabilities, as the app reads them (:func:`cifar_gui.engine.inspect.output_activation`)."""
-    from cifar_gui.engine.inspect import output_activation
+    """The model's output units, and whether they are scores (logits) rather than
+    probabilities, decided as the app does
+    (:func:`cifar_gui.engine.inspect.outputs_to_probabilities`)."""
+    from cifar_gui.engine.inspect import outputs_to_probabilities
+    from cifar_gui.engine.record import class_count
 
-    activation = output_activation(loaded.model)
-    logits = activation is not None and activation not in ("sigmoid", "softmax", "hard_sigmoid")
-    return int(loaded.model.output_shape[-1]), logits
+    model = loaded.model
+    units = int(model.output_shape[-1])
+    if len(loaded.class_names) != class_count(units):
+        raise ModelError(
+            f"{loaded.path}: the model has {units} output{'s' * (units != 1)} but its sidecar "
+            f"names {len(loaded.class_names)} classes"
+        )
+    raw = np.asarray(model(np.zeros((1, *model.input_shape[1:]), np.float32), training=False))
+    return units, outputs_to_probabilities(model, raw)[1]
 
 
 def model_card(loaded: LoadedModel, fmt: str, command: str | None = None) -> str:

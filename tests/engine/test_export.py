@@ -10,6 +10,7 @@ images the probabilities differ by at most 0.015, checked at 0.05.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -197,6 +198,17 @@ def test_a_model_without_sidecar_is_not_measured(tmp_path, bundled):
     assert "Test accuracy: not measured" in card
     assert "0. class 0\n1. class 1" in card
     assert "Not known: the model has no sidecar record of its run." in card
+
+
+def test_a_sidecar_whose_classes_do_not_fit_the_outputs_is_refused(tmp_path):
+    model = shutil.copy(resources.default_model_path(), tmp_path / "odd.h5")
+    sidecar = json.loads(resources.default_model_path().with_suffix(".json").read_text())
+    sidecar["class_names"] = ["cat", "deer", "horse"]
+    (tmp_path / "odd.json").write_text(json.dumps(sidecar))
+    fails(
+        Path(model), "onnx", tmp_path / "out", tmp_path,
+        f"{model}: the model has 1 output but its sidecar names 3 classes",
+    )  # fmt: skip
 
 
 def test_a_vgg16_card_says_its_preprocessing_is_inside():
