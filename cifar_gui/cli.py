@@ -27,7 +27,7 @@ from cifar_gui.config import (
 )
 from cifar_gui.engine.errors import UserError
 
-COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report")
+COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
 CLASSES_HELP = (
     "class names or indices: a name that matches a class is that class; otherwise a whole "
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="images per class and split, as the seed's table()")
     data.add_argument("--data", help="data source (default: Keras cache)")
     _add_study_parsers(sub, defaults)
+    _add_export_parser(sub)
     return parser
 
 
@@ -209,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data": _data,
             "study": _study,
             "report": _report,
+            "export": _cmd_export,
         }
         return commands[args.command](args)
     except UserError as exc:
@@ -637,4 +639,40 @@ def _report(args: argparse.Namespace) -> int:
         words += ["--data", args.data]
     path = write_report(runs, out, data=args.data, report_command=shlex.join(words))
     print(f"report {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# export: a trained model for use elsewhere, with a model card
+
+
+def _add_export_parser(sub: Any) -> None:
+    """The ``export`` sub-command."""
+    from cifar_gui.engine.export import FORMAT_USES, FORMATS
+
+    export = sub.add_parser(
+        "export",
+        help="export a model as a SavedModel, TensorFlow Lite or ONNX, with a model card",
+        description="Export MODEL into the new (or empty) folder DIR: the converted model and "
+        "a README.md model card (classes, input, preprocessing, accuracy, settings, and a "
+        "snippet that classifies an image with the format's own runtime). "
+        + "; ".join(f"{fmt}: {use}" for fmt, use in FORMAT_USES.items())
+        + ".",
+    )
+    export.add_argument("model", help="a model file saved by this app (.h5 or .keras)")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import shlex
+
+    from cifar_gui.engine.export import export_model
+
+    words = ["cifar-gui", "export", args.model, "--format", args.format, "--out", args.out]
+    result = export_model(args.model, args.format, args.out, command=shlex.join(words))
+    print(
+        f"exported {result.artifact} ({result.bytes:,} bytes, {result.seconds:.1f} s); "
+        f"model card {result.card}"
+    )
     return 0

@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         self.save_model_action.setEnabled(False)
         file_menu.addAction(self.open_model_action)
         file_menu.addAction(self.save_model_action)
+        self.export_model_action = file_menu.addAction("&Export model...", self.ask_export_model)
         file_menu.addSeparator()
         self.study_action = QAction("Run the seed's &study", self)
         self.study_action.triggered.connect(self._run_study)
@@ -259,6 +260,12 @@ class MainWindow(QMainWindow):
             if Path(path).suffix.lower() not in MODEL_SUFFIXES:
                 path += ".h5" if "h5" in chosen else ".keras"
             self.save_model(path)
+
+    def ask_export_model(self) -> None:
+        """The Export dialog, for the current model's file (another can be chosen there)."""
+        from cifar_gui.gui.export_dialog import ExportDialog
+
+        ExportDialog(self.state.model.path if self.state.model else None, self).open()
 
     def save_model(self, path: str) -> None:
         """Save the current model and its sidecar to ``path`` (.keras or .h5) in a worker."""
