@@ -34,8 +34,8 @@ from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.model_service import ModelHandle, ModelService
     from cifar_gui.engine.predictions import Evaluation
+    from cifar_gui.engine.service import EngineService, ModelHandle
 
 ICON_SIZE = 64  # pixels per thumbnail in the image list
 
@@ -52,7 +52,7 @@ class EvaluationResult:
 
 
 def evaluate_subset(
-    service: ModelService,
+    service: EngineService,
     loaded: ModelHandle,
     dataset: Dataset,
     classes: tuple[int, ...],
@@ -71,7 +71,7 @@ class EvaluationPanel(QWidget):
 
     evaluated = Signal(object)  # EvaluationResult, once shown
 
-    def __init__(self, state: AppState, service: ModelService, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: EngineService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
         self.service = service  # called only from this panel's job (a worker thread)
