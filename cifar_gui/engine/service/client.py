@@ -22,7 +22,6 @@ import contextlib
 import multiprocessing
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -30,37 +29,10 @@ from typing import Any
 import numpy as np
 
 from cifar_gui.config import AugmentConfig, RunConfig
-from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
-from cifar_gui.engine.record import ParameterCounts, RunRecord
+from cifar_gui.engine.predictions import Evaluation, Prediction
+from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceError
 
 EXIT_WAIT_S = 10.0  # after close(), how long the child may take to exit before it is killed
-
-
-@dataclass(frozen=True)
-class ModelHandle:
-    """What the window knows of a loaded model: plain data, safe to keep and to signal."""
-
-    path: Path
-    class_names: tuple[str, ...]
-    input_size: tuple[int, int]  # (height, width)
-    layers: tuple[LayerInfo, ...]  # every inspectable layer, in call order
-    default_layers: tuple[str, ...]  # the seed's activation model: the first eight
-    parameters: ParameterCounts
-    from_logits: bool  # the outputs are scores (shown as probabilities)
-    record: RunRecord | None = None  # the sidecar's; None without a valid one
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """The device training runs on, and the versions of the libraries (as runs record them)."""
-
-    description: str  # "GPU: <name>" or "CPU: <model>"
-    versions: dict[str, str]
-
-
-class ServiceError(UserError):
-    """The engine process failed in a way that is not the input's fault (it died, or broke)."""
 
 
 def _child_main(conn: Connection) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.predictions import Evaluation, Prediction
-from cifar_gui.engine.service.client import DeviceInfo, ModelHandle, ServiceError
+from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceError
 
 if TYPE_CHECKING:
     import keras
