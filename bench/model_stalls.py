@@ -207,11 +207,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         }
     result: dict[str, object] = {
         "command": command,
-        "model_service": "in process" if args.in_process else "child process",
         "probe_interval_ms": 10,
         "worst_gap_ms": worst,
         "runs": runs,
         "busy_processes": args.busy,
+        **(
+            {}
+            if args.augmentation
+            else {"model_service": "in process" if args.in_process else "child process"}
+        ),
         "qt_platform": _env().get("QT_QPA_PLATFORM", "default"),
         **machine_fields(),
     }

@@ -1,16 +1,16 @@
-"""The window's side of the engine service: :class:`EngineService` and the plain data it
-answers with.
+"""The window's side of the engine service: :class:`EngineService` sends each request to the
+service's child process and waits for its answer.
 
 Why a child: importing TensorFlow and calling Keras hold the interpreter lock for seconds
-(loading the first model stalled the window's event loop for 2.7 s, the first augmentation
-preview about 0.5 s). The window's process keeps only plain data (:class:`ModelHandle`,
-:class:`DeviceInfo`, numpy arrays, the dataclasses of :mod:`cifar_gui.engine.predictions`) and
-asks an :class:`EngineService` for everything that needs TensorFlow: models, activations,
-predictions, evaluations, augmentation previews and the device. The service sends each
-request through a pipe to its one child (started with ``spawn``: a fresh interpreter, nothing
-of Qt copied), which runs :mod:`cifar_gui.engine.service.handler`. Requests are serialised by
-a lock, so a model is only ever used by one thread. A child that dies is started again by
-the next request.
+(loading the first model stalled the window's event loop for 2.7 s; the first augmentation
+previews, computed in the window's process, stalled it for about half a second). The window's
+process keeps only plain data (:class:`ModelHandle`, :class:`DeviceInfo`, numpy arrays, the
+dataclasses of :mod:`cifar_gui.engine.predictions`) and asks an :class:`EngineService` for
+everything that needs TensorFlow: models, activations, predictions, evaluations, augmentation
+previews and the device. The service sends each request through a pipe to its one child
+(started with ``spawn``: a fresh interpreter, nothing of Qt copied), which runs
+:mod:`cifar_gui.engine.service.handler`. Requests are serialised by a lock, so a model is only
+ever used by one thread. A child that dies is started again by the next request.
 
 This module imports neither Qt nor TensorFlow; the child (or, with ``in_process=True``, the
 calling thread) imports them when it first needs them.
@@ -24,13 +24,16 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.predictions import Evaluation, Prediction
 from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceError
+
+if TYPE_CHECKING:
+    from cifar_gui.engine.service.handler import Handler
 
 EXIT_WAIT_S = 10.0  # after close(), how long the child may take to exit before it is killed
 
@@ -54,7 +57,7 @@ class EngineService:
 
     def __init__(self, *, in_process: bool = False):
         self._lock = threading.Lock()
-        self._handler = None
+        self._handler: Handler | None = None
         if in_process:
             from cifar_gui.engine.service.handler import Handler
 
