@@ -3,7 +3,7 @@ changes image, or while the Augmentation tab makes its first previews: the worst
 the ticks of a 10 ms ``QTimer`` probe on the GUI thread.
 
 Each run is a fresh process (as ``cifar-gui``): the window is shown, the Activations tab made
-current (it asks for the bundled model, which the window opens through its model service),
+current (it asks for the bundled model, which the window opens through its engine service),
 then ``--changes`` images are shown one after another, each once the previous one's analysis
 has ended. Reported: the worst gap from the tab's first show until the model's first analysis
 is shown ("model_open": the child starts, imports TensorFlow, loads the model), and from
@@ -43,13 +43,13 @@ import json, sys, tempfile, time
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
-from cifar_gui.engine.model_service import ModelService
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.main_window import MainWindow
 
 changes, in_process = int(sys.argv[1]), sys.argv[2] == "1"
 app = QApplication([sys.argv[0]])
 settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
-window = MainWindow(settings=settings, models=ModelService(in_process=in_process))
+window = MainWindow(settings=settings, models=EngineService(in_process=in_process))
 panel = window.activation_panel
 images = np.random.default_rng(0).integers(0, 256, size=(changes, 32, 32, 3), dtype=np.uint8)
 ticks, stamps, shown = [], {}, []
