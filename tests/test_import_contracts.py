@@ -4,9 +4,21 @@
   anywhere, so the engine runs without a display or Qt installed;
 - ``cifar_gui.gui`` never imports Keras or TensorFlow at module level, directly or through a
   module it imports at module level, so the window appears before TensorFlow has loaded
-  (seconds); imports inside functions (jobs on worker threads) are allowed;
+  (seconds);
+- the window (``cifar_gui.gui``, ``cifar_gui.app``, ``cifar_gui.selftest``) imports no engine
+  module that loads Keras or TensorFlow, not even inside a function (a job on a worker thread
+  runs in the window's process too): what needs TensorFlow is asked of the engine service,
+  whose child process imports it (``engine/service/handler.py``, reached only from the
+  service's child entry point, as the training run's child imports ``training``);
 - the engine modules the window imports (records, run lists, checkpoint state, the runner and
-  model-service fronts, events, plots) load neither Keras nor TensorFlow on import.
+  engine-service fronts, events, plots) load neither Keras nor TensorFlow on import;
+- no import cycle anywhere in ``cifar_gui`` (an import inside a function counts: it is still
+  a dependency; ``if TYPE_CHECKING:`` imports do not);
+- the layers hold, each importing only its own and those below it: *base* (``cifar_gui``,
+  ``config``, ``plots``, ``resources``, ``variant_style``) < *engine* < *cli*, *gui* (neither
+  imports the other) < *entry points* (``app``, ``__main__``, ``selftest``).
+
+``tests/gui/test_no_tensorflow_in_window.py`` checks the window's process itself at run time.
 """
 
 from __future__ import annotations
@@ -51,36 +63,29 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports(module: str, *, top_level_only: bool, source: str | None = None) -> set[str]:
+def imports(
+    module: str, *, top_level_only: bool, type_checking: bool = False, source: str | None = None
+) -> set[str]:
     """Every module ``module`` imports; with ``top_level_only``, only those imported when the
-    module itself is imported (not inside functions or ``if TYPE_CHECKING:``). ``source``:
-    the module's text, when it is not a file of the package."""
+    module itself is imported (not inside functions); ``if TYPE_CHECKING:`` blocks count only
+    with ``type_checking``. ``source``: the module's text, when it is not a file of the
+    package."""
     tree = ast.parse(MODULES[module].read_text() if source is None else source)
     found: set[str] = set()
 
-    def visit(nodes: list[ast.stmt]) -> None:
-        for node in nodes:
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                found.update(_imported(node, module))
-            elif top_level_only:
-                if isinstance(node, ast.If) and not _is_type_checking(node):
-                    visit(node.body)
-                    visit(node.orelse)
-                elif isinstance(node, ast.Try | ast.With | ast.ClassDef):
-                    for field in ("body", "orelse", "finalbody"):
-                        visit(getattr(node, field, []))
-                    for handler in getattr(node, "handlers", []):
-                        visit(handler.body)
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.update(_imported(node, module))
+        elif isinstance(node, ast.If) and _is_type_checking(node):
+            for child in [*(node.body if type_checking else []), *node.orelse]:
+                visit(child)
+        elif not (
+            top_level_only and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        ):
+            for child in ast.iter_child_nodes(node):
+                visit(child)
 
-    if top_level_only:
-        visit(tree.body)
-    else:
-        found.update(
-            name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import | ast.ImportFrom)
-            for name in _imported(node, module)
-        )
+    visit(tree)
     return found
 
 
@@ -126,6 +131,9 @@ KERAS_FREE = [
             "events",
             "files",
             "model_service",
+            "service",
+            "service.client",
+            "service.replies",
             "predictions",
             "record",
             "runner",
@@ -137,7 +145,7 @@ KERAS_FREE = [
 
 @pytest.mark.parametrize("module", HEADLESS)
 def test_the_engine_never_imports_qt(module):
-    assert not _names(imports(module, top_level_only=False), QT)
+    assert not _names(imports(module, top_level_only=False, type_checking=True), QT)
 
 
 @pytest.mark.parametrize("module", GUI)
@@ -161,6 +169,137 @@ def test_the_checker_sees_imports_inside_functions_and_through_other_modules():
         "if TYPE_CHECKING:\n    import keras\n"
         "def job():\n    import PySide6.QtCore\n"
     )
-    assert _names(imports(probe, top_level_only=False, source=source), QT) == ["PySide6.QtCore"]
+    found = imports(probe, top_level_only=False, type_checking=True, source=source)
+    assert _names(found, QT) == ["PySide6.QtCore"]
     assert not _names(imports(probe, top_level_only=True, source=source), HEAVY + QT)
     assert "tensorflow" in loaded_on_import(probe, source)  # through engine.training
+
+
+def dependencies(module: str, source: str | None = None) -> set[str]:
+    """Our modules that ``module`` imports anywhere (inside functions too), named as written:
+    ``from a.b import c`` depends on ``a.b`` (and on ``a.b.c`` when that is a module)."""
+    found = imports(module, top_level_only=False, source=source)
+    return {name for name in found if name in MODULES} - {module}
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) per group of modules that import each other."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def connect(node: str) -> None:  # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                connect(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+
+    def cycle_through(group: list[str]) -> list[str]:  # the shortest way back to the first
+        start, members = group[0], set(group)
+        paths, seen = [[start]], {start}
+        while paths:
+            path = paths.pop(0)
+            for other in sorted(graph[path[-1]] & members):
+                if other == start:
+                    return [*path, start]
+                if other not in seen:
+                    seen.add(other)
+                    paths.append([*path, other])
+        raise AssertionError(f"no cycle in {group}")
+
+    return [cycle_through(group) for group in groups]
+
+
+def test_no_import_cycles():
+    graph = {module: dependencies(module) for module in MODULES}
+    cycles = [" -> ".join(cycle) for cycle in find_cycles(graph)]
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_finder_finds_cycles_and_only_those():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d", "f"}, "f": {"e"}}
+    assert find_cycles(graph) == [["a", "b", "c", "a"], ["e", "f", "e"]]
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+WINDOW = [*GUI, "cifar_gui.app", "cifar_gui.selftest"]
+
+
+def heavy_imports(module: str, source: str | None = None) -> list[str]:
+    """What ``module`` imports anywhere that loads Keras or TensorFlow: each as
+    ``"name (loads tensorflow, ...)"``."""
+    found = []
+    for name in sorted(imports(module, top_level_only=False, source=source)):
+        loaded = loaded_on_import(name) if name in MODULES else {name}
+        heavy = sorted({n.split(".")[0] for n in _names(loaded, HEAVY)})
+        if heavy:
+            found.append(f"{name} (loads {', '.join(heavy)})")
+    return found
+
+
+@pytest.mark.parametrize("module", WINDOW)
+def test_the_window_imports_no_module_that_loads_tensorflow(module):
+    assert heavy_imports(module) == []
+
+
+def test_the_window_contract_sees_an_import_inside_a_job():
+    probe = "cifar_gui.gui._contract_probe"
+    job = "def job():\n    from cifar_gui.engine.augment import preview_augmentations\n"
+    assert heavy_imports(probe, job) == ["cifar_gui.engine.augment (loads tensorflow)"]
+    asked = "def job():\n    from cifar_gui.engine.service import EngineService\n"
+    assert heavy_imports(probe, asked) == []
+
+
+BASE = ("cifar_gui", "cifar_gui.config", "cifar_gui.plots", "cifar_gui.resources")
+ENTRY_POINTS = ("cifar_gui.app", "cifar_gui.__main__", "cifar_gui.selftest")
+BELOW = {  # what each layer may import besides itself
+    "base": (),
+    "engine": ("base",),
+    "cli": ("base", "engine"),
+    "gui": ("base", "engine"),
+    "entry points": ("base", "engine", "cli", "gui"),
+}
+
+
+def layer(module: str) -> str:
+    if module in (*BASE, "cifar_gui.variant_style"):
+        return "base"
+    if module in ENTRY_POINTS:
+        return "entry points"
+    if module == "cifar_gui.cli":
+        return "cli"
+    area = module.split(".")[1]
+    assert area in ("engine", "gui"), f"{module}: in no layer (add it to one)"
+    return area
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_each_layer_imports_only_itself_and_those_below(module):
+    own = layer(module)
+    wrong = sorted(d for d in dependencies(module) if layer(d) not in (own, *BELOW[own]))
+    assert not wrong, f"{module} ({own}) imports {wrong}"
+
+
+def test_the_layer_check_sees_the_engine_importing_the_window():
+    probe = "cifar_gui.engine._contract_probe"
+    source = "def f():\n    from cifar_gui.gui.state import AppState\n"
+    assert dependencies(probe, source) == {"cifar_gui.gui.state"}
+    assert layer("cifar_gui.gui.state") not in ("engine", *BELOW["engine"])

@@ -116,3 +116,16 @@ def preview_augmentations(
     batch = np.repeat(scale_images(image)[None], count, axis=0)
     out = augment_images(batch, config, tf.constant([seed, 0], tf.int64)).numpy()
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def preview_batch(images: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
+    """One augmented copy of each uint8 picture of ``images`` (N, H, W, 3), as uint8.
+
+    Copy ``i`` is :func:`preview_augmentations` with seed ``seed * 1000 + i``, so every
+    picture gets its own random draw and the same seed gives the same grid.
+    """
+    out = [
+        preview_augmentations(image, config, 1, seed * 1000 + i)[0]
+        for i, image in enumerate(images)
+    ]
+    return np.stack(out) if out else np.zeros((0, *np.shape(images)[1:]), np.uint8)

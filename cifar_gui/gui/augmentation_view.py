@@ -1,10 +1,12 @@
 """The Augmentation panel: a grid of randomly transformed copies of one picture (or of a random
 batch), made by the same engine function that feeds training, with a control for every setting.
+The engine service computes the grids in its process, so TensorFlow stays out of the window's.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -30,6 +32,9 @@ from cifar_gui.gui.widgets.image_grid import ImageGrid
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner, TaskState
 
+if TYPE_CHECKING:
+    from cifar_gui.engine.service import EngineService
+
 # The numeric AugmentConfig fields: label, range, step, decimals, unit (the seed's values are
 # AugmentConfig's defaults).
 NUMERIC_FIELDS = {
@@ -43,39 +48,16 @@ SINGLE, BATCH = "single", "batch"
 DEBOUNCE_MS = 150  # coalesce a spin box held down into one preview request
 
 
-def augment_copies(image: np.ndarray, config: AugmentConfig, count: int, seed: int) -> np.ndarray:
-    """``count`` augmented copies of one uint8 picture (H, W, 3): (count, H, W, 3) uint8."""
-    # Imported here: it imports TensorFlow, which the window must not wait for.
-    from cifar_gui.engine.augment import preview_augmentations
-
-    return preview_augmentations(image, config, count, seed)
-
-
-def augment_batch(
-    images: np.ndarray, config: AugmentConfig, seed: int, task: TaskState | None = None
-) -> np.ndarray:
-    """One augmented copy of each picture of ``images`` (N, H, W, 3) uint8.
-
-    Copy ``i`` uses seed ``seed * 1000 + i``, so every picture gets its own random draw and
-    the same seed gives the same grid. Returns early (empty) when the task is stopped.
-    """
-    out = []
-    for i, image in enumerate(images):
-        if task is not None and task.stop_requested():
-            return np.zeros((0, *images.shape[1:]), np.uint8)
-        out.append(augment_copies(image, config, 1, seed * 1000 + i)[0])
-    return np.stack(out)
-
-
 class AugmentationPanel(QWidget):
     """Settings on the left, the source picture and the preview grid on the right."""
 
     preview_ready = Signal()  # a new grid is shown
     preview_failed = Signal(str)
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: EngineService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
+        self.service = service
         self.job = JobRunner(self)
         self.job.result.connect(self._on_result)
         self.job.error.connect(self._on_error)
@@ -326,16 +308,16 @@ class AugmentationPanel(QWidget):
         count, cols = self.rows_spin.value() * self.cols_spin.value(), self.cols_spin.value()
         config, seed = self.config(), self.seed_spin.value()
         single = self.mode_combo.currentData() == SINGLE
-        image = self.source_image
+        image, service = self.source_image, self.service
         if single:
             inputs = None if image is None else np.repeat(image[None], count, axis=0)
         else:
             inputs = self._batch_images(count)
 
-        def job(task: TaskState) -> np.ndarray:
+        def job(_task: TaskState) -> np.ndarray:
             if single:
-                return augment_copies(image, config, count, seed)
-            return augment_batch(inputs, config, seed, task)
+                return service.augment_copies(image, config, count, seed)
+            return service.augment_batch(inputs, config, seed)
 
         if inputs is None:
             self.status_label.setText("Open a data set (Dataset tab) to see augmented pictures.")

@@ -32,8 +32,8 @@ from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.model_service import ModelHandle, ModelService
     from cifar_gui.engine.predictions import Evaluation
+    from cifar_gui.engine.service import EngineService, ModelHandle
 
 ICON_SIZE = 64  # pixels per thumbnail in the image list
 CAPTION_LINES = 2  # under each thumbnail: the true class, then the answer
@@ -51,7 +51,7 @@ class EvaluationResult:
 
 
 def evaluate_subset(
-    service: ModelService,
+    service: EngineService,
     loaded: ModelHandle,
     dataset: Dataset,
     classes: tuple[int, ...],
@@ -70,7 +70,7 @@ class EvaluationPanel(QWidget):
 
     evaluated = Signal(object)  # EvaluationResult, once shown
 
-    def __init__(self, state: AppState, service: ModelService, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: EngineService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
         self.service = service  # called only from this panel's job (a worker thread)

@@ -1,9 +1,10 @@
 """The main window: one tab per panel, menus, status bar, settings that survive a restart, and
 clean shutdown of every worker thread.
 
-It owns the one :class:`~cifar_gui.engine.model_service.ModelService` (the Keras models live
-in its child process, never in this one), opens the models the panels ask for through
-:class:`AppState` (the bundled default one included) and shows the tab a panel asks for.
+It owns the one :class:`~cifar_gui.engine.service.EngineService` (TensorFlow and the Keras
+models live in its child process, never in this one; it also detects the device), opens the
+models the panels ask for through :class:`AppState` (the bundled default one included) and
+shows the tab a panel asks for.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import cifar_gui
 from cifar_gui import resources
 from cifar_gui.engine.data import resolve_classes
 from cifar_gui.engine.errors import DataError
-from cifar_gui.engine.model_service import ModelHandle, ModelService
+from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
 from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset.model import source_name
@@ -40,7 +41,7 @@ class MainWindow(QMainWindow):
     """Tabs Dataset, Augmentation, Training, Activations, Evaluation over one :class:`AppState`.
 
     ``settings`` defaults to the user's; tests and the screenshot mode pass their own.
-    ``models``: the model service (default: a new one with its own child process, started
+    ``models``: the engine service (default: a new one with its own child process, started
     by the first request); the window closes it at shutdown.
     Data loading starts with :meth:`start`, not in the constructor.
     """
@@ -52,11 +53,11 @@ class MainWindow(QMainWindow):
         state: AppState | None = None,
         parent: QWidget | None = None,
         settings: QSettings | None = None,
-        models: ModelService | None = None,
+        models: EngineService | None = None,
     ):
         super().__init__(parent)
         self.state = state or AppState(self)
-        self.models = models if models is not None else ModelService()
+        self.models = models if models is not None else EngineService()
         self.setWindowTitle("cifar-gui")
         self.settings = settings if settings is not None else user_settings()
         self.device_job = JobRunner(self)
@@ -68,7 +69,7 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.dataset_panel = DatasetPanel(self.state)
-        self.augmentation_panel = AugmentationPanel(self.state)
+        self.augmentation_panel = AugmentationPanel(self.state, self.models)
         self.training_panel = TrainingPanel(self.state, self.settings, service=self.models)
         self.live_panel = LiveView()
         controller = self.training_panel.controller
@@ -223,7 +224,7 @@ class MainWindow(QMainWindow):
             self.open_model(path)
 
     def open_model(self, path: str) -> None:
-        """Load ``path`` (through the model service, from a worker); it becomes the current
+        """Load ``path`` (through the engine service, from a worker); it becomes the current
         model."""
         self.show_message(f"Opening {path}...")
         self.state.model_loading.emit(str(path))
@@ -316,14 +317,13 @@ class MainWindow(QMainWindow):
         return handled
 
     def _detect_device(self) -> None:
-        """Find the device (and versions) in a child process: it imports TensorFlow."""
-        from cifar_gui.gui.device import detect_device_job
-
+        """Ask the engine service for the device (and versions): it imports TensorFlow."""
         if not self._versions and not self.device_job.busy:
-            self.device_job.start(detect_device_job)
+            models = self.models
+            self.device_job.start(lambda task: models.detect_device())
 
-    def _on_device_detected(self, result: tuple[str, dict[str, str]]) -> None:
-        self.state.device, self._versions = result
+    def _on_device_detected(self, device: DeviceInfo) -> None:
+        self.state.device, self._versions = device.description, device.versions
         self._update_status()
 
     def show_message(self, text: str, timeout_ms: int = 0) -> None:
@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
     # -- closing -------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop and join every worker thread of the window and its panels; end the model
+        """Stop and join every worker thread of the window and its panels; end the engine
         service (first: a job waiting for its answer then ends at once)."""
         self.models.close()
         for job in (self.device_job, self.model_job, self.default_model_job):

@@ -1,6 +1,6 @@
 """What the panels share: the data set, the class selection, the augmentation settings and
-the current model (a :class:`~cifar_gui.engine.model_service.ModelHandle`: plain data, the
-Keras model itself lives in the model service's process). Panels read it, listen to its
+the current model (a :class:`~cifar_gui.engine.service.ModelHandle`: plain data, the
+Keras model itself lives in the engine service's process). Panels read it, listen to its
 signals and ask through it (a model to open, a tab to show); they never talk to each other.
 """
 
@@ -14,7 +14,7 @@ from cifar_gui.config import AugmentConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.model_service import ModelHandle
+    from cifar_gui.engine.service import ModelHandle
 
 
 ORGANIZATION = APPLICATION = "cifar-gui"

@@ -1,5 +1,6 @@
 """The augmentation preview: controls with the seed's values, an N x M grid of distinct
-augmented pictures computed off the GUI thread, reseeding, and what Training reads."""
+augmented pictures computed off the GUI thread by the engine service with training's own
+transform, reseeding, failures as one line, and what Training reads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import AugmentConfig
+from cifar_gui.engine.augment import preview_augmentations, preview_batch
 from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.augmentation_view import BATCH, AugmentationPanel
 from cifar_gui.gui.state import AppState
 
@@ -16,9 +20,11 @@ TIMEOUT_MS = 90_000  # the first preview imports TensorFlow, slow on a loaded ma
 
 @pytest.fixture
 def panel(qtbot, batches_dir):
+    """The panel on an in-process service: the same answers as its child process
+    (tests/engine/test_service.py), without its start."""
     state = AppState()
     state.set_dataset(load_dataset(batches_dir), "tiny")
-    panel = AugmentationPanel(state)
+    panel = AugmentationPanel(state, EngineService(in_process=True))
     qtbot.addWidget(panel)
     panel.resize(1000, 750)
     yield panel
@@ -61,6 +67,9 @@ def test_preview_grid_shows_n_by_m_distinct_augmented_copies(panel, qtbot):
     for image in images:
         assert np.abs(image.astype(np.int16) - source).mean() > 1, "a copy equals the source"
     assert_all_different(images)
+    # Training's own transform, with the panel's settings and seed.
+    seed = panel.seed_spin.value()
+    np.testing.assert_array_equal(images, preview_augmentations(source, panel.config(), 6, seed))
 
     # Reseeding gives other transforms; a bigger grid gives more pictures.
     with qtbot.waitSignal(panel.preview_ready, timeout=TIMEOUT_MS):
@@ -80,6 +89,10 @@ def test_random_batch_transforms_different_pictures(panel, qtbot):
     for picture in panel.inputs:  # drawn from the chosen classes only
         assert any(np.array_equal(picture, c) for c in chosen)
     assert_all_different(panel.grid.images)
+    seed = panel.seed_spin.value()
+    np.testing.assert_array_equal(
+        panel.grid.images, preview_batch(panel.inputs, panel.config(), seed)
+    )
 
 
 def test_a_chosen_image_becomes_the_source(panel, qtbot):
@@ -91,3 +104,23 @@ def test_a_chosen_image_becomes_the_source(panel, qtbot):
     assert "a square" in panel.caption_label.text()
     np.testing.assert_array_equal(panel.inputs[0], image)
     assert_all_different(panel.grid.images)
+
+
+class FailingService:
+    """A service whose previews fail as the engine service's do: with one UserError line."""
+
+    def augment_copies(self, *_args) -> np.ndarray:
+        raise UserError("the engine process ended unexpectedly (exit code 1)")
+
+
+def test_a_failed_preview_is_one_message_and_the_panel_stays_usable(qtbot, batches_dir):
+    state = AppState()
+    state.set_dataset(load_dataset(batches_dir), "tiny")
+    panel = AugmentationPanel(state, FailingService())
+    qtbot.addWidget(panel, before_close_func=lambda p: p.shutdown())
+    with qtbot.waitSignal(panel.preview_failed, timeout=TIMEOUT_MS) as blocker:
+        panel.show()
+    assert blocker.args == ["the engine process ended unexpectedly (exit code 1)"]
+    assert panel.status_label.text().endswith("ended unexpectedly (exit code 1)")
+    with qtbot.waitSignal(panel.preview_failed, timeout=TIMEOUT_MS):
+        panel.reseed_button.click()  # asks again

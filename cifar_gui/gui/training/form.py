@@ -49,6 +49,7 @@ from cifar_gui.config import (
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.pretrain import pretrain_config
 from cifar_gui.engine.record import ParameterCounts
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.workers import JobRunner, TaskState
 
@@ -85,7 +86,7 @@ WEIGHTS_CHOICES = {
 
 
 class CountService(Protocol):
-    """What the form needs of the model service (``cifar_gui.engine.model_service``)."""
+    """What the form needs of the engine service (``cifar_gui.engine.service``)."""
 
     def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> ParameterCounts: ...
 
@@ -102,18 +103,11 @@ def default_out_dir() -> Path:
 
 
 def counts_job(
-    service: CountService | None, config: RunConfig, num_classes: int, task: TaskState
+    service: CountService, config: RunConfig, num_classes: int, task: TaskState
 ) -> ParameterCounts:
-    """Job: trainable and non-trainable counts of a planned run (a fine-tune's model is read).
-
-    Asked of the model service, which builds models outside the window's process; without
-    one (until every caller passes it) the engine builds it here, importing Keras.
-    """
-    if service is not None:
-        return service.planned_parameter_counts(config, num_classes)
-    from cifar_gui.engine.models import planned_parameter_counts
-
-    return planned_parameter_counts(config, num_classes)
+    """Job: trainable and non-trainable counts of a planned run (a fine-tune's model is read),
+    asked of the engine service, which builds models outside the window's process."""
+    return service.planned_parameter_counts(config, num_classes)
 
 
 class PathField(QWidget):
@@ -167,7 +161,9 @@ class TrainingForm(QWidget):
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
-        self.state, self.settings, self.service = state, settings, service
+        # Without one (a panel on its own, in tests) the same requests run in this process.
+        self.service = service if service is not None else EngineService(in_process=True)
+        self.state, self.settings = state, settings
         self._running = False  # a run in progress: no counting meanwhile
         self._count_job = JobRunner(self)
         self._count_timer = QTimer(self, singleShot=True, interval=300)

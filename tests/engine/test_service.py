@@ -1,5 +1,6 @@
-"""The model service: the same answers as the engine's functions, in its child process or in
-the caller's thread; one-line errors; a dead child is replaced; closing ends it."""
+"""The engine service: the same answers as the engine's functions (models, augmentation
+previews, the device), in its child process or in the caller's thread; one-line errors; a
+dead child is replaced; closing ends it; the window's side imports neither Qt nor TensorFlow."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import numpy as np
 import pytest
 
 from cifar_gui import resources
-from cifar_gui.config import RunConfig
+from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine import inspect
+from cifar_gui.engine.augment import preview_augmentations, preview_batch
 from cifar_gui.engine.errors import ImageError, ModelError, UserError
-from cifar_gui.engine.model_service import ModelHandle, ModelService
 from cifar_gui.engine.models import parameter_counts, planned_parameter_counts
 from cifar_gui.engine.persistence import load_model
 from cifar_gui.engine.record import ParameterCounts
+from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
+from cifar_gui.engine.training import describe_device, versions
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def loaded():
 @pytest.fixture(scope="module")
 def child():
     """One service with its child process for the whole file (starting it imports TF)."""
-    service = ModelService()
+    service = EngineService()
     yield service
     service.close()
 
@@ -39,7 +42,7 @@ def picture(seed: int, size: tuple[int, int] = (32, 32)) -> np.ndarray:
 
 
 def test_handle_is_plain_data_read_off_the_model(loaded):
-    service = ModelService(in_process=True)
+    service = EngineService(in_process=True)
     handle = service.open(resources.default_model_path())
     assert isinstance(handle, ModelHandle)
     assert handle.path == resources.default_model_path()
@@ -55,7 +58,7 @@ def test_handle_is_plain_data_read_off_the_model(loaded):
 
 @pytest.mark.parametrize("where", ["in_process", "child"])
 def test_answers_are_the_engines(where, loaded, child, tmp_path):
-    service = child if where == "child" else ModelService(in_process=True)
+    service = child if where == "child" else EngineService(in_process=True)
     handle = service.open(resources.default_model_path())
     model = loaded.model
     image = picture(1)
@@ -94,7 +97,7 @@ def test_answers_are_the_engines(where, loaded, child, tmp_path):
 
 @pytest.mark.parametrize("where", ["in_process", "child"])
 def test_errors_come_back_as_one_line(where, child, tmp_path):
-    service = child if where == "child" else ModelService(in_process=True)
+    service = child if where == "child" else EngineService(in_process=True)
     missing = tmp_path / "none.keras"
     with pytest.raises(ModelError, match=r"none\.keras: no such model file"):
         service.open(missing)
@@ -129,7 +132,7 @@ def test_a_killed_child_fails_one_call_and_the_next_starts_another(child):
     handle = child.open(resources.default_model_path())
     pid = child.pid
     os.kill(pid, signal.SIGKILL)
-    with pytest.raises(UserError, match="model process was killed by signal 9"):
+    with pytest.raises(UserError, match="engine process was killed by signal 9"):
         child.predict_images(handle, picture(8)[None], direct=True)
     # The next request starts a new child, which reads the handle's file again.
     probs = child.predict_images(handle, picture(8)[None], direct=True)
@@ -138,7 +141,7 @@ def test_a_killed_child_fails_one_call_and_the_next_starts_another(child):
 
 
 def test_close_ends_the_child_and_refuses_later_requests():
-    service = ModelService()
+    service = EngineService()
     handle = service.open(resources.default_model_path())
     process_pid = service.pid
     service.close()
@@ -149,12 +152,37 @@ def test_close_ends_the_child_and_refuses_later_requests():
         service.predict_images(handle, picture(9)[None])
 
 
+@pytest.mark.parametrize("where", ["in_process", "child"])
+def test_augmentation_previews_and_the_device_are_the_engines(where, child):
+    service = child if where == "child" else EngineService(in_process=True)
+    config = AugmentConfig(rotation_deg=30, zoom=0.3, fill_mode="reflect")
+    image = picture(10)
+    np.testing.assert_array_equal(
+        service.augment_copies(image, config, 3, 7), preview_augmentations(image, config, 3, 7)
+    )
+    images = np.stack([picture(11), picture(12)])
+    batch = service.augment_batch(images, config, 5)
+    np.testing.assert_array_equal(batch, preview_batch(images, config, 5))
+    # Each picture its own draw: copy i is picture i's preview with seed 5 * 1000 + i.
+    np.testing.assert_array_equal(batch[1], preview_augmentations(images[1], config, 1, 5001)[0])
+    assert service.augment_batch(images[:0], config, 5).shape == (0, 32, 32, 3)
+    device = service.detect_device()
+    assert device == DeviceInfo(describe_device(), versions())
+    assert device.description.startswith(("CPU: ", "GPU: "))
+
+
+def test_a_failed_preview_is_one_line(child):
+    with pytest.raises(UserError) as info:
+        child.augment_copies(np.zeros((32, 32), np.uint8), AugmentConfig(), 2, 0)  # no channels
+    assert "\n" not in str(info.value) and str(info.value)
+
+
 def test_service_module_imports_neither_qt_nor_tensorflow():
     import subprocess
     import sys
 
     code = (
-        "import sys, cifar_gui.engine.model_service\n"
+        "import sys, cifar_gui.engine.service, cifar_gui.engine.model_service\n"
         "bad = [m for m in ('tensorflow', 'keras', 'PySide6') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
