@@ -85,14 +85,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
 
     from cifar_gui import resources
-    from cifar_gui.engine.model_service import ModelService
+    from cifar_gui.engine.service import EngineService
     from cifar_gui.gui.activations.view import ActivationPanel
     from cifar_gui.gui.state import AppState
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     model_path = Path(args.model) if args.model else resources.default_model_path()
     state = AppState()
-    service = ModelService(in_process=args.in_process)
+    service = EngineService(in_process=args.in_process)
     state.set_model(service.open(model_path))
     panel = ActivationPanel(state, service)
     panel.resize(1150, 720)

@@ -130,7 +130,6 @@ KERAS_FREE = [
             "checkpoints",
             "events",
             "files",
-            "model_service",
             "service",
             "service.client",
             "service.replies",

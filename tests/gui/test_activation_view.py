@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QApplication
 from cifar_gui import resources
 from cifar_gui.engine.data import load_dataset, read_image, select_classes
 from cifar_gui.engine.inspect import activations, grad_cam, predict_files
-from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -44,8 +44,8 @@ def default_model():
 @pytest.fixture
 def service():
     """A model service running its requests in the calling (worker) thread: the same
-    answers as its child process (tests/engine/test_model_service.py), without its start."""
-    service = ModelService(in_process=True)
+    answers as its child process (tests/engine/test_service.py), without its start."""
+    service = EngineService(in_process=True)
     yield service
     service.close()
 

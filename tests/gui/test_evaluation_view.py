@@ -10,10 +10,10 @@ from PySide6.QtCore import Qt
 
 from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.inspect import evaluate
-from cifar_gui.engine.model_service import ModelService
 from cifar_gui.engine.models import build_baseline
 from cifar_gui.engine.persistence import LoadedModel, load_model, save_model
 from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.evaluation_view import EvaluationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory) -> LoadedModel:
 @pytest.fixture
 def service():
     """Requests run in the calling (worker) thread; same answers as the service's child."""
-    service = ModelService(in_process=True)
+    service = EngineService(in_process=True)
     yield service
     service.close()
 

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from cifar_gui import resources
 from cifar_gui.engine import export
-from cifar_gui.engine.model_service import ModelHandle, ModelService
 from cifar_gui.engine.record import ParameterCounts
+from cifar_gui.engine.service import EngineService, ModelHandle
 from cifar_gui.gui.export_dialog import ExportDialog
 from cifar_gui.gui.main_window import MainWindow
 
@@ -81,7 +81,7 @@ def test_browse_fills_in_the_folder_and_an_own_folder_stays(dialog, monkeypatch,
 
 
 def test_file_export_model_opens_the_dialog_with_the_current_model(qtbot, settings, tmp_path):
-    window = MainWindow(settings=settings, models=ModelService(in_process=True))
+    window = MainWindow(settings=settings, models=EngineService(in_process=True))
     qtbot.addWidget(window)
     model = Path(tmp_path / "mine.h5")
     window.state.model = ModelHandle(

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cifar_gui.engine import data
 from cifar_gui.engine.errors import DataError
-from cifar_gui.engine.model_service import ModelService
+from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import user_settings
 from cifar_gui.gui.workers import JobRunner
@@ -27,7 +27,7 @@ def make_window(qtbot, settings):
 
     def make(ini: QSettings = settings) -> MainWindow:
         # In-process model service: the same answers as its child, without its start.
-        window = MainWindow(settings=ini, models=ModelService(in_process=True))
+        window = MainWindow(settings=ini, models=EngineService(in_process=True))
         qtbot.addWidget(window)
         windows.append(window)
         window.show()

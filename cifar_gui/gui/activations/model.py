@@ -28,7 +28,7 @@ from cifar_gui.engine.errors import ImageError, ModelError
 from cifar_gui.gui.text import counted, format_probability, known_classes_note
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.model_service import ModelHandle, ModelService
+    from cifar_gui.engine.service import EngineService, ModelHandle
 
 SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{e}" for e in IMAGE_EXTENSIONS))
@@ -81,7 +81,7 @@ class DropResult:
 
 
 def analyse(
-    service: ModelService,
+    service: EngineService,
     handle: ModelHandle,
     image: np.ndarray,
     caption: str,
@@ -129,7 +129,7 @@ def analyse(
     )
 
 
-def classify(service: ModelService, handle: ModelHandle, paths: list[str]) -> DropResult:
+def classify(service: EngineService, handle: ModelHandle, paths: list[str]) -> DropResult:
     """The worker's job for dropped files: a line per unreadable file, predictions for the rest."""
     good, errors = [], []
     for path in paths:

@@ -57,7 +57,7 @@ from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
     from cifar_gui.engine.data import Subset
-    from cifar_gui.engine.model_service import ModelHandle, ModelService
+    from cifar_gui.engine.service import EngineService, ModelHandle
 
 
 class ActivationPanel(QWidget):
@@ -70,7 +70,7 @@ class ActivationPanel(QWidget):
     view_updated = Signal()  # after the views show a new image, layer or channel
     files_classified = Signal(object)  # DropResult, after it is shown
 
-    def __init__(self, state: AppState, service: ModelService, parent: QWidget | None = None):
+    def __init__(self, state: AppState, service: EngineService, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
         self.service = service  # called only from this panel's jobs (worker threads)
