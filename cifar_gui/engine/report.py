@@ -93,9 +93,26 @@ def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
 
 
 def _labels(runs: Sequence[SavedRun]) -> list[str]:
-    """Each run's name in the figures: its variant, or its file stem when a variant repeats."""
-    variants = [run.variant for run in runs]
-    return [r.variant if variants.count(r.variant) == 1 else r.label for r in runs]
+    """Each run's name in the figures and their file names, unique: its variant, else its file
+    stem, else its variant and seed, else its stem and its place in ``runs``."""
+
+    def seed(run: SavedRun) -> str:
+        return "?" if run.record.config is None else str(run.record.config.seed)
+
+    namings = (
+        lambda i, r: r.variant,
+        lambda i, r: r.label,
+        lambda i, r: f"{r.variant}_seed{seed(r)}",
+        lambda i, r: f"{r.label}_{i + 1}",
+    )
+    labels = []
+    for i, run in enumerate(runs):
+        for naming in namings:
+            label = naming(i, run)
+            if [naming(j, r) for j, r in enumerate(runs)].count(label) == 1:
+                break
+        labels.append(label)
+    return labels
 
 
 def _history_groups(

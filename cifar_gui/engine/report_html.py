@@ -46,9 +46,9 @@ h2 { border-bottom: 1px solid #ccc; padding-bottom: 2px; margin-top: 1.6em; }
 .summary { margin: 0.3em 0; }
 details { font-size: 0.9em; color: #333; } summary { cursor: pointer; color: #1f5fa0; }
 dl { margin: 0.3em 0 0.3em 1em; } dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
-.grid { display: grid; gap: 6px; grid-template-columns: repeat(var(--columns), 1fr); }
+.grid { display: grid; gap: 6px; grid-template-columns: repeat(4, 1fr); }
 .grid img, figure img { width: 100%; }
-figure { margin: 0.5em 0; } figcaption { font-size: 0.85em; color: #444; }
+figure { margin: 0.5em 0; } figure.medium img { max-width: 780px; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
 th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top; }
 td.number { text-align: right; }
@@ -157,9 +157,9 @@ def img(path: Path, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-def figure(path: Path, alt: str, caption: str = "") -> str:
-    text = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f"<figure>{img(path, alt)}{text}</figure>"
+def figure(path: Path, alt: str, css: str = "") -> str:
+    attr = f' class="{css}"' if css else ""
+    return f"<figure{attr}>{img(path, alt)}</figure>"
 
 
 def table(
@@ -197,6 +197,7 @@ def _percent(value: float | None) -> str:
 RUN_COLUMNS = (
     "run",
     "variant",
+    "seed",
     "trainable / total parameters",
     "epochs",
     "final test accuracy",
@@ -218,6 +219,7 @@ def run_row(run: SavedRun) -> list[str]:
     return [
         run.label,
         run.variant,
+        "?" if record.config is None else str(record.config.seed),
         "?" if params is None else f"{params.trainable:,} / {params.total:,}",
         f"{run.epochs} of {run.epochs_planned}" + (" (stopped)" if run.stopped else ""),
         _percent(final_accuracy(run))
@@ -238,8 +240,8 @@ def _runs_table(runs: Sequence[SavedRun]) -> str:
         cells[0] = cells[0].replace("_", "_<wbr>")  # long file stems break at their parts
         cells[1] = swatch + cells[1]
         rows.append(cells)
-    numbers = dict.fromkeys((2, 4, 5, 6, 7, 8), "number")
-    return table(RUN_COLUMNS, rows, {**numbers, 1: "nowrap", 3: "nowrap"})
+    numbers = dict.fromkeys((2, 3, 5, 6, 7, 8, 9), "number")
+    return table(RUN_COLUMNS, rows, {**numbers, 1: "nowrap", 4: "nowrap"})
 
 
 def render(content: Content) -> str:
@@ -263,7 +265,7 @@ def render(content: Content) -> str:
         "(open <i>The rule and the numbers</i>).</p>",
         *(claim_section(c) for c in content.claims),
         "<h2>Training histories</h2>",
-        f'<div class="grid" style="--columns: {max(len(content.history_figures), 1)}">',
+        '<div class="grid">',
         *(img(f[name], name) for name in content.history_figures),
         "</div>",
         "<p><small>Loss above, accuracy below, on the same axes for every model; solid: "
@@ -271,12 +273,12 @@ def render(content: Content) -> str:
         "and the best validation accuracy. Several runs of a model: their mean, their range "
         "shaded.</small></p>",
         "<h2>Validation curves together</h2>",
-        figure(f["overlay"], "validation curves of every run"),
+        figure(f["overlay"], "validation curves of every run", "medium"),
         "<h2>The small-data curve</h2>",
         f"<p>{esc(content.small_data)}</p>",
     ]
     if "small data" in f:
-        parts.append(figure(f["small data"], "test accuracy against training images"))
+        parts.append(figure(f["small data"], "test accuracy against training images", "medium"))
     parts += [
         "<h2>The runs</h2>",
         "<p>Test accuracy is the validation accuracy: the tutorial validates on the test set.</p>",
@@ -286,7 +288,7 @@ def render(content: Content) -> str:
     if shown:
         parts.append("<h2>Confusion matrices and the most confident mistakes</h2>")
         confusions = [n for names in shown.values() for n in names if n.startswith("confusion")]
-        parts.append(f'<div class="grid" style="--columns: {min(len(confusions), 4)}">')
+        parts.append('<div class="grid">')
         parts += [img(f[n], n) for n in confusions]
         parts.append("</div>")
         for names in shown.values():
@@ -296,7 +298,7 @@ def render(content: Content) -> str:
             "<h2>Activations (the tutorial's figure)</h2>",
             "<p>Test image 5; the first layer, channels 1, 5, 15, 20; layer 6, channels 1, "
             "50, 110 (numbered from 1, as the tutorial).</p>",
-            figure(f["activations"], "activations of test image 5"),
+            figure(f["activations"], "activations of test image 5", "medium"),
         ]
     if content.notes:
         parts.append("<h2>Notes</h2><ul>")
