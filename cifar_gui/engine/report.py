@@ -31,7 +31,6 @@ from cifar_gui.engine.report_claims import (
     Claim,
     group_by_variant,
     judge_claims,
-    mean_history,
     weights_source,
 )
 from cifar_gui.engine.report_figures import (
@@ -40,12 +39,11 @@ from cifar_gui.engine.report_figures import (
     plot_mistakes,
     plot_shared_histories,
     plot_small_data,
+    plot_validation_overlay,
 )
 from cifar_gui.engine.report_html import Content, render
 from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
 from cifar_gui.engine.study import REPORT_DIR, STUDY_FILE
-from cifar_gui.plots import save_history_plot
-from cifar_gui.variant_style import variant_color
 
 __all__ = [
     "FAILS",
@@ -154,16 +152,7 @@ def write_report(
     epochs = max((len(h.get("loss", ())) for _, hs in histories.values() for h in hs), default=1)
     for label, path in plot_shared_histories(out, histories, epochs).items():
         figures[f"history {label}"] = path
-    val_only = {
-        label: {k: v for k, v in mean_history(hs).items() if k in ("val_loss", "val_accuracy")}
-        for label, (_, hs) in histories.items()
-    }
-    figures["overlay"] = save_history_plot(
-        out / "validation_overlay.png",
-        val_only,
-        title="validation curves (the test images)",
-        colors={label: variant_color(variant) for label, (variant, _) in histories.items()},
-    )
+    figures["overlay"] = plot_validation_overlay(out / "validation_overlay.png", histories)
     small_data, curve = small_data_curve(runs, groups)
     if curve is not None:
         images = runs[0].record.train_images

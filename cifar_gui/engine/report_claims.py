@@ -358,7 +358,7 @@ def _judge(
         each = [rule(*(g[min(i, len(g) - 1)] if g else None for g in groups)) for i in range(count)]
         held = sum(f.verdict == HOLDS for f in each)
         values = [f.value for f in each if f.value is not None]
-        spread = f"judged on the mean of {count} runs; holds for {held} of them"
+        spread = f"Judged on the mean of {count} runs; alone, it holds for {held} of them"
         if values:
             spread += f"; {spec.value} {spec.show(min(values))} to {spec.show(max(values))}"
     return Claim(

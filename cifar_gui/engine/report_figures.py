@@ -121,6 +121,28 @@ def plot_shared_histories(
     return paths
 
 
+def plot_validation_overlay(path: Path, groups: Mapping[str, tuple[str, Sequence[History]]]):
+    """The validation loss and accuracy of every group (label -> (variant, histories): their
+    mean) side by side, each in its variant's colour, the legend below."""
+    fig = _new_figure(9.0, 3.6)
+    loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
+    for label, (variant, runs) in groups.items():
+        for ax, key in ((loss_ax, "val_loss"), (acc_ax, "val_accuracy")):
+            _curve(ax, runs, key, "-o", variant_color(variant), label)
+    for ax, name in ((loss_ax, "validation loss"), (acc_ax, "validation accuracy")):
+        ax.set_title(name, fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(8, integer=True))
+    acc_ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    if acc_ax.has_data():
+        fig.legend(
+            *acc_ax.get_legend_handles_labels(), loc="outside lower center",
+            ncols=min(len(groups), 4), fontsize="small",
+        )  # fmt: skip
+    return _save(fig, path)
+
+
 def plot_confusion(path: Path, confusion: np.ndarray, class_names: Sequence[str], title: str):
     """The confusion matrix (rows: true class, columns: predicted): each cell's count and its
     share of the row, shaded by that share."""

@@ -43,7 +43,7 @@ h2 { border-bottom: 1px solid #ccc; padding-bottom: 2px; margin-top: 1.6em; }
            border-radius: 3px; margin-right: 0.5em; text-align: center; }
 .holds .verdict { background: #d8f0d8; } .fails .verdict { background: #f6d5d5; }
 .untested .verdict { background: #e6e6e6; }
-.summary { margin: 0.3em 0; }
+.spread { font-size: 0.9em; color: #555; }
 details { font-size: 0.9em; color: #333; } summary { cursor: pointer; color: #1f5fa0; }
 dl { margin: 0.3em 0 0.3em 1em; } dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
 .grid { display: grid; gap: 6px; grid-template-columns: repeat(4, 1fr); }
@@ -139,14 +139,13 @@ def claim_section(claim: Claim) -> str:
     """One claim: its verdict and plain words, the rule and numbers behind a click."""
     css = VERDICT_CLASS[claim.verdict]
     details = [("rule", claim.rule), ("measured", claim.measured), ("runs", claim.runs)]
-    if claim.spread:
-        details.insert(2, ("over the runs", claim.spread))
+    spread = f'<p class="spread">{esc(claim.spread)}</p>' if claim.spread else ""
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in details)
     return (
         f'<section class="claim {css}" data-verdict="{esc(claim.verdict)}">'
         f'<p><span class="verdict">{esc(VERDICT_WORDS[claim.verdict])}</span>'
         f'<span class="words">\u201c{esc(claim.claim)}\u201d</span></p>'
-        f'<p class="summary">{esc(claim.summary)}</p>'
+        f'<p class="summary">{esc(claim.summary)}</p>{spread}'
         f"<details><summary>The rule and the numbers</summary><dl>{items}</dl></details>"
         "</section>"
     )

@@ -168,7 +168,7 @@ def test_several_runs_are_judged_on_their_mean_with_the_spread_shown():
     runs = [plateau_at(0.70), plateau_at(0.73), plateau_at(0.76)]
     claim = rc.claim_validation_stalls(runs)
     assert claim.verdict == HOLDS and "mean 73.0%" in claim.measured
-    assert "mean of 3 runs; holds for 1 of them" in claim.spread
+    assert "mean of 3 runs; alone, it holds for 1 of them" in claim.spread
     assert "70.0% to 76.0%" in claim.spread
     # The mean of two that fail is judged, not a vote: 68% and 80% average 74%.
     assert rc.claim_validation_stalls([plateau_at(0.68), plateau_at(0.80)]).verdict == HOLDS
@@ -182,7 +182,7 @@ def test_two_variant_claims_pair_the_runs_of_each_and_a_single_run_serves_all():
     # Mean gaps 26 and 16 points: holds; run by run 27-7 and 25-25: holds for one of two.
     assert claim.verdict == HOLDS and "holds for 1 of them" in claim.spread
     one = rc.claim_augmentation_mitigates(baselines, augmented[:1])
-    assert "mean of 2 runs; holds for 2 of them" in one.spread
+    assert "mean of 2 runs; alone, it holds for 2 of them" in one.spread
 
 
 def test_mean_history_keeps_the_epochs_all_runs_have():
@@ -253,12 +253,17 @@ class Page(HTMLParser):
         elif "headline" in css.split():
             role = "headline"
         elif tag == "section" and "claim" in css.split():
-            self._claim = {"verdict": attrs["data-verdict"], "words": "", "summary": ""}
+            self._claim = {
+                "verdict": attrs["data-verdict"],
+                "words": "",
+                "summary": "",
+                "spread": "",
+            }
             role = "claim"
         elif "words" in css.split():
             role = "words"
-        elif "summary" in css.split():
-            role = "summary"
+        elif "summary" in css.split() or "spread" in css.split():
+            role = css
         elif tag == "dt":
             role = "dt"
         elif tag == "dd":
@@ -283,7 +288,7 @@ class Page(HTMLParser):
         if self._claim is None or not self._in:
             return
         role = self._in[-1]
-        if role in ("words", "summary"):
+        if role in ("words", "summary", "spread"):
             self._claim[role] += data
         elif role == "dt":
             self._field = data
@@ -314,7 +319,7 @@ def check_claims(page: Page, claims: list[report.Claim]) -> None:
         shown = page.claims[claim.claim]
         assert shown["verdict"] == claim.verdict and shown["summary"] == claim.summary
         assert shown["rule"] == claim.rule and shown["measured"] == claim.measured
-        assert shown.get("over the runs", "") == claim.spread
+        assert shown["spread"] == claim.spread
 
 
 def test_report_of_runs_without_models_or_data_still_has_curves_table_and_claims(tmp_path):
@@ -353,7 +358,7 @@ def test_report_of_several_seeds_shows_mean_and_spread(tmp_path):
     page = parse(report.write_report(runs, tmp_path / "out"))
     claims = report.judge_claims(rc.group_by_variant(runs))
     check_claims(page, claims)
-    assert "holds for 1 of them" in page.claims[rc.STALLS.words]["over the runs"]
+    assert "holds for 1 of them" in page.claims[rc.STALLS.words]["spread"]
     assert "baseline, 73.0% \u00b1 3.0 (70.0%-76.0%, 3 runs) test accuracy" in page.headline
     assert len(page.images) == 2  # one history figure of the three runs, and the overlay
     assert "baseline: 3" in " ".join(page.cells)
