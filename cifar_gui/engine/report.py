@@ -20,7 +20,6 @@ from typing import Any
 
 import matplotlib
 
-from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.record import read_record, sidecar_path
@@ -384,9 +383,7 @@ def _about(
         for v, rs in groups.items()
         if v in ("transfer", "finetune")
     )
-    seeds = ", ".join(
-        f"{v}: {len(rs)}" for v, rs in groups.items() if v in SEED_VARIANTS and len(rs) > 1
-    )
+    seeds = ", ".join(f"{v}: {len(rs)}" for v, rs in groups.items() if len(rs) > 1)
     return [
         ("data", ", ".join(sorted({r.record.data_source or "?" for r in runs}))),
         ("classes", "; ".join(sorted({r.classes_text for r in runs}))),

@@ -68,7 +68,6 @@ code { background: #f4f4f4; padding: 1px 4px; overflow-wrap: anywhere; }
 }
 """
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNTESTED: "untested"}
-VERDICT_WORDS = {HOLDS: "holds", FAILS: "does not hold", UNTESTED: "cannot be tested"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ def claim_section(claim: Claim) -> str:
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in details)
     return (
         f'<section class="claim {css}" data-verdict="{esc(claim.verdict)}">'
-        f'<p><span class="verdict">{esc(VERDICT_WORDS[claim.verdict])}</span>'
+        f'<p><span class="verdict">{esc(claim.verdict)}</span>'
         f'<span class="words">\u201c{esc(claim.claim)}\u201d</span></p>'
         f'<p class="summary">{esc(claim.summary)}</p>{spread}'
         f"<details><summary>The rule and the numbers</summary><dl>{items}</dl></details>"
