@@ -13,9 +13,9 @@ CIFAR-10 the panels look the same, with photographs in the grids.
 
 ``--study`` runs the seed's study in the window (offscreen) on the same stand-in data, 8
 epochs a run and VGG16 with random weights, and grabs the window while the transfer run is
-in progress (baseline and augmented overlaid). ``--report`` draws an excerpt of the report
-of a finished study (the claims table and the validation overlay: numbers and curves, no
-picture of the data set) as ``study_report.png``.
+in progress (baseline and augmented overlaid). ``--report`` writes the report of a study from
+its run records (``docs/study/`` holds the measured study's) and saves the top of it, as
+headless Chromium renders it, as ``study_report.png``.
 """
 
 from __future__ import annotations
@@ -173,41 +173,43 @@ def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -
     return 0
 
 
-def draw_report_excerpt(folder: Path, path: Path) -> int:
-    """The claims table of the study in ``folder`` above its validation overlay, drawn with
-    matplotlib as ``path``."""
-    import textwrap
+def report_screenshot(folder: Path, path: Path) -> int:
+    """The top of the report of the study in ``folder`` (its run records are enough: the
+    models need not be there), written afresh and rendered by headless Chromium, as
+    ``path``."""
+    import json
+    import shutil
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.image import imread
-
-    from cifar_gui.engine.report import judge_claims
+    from cifar_gui.engine.report import write_report
     from cifar_gui.engine.runs import discover_runs
+    from cifar_gui.engine.study import STUDY_FILE
 
-    overlay = folder / "report" / "validation_overlay.png"
-    if not overlay.is_file():
-        print(f"{folder}: no finished study (no report/validation_overlay.png)", file=sys.stderr)
+    browser = shutil.which("chromium") or shutil.which("google-chrome")
+    if browser is None:
+        print("no headless Chromium (chromium or google-chrome) installed", file=sys.stderr)
         return 1
-    runs = {run.variant: run for run in discover_runs(folder)}
-    claims = judge_claims(runs)
-    fig = Figure(figsize=(11, 11), layout="constrained")
-    FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, height_ratios=[1, 1.5])
-    top.set_axis_off()
-    top.set_title("report.html: the seed's claims against what was measured", pad=24)
-    cells = [[textwrap.fill(c.claim, 34), c.verdict, textwrap.fill(c.measured, 62)] for c in claims]
-    table = top.table(cells, colLabels=["claim", "verdict", "measured"], loc="center",
-                      cellLoc="left", colWidths=[0.3, 0.13, 0.57])  # fmt: skip
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.scale(1, 2.8)
-    colours = {"holds": "#d8f0d8", "does not hold": "#f6d5d5"}
-    for row, claim in enumerate(claims, start=1):
-        table[row, 1].set_facecolor(colours.get(claim.verdict, "#eeeeee"))
-    bottom.imshow(imread(overlay))
-    bottom.set_axis_off()
-    fig.savefig(path, dpi=90)
+    runs = discover_runs(folder)
+    if not runs:
+        print(f"{folder}: no run records (sidecar .json files)", file=sys.stderr)
+        return 1
+    study = folder / STUDY_FILE
+    command = json.loads(study.read_text())["command"] if study.is_file() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        page = write_report(runs, Path(tmp) / "report", study_command=command)
+        subprocess.check_call(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",  # Chromium refuses to start as root without it
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--user-data-dir={Path(tmp) / 'profile'}",
+                f"--screenshot={path}",
+                "--window-size=1280,1370",
+                page.as_uri(),
+            ],
+            stderr=subprocess.DEVNULL,
+        )
     print(path)
     return 0
 
@@ -224,10 +226,10 @@ def main() -> int:
     if "--report" in sys.argv[1:]:
         where = sys.argv[1:][sys.argv[1:].index("--report") + 1 :]
         if not where:
-            print("--report needs the folder of a finished study", file=sys.stderr)
+            print("--report needs the folder of a study's run records", file=sys.stderr)
             return 2
         out = ROOT / "docs" / "screenshots" / "study_report.png"
-        return draw_report_excerpt(Path(where[0]), out)
+        return report_screenshot(Path(where[0]), out)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "synthetic")
         # Two short runs in <tmp>/runs (the Training tab's default output folder, relative to
