@@ -32,7 +32,7 @@ from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
-from cifar_gui.engine.study import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
 from cifar_gui.plots import save_history_plot
 from cifar_gui.variant_style import variant_color
 

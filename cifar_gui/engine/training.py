@@ -696,22 +696,22 @@ def run_training(
 
     With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
     ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
-    ``resume`` (a run folder or a :class:`Checkpoint`) continues a run; ``config`` must be the
-    checkpoint's, except ``epochs``, ``strategy`` and ``data`` (where it is now), which may change.
+    ``resume`` continues a run: a run folder (its checkpoint is read and checked here:
+    ``config`` must be the checkpoint's run), or a :class:`Checkpoint` already checked where it
+    was read (:func:`~cifar_gui.engine.runner.plan_run`, the study), not checked again.
 
     Everything is checked before anything on disk changes (the strategy, the data, the
-    classes, where the files go; the model files in :func:`train`, before the first epoch),
+    classes, the files it writes; the model files in :func:`train`, before the first epoch),
     so a run that fails its checks leaves an earlier run's model and checkpoint as they were.
+    Whether its folder can be made is the plan's check (``plan_run``, ``plan_study``).
     """
     if resume is not None and not isinstance(resume, Checkpoint):
+        # A Checkpoint given was checked where it was read (plan_run, the study): once a run.
         resume = read_checkpoint(resume)
-    if resume is not None:
         check_resumable(config, resume)
     # First: the multi-worker strategy must exist before TensorFlow runs any operation.
     _, strategy = start_strategy(config)
     chief = is_chief(strategy)
-    if save and chief:
-        check_can_write(Path(config.out_dir), folder=True)
     dataset = dataset if dataset is not None else load_dataset(config.data)
     subset = select_classes(dataset, config.classes, config.limit, train_limit=config.train_limit)
     if resume is not None and subset.class_names != resume.class_names:
