@@ -232,7 +232,7 @@ def _too_few(history: Mapping[str, Sequence[float]] | None, epochs: int) -> str:
 
 def judge_claims(runs: Mapping[str, SavedRun]) -> list[Claim]:
     """The seed's five claims judged on these runs (variant -> run)."""
-    histories = {v: run.history for v, run in runs.items()}
+    histories = {v: run.record.history for v, run in runs.items()}
     baseline = histories.get("baseline")
     return [
         claim_linear_to_nearly_all(baseline),
@@ -264,12 +264,13 @@ def run_row(run: SavedRun) -> dict[str, str]:
     best, low = record.best_epoch, record.lowest_loss_epoch
     return {
         "run": run.label,
-        "variant": run.variant,
+        "variant": record.variant,
         "trainable / total parameters": (
             "?" if params is None else f"{params.trainable:,} / {params.total:,}"
         ),
-        "epochs": f"{run.epochs} of {run.epochs_planned}" + (" (stopped)" if run.stopped else ""),
-        "final test accuracy": _percent(run.final_val_accuracy)
+        "epochs": f"{record.epochs_completed} of {record.epochs_planned}"
+        + (" (stopped)" if record.stopped else ""),
+        "final test accuracy": _percent(record.test_accuracy)
         + (f" (kept epoch {record.kept_epoch})" if record.kept_epoch else ""),
         "best test accuracy (epoch)": "?" if best is None else f"{val[best]:.1%} ({best + 1})",
         "epoch of lowest val. loss": "?" if low is None else str(low + 1),
@@ -398,14 +399,14 @@ def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
 
 def _by_variant(runs: Sequence[SavedRun]) -> dict[str, SavedRun]:
     """Variant -> the last run of it given: the runs the claims are judged on."""
-    chosen = {run.variant: run for run in runs if run.variant in SEED_VARIANTS}
+    chosen = {run.record.variant: run for run in runs if run.record.variant in SEED_VARIANTS}
     return {v: chosen[v] for v in SEED_VARIANTS if v in chosen}
 
 
 def _labels(runs: Sequence[SavedRun]) -> list[str]:
     """Each run's name in the figures: its variant, or its file stem when a variant repeats."""
-    variants = [run.variant for run in runs]
-    return [r.variant if variants.count(r.variant) == 1 else r.label for r in runs]
+    variants = [run.record.variant for run in runs]
+    return [r.record.variant if variants.count(r.record.variant) == 1 else r.label for r in runs]
 
 
 def write_report(
@@ -433,19 +434,26 @@ def write_report(
     for run, label in zip(runs, labels, strict=True):
         figures[f"history {label}"] = save_history_plot(
             out / f"history_{label}.png",
-            {label: run.history},
+            {label: run.record.history},
             title=f"{label}: plot(history)",
-            colors={label: variant_color(run.variant)},
+            colors={label: variant_color(run.record.variant)},
         )
     val_only = {
-        label: {k: run.history[k] for k in ("val_loss", "val_accuracy") if k in run.history}
+        label: {
+            k: run.record.history[k]
+            for k in ("val_loss", "val_accuracy")
+            if k in run.record.history
+        }
         for run, label in zip(runs, labels, strict=True)
     }
     figures["overlay"] = save_history_plot(
         out / "validation_overlay.png",
         val_only,
         title="validation curves",
-        colors={label: variant_color(run.variant) for run, label in zip(runs, labels, strict=True)},
+        colors={
+            label: variant_color(run.record.variant)
+            for run, label in zip(runs, labels, strict=True)
+        },
     )
     if dataset is None:
         source = (
@@ -639,7 +647,9 @@ def _html(
     header = list(table_rows[0])
     rows = []
     for row, run in zip(table_rows, runs, strict=True):
-        swatch = f'<span class="swatch" style="background:{variant_color(run.variant)}"></span>'
+        swatch = (
+            f'<span class="swatch" style="background:{variant_color(run.record.variant)}"></span>'
+        )
         cells = [esc(row[k]) for k in header]
         cells[1] = swatch + cells[1]
         rows.append(cells)

@@ -106,7 +106,7 @@ def test_stop_ends_the_run_and_keeps_it(qtbot, state, tmp_path, warnings):
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         panel.stop_button.click()
     outcome = blocker.args[0]
-    assert outcome.stopped and 1 <= outcome.summary.epochs < 500
+    assert outcome.stopped and 1 <= outcome.summary.record.epochs_completed < 500
     assert outcome.summary.model_path.is_file()  # what was learned so far is saved
     assert not panel.busy and panel.progress.format() == "Stopped"
     assert warnings == []
@@ -212,7 +212,7 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
     outcome = run(qtbot, panel)
 
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.summary.record.history[key], cli_history[key], rtol=1e-5)
 
 
 @pytest.mark.slow
