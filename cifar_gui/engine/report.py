@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cifar_gui import tutorial
 from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.files import atomic_path
@@ -38,10 +39,6 @@ from cifar_gui.variant_style import variant_color
 
 REPORT_FILE = "report.html"
 
-# The seed's activation figure: its test image 5, first layer channels 1, 5, 15, 20 and
-# layer 6 channels 1, 50, 110 (all 1-based, as in R).
-SEED_TEST_IMAGE = 5
-SEED_ACTIVATION_CHANNELS = ((1, (1, 5, 15, 20)), (6, (1, 50, 110)))
 MISTAKES_SHOWN = 8
 
 # Claim thresholds (fractions of 1; epochs 1-based).
@@ -541,25 +538,25 @@ def _activation_figure(run: SavedRun, dataset: Any, out: Path) -> Path:
     from cifar_gui.engine.persistence import load_model
 
     subset = _subset_for(run, dataset)
-    if len(subset.x_test) < SEED_TEST_IMAGE:
+    if len(subset.x_test) < tutorial.TEST_IMAGE:
         raise UserError(f"only {len(subset.x_test)} test images, the seed's is number 5")
     model = load_model(run.model_path).model
     layers = list_layers(model)
-    names = [layers[number - 1].name for number, _ in SEED_ACTIVATION_CHANNELS]
-    image = subset.x_test[SEED_TEST_IMAGE - 1]
+    names = [layers[number - 1].name for number, _ in tutorial.ACTIVATION_CHANNELS]
+    image = subset.x_test[tutorial.TEST_IMAGE - 1]
     maps = activations(model, image, names)
     panels = []
-    for name, (number, channels) in zip(names, SEED_ACTIVATION_CHANNELS, strict=True):
+    for name, (number, channels) in zip(names, tutorial.ACTIVATION_CHANNELS, strict=True):
         values = maps[name][0]
         for channel in channels:
             if channel <= values.shape[-1]:
                 panels.append((f"layer {number} ({name})", channel, values[..., channel - 1]))
-    truth = subset.class_names[subset.y_test[SEED_TEST_IMAGE - 1]]
+    truth = subset.class_names[subset.y_test[tutorial.TEST_IMAGE - 1]]
     return plot_activations(
         out / "activations_baseline.png",
         image,
         panels,
-        f"{run.label}: activations of test image {SEED_TEST_IMAGE} ({truth})",
+        f"{run.label}: activations of test image {tutorial.TEST_IMAGE} ({truth})",
     )
 
 
@@ -678,7 +675,7 @@ def _html(
     if "activations" in figures:
         parts.append("<h2>Activations (the seed's figure)</h2>")
         parts.append(
-            f"<p>Test image {SEED_TEST_IMAGE}; the first layer, channels 1, 5, 15, 20; "
+            f"<p>Test image {tutorial.TEST_IMAGE}; the first layer, channels 1, 5, 15, 20; "
             "layer 6, channels 1, 50, 110 (numbered from 1, as the seed).</p>"
         )
         parts.append(_img(figures["activations"], "activations of test image 5"))

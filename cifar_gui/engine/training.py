@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import cifar_gui
+from cifar_gui import tutorial
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.augment import augment_images
 from cifar_gui.engine.checkpoint_model import (
@@ -79,7 +80,6 @@ EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change 
 # Training batches gathered, scaled and augmented together: the augmentation is many small
 # operations, whose fixed cost per call would otherwise be paid for every batch of 32.
 CHUNK_BATCHES = 8
-SEED_TEST_IMAGE = 5  # the live view's probe by default: the seed's p <- 5 (1-based)
 
 
 @dataclass
@@ -616,7 +616,7 @@ def train(
                 model,
                 subset.x_test,
                 subset.y_test,
-                live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
+                live_request() or LiveRequest(min(tutorial.TEST_IMAGE, len(subset.x_test)) - 1),
                 seed=config.seed,
                 class_names=tuple(subset.class_names),
             )

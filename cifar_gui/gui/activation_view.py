@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui import resources
+from cifar_gui import resources, tutorial
 from cifar_gui.engine.data import (
     IMAGE_EXTENSIONS,
     IMAGE_SIZE,
@@ -76,7 +76,6 @@ from cifar_gui.gui.workers import JobRunner
 if TYPE_CHECKING:
     from cifar_gui.engine.model_service import ModelHandle, ModelService
 
-SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
 RESULTS_HEIGHT = 150  # pixels of the dropped-files table: three rows and the header
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{e}" for e in IMAGE_EXTENSIONS))
 
@@ -199,7 +198,7 @@ class ActivationPanel(QWidget):
         self._given: tuple[float, ...] | None = None  # probabilities of a classified file
         self._pending_analysis = False
         self._pending_files: list[str] = []
-        self._test_number = SEED_TEST_IMAGE  # kept while no data set is open
+        self._test_number = tutorial.TEST_IMAGE  # kept while no data set is open
         self._subset_key: tuple | None = None
         self._subset: Subset | None = None
         self._mosaic_key: tuple | None = None
@@ -238,7 +237,7 @@ class ActivationPanel(QWidget):
         self.test_index = QSpinBox()
         self.test_index.setRange(0, 1)
         self.test_index.setSpecialValueText("\u2014")  # 0: the image shown is no test image
-        self.test_index.setValue(SEED_TEST_IMAGE)
+        self.test_index.setValue(tutorial.TEST_IMAGE)
         self.test_index.setToolTip(
             "1-based, as the seed's p <- 5: test image 5 is x_test[4] of the chosen classes"
         )

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui import tutorial
 from cifar_gui.engine import data
 from cifar_gui.engine.data import Dataset
 from cifar_gui.gui.state import AppState
@@ -36,10 +37,6 @@ from cifar_gui.gui.widgets.image_grid import ImageGrid
 from cifar_gui.gui.widgets.thumbnail_model import ImageItem, ThumbnailModel
 from cifar_gui.gui.widgets.zoom_dialog import ZoomDialog
 from cifar_gui.gui.workers import JobRunner, TaskState
-
-# The ten training pictures the seed plots in a 2 x 5 grid, as R's 1-based indices.
-SEED_SAMPLES_R = (9802, 5, 7, 10, 4, 28, 1, 8, 9, 2)
-SEED_SAMPLES = tuple(i - 1 for i in SEED_SAMPLES_R)  # 0-based positions in the training set
 
 CHOSEN, ALL = "chosen", "all"  # class-filter choices besides a single class
 
@@ -265,7 +262,7 @@ class DatasetPanel(QWidget):
         layout = QVBoxLayout(page)
         intro = QLabel(
             "The ten training pictures the seed plots with <tt>par(mfrow = c(2, 5))</tt>: "
-            "R indices " + ", ".join(str(i) for i in SEED_SAMPLES_R) + "."
+            "R indices " + ", ".join(str(i) for i in tutorial.SAMPLE_IMAGES_R) + "."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
@@ -508,7 +505,7 @@ class DatasetPanel(QWidget):
     def _show_seed_samples(self, dataset: Dataset) -> None:
         present = [
             (r, i)
-            for r, i in zip(SEED_SAMPLES_R, SEED_SAMPLES, strict=True)
+            for r, i in zip(tutorial.SAMPLE_IMAGES_R, tutorial.SAMPLE_IMAGES, strict=True)
             if i < len(dataset.y_train)
         ]
         images = np.stack([dataset.x_train[i] for _, i in present]) if present else None

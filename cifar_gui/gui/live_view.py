@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui import tutorial
 from cifar_gui.engine.events import LiveRequest, LiveSnapshot
 from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.activation_widgets import ChannelGrid, PixelView
 from cifar_gui.gui.widgets.colormaps import channel_mosaic, filter_mosaic, heat_overlay
 from cifar_gui.gui.widgets.images import to_pixmap
 
-SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
 RIGHT, WRONG = "#1a7f37", "#c62828"  # the strip's colours: true class predicted or not
 # Health sparklines: (title, LayerHealth field, drawn as log10)
 HEALTH = (
@@ -132,7 +132,7 @@ class LiveView(QWidget):
         self.status.setWordWrap(True)
         self.image_spin = QSpinBox()
         self.image_spin.setRange(1, 1_000_000)
-        self.image_spin.setValue(SEED_TEST_IMAGE)
+        self.image_spin.setValue(tutorial.TEST_IMAGE)
         self.image_spin.setToolTip("1-based test image of the run, as the seed's p <- 5")
         self.layer_combo = QComboBox()
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)

@@ -187,6 +187,6 @@ def test_report_of_runs_without_models_or_data_still_has_curves_table_and_claims
     text = " ".join(page.cells)
     assert "could not be loaded" in path.read_text()
     # The verdicts are the rules' verdicts on these histories.
-    for claim in report.judge_claims({r.variant: r for r in runs}):
+    for claim in report.judge_claims({r.record.variant: r for r in runs}):
         assert claim.claim in text and claim.measured in text
     assert report.HOLDS in text and "cannot be tested" in text  # the pretrained claim

@@ -67,7 +67,7 @@ def test_runs_are_listed_oldest_first_and_a_missing_folder_is_empty(tmp_path):
     assert discover_runs(tmp_path / "missing") == []
     # null (what other tools write for NaN) is NaN; a string is no number: not a sidecar.
     (tmp_path / "null.json").write_text(json.dumps({"history": {"loss": [None]}}))
-    assert math.isnan(read_run(tmp_path / "null.json").history["loss"][0])
+    assert math.isnan(read_run(tmp_path / "null.json").record.history["loss"][0])
     (tmp_path / "text.json").write_text(json.dumps({"history": {"loss": ["x"]}}))
     assert read_run(tmp_path / "text.json") is None
 
