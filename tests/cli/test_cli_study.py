@@ -75,10 +75,10 @@ def test_study_resume_keeps_the_recorded_settings(tmp_path, capsys):
     assert "epochs" in one_error_line(capsys)
 
 
-def other_value(name: str, default: Any) -> Any:
-    """A value of the study's setting ``name`` other than ``default`` that its flag can give."""
+def other_value(name: str, default: Any, command: str = "study") -> Any:
+    """A value of the setting ``name`` other than ``default`` that its flag can give."""
     flag = SETTINGS[name].flag
-    choices = flag.choices_for("study")
+    choices = flag.choices_for(command)
     if choices:
         return next(v for v in map(flag.value_of, choices) if v != default)
     if isinstance(default, bool):
@@ -86,7 +86,7 @@ def other_value(name: str, default: Any) -> Any:
     if isinstance(default, tuple):
         return ("cat", "dog")
     if flag.kind is not str:
-        return flag.kind("3")
+        return flag.kind("1")
     return "elsewhere"
 
 
