@@ -67,3 +67,16 @@ def test_a_resume_refuses_exactly_the_fields_that_define_the_run(name):
 
 def test_the_command_line_resume_may_give_the_documented_settings_only():
     assert set(RESUME_CHANGES) == {"data", "epochs", "strategy"}  # see README, Resume
+
+
+def test_plan_run_takes_the_settings_a_resume_may_give():
+    import inspect
+
+    from cifar_gui.engine.runner import plan_run
+
+    keywords = [
+        name
+        for name, p in inspect.signature(plan_run).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "resume"
+    ]
+    assert sorted(keywords) == sorted(n for n, s in SETTINGS.items() if s.on_resume == "new")
