@@ -65,9 +65,10 @@ def _stats(samples: list[float]) -> dict[str, object]:
 
 def _images(data: str | None, count: int) -> tuple[np.ndarray, str]:
     if data and Path(data).is_dir():
+        from cifar_gui import tutorial
         from cifar_gui.engine.data import load_dataset, select_classes
 
-        subset = select_classes(load_dataset(data), ("deer", "horse"))
+        subset = select_classes(load_dataset(data), tutorial.PAIR)
         return subset.x_test[:count], f"{os.path.relpath(data, ROOT)} (deer/horse test images)"
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8), "random images"

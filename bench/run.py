@@ -84,6 +84,7 @@ def worker(spec: dict) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
+    from cifar_gui import tutorial
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.data import load_dataset, select_classes
     from cifar_gui.engine.training import Listener, describe_device, run_training
@@ -93,7 +94,7 @@ def worker(spec: dict) -> dict:
 
         return conv_gflops()
     dataset = load_dataset(spec["data"])
-    subset = select_classes(dataset, ("deer", "horse"), spec["limit"])
+    subset = select_classes(dataset, tutorial.PAIR, spec["limit"])
     variant, recipe, epochs = spec["variant"], spec["recipe"], spec["epochs"]
     started = time.perf_counter()
     if recipe == "reference":

@@ -44,10 +44,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchutil import machine_fields  # noqa: E402
 
+from cifar_gui import tutorial  # noqa: E402
 from cifar_gui.config import RunConfig  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
-PAIR = ("deer", "horse")
 SIZES = (250, 500, 1000, 2000, 5000, 10000)
 SEEDS = (0, 1, 2)
 VARIANTS = ("baseline", "transfer", "finetune")
@@ -81,7 +81,10 @@ def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     if args.base:
         return Path(args.base)
     config = pretrain_config(
-        dataset.class_names, PAIR, data=str(args.data), out_dir=str(Path(args.work) / "base")
+        dataset.class_names,
+        tutorial.PAIR,
+        data=str(args.data),
+        out_dir=str(Path(args.work) / "base"),
     )
     indices = resolve_classes(config.classes, dataset.class_names)
     path = Path(config.out_dir) / model_filename("pretrain", indices)
@@ -106,7 +109,7 @@ def one_run(
     from cifar_gui.engine.training import train
 
     common = {
-        "classes": PAIR,
+        "classes": tutorial.PAIR,
         "data": str(args.data),
         "epochs": epochs_for(variant, n),
         "seed": seed,
@@ -262,7 +265,7 @@ def main() -> int:
                 rows = summarise(runs)
                 result = {
                     "benchmark": "small_data",
-                    "pair": list(PAIR),
+                    "pair": list(tutorial.PAIR),
                     "budgets": {k: list(v) for k, v in BUDGETS.items()},
                     "base": {
                         "path": str(base),

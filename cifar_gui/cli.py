@@ -15,24 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import (
-    MATMUL_CONVOLUTIONS,
-    MAX_SEED,
-    PRECISIONS,
-    PRETRAIN_ARCHS,
-    PRETRAIN_EPOCHS,
-    STRATEGIES,
-    VARIANTS,
+    CLASSES_HELP,
+    SETTINGS,
     RunConfig,
     check_limit,
+    flagged,
+    pretrain_defaults,
 )
 from cifar_gui.engine.errors import UserError
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
-CLASSES_HELP = (
-    "class names or indices: a name that matches a class is that class; otherwise a whole "
-    "number 0-N (N: the number of classes less one, 9 for CIFAR-10) is an index"
-)
+GROUP_TITLES = {"speed": "speed (each has an automatic default; see README)"}
 
 
 def _quiet_tensorflow() -> None:
@@ -40,13 +34,106 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _auto_or_positive(text: str) -> int | str:
-    """``auto`` or a whole number of at least 1 (argparse type)."""
-    if text == "auto":
-        return text
-    if text.isascii() and text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r}: give auto or a number of at least 1")
+def command_defaults(command: str) -> RunConfig:
+    """The settings of ``command`` (train, pretrain or study) when no flag is given."""
+    if command == "pretrain":
+        return RunConfig().replace(**pretrain_defaults())
+    if command == "study":
+        from cifar_gui.engine.study import study_defaults
+
+        return study_defaults()
+    return RunConfig()
+
+
+def _argument_type(kind: Any) -> Any:
+    """``kind`` for argparse: its own message for a value it refuses (int's and float's are
+    argparse's)."""
+    if kind in (int, float, str):
+        return kind
+
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_settings(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flags of the :class:`RunConfig` fields ``command`` takes (each field's
+    :class:`~cifar_gui.config.Flag`). A flag not given is absent from the parsed namespace:
+    :func:`settings_given` tells what was given, :func:`config_from_args` fills in the rest."""
+    defaults = command_defaults(command)
+    groups: dict[str, Any] = {}
+    for name, flag in flagged(command).items():
+        target: Any = parser
+        if flag.group is not None:
+            if flag.group not in groups:
+                groups[flag.group] = parser.add_argument_group(GROUP_TITLES[flag.group])
+            target = groups[flag.group]
+        options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+        options["help"] = flag.help_for(command)
+        default = getattr(defaults, name)
+        if isinstance(default, bool) and flag.words is None:
+            options.update(action="store_const", const=not flag.name.startswith("--no-"))
+        else:
+            choices = flag.choices_for(command)
+            # Named by the flag, not the field (--lr LR); choices show themselves.
+            metavar = None if choices else flag.name[2:].replace("-", "_").upper()
+            options.update(
+                type=_argument_type(flag.kind),
+                choices=choices,
+                metavar=flag.metavar or metavar,
+                nargs="+" if isinstance(default, tuple) else None,
+            )
+        target.add_argument(flag.name, **options)
+
+
+def settings_given(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The fields whose flags were given, as :class:`RunConfig` values, in field order."""
+    return {
+        name: flag.value_of(getattr(args, name))
+        for name, flag in flagged(command).items()
+        if hasattr(args, name)
+    }
+
+
+def config_from_args(args: argparse.Namespace, command: str) -> RunConfig:
+    """The run ``command``'s flags describe: its defaults with the flags given; a value out
+    of range is a :class:`UserError`."""
+    try:
+        return command_defaults(command).replace(**settings_given(args, command))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _flags(names: Sequence[str]) -> list[str]:
+    return [SETTINGS[name].flag.name for name in names]
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+# The fields a resumed run may give anew (the rest are the checkpoint's).
+RESUME_CHANGES = tuple(n for n, s in SETTINGS.items() if s.on_resume == "new" and s.flag)
+
+
+def _resume_changes(
+    args: argparse.Namespace, command: str, allowed: Sequence[str]
+) -> dict[str, Any]:
+    """The flags given with ``--resume``; a :class:`UserError` names those not ``allowed``."""
+    given = settings_given(args, command)
+    refused = _flags([name for name in given if name not in allowed])
+    if refused:
+        what = "study" if command == "study" else "run"
+        raise UserError(
+            f"--resume continues the {what} as it was; {', '.join(refused)} cannot change "
+            f"(only {_and(_flags(allowed))} can)"
+        )
+    return given
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,121 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    defaults = RunConfig()  # the only source of the defaults
     train = sub.add_parser("train", help="train a model variant and save it")
-    # A pretrain trains other classes than --classes: it has its own command.
-    train_variants = tuple(v for v in VARIANTS if v != "pretrain")
-    train.add_argument("--variant", choices=train_variants, default=defaults.variant)
-    train.add_argument(
-        "--classes",
-        nargs="+",
-        default=list(defaults.classes),
-        help=f"{CLASSES_HELP} (default: {' '.join(map(str, defaults.classes))})",
-    )
-    train.add_argument(
-        "--data", help="archive, batches folder or image folder (default: Keras cache)"
-    )
-    train.add_argument(
-        "--epochs", type=int, help=f"default {defaults.epochs}; with --resume: the new total"
-    )
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument(
-        "--lr",
-        type=float,
-        help="learning rate, above 0 and at most 1 (default: the seed's per variant)",
-    )
-    train.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help=f"0 to {MAX_SEED} (default: {defaults.seed})",
-    )
-    train.add_argument(
-        "--weights", default=defaults.weights, help="VGG16 base: imagenet, none or FILE"
-    )
-    train.add_argument(
-        "--base",
-        help="transfer: take the convolutional base of a model saved by this app (a VGG16 "
-        "or a small CNN, e.g. one made by pretrain)",
-    )
-    train.add_argument(
-        "--allow-overlap",
-        action="store_true",
-        help="transfer: accept a --base trained on a class of the pair (refused by default)",
-    )
-    train.add_argument("--from", dest="from_model", help="finetune: the transfer model to continue")
-    train.add_argument(
-        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
-    )
-    train.add_argument(
-        "--augment",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="augmented training stream (auto: all variants but baseline)",
-    )
-    train.add_argument(
-        "--out", default=defaults.out_dir, help=f"output folder (default: {defaults.out_dir})"
-    )
-    train.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        help="devices: default (one), mirrored (all local GPUs), multi-worker (TF_CONFIG); "
-        "--batch-size is per device",
-    )
-    train.add_argument(
-        "--no-checkpoint",
-        dest="checkpoint",
-        action="store_false",
-        help="do not keep a resumable checkpoint in OUT/checkpoints/",
-    )
-    train.add_argument(
-        "--keep-best",
-        action="store_true",
-        help="save the epoch of the best validation accuracy as the model, not the last one "
-        "(the sidecar names it; the checkpoint keeps the last)",
-    )
+    add_settings(train, "train")
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped or killed run at its next epoch (RUN_DIR: its --out folder "
-        "or its checkpoint folder); only --epochs, --strategy and --data may change",
+        f"or its checkpoint folder); only {_and(_flags(RESUME_CHANGES))} may change",
     )
-    speed = train.add_argument_group("speed (each has an automatic default; see README)")
-    speed.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=defaults.precision,
-        help="auto: mixed_bfloat16 on CPUs with bfloat16 instructions, mixed_float16 on GPUs",
-    )
-    speed.add_argument(
-        "--steps-per-execution",
-        type=_auto_or_positive,
-        default=defaults.steps_per_execution,
-        metavar="N|auto",
-        help="training batches per compiled call (auto: 8 on a CPU, 32 on a GPU)",
-    )
-    speed.add_argument(
-        "--threads",
-        type=int,
-        default=defaults.threads,
-        help="TensorFlow intra-op threads (0: all cores)",
-    )
-    speed.add_argument(
-        "--matmul-conv",
-        dest="matmul_convolutions",
-        choices=MATMUL_CONVOLUTIONS,
-        default=defaults.matmul_convolutions,
-        help="convolutions on small maps as matrix products (auto: on CPUs)",
-    )
-    for flag, dest, help_text in (
-        ("--no-feature-cache", "feature_cache", "run the whole model every training step, "
-         "frozen layers included"),
-        ("--no-fused-optimizer", "fused_optimizer", "Keras' own RMSprop update (default: "
-         "TensorFlow's fused kernel)"),
-    ):  # fmt: skip
-        speed.add_argument(flag, dest=dest, action="store_false", help=help_text)
 
-    _add_pretrain_parser(sub, defaults)
+    pretrain = sub.add_parser(
+        "pretrain",
+        help="train a base on the classes not in the pair, for transfer --base",
+        description="Train a network on every class but the pair (deer vs horse: the other "
+        "eight CIFAR-10 classes, softmax) and save it as a base for "
+        "`train --variant transfer --base MODEL`. Offline, it stands in for ImageNet.",
+    )
+    add_settings(pretrain, "pretrain")
 
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
     evaluate.add_argument("model")
@@ -192,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="images per class and split, as the seed's table()")
     data.add_argument("--data", help="data source (default: Keras cache)")
-    _add_study_parsers(sub, defaults)
+    _add_study_parsers(sub)
     _add_export_parser(sub)
     return parser
 
@@ -254,77 +243,18 @@ class _ProgressBar:
         self.stream.flush()
 
 
-# Options that define a run: a resumed run keeps the checkpoint's values.
-_RUN_OPTIONS = (
-    "variant",
-    "classes",
-    "batch_size",
-    "lr",
-    "seed",
-    "weights",
-    "base",
-    "allow_overlap",
-    "from_model",
-    "limit",
-    "augment",
-    "out",
-    "checkpoint",
-    "keep_best",
-)
-
-
 def _train(args: argparse.Namespace) -> int:
     from cifar_gui.engine.runner import plan_run
 
     if args.resume:
-        defaults = build_parser().parse_args(["train"])
-        changed = [
-            f"--{k.replace('_', '-')}"
-            for k in _RUN_OPTIONS
-            if getattr(args, k) != getattr(defaults, k)
-        ]
-        if changed:
-            raise UserError(
-                f"--resume continues the run as it was; {', '.join(changed)} cannot change "
-                "(only --epochs, --strategy and --data can)"
-            )
-        plan = plan_run(
-            resume=args.resume, epochs=args.epochs, data=args.data, strategy=args.strategy
-        )
+        plan = plan_run(resume=args.resume, **_resume_changes(args, "train", RESUME_CHANGES))
         print(
             f"resuming {plan.resume.directory} at epoch {plan.resume.epochs_completed + 1} "
             f"of {plan.config.epochs}",
             file=sys.stderr,
         )
     else:
-        try:
-            config = RunConfig(
-                variant=args.variant,
-                classes=tuple(args.classes),
-                data=args.data,
-                epochs=RunConfig().epochs if args.epochs is None else args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.lr,
-                seed=args.seed,
-                weights=args.weights,
-                base=args.base,
-                from_model=args.from_model,
-                limit=args.limit,
-                out_dir=args.out,
-                use_augmentation={"auto": None, "on": True, "off": False}[args.augment],
-                strategy=args.strategy or RunConfig().strategy,
-                checkpoint=args.checkpoint,
-                keep_best=args.keep_best,
-                precision=args.precision,
-                steps_per_execution=args.steps_per_execution,
-                threads=args.threads,
-                feature_cache=args.feature_cache,
-                matmul_convolutions=args.matmul_convolutions,
-                fused_optimizer=args.fused_optimizer,
-                allow_overlap=args.allow_overlap,
-            )
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        config = config_from_args(args, "train")
         plan = plan_run(config)
         if config.base or config.variant == "finetune":
             _print_counts(config)
@@ -363,92 +293,25 @@ def _run_plan(plan) -> int:
 # ---- pretrain: a base for transfer learning, trained on the classes that are not the pair
 
 
-def _add_pretrain_parser(sub: argparse._SubParsersAction, defaults: RunConfig) -> None:
-    pretrain = sub.add_parser(
-        "pretrain",
-        help="train a base on the classes not in the pair, for transfer --base",
-        description="Train a network on every class but the pair (deer vs horse: the other "
-        "eight CIFAR-10 classes, softmax) and save it as a base for "
-        "`train --variant transfer --base MODEL`. Offline, it stands in for ImageNet.",
-    )
-    pretrain.add_argument(
-        "--classes",
-        nargs="+",
-        default=list(defaults.classes),
-        help=f"the pair the base must never see: {CLASSES_HELP} "
-        f"(default: {' '.join(map(str, defaults.classes))})",
-    )
-    pretrain.add_argument(
-        "--arch",
-        choices=PRETRAIN_ARCHS,
-        default=defaults.arch,
-        help="cnn: the seed's small CNN (fast on a CPU); vgg16: VGG16 (for a GPU)",
-    )
-    pretrain.add_argument(
-        "--epochs",
-        type=int,
-        help=", ".join(f"default {n} for {a}" for a, n in PRETRAIN_EPOCHS.items()),
-    )
-    pretrain.add_argument(
-        "--data", help="archive, batches folder or image folder (default: Keras cache)"
-    )
-    pretrain.add_argument(
-        "--out", default=defaults.out_dir, help=f"output folder (default: {defaults.out_dir})"
-    )
-    pretrain.add_argument(
-        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
-    )
-    pretrain.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    pretrain.add_argument(
-        "--lr", type=float, help="learning rate (default: 1e-4; the seed's CNN rate)"
-    )
-    pretrain.add_argument("--seed", type=int, default=defaults.seed)
-    pretrain.add_argument(
-        "--weights",
-        default="none",
-        help="vgg16: start from imagenet, none (default: offline) or a weights FILE",
-    )
-    pretrain.add_argument(
-        "--augment",
-        choices=("off", "on"),
-        default="off",
-        help="augmented training stream (default off: 40,000 images need none in few epochs)",
-    )
-    pretrain.add_argument(
-        "--no-checkpoint",
-        dest="checkpoint",
-        action="store_false",
-        help="do not keep a resumable checkpoint in OUT/checkpoints/",
-    )
-    pretrain.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+def pretrain_from_args(args: argparse.Namespace, class_names: Sequence[str]) -> RunConfig:
+    """The pretrain the ``pretrain`` command's flags describe, on a data set of
+    ``class_names`` (its ``--classes``: the pair the base must never see)."""
+    from cifar_gui.engine.pretrain import pretrain_config
+
+    fields = settings_given(args, "pretrain")
+    pair = fields.pop("classes", RunConfig().classes)
+    return pretrain_config(class_names, pair, **fields)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from cifar_gui.engine.data import load_dataset
-    from cifar_gui.engine.pretrain import pretrain_config
     from cifar_gui.engine.runner import plan_run
 
-    try:
-        check_limit(args.limit)
+    try:  # before the data set loads
+        check_limit(getattr(args, "limit", None))
     except ValueError as exc:
         raise UserError(f"--{exc}") from None
-    dataset = load_dataset(args.data)
-    fields = {
-        "arch": args.arch,
-        "data": args.data,
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "seed": args.seed,
-        "weights": args.weights,
-        "limit": args.limit,
-        "out_dir": args.out,
-        "use_augmentation": args.augment == "on",
-        "checkpoint": args.checkpoint,
-        "precision": args.precision,
-    }
-    if args.epochs is not None:
-        fields["epochs"] = args.epochs
-    config = pretrain_config(dataset.class_names, args.classes, **fields)
+    config = pretrain_from_args(args, load_dataset(getattr(args, "data", None)).class_names)
     plan = plan_run(config)
     print(
         f"pretraining a {config.arch} base on {len(config.classes)} classes "
@@ -531,35 +394,20 @@ def _data(args: argparse.Namespace) -> int:
 # The study and its report
 
 
-def _add_study_parsers(sub: Any, defaults: RunConfig) -> None:
+def _add_study_parsers(sub: Any) -> None:
     """The ``study`` and ``report`` sub-commands."""
+    from cifar_gui.engine.study import RESUMED_STUDY_CHANGES
+
     study = sub.add_parser(
         "study",
         help="the seed's whole study: baseline, augmented, transfer, finetune, then a report",
     )
-    study.add_argument(
-        "--data", help="archive, batches folder or image folder (default: Keras cache)"
-    )
-    study.add_argument(
-        "--classes",
-        nargs="+",
-        help=f"{CLASSES_HELP} (default: {' '.join(map(str, defaults.classes))})",
-    )
-    study.add_argument("--epochs", type=int, help=f"per run (default {defaults.epochs})")
-    study.add_argument(
-        "--limit", type=int, help="N training and N test images, shared evenly by the classes"
-    )
-    study.add_argument(
-        "--weights",
-        help="VGG16 base of transfer: imagenet, none (random: nothing pretrained) or FILE "
-        f"(default: {defaults.weights})",
-    )
-    study.add_argument("--base", help="take the VGG16 base from a model saved by this app")
-    study.add_argument("--out", help="the study folder (default: study)")
+    add_settings(study, "study")
     study.add_argument(
         "--resume",
         metavar="STUDY_DIR",
-        help="continue a stopped or killed study; only --data may change",
+        help="continue a stopped or killed study; only "
+        f"{_and(_flags(RESUMED_STUDY_CHANGES))} may change",
     )
 
     report = sub.add_parser(
@@ -580,34 +428,14 @@ def _study(args: argparse.Namespace) -> int:
     import threading
 
     from cifar_gui.engine.runner import run
-    from cifar_gui.engine.study import plan_study
+    from cifar_gui.engine.study import RESUMED_STUDY_CHANGES, plan_study
 
     if args.resume:
-        given = [
-            f"--{name}"
-            for name in ("classes", "epochs", "limit", "weights", "base", "out")
-            if getattr(args, name) is not None
-        ]
-        if given:
-            raise UserError(
-                f"--resume continues the study as it was; {', '.join(given)} cannot change "
-                "(only --data can)"
-            )
-        plan = plan_study(resume=args.resume, data=args.data)
+        changes = _resume_changes(args, "study", RESUMED_STUDY_CHANGES)
+        plan = plan_study(resume=args.resume, **changes)
     else:
-        defaults = RunConfig()
-        try:
-            template = defaults.replace(
-                classes=tuple(args.classes) if args.classes else defaults.classes,
-                data=args.data,
-                epochs=defaults.epochs if args.epochs is None else args.epochs,
-                limit=args.limit,
-                weights=args.weights or defaults.weights,
-                base=args.base,
-            )
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        plan = plan_study(template, args.out or "study")
+        template = config_from_args(args, "study")
+        plan = plan_study(template, template.out_dir)
     bar = _ProgressBar()
 
     def on_run(event) -> None:

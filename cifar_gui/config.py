@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from cifar_gui import tutorial
 
 SEED_VARIANTS = ("baseline", "augmented", "transfer", "finetune")  # the seed's: a study's runs
 VARIANTS = (*SEED_VARIANTS, "pretrain")
@@ -68,28 +71,8 @@ def check_limit(limit: Any) -> None:
         check_int("limit", limit, 1, MAX_LIMIT)
 
 
-# Learning rates of the seed, per variant.
-DEFAULT_LEARNING_RATES = {
-    "baseline": 1e-4,
-    "augmented": 1e-4,
-    "transfer": 2e-5,
-    "finetune": 2e-5,
-    "pretrain": 1e-4,  # the small CNN's rate (arch "cnn"); VGG16: PRETRAIN_VGG16_LR
-}
-# VGG16 trained from random weights (offline): its seed rate, 2e-5, is for nudging a
-# pretrained base, and learns too slowly from scratch.
-PRETRAIN_VGG16_LR = 1e-4
 # Sensible epochs of a pretrain per architecture (the command line's and the window's default).
 PRETRAIN_EPOCHS = {"cnn": 15, "vgg16": 10}
-
-# Suffix of the seed's file names: cifar10_{i}_{j}{suffix}.h5
-FILE_SUFFIXES = {
-    "baseline": "",
-    "augmented": "_augm",
-    "transfer": "_transferlearning",
-    "finetune": "_finetuningtransferlearning",
-    "pretrain": "_pretrainedbase",  # its classes: those of the base, not the pair
-}
 
 
 @dataclass(frozen=True)
@@ -124,42 +107,351 @@ class AugmentConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def auto_or_positive(text: str) -> int | str:
+    """``auto`` or a whole number of at least 1, from the command line's text."""
+    if text == "auto":
+        return text
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise ValueError(f"{text!r}: give auto or a number of at least 1")
+
+
+COMMANDS_WITH_SETTINGS = ("train", "pretrain", "study")
+CLASSES_HELP = (
+    "class names or indices: a name that matches a class is that class; otherwise a whole "
+    "number 0-N (N: the number of classes less one, 9 for CIFAR-10) is an index"
+)
+# How a setting may change when a run continues from its checkpoint (Setting.on_resume).
+ON_RESUME = (
+    "keep",  # it defines the run: the resumed run has the checkpoint's value
+    "new",  # the resume may give a new one: the total of epochs, the devices, the data's place
+    "follows",  # not the user's to give: it follows the checkpoint (where its files are)
+)
+# Where the window shows a setting (Setting.shown): a box of the Training tab's form, another
+# tab, or nowhere (the command line only, or nothing at all).
+SHOWN = ("run", "transfer", "pretrain", "advanced", "output", "dataset", "augmentation", "")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A setting on the command line. ``help`` and ``choices`` are one for every command or
+    one per command; ``words``: what each word given means (``--augment auto``: None)."""
+
+    name: str  # "--batch-size"; a bool setting's flag sets the value its name says (--no-X)
+    commands: tuple[str, ...] = ("train",)
+    help: str | Mapping[str, str] | None = None
+    kind: Callable[[str], Any] = str  # from the text given to the value
+    choices: tuple[str, ...] | Mapping[str, tuple[str, ...]] | None = None
+    words: Mapping[str, Any] | None = None
+    metavar: str | None = None
+    group: str | None = None  # "speed": listed under its own heading
+
+    def help_for(self, command: str) -> str | None:
+        return self.help.get(command) if isinstance(self.help, Mapping) else self.help
+
+    def choices_for(self, command: str) -> tuple[str, ...] | None:
+        if isinstance(self.choices, Mapping):
+            return self.choices.get(command)
+        return self.choices
+
+    def value_of(self, parsed: Any) -> Any:
+        """The field's value from what argparse made of the words given."""
+        if self.words is not None:
+            return self.words[parsed]
+        return tuple(parsed) if isinstance(parsed, list) else parsed
+
+    def command_words(self, value: Any) -> list[str]:
+        """The words that give ``value`` (one the flag can give) on the command line."""
+        if isinstance(value, bool) and self.words is None:
+            return [self.name]
+        if self.words is not None:
+            return [self.name, next(w for w, v in self.words.items() if v == value)]
+        if isinstance(value, tuple):
+            return [self.name, *(str(item) for item in value)]
+        return [self.name, str(value)]
+
+
+_SAME = object()  # Setting.pretrain: a pretrain's default is RunConfig's
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the app knows of one :class:`RunConfig` field besides its value: its flag on the
+    command line, how it may change on resume (:data:`ON_RESUME`), where the window shows it
+    (:data:`SHOWN`), and a pretrain's default where it differs from a training run's."""
+
+    flag: Flag | None = None
+    on_resume: str = "keep"
+    shown: str = ""
+    pretrain: Any = _SAME
+
+    def __post_init__(self) -> None:
+        if self.on_resume not in ON_RESUME or self.shown not in SHOWN:
+            raise ValueError(f"bad setting metadata: {self}")
+
+
+def _setting(default: Any, **meta: Any) -> Any:
+    """A dataclass field with its :class:`Setting`."""
+    return field(default=default, metadata=_meta(**meta))
+
+
+def _meta(**meta: Any) -> dict[str, Setting]:
+    return {"setting": Setting(**meta)}
+
+
+_ALL = COMMANDS_WITH_SETTINGS
+_TRAIN_STUDY = ("train", "study")
+_DATA_HELP = "archive, batches folder or image folder (default: Keras cache)"
+_LIMIT_HELP = "N training and N test images, shared evenly by the classes"
+_CHECKPOINT_HELP = "do not keep a resumable checkpoint in OUT/checkpoints/"
+_PAIR_TEXT = " ".join(tutorial.PAIR)
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines one training run."""
+    """Everything that defines one training run; each field's :class:`Setting` (see
+    :func:`setting`) says how the command line and the window offer it."""
 
-    variant: str = "baseline"
-    classes: tuple[str | int, ...] = ("deer", "horse")
-    data: str | None = None  # None: the Keras cache of CIFAR-10
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float | None = None  # None: the seed's rate for the variant
-    seed: int = 0
-    weights: str = "imagenet"  # VGG16 base: "imagenet", "none" or a Keras weights file
-    base: str | None = None  # VGG16 base taken from a model saved by this app
-    from_model: str | None = None  # finetune: the transfer model to continue from
-    unfreeze_from: str = "block3_conv1"  # finetune: first base layer to train
-    limit: int | None = None  # first N training and N test images of the subset
-    out_dir: str = "runs"
-    use_augmentation: bool | None = None  # None: as the seed, every variant but baseline
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    strategy: str = "default"  # tf.distribute strategy; batch_size is per replica
-    checkpoint: bool = True  # save a resumable checkpoint in out_dir/checkpoints every epoch
-    keep_best: bool = False  # save the best validation accuracy's epoch, not the last one
+    variant: str = _setting(
+        "baseline",
+        # A pretrain trains other classes than --classes: it has its own command.
+        flag=Flag("--variant", choices=SEED_VARIANTS),
+        shown="run",
+    )
+    classes: tuple[str | int, ...] = _setting(
+        tutorial.PAIR,
+        flag=Flag(
+            "--classes",
+            _ALL,
+            {
+                "train": f"{CLASSES_HELP} (default: {_PAIR_TEXT})",
+                "study": f"{CLASSES_HELP} (default: {_PAIR_TEXT})",
+                "pretrain": f"the pair the base must never see: {CLASSES_HELP} "
+                f"(default: {_PAIR_TEXT})",
+            },
+        ),
+        shown="dataset",
+    )
+    data: str | None = _setting(  # None: the Keras cache of CIFAR-10
+        None, flag=Flag("--data", _ALL, _DATA_HELP), on_resume="new", shown="dataset"
+    )
+    epochs: int = _setting(
+        30,
+        flag=Flag(
+            "--epochs",
+            _ALL,
+            {
+                "train": "default 30; with --resume: the new total",
+                "study": "per run (default 30)",
+                "pretrain": ", ".join(f"default {n} for {a}" for a, n in PRETRAIN_EPOCHS.items()),
+            },
+            kind=int,
+        ),
+        on_resume="new",
+        shown="run",
+    )
+    batch_size: int = _setting(32, flag=Flag("--batch-size", _ALL, kind=int), shown="run")
+    learning_rate: float | None = _setting(  # None: the seed's rate for the variant
+        None,
+        flag=Flag(
+            "--lr",
+            ("train", "pretrain"),
+            {
+                "train": "learning rate, above 0 and at most 1 (default: the seed's per variant)",
+                "pretrain": "learning rate (default: 1e-4; the seed's CNN rate)",
+            },
+            kind=float,
+        ),
+        shown="run",
+    )
+    seed: int = _setting(
+        0, flag=Flag("--seed", _ALL, f"0 to {MAX_SEED} (default: 0)", kind=int), shown="run"
+    )
+    weights: str = _setting(  # VGG16 base: "imagenet", "none" or a Keras weights file
+        "imagenet",
+        flag=Flag(
+            "--weights",
+            _ALL,
+            {
+                "train": "VGG16 base: imagenet, none or FILE",
+                "study": "VGG16 base of transfer: imagenet, none (random: nothing pretrained) or "
+                "FILE (default: imagenet)",
+                "pretrain": "vgg16: start from imagenet, none (default: offline) or a weights FILE",
+            },
+        ),
+        shown="transfer",
+        pretrain="none",  # offline: a pretrain stands in for ImageNet
+    )
+    base: str | None = _setting(  # VGG16 base taken from a model saved by this app
+        None,
+        flag=Flag(
+            "--base",
+            _TRAIN_STUDY,
+            {
+                "train": "transfer: take the convolutional base of a model saved by this app (a "
+                "VGG16 or a small CNN, e.g. one made by pretrain)",
+                "study": "take the VGG16 base from a model saved by this app",
+            },
+        ),
+        shown="transfer",
+    )
+    from_model: str | None = _setting(  # finetune: the transfer model to continue from
+        None,
+        flag=Flag("--from", help="finetune: the transfer model to continue"),
+        on_resume="follows",
+        shown="transfer",
+    )
+    unfreeze_from: str = _setting("block3_conv1")  # finetune: first base layer to train
+    limit: int | None = _setting(  # first N training and N test images of the subset
+        None, flag=Flag("--limit", _ALL, _LIMIT_HELP, kind=int), shown="run"
+    )
+    out_dir: str = _setting(
+        "runs",
+        flag=Flag(
+            "--out",
+            _ALL,
+            {
+                "train": "output folder (default: runs)",
+                "pretrain": "output folder (default: runs)",
+                "study": "the study folder (default: study)",
+            },
+        ),
+        on_resume="follows",  # a resumed run is saved beside its checkpoints
+        shown="output",
+    )
+    use_augmentation: bool | None = _setting(  # None: as the seed, every variant but baseline
+        None,
+        flag=Flag(
+            "--augment",
+            ("train", "pretrain"),
+            {
+                "train": "augmented training stream (auto: all variants but baseline)",
+                "pretrain": "augmented training stream (default off: 40,000 images need none in "
+                "few epochs)",
+            },
+            choices={"train": ("auto", "on", "off"), "pretrain": ("off", "on")},
+            words={"auto": None, "on": True, "off": False},
+        ),
+        shown="augmentation",
+        pretrain=False,
+    )
+    augment: AugmentConfig = field(
+        default_factory=AugmentConfig, metadata=_meta(shown="augmentation")
+    )
+    strategy: str = _setting(  # tf.distribute strategy; batch_size is per replica
+        "default",
+        flag=Flag(
+            "--strategy",
+            _TRAIN_STUDY,
+            "devices: default (one), mirrored (all local "
+            "GPUs), multi-worker (TF_CONFIG); --batch-size is per device",
+            choices=STRATEGIES,
+        ),
+        on_resume="new",
+        shown="advanced",
+    )
+    checkpoint: bool = _setting(  # save a resumable checkpoint in out_dir/checkpoints every epoch
+        True,
+        flag=Flag("--no-checkpoint", _ALL, _CHECKPOINT_HELP),
+        on_resume="follows",  # a resumed run goes on with its checkpoint
+    )
+    keep_best: bool = _setting(  # save the best validation accuracy's epoch, not the last one
+        False,
+        flag=Flag(
+            "--keep-best",
+            _TRAIN_STUDY,
+            "save the epoch of the best validation accuracy "
+            "as the model, not the last one (the sidecar names it; the checkpoint keeps "
+            "the last)",
+        ),
+        shown="advanced",
+    )
     # Speed settings (see cifar_gui.engine.performance); "auto" picks the fastest setting that
     # keeps the accuracy on the hardware found. None of them changes what the model learns
     # except precision, whose reduced-precision arithmetic moves results by round-off only.
-    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16" or "mixed_float16"
-    steps_per_execution: int | str = "auto"  # training batches per compiled call, or "auto"
-    threads: int = 0  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
-    feature_cache: bool = True  # frozen leading layers run outside the training step
-    matmul_convolutions: str = "auto"  # small maps' convolutions as matrix products; auto: CPUs
-    fused_optimizer: bool = True  # RMSprop's update as TensorFlow's one fused kernel
+    precision: str = _setting(
+        "auto",
+        flag=Flag(
+            "--precision",
+            _ALL,
+            "auto: mixed_bfloat16 on CPUs with bfloat16 instructions, mixed_float16 on GPUs",
+            choices=PRECISIONS,
+            group="speed",
+        ),
+        shown="advanced",
+    )
+    steps_per_execution: int | str = _setting(  # training batches per compiled call, or "auto"
+        "auto",
+        flag=Flag(
+            "--steps-per-execution",
+            _TRAIN_STUDY,
+            "training batches per compiled call (auto: 8 on a CPU, 32 on a GPU)",
+            kind=auto_or_positive,
+            metavar="N|auto",
+            group="speed",
+        ),
+    )
+    threads: int = _setting(  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
+        0,
+        flag=Flag(
+            "--threads",
+            _TRAIN_STUDY,
+            "TensorFlow intra-op threads (0: all cores)",
+            kind=int,
+            group="speed",
+        ),
+    )
+    feature_cache: bool = _setting(  # frozen leading layers run outside the training step
+        True,
+        flag=Flag(
+            "--no-feature-cache",
+            _TRAIN_STUDY,
+            "run the whole model every training step, frozen layers included",
+            group="speed",
+        ),
+    )
+    matmul_convolutions: str = _setting(  # small maps' convolutions as matrix products
+        "auto",
+        flag=Flag(
+            "--matmul-conv",
+            _TRAIN_STUDY,
+            "convolutions on small maps as matrix products (auto: on CPUs)",
+            choices=MATMUL_CONVOLUTIONS,
+            group="speed",
+        ),
+    )
+    fused_optimizer: bool = _setting(  # RMSprop's update as TensorFlow's one fused kernel
+        True,
+        flag=Flag(
+            "--no-fused-optimizer",
+            _TRAIN_STUDY,
+            "Keras' own RMSprop update (default: TensorFlow's fused kernel)",
+            group="speed",
+        ),
+    )
     # Offline transfer learning (cifar_gui.engine.pretrain).
-    arch: str = "cnn"  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
-    excluded: tuple[str | int, ...] = ()  # pretrain: the pair the base must never see
-    allow_overlap: bool = False  # transfer: accept a base that was trained on the pair's classes
-    train_limit: int | None = None  # first N training images (all test images, unless limit)
+    arch: str = _setting(  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
+        "cnn",
+        flag=Flag(
+            "--arch",
+            ("pretrain",),
+            "cnn: the seed's small CNN (fast on a CPU); vgg16: VGG16 (for a GPU)",
+            choices=PRETRAIN_ARCHS,
+        ),
+        shown="pretrain",
+    )
+    # pretrain: the pair the base must never see (pretrain's --classes; see pretrain_config)
+    excluded: tuple[str | int, ...] = _setting(())
+    allow_overlap: bool = _setting(  # transfer: accept a base trained on the pair's classes
+        False,
+        flag=Flag(
+            "--allow-overlap",
+            _TRAIN_STUDY,
+            "transfer: accept a --base trained on a class of the pair (refused by default)",
+        ),
+        shown="transfer",
+    )
+    train_limit: int | None = _setting(None)  # first N training images (all test, unless limit)
 
     def __post_init__(self) -> None:
         # Every field is checked here, for the command line, the window and saved files alike.
@@ -226,8 +518,8 @@ class RunConfig:
         """The learning rate in use: the explicit one or the seed's for the variant."""
         if self.learning_rate is None:
             if self.variant == "pretrain" and self.arch == "vgg16":
-                return PRETRAIN_VGG16_LR
-            return DEFAULT_LEARNING_RATES[self.variant]
+                return tutorial.PRETRAIN_VGG16_LEARNING_RATE
+            return tutorial.LEARNING_RATES[self.variant]
         return self.learning_rate
 
     @property
@@ -271,3 +563,34 @@ class RunConfig:
             check_type("excluded", kwargs["excluded"], list)
             kwargs["excluded"] = tuple(kwargs["excluded"])
         return cls(**kwargs)
+
+
+SETTINGS: dict[str, Setting] = {
+    f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)
+}
+
+
+def setting(name: str) -> Setting:
+    """The :class:`Setting` of the RunConfig field ``name``."""
+    return SETTINGS[name]
+
+
+def flagged(command: str) -> dict[str, Flag]:
+    """The fields ``command`` (train, pretrain or study) takes on the command line, by name,
+    in field order."""
+    return {n: s.flag for n, s in SETTINGS.items() if s.flag and command in s.flag.commands}
+
+
+def pretrain_defaults() -> dict[str, Any]:
+    """The fields whose default for a pretrain differs from a training run's."""
+    return {n: s.pretrain for n, s in SETTINGS.items() if s.pretrain is not _SAME}
+
+
+def run_differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """The fields that define a run (:data:`ON_RESUME` "keep") in which ``a`` and ``b``
+    differ: empty when one continues the other's run."""
+    return [
+        name
+        for name, s in SETTINGS.items()
+        if s.on_resume == "keep" and getattr(a, name) != getattr(b, name)
+    ]

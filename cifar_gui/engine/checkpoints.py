@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type
+from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type, run_differences
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import read_json, write_json
 from cifar_gui.engine.record import check_history, model_filename
@@ -154,12 +154,11 @@ def read_checkpoint(run_dir: str | Path) -> Checkpoint:
 def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
     """Raise :class:`ModelError` unless ``config`` continues the checkpoint's run.
 
-    Only ``epochs`` (a new total, above the epochs done), ``strategy`` and ``data`` (where the
-    data set is now) may differ from the checkpoint's config.
+    The fields that define the run must be the checkpoint's (:func:`run_differences`); the
+    others may differ: ``epochs`` (a new total, above the epochs done), ``strategy`` and
+    ``data`` (where the data set is now), and where the run's files are.
     """
-    free = {"epochs", "strategy", "data", "out_dir", "checkpoint"}
-    mine, theirs = config.to_dict(), checkpoint.config.to_dict()
-    changed = sorted(k for k in mine if k not in free and mine[k] != theirs.get(k))
+    changed = run_differences(config, checkpoint.config)
     if changed:
         raise ModelError(
             f"{checkpoint.directory}: the config differs from the checkpoint's in "

@@ -28,6 +28,7 @@ from typing import BinaryIO, ClassVar
 import numpy as np
 from PIL import Image
 
+from cifar_gui import tutorial
 from cifar_gui.engine.errors import DataError, ImageError, UserError
 from cifar_gui.engine.files import atomic_path
 
@@ -688,7 +689,7 @@ def resolve_classes(classes: Sequence[str | int], class_names: Sequence[str]) ->
 
 def select_classes(
     dataset: Dataset,
-    classes: Sequence[str | int] = ("deer", "horse"),
+    classes: Sequence[str | int] = tutorial.PAIR,
     limit: int | None = None,
     train_limit: int | None = None,
 ) -> Subset:

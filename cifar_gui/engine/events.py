@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cifar_gui import tutorial
+
 
 @dataclass(frozen=True)
 class BatchEvent:
@@ -42,7 +44,7 @@ class LiveRequest:
     convolution); refreshed at every epoch's end, and every ``every_batches`` batches when
     set."""
 
-    test_index: int = 4
+    test_index: int = tutorial.TEST_INDEX
     image: np.ndarray | None = None
     layer: str | None = None
     every_batches: int | None = None

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig
+from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig, pretrain_defaults
 from cifar_gui.engine.data import resolve_classes
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.record import read_record, sidecar_path
@@ -42,8 +42,11 @@ def pretrain_config(
     """The run that trains a base on every class of the data set but ``pair``.
 
     ``fields`` set the other settings (``arch``, ``data``, ``out_dir``...); the epochs default
-    to :data:`~cifar_gui.config.PRETRAIN_EPOCHS` of the architecture.
+    to :data:`~cifar_gui.config.PRETRAIN_EPOCHS` of the architecture, and the fields whose
+    pretrain default is another (:func:`~cifar_gui.config.pretrain_defaults`: VGG16 from no
+    weights, offline) to that, for the command line and the window alike.
     """
+    fields = {**pretrain_defaults(), **fields}
     arch = fields.get("arch", RunConfig().arch)
     fields.setdefault("epochs", PRETRAIN_EPOCHS.get(arch, RunConfig().epochs))
     names = tuple(class_names)

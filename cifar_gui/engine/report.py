@@ -20,6 +20,7 @@ from typing import Any
 
 import matplotlib
 
+from cifar_gui import tutorial
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.record import read_record, sidecar_path
@@ -42,7 +43,7 @@ from cifar_gui.engine.report_figures import (
 )
 from cifar_gui.engine.report_html import Content, render
 from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
-from cifar_gui.engine.study import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
 
 __all__ = [
     "FAILS",
@@ -59,10 +60,6 @@ REPORT_FILE = "report.html"
 SMALL_DATA_FILE = "small_data.json"  # bench/small_data.py's result
 BENCH_SMALL_DATA = Path(__file__).resolve().parents[2] / "bench" / "results" / SMALL_DATA_FILE
 
-# The seed's activation figure: its test image 5, first layer channels 1, 5, 15, 20 and
-# layer 6 channels 1, 50, 110 (all 1-based, as in R).
-SEED_TEST_IMAGE = 5
-SEED_ACTIVATION_CHANNELS = ((1, (1, 5, 15, 20)), (6, (1, 50, 110)))
 MISTAKES_SHOWN = 8
 
 
@@ -97,9 +94,9 @@ def _labels(runs: Sequence[SavedRun]) -> list[str]:
         return "?" if run.record.config is None else str(run.record.config.seed)
 
     namings = (
-        lambda i, r: r.variant,
+        lambda i, r: r.record.variant,
         lambda i, r: r.label,
-        lambda i, r: f"{r.variant}_seed{seed(r)}",
+        lambda i, r: f"{r.record.variant}_seed{seed(r)}",
         lambda i, r: f"{r.label}_{i + 1}",
     )
     labels = []
@@ -118,10 +115,13 @@ def _history_groups(
     """Figure label -> (variant, histories): each judged variant (its runs together), then
     every other run alone."""
     judged = {id(r) for rs in groups.values() for r in rs}
-    out = {v: (v, [r.history for r in rs]) for v, rs in groups.items()}
+    out = {v: (v, [r.record.history for r in rs]) for v, rs in groups.items()}
     for run, label in zip(runs, _labels(runs), strict=True):
         if id(run) not in judged:
-            out[label if label not in out else run.label] = (run.variant, [run.history])
+            out[label if label not in out else run.label] = (
+                run.record.variant,
+                [run.record.history],
+            )
     return out
 
 
@@ -273,25 +273,25 @@ def _activation_figure(run: SavedRun, dataset: Any, out: Path) -> Path:
     from cifar_gui.engine.persistence import load_model
 
     subset = _subset_for(run, dataset)
-    if len(subset.x_test) < SEED_TEST_IMAGE:
+    if len(subset.x_test) < tutorial.TEST_IMAGE:
         raise UserError(f"only {len(subset.x_test)} test images, the seed's is number 5")
     model = load_model(run.model_path).model
     layers = list_layers(model)
-    names = [layers[number - 1].name for number, _ in SEED_ACTIVATION_CHANNELS]
-    image = subset.x_test[SEED_TEST_IMAGE - 1]
+    names = [layers[number - 1].name for number, _ in tutorial.ACTIVATION_CHANNELS]
+    image = subset.x_test[tutorial.TEST_IMAGE - 1]
     maps = activations(model, image, names)
     panels = []
-    for name, (number, channels) in zip(names, SEED_ACTIVATION_CHANNELS, strict=True):
+    for name, (number, channels) in zip(names, tutorial.ACTIVATION_CHANNELS, strict=True):
         values = maps[name][0]
         for channel in channels:
             if channel <= values.shape[-1]:
                 panels.append((f"layer {number} ({name})", channel, values[..., channel - 1]))
-    truth = subset.class_names[subset.y_test[SEED_TEST_IMAGE - 1]]
+    truth = subset.class_names[subset.y_test[tutorial.TEST_IMAGE - 1]]
     return plot_activations(
         out / "activations_baseline.png",
         image,
         panels,
-        f"{run.label}: activations of test image {SEED_TEST_IMAGE} ({truth})",
+        f"{run.label}: activations of test image {tutorial.TEST_IMAGE} ({truth})",
     )
 
 

@@ -422,7 +422,7 @@ def judge_claims(runs: Mapping[str, SavedRun | Sequence[SavedRun]]) -> list[Clai
     """The seed's five claims judged on these runs (variant -> its run, or its runs: several
     seeds of one variant are judged on their mean)."""
     listed = {v: [r] if isinstance(r, SavedRun) else list(r) for v, r in runs.items()}
-    histories = {v: [r.history for r in rs] for v, rs in listed.items()}
+    histories = {v: [r.record.history for r in rs] for v, rs in listed.items()}
     weights = {v: weights_source(rs[-1]) for v, rs in listed.items() if rs}
     return judge_histories(histories, weights)
 
@@ -441,7 +441,7 @@ def group_by_variant(runs: Sequence[SavedRun]) -> dict[str, list[SavedRun]]:
     the last given of it)."""
     grouped: dict[str, list[SavedRun]] = {}
     for variant in SEED_VARIANTS:
-        mine = [r for r in runs if r.variant == variant]
+        mine = [r for r in runs if r.record.variant == variant]
         if not mine:
             continue
         last = mine[-1]

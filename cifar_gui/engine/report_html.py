@@ -89,9 +89,10 @@ class Content:
 
 def final_accuracy(run: SavedRun) -> float | None:
     """The saved model's test accuracy (its last validation accuracy when not recorded)."""
-    if run.final_val_accuracy is not None and math.isfinite(run.final_val_accuracy):
-        return run.final_val_accuracy
-    val = [v for v in run.history.get("val_accuracy", ()) if math.isfinite(v)]
+    accuracy = run.record.test_accuracy
+    if accuracy is not None and math.isfinite(accuracy):
+        return accuracy
+    val = [v for v in run.record.history.get("val_accuracy", ()) if math.isfinite(v)]
     return val[-1] if val else None
 
 
@@ -216,10 +217,11 @@ def run_row(run: SavedRun) -> list[str]:
     best, low = record.best_epoch, record.lowest_loss_epoch
     return [
         run.label,
-        run.variant,
+        record.variant,
         "?" if record.config is None else str(record.config.seed),
         "?" if params is None else f"{params.trainable:,} / {params.total:,}",
-        f"{run.epochs} of {run.epochs_planned}" + (" (stopped)" if run.stopped else ""),
+        f"{record.epochs_completed} of {record.epochs_planned}"
+        + (" (stopped)" if record.stopped else ""),
         _percent(final_accuracy(run))
         + (f" (kept epoch {record.kept_epoch})" if record.kept_epoch else ""),
         "?" if best is None else f"{val[best]:.1%} ({best + 1})",
@@ -234,7 +236,8 @@ def _runs_table(runs: Sequence[SavedRun]) -> str:
     rows = []
     for run in runs:
         cells = [esc(c) for c in run_row(run)]
-        swatch = f'<span class="swatch" style="background:{variant_color(run.variant)}"></span>'
+        colour = variant_color(run.record.variant)
+        swatch = f'<span class="swatch" style="background:{colour}"></span>'
         cells[0] = cells[0].replace("_", "_<wbr>")  # long file stems break at their parts
         cells[1] = swatch + cells[1]
         rows.append(cells)

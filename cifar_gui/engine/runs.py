@@ -19,8 +19,9 @@ MODEL_EXTENSIONS = (".h5", ".keras")
 
 @dataclass(frozen=True)
 class SavedRun:
-    """One saved run: its sidecar, the model beside it, and its record; the properties are
-    what the run table shows of it."""
+    """One saved run: its sidecar, the model beside it, and its record (whose fields keep
+    their names everywhere: ``run.record.test_accuracy``); the properties are what the run
+    table and the report make of them."""
 
     sidecar: Path
     model_path: Path | None  # None when the model file beside the sidecar is gone
@@ -43,49 +44,6 @@ class SavedRun:
     def label(self) -> str:
         """A short legend entry: the file stem, which names the classes and the variant."""
         return self.sidecar.stem
-
-    @property
-    def variant(self) -> str:
-        return self.record.variant
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.record.class_names
-
-    @property
-    def epochs(self) -> int:
-        """Epochs completed."""
-        return self.record.epochs_completed
-
-    @property
-    def epochs_planned(self) -> int:
-        return self.record.epochs_planned
-
-    @property
-    def stopped(self) -> bool:
-        return self.record.stopped
-
-    @property
-    def seconds(self) -> float | None:
-        return self.record.seconds
-
-    @property
-    def final_val_accuracy(self) -> float | None:
-        return self.record.test_accuracy
-
-    @property
-    def best_val_accuracy(self) -> float | None:
-        return self.record.best_test_accuracy
-
-    @property
-    def parameters(self) -> dict[str, int]:
-        """``total``, ``trainable``, ``non_trainable``; empty when the sidecar lacks them."""
-        counts = self.record.parameters
-        return {} if counts is None else counts.to_dict()
-
-    @property
-    def history(self) -> dict[str, tuple[float, ...]]:
-        return dict(self.record.history)
 
 
 def _model_beside(sidecar: Path) -> Path | None:

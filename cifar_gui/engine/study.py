@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import SEED_VARIANTS, RunConfig, check_type
+from cifar_gui.config import SEED_VARIANTS, RunConfig, check_type, flagged, run_differences
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     Checkpoint,
@@ -45,10 +45,11 @@ from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.engine.files import check_can_write, read_json, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
+from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
 
-STUDY_FILE = "study.json"
 STUDY_VERSION = 1
-REPORT_DIR = "report"
+DEFAULT_FOLDER = "study"  # the command line's, without --out
+RESUMED_STUDY_CHANGES = ("data",)  # a resumed study runs as recorded; only the data moves
 STATES = ("pending", "running", "stopped", "done")
 
 # Where Keras keeps the VGG16 ImageNet weights (keras.applications.vgg16), and where from.
@@ -223,24 +224,19 @@ def check_weights_available(template: RunConfig) -> None:
         )
 
 
+def study_defaults() -> RunConfig:
+    """A study's settings when nothing is given (``cifar-gui study`` alone)."""
+    return RunConfig(out_dir=DEFAULT_FOLDER)
+
+
 def study_command(plan: StudyPlan) -> str:
-    """The command line that runs this study (the report quotes it)."""
-    t, defaults = plan.template, RunConfig()
+    """The command line that runs this study (the report quotes it): the flags of the
+    settings that are not the defaults (see :func:`cifar_gui.config.flagged`)."""
+    template, defaults = plan.template.replace(out_dir=str(plan.folder)), study_defaults()
     words = ["cifar-gui", "study"]
-    if t.data is not None:
-        words += ["--data", t.data]
-    words += ["--classes", *(str(c) for c in t.classes), "--epochs", str(t.epochs)]
-    if t.limit is not None:
-        words += ["--limit", str(t.limit)]
-    words += ["--weights", t.weights]
-    if t.base is not None:
-        words += ["--base", t.base]
-    for name, flag in (("batch_size", "--batch-size"), ("seed", "--seed")):
-        if getattr(t, name) != getattr(defaults, name):
-            words += [flag, str(getattr(t, name))]
-    if t.precision != defaults.precision:
-        words += ["--precision", t.precision]
-    words += ["--out", str(plan.folder)]
+    for name, flag in flagged("study").items():
+        if getattr(template, name) != getattr(defaults, name):
+            words += flag.command_words(getattr(template, name))
     return shlex.join(words)
 
 
@@ -321,16 +317,13 @@ def plan_study(
 # Running a study
 
 
-# What may differ between a saved run and the study's run it stands for: where the data and
-# files are, and how it was spread over devices.
-_WHERE = ("data", "out_dir", "from_model", "strategy", "checkpoint")
-
-
 def same_run(saved: RunConfig | None, wanted: RunConfig) -> bool:
-    """Whether a saved run's config is the study's run ``wanted`` (see :data:`_WHERE`)."""
+    """Whether a saved run's config is the study's run ``wanted``: the same run
+    (:func:`~cifar_gui.config.run_differences`: where its data and files are and how it was
+    spread over devices may differ) of as many epochs."""
     if saved is None:
         return False
-    return saved.replace(**{name: getattr(wanted, name) for name in _WHERE}) == wanted
+    return not run_differences(saved, wanted) and saved.epochs == wanted.epochs
 
 
 def finished_run(model_path: Path, config: RunConfig) -> RunRecord | None:
@@ -451,8 +444,8 @@ def _unfinished_checkpoint(
     if not (directory / STATE_FILE).is_file():
         return None
     checkpoint = read_checkpoint(directory)
-    try:  # the model file it names is found wherever the study folder is now
-        check_resumable(config.replace(from_model=checkpoint.config.from_model), checkpoint)
+    try:
+        check_resumable(config, checkpoint)
     except ModelError:
         return None
     return checkpoint

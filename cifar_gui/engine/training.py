@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import cifar_gui
+from cifar_gui import tutorial
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.augment import augment_images
 from cifar_gui.engine.checkpoint_model import (
@@ -79,7 +80,6 @@ EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change 
 # Training batches gathered, scaled and augmented together: the augmentation is many small
 # operations, whose fixed cost per call would otherwise be paid for every batch of 32.
 CHUNK_BATCHES = 8
-SEED_TEST_IMAGE = 5  # the live view's probe by default: the seed's p <- 5 (1-based)
 
 
 @dataclass
@@ -616,7 +616,7 @@ def train(
                 model,
                 subset.x_test,
                 subset.y_test,
-                live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
+                live_request() or LiveRequest(min(tutorial.TEST_IMAGE, len(subset.x_test)) - 1),
                 seed=config.seed,
                 class_names=tuple(subset.class_names),
             )
@@ -696,22 +696,22 @@ def run_training(
 
     With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
     ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
-    ``resume`` (a run folder or a :class:`Checkpoint`) continues a run; ``config`` must be the
-    checkpoint's, except ``epochs``, ``strategy`` and ``data`` (where it is now), which may change.
+    ``resume`` continues a run: a run folder (its checkpoint is read and checked here:
+    ``config`` must be the checkpoint's run), or a :class:`Checkpoint` already checked where it
+    was read (:func:`~cifar_gui.engine.runner.plan_run`, the study), not checked again.
 
     Everything is checked before anything on disk changes (the strategy, the data, the
-    classes, where the files go; the model files in :func:`train`, before the first epoch),
+    classes, the files it writes; the model files in :func:`train`, before the first epoch),
     so a run that fails its checks leaves an earlier run's model and checkpoint as they were.
+    Whether its folder can be made is the plan's check (``plan_run``, ``plan_study``).
     """
     if resume is not None and not isinstance(resume, Checkpoint):
+        # A Checkpoint given was checked where it was read (plan_run, the study): once a run.
         resume = read_checkpoint(resume)
-    if resume is not None:
         check_resumable(config, resume)
     # First: the multi-worker strategy must exist before TensorFlow runs any operation.
     _, strategy = start_strategy(config)
     chief = is_chief(strategy)
-    if save and chief:
-        check_can_write(Path(config.out_dir), folder=True)
     dataset = dataset if dataset is not None else load_dataset(config.data)
     subset = select_classes(dataset, config.classes, config.limit, train_limit=config.train_limit)
     if resume is not None and subset.class_names != resume.class_names:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui import tutorial
 from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot
 from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.training.trace import BatchUpdate
@@ -42,7 +43,6 @@ from cifar_gui.gui.widgets.colormaps import (
 from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 
-SEED_TEST_IMAGE = 5  # the tutorial's p <- 5 (counted from 1)
 PROBE_SIZE = 112  # pixels of the probe image and of its Grad-CAM map
 CHANNELS_SIZE = 400  # pixels of the mosaic of the layer's channels (a 32x32 map at 2x)
 FILTERS_SIZE = 224  # pixels of the mosaic of the first convolution's filters
@@ -145,10 +145,12 @@ class LiveView(QWidget):
         self.status.setWordWrap(True)
         self.image_spin = QSpinBox()
         self.image_spin.setRange(1, 1_000_000)
-        self.image_spin.setValue(SEED_TEST_IMAGE)
+        self.image_spin.setValue(tutorial.TEST_IMAGE)
         self.image_spin.setToolTip(
             "Test image of the run, counted from 1 (the tutorial's p <- 5 is image 5)"
         )
+        self.image_spin.setValue(tutorial.TEST_IMAGE)
+        self.image_spin.setToolTip("1-based test image of the run, as the seed's p <- 5")
         self.layer_combo = QComboBox()
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_combo.addItem("first convolution", None)

@@ -121,9 +121,12 @@ class RunTable(QTableWidget):
         def acc(value: float | None) -> _Item:
             return _Item("\u2014" if value is None else f"{value:.4f}", value or 0.0)
 
-        epochs = f"{run.epochs}/{run.epochs_planned}" + (" (stopped)" if run.stopped else "")
-        total = run.parameters.get("total")
-        trainable = run.parameters.get("trainable")
+        record = run.record
+        done = record.epochs_completed
+        epochs = f"{done}/{record.epochs_planned}" + (" (stopped)" if record.stopped else "")
+        counts = record.parameters
+        total = None if counts is None else counts.total
+        trainable = None if counts is None else counts.trainable
         params = "\u2014" if total is None else format_count(total)
         details = "" if total is None else f"{total:,} parameters"
         if total is not None and trainable is not None and trainable != total:
@@ -136,25 +139,25 @@ class RunTable(QTableWidget):
         params_item.setToolTip(details)
         classes_item = _Item(run.classes_text, run.classes_text)
         classes_item.setToolTip(run.classes_text)
-        best, lowest = run.record.best_epoch, run.record.lowest_loss_epoch
+        best, lowest = record.best_epoch, record.lowest_loss_epoch
         best_item = _Item(
             "\u2014" if best is None else f"{best + 1} / {lowest + 1}", -1 if best is None else best
         )
         if best is not None:
-            kept = run.record.kept_epoch
+            kept = record.kept_epoch
             saved = f"the saved model holds epoch {kept}" if kept else "the saved model: the last"
             best_item.setToolTip(
                 f"Best validation accuracy at epoch {best + 1}, lowest validation loss at "
                 f"epoch {lowest + 1}; {saved}"
             )
         return [
-            _Item(run.variant, run.variant),
+            _Item(record.variant, record.variant),
             classes_item,
-            _Item(epochs, run.epochs),
-            acc(run.final_val_accuracy),
-            acc(run.best_val_accuracy),
+            _Item(epochs, done),
+            acc(record.test_accuracy),
+            acc(record.best_test_accuracy),
             best_item,
-            _Item(format_seconds(run.seconds), run.seconds or 0.0),
+            _Item(format_seconds(record.seconds), record.seconds or 0.0),
             params_item,
             file_item,
         ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from cifar_gui import tutorial
 from cifar_gui.config import AugmentConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 
@@ -45,7 +46,7 @@ class AppState(QObject):
         super().__init__(parent)
         self.dataset: Dataset | None = None
         self.data_source: str | None = None
-        self.classes: tuple[int, ...] = (4, 7)  # deer vs horse, as the seed
+        self.classes: tuple[int, ...] = tutorial.PAIR_INDICES
         self.augment = AugmentConfig()
         self.use_augmentation = True  # the Augmentation panel's "Use for training"
         self.model: ModelHandle | None = None

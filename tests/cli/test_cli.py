@@ -165,19 +165,22 @@ def test_predict_a_text_file_names_it(trained, tmp_path, capsys):
 
 
 def test_train_defaults_are_run_configs():
-    from cifar_gui.cli import build_parser
+    from cifar_gui.cli import build_parser, config_from_args
 
-    args = build_parser().parse_args(["train"])
-    defaults = RunConfig()
-    assert (args.variant, tuple(args.classes), args.batch_size, args.seed, args.out) == (
-        defaults.variant, defaults.classes, defaults.batch_size, defaults.seed, defaults.out_dir,
+    assert config_from_args(build_parser().parse_args(["train"]), "train") == RunConfig()
+
+
+SPEED = [
+    "--no-feature-cache", "--matmul-conv", "off", "--no-fused-optimizer",
+    "--precision", "float32", "--steps-per-execution", "5", "--threads", "2",
+]  # fmt: skip
+
+
+def test_the_speed_flags_reach_the_config():
+    from cifar_gui.cli import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args(["train", *SPEED]), "train")
+    assert config == RunConfig(
+        feature_cache=False, matmul_convolutions="off", fused_optimizer=False,
+        precision="float32", steps_per_execution=5, threads=2,
     )  # fmt: skip
-    assert (args.precision, args.steps_per_execution, args.threads, args.weights) == (
-        defaults.precision, defaults.steps_per_execution, defaults.threads, defaults.weights,
-    )  # fmt: skip
-    speed = ("feature_cache", "matmul_convolutions", "fused_optimizer")
-    assert [getattr(args, name) for name in speed] == [getattr(defaults, name) for name in speed]
-    off = build_parser().parse_args(
-        ["train", "--no-feature-cache", "--matmul-conv", "off", "--no-fused-optimizer"]
-    )
-    assert [getattr(off, name) for name in speed] == [False, "off", False]

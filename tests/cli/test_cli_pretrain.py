@@ -68,3 +68,16 @@ def test_pretrain_names_an_unknown_class_in_one_line(base, capsys):
     code = main(["pretrain", "--data", str(data), "--classes", "deer", "nope", *TINY])
     assert code == 2
     assert "unknown class 'nope'" in one_error_line(capsys)
+
+
+def test_the_window_and_the_command_line_pretrain_from_the_same_weights():
+    """The window's pretrain passes no weights (cifar_gui.gui.training.form): a VGG16 pretrain
+    from the window meant ImageNet (a download) while the command line's meant none."""
+    from cifar_gui.cli import build_parser, pretrain_from_args
+    from cifar_gui.engine.data import CIFAR10_CLASSES
+    from cifar_gui.engine.pretrain import pretrain_config
+
+    args = build_parser().parse_args(["pretrain", "--arch", "vgg16"])
+    window = pretrain_config(CIFAR10_CLASSES, ("deer", "horse"), arch="vgg16")
+    assert window.weights == "none"  # offline: the base stands in for ImageNet
+    assert pretrain_from_args(args, CIFAR10_CLASSES) == window

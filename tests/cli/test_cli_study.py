@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cifar_gui.cli import main
-from cifar_gui.config import RunConfig
+from cifar_gui.cli import build_parser, main
+from cifar_gui.config import SETTINGS, RunConfig, flagged
 from cifar_gui.engine import study
 from tests.cli.test_cli_resume import one_error_line
 from tests.conftest import write_cifar_batches
@@ -71,6 +73,44 @@ def test_study_resume_keeps_the_recorded_settings(tmp_path, capsys):
     assert "no study to resume" in one_error_line(capsys)
     assert main(["study", "--epochs", "0", "--weights", "none", "--out", str(tmp_path)]) == 2
     assert "epochs" in one_error_line(capsys)
+
+
+def other_value(name: str, default: Any, command: str = "study") -> Any:
+    """A value of the setting ``name`` other than ``default`` that its flag can give."""
+    flag = SETTINGS[name].flag
+    choices = flag.choices_for(command)
+    if choices:
+        return next(v for v in map(flag.value_of, choices) if v != default)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, tuple):
+        return ("cat", "dog")
+    if flag.kind is not str:
+        return flag.kind("1")
+    return "elsewhere"
+
+
+# Every setting a study can carry: a study started from the window (issue 23) records one
+# with the form's values, and its command must run the same study.
+@pytest.mark.parametrize("name", list(flagged("study")))
+def test_the_recorded_command_parses_back_to_the_study(tmp_path, name):
+    folder = (tmp_path / "study").absolute()
+    value = str(folder) if name == "out_dir" else other_value(name, getattr(RunConfig(), name))
+    template = RunConfig().replace(**{name: value}).replace(out_dir=str(folder))
+    plan = study.StudyPlan(folder, template)
+    words = shlex.split(study.study_command(plan))
+    assert words[:2] == ["cifar-gui", "study"]
+    args = build_parser().parse_args(words[1:])  # exits on a flag `study` does not take
+    from cifar_gui.cli import config_from_args
+
+    assert config_from_args(args, "study") == plan.template
+
+
+def test_every_setting_of_the_form_reaches_the_study_command():
+    # A study sets these per run (StudyPlan.config_for) and takes the seed's augmentation.
+    per_run = {"variant", "learning_rate", "use_augmentation", "from_model", "augment"}
+    window = {name for name, s in SETTINGS.items() if s.shown not in ("", "pretrain")}
+    assert window - per_run <= set(flagged("study"))
 
 
 @pytest.mark.slow

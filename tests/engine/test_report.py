@@ -340,7 +340,7 @@ def test_report_of_runs_without_models_or_data_still_has_curves_table_and_claims
     }
     text = path.read_text()
     assert "No model files" in text and "No transfer run" in text
-    claims = report.judge_claims({r.variant: r for r in runs})
+    claims = report.judge_claims({r.record.variant: r for r in runs})
     check_claims(page, claims)
     assert [c.verdict for c in claims].count(HOLDS) == 3  # linear, stalls, augmentation
     # The headline: the best model's test accuracy (its last validation accuracy here).

@@ -52,7 +52,7 @@ def written(tmp_path_factory) -> tuple[Path, list[report.Claim]]:
         saved_run(folder, "transfer", history(ramp(0.6, 0.88, 12), [0.84] * 12), "imagenet"),
         saved_run(folder, "finetune", history(ramp(0.7, 0.95, 12), [0.86] * 12), "imagenet"),
     ]
-    claims = report.judge_claims({run.variant: run for run in runs})
+    claims = report.judge_claims({run.record.variant: run for run in runs})
     return report.write_report(runs, folder / "report"), claims
 
 

@@ -322,3 +322,35 @@ def test_best_weights_are_saved_beside_the_checkpoint_and_read_back(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
     with pytest.raises(ModelError, match=r"best\.weights\.h5: cannot read"):
         load_best_weights(other, tmp_path / "missing")
+
+
+def test_a_resumed_run_is_checked_once(batches_dir, tmp_path, monkeypatch):
+    """plan_run checks the resume and the output folder; the run does not check them again."""
+    import threading
+
+    from cifar_gui.engine import runner, training
+
+    def quiet(_event) -> None:
+        pass
+
+    config = RunConfig.tiny(classes=(4, 7), data=str(batches_dir), out_dir=str(tmp_path))
+    runner.run(runner.plan_run(config), quiet, quiet, threading.Event(), in_process=True)
+    calls: list = []
+
+    def counting(module, name: str) -> None:
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append((name, kwargs.get("folder", False)))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for module in (runner, training):
+        counting(module, "check_resumable")
+        counting(module, "check_can_write")
+    plan = runner.plan_run(resume=tmp_path, epochs=3)
+    finished = runner.run(plan, quiet, quiet, threading.Event(), in_process=True)
+    assert finished.record.epochs_completed == 3
+    assert calls.count(("check_resumable", False)) == 1
+    assert calls.count(("check_can_write", True)) == 1  # the output folder

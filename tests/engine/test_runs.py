@@ -23,14 +23,18 @@ def test_a_saved_run_is_found_again_with_its_figures(batches_dir, tmp_path):
 
     (run,) = discover_runs(tmp_path)
     assert run.model_path == result.path and run.sidecar == result.path.with_suffix(".json")
-    assert (run.variant, run.class_names, run.epochs, run.epochs_planned) == (
-        "baseline", ("deer", "horse"), 2, 2,
+    record = run.record
+    assert (record.variant, record.class_names, record.epochs_completed) == (
+        "baseline", ("deer", "horse"), 2,
     )  # fmt: skip
+    assert record.epochs_planned == 2
     val = result.history["val_accuracy"]
-    assert run.final_val_accuracy == val[-1] and run.best_val_accuracy == max(val)
-    assert run.history["loss"] == result.history["loss"]
-    assert run.parameters == {"total": 684_097, "trainable": 684_097, "non_trainable": 0}
-    assert run.seconds > 0 and not run.stopped and run.label == "cifar10_4_7"
+    assert record.test_accuracy == val[-1] and record.best_test_accuracy == max(val)
+    assert record.history["loss"] == result.history["loss"]
+    assert record.parameters.to_dict() == {
+        "total": 684_097, "trainable": 684_097, "non_trainable": 0,
+    }  # fmt: skip
+    assert record.seconds > 0 and not record.stopped and run.label == "cifar10_4_7"
 
 
 def test_older_or_partial_sidecars_are_completed_from_the_history(tmp_path):
@@ -38,8 +42,11 @@ def test_older_or_partial_sidecars_are_completed_from_the_history(tmp_path):
     sidecar.write_text(json.dumps({"history": {"loss": [1, 0.5], "val_accuracy": [0.6, 0.9]}}))
     run = read_run(sidecar)
     assert run.model_path is None  # no model beside it
-    assert (run.epochs, run.final_val_accuracy, run.best_val_accuracy) == (2, 0.9, 0.9)
-    assert run.variant == "?" and run.seconds is None and run.parameters == {}
+    record = run.record
+    assert (record.epochs_completed, record.test_accuracy, record.best_test_accuracy) == (
+        2, 0.9, 0.9,
+    )  # fmt: skip
+    assert record.variant == "?" and record.seconds is None and record.parameters is None
 
 
 @pytest.mark.parametrize(
@@ -60,7 +67,7 @@ def test_runs_are_listed_oldest_first_and_a_missing_folder_is_empty(tmp_path):
     assert discover_runs(tmp_path / "missing") == []
     # null (what other tools write for NaN) is NaN; a string is no number: not a sidecar.
     (tmp_path / "null.json").write_text(json.dumps({"history": {"loss": [None]}}))
-    assert math.isnan(read_run(tmp_path / "null.json").history["loss"][0])
+    assert math.isnan(read_run(tmp_path / "null.json").record.history["loss"][0])
     (tmp_path / "text.json").write_text(json.dumps({"history": {"loss": ["x"]}}))
     assert read_run(tmp_path / "text.json") is None
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from cifar_gui import tutorial
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.activations import model as rules
 from cifar_gui.gui.activations.model import (
-    SEED_TEST_IMAGE,
     ActivationModel,
     Analysis,
     DropResult,
@@ -67,7 +67,7 @@ def test_test_images_come_from_the_chosen_classes_of_the_test_split_cached():
     x = np.zeros((2, 1, 1, 3), np.uint8)
     dataset = Dataset(x, np.array([0, 1]), x_test, y_test, CIFAR10_CLASSES, "tiny")
     vm = ActivationModel()
-    assert vm.test_number == SEED_TEST_IMAGE
+    assert vm.test_number == tutorial.TEST_IMAGE
     assert vm.test_subset(None, (4, 7)) is None
     subset = vm.test_subset(dataset, (4, 7))
     assert subset.class_names == ("deer", "horse") and len(subset.x_test) == 9

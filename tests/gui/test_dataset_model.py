@@ -12,7 +12,6 @@ from cifar_gui.gui.dataset import model
 from cifar_gui.gui.dataset.model import (
     ALL,
     CHOSEN,
-    SEED_SAMPLES,
     CountRow,
     choice_summary,
     count_rows,
@@ -24,6 +23,7 @@ from cifar_gui.gui.dataset.model import (
     source_name,
     ticked,
 )
+from cifar_gui.tutorial import SAMPLE_IMAGES
 from tests.test_import_contracts import HEAVY, QT, loaded_on_import
 
 NAMES = ("cat", "dog", "frog")
@@ -90,8 +90,8 @@ def test_seed_samples_are_the_seeds_positions_with_a_note_for_sorted_folders():
     shuffled = tiny(list(rng.integers(0, 3, 10_000)), [0])
     samples = seed_samples(shuffled)
     assert len(samples.images) == 10 and samples.note == ""
-    np.testing.assert_array_equal(samples.images, shuffled.x_train[list(SEED_SAMPLES)])
-    first = NAMES[shuffled.y_train[SEED_SAMPLES[0]]]
+    np.testing.assert_array_equal(samples.images, shuffled.x_train[list(SAMPLE_IMAGES)])
+    first = NAMES[shuffled.y_train[SAMPLE_IMAGES[0]]]
     assert samples.captions[0] == f"R 9802: {first}"
 
     few = seed_samples(tiny(sorted([0, 1, 2] * 4), [0]))  # 12 images, sorted by class

@@ -8,10 +8,10 @@ from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QPixmap
 
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset, load_dataset
-from cifar_gui.gui.dataset.model import SEED_SAMPLES
 from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.thumbnail_model import ItemRole, ThumbnailModel
+from cifar_gui.tutorial import SAMPLE_IMAGES
 
 
 @pytest.fixture
@@ -125,8 +125,8 @@ def test_seed_samples_are_the_seeds_ten_pictures(panel):
     dataset = big_dataset(10_000)
     panel.state.set_dataset(dataset, "synthetic")
     assert panel.seed_grid.count() == 10
-    np.testing.assert_array_equal(panel.seed_grid.images, dataset.x_train[list(SEED_SAMPLES)])
-    assert SEED_SAMPLES[:3] == (9801, 4, 6)
+    np.testing.assert_array_equal(panel.seed_grid.images, dataset.x_train[list(SAMPLE_IMAGES)])
+    assert SAMPLE_IMAGES[:3] == (9801, 4, 6)
     assert panel.seed_grid.cells()[0].caption.text().startswith("R 9802: ")
 
 

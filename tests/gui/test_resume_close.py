@@ -127,7 +127,8 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     again = TrainingPanel(AppState(), settings)
     qtbot.addWidget(again)
     (run,) = again.results.table.runs
-    assert run.stopped and run.model_path == out / "cifar10_4_7.h5" and run.model_path.is_file()
+    assert run.record.stopped and run.model_path == out / "cifar10_4_7.h5"
+    assert run.model_path.is_file()
     assert warnings == []
 
 
@@ -200,14 +201,14 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert chosen == [
         [
             "cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 finished, 2 epochs"
-            f" \u00b7 val acc {outcome.summary.history['val_accuracy'][1]:.4f}"
+            f" \u00b7 val acc {outcome.summary.record.history['val_accuracy'][1]:.4f}"
         ]
     ]
-    assert outcome is not None and outcome.summary.epochs == 3
+    assert outcome is not None and outcome.summary.record.epochs_completed == 3
     assert panel.results.plots.point_counts()["train"] == 3  # the earlier epochs are drawn too
     assert "Resume cifar10_4_7" in panel.results.log.toPlainText()
     (row,) = panel.results.table.runs
-    assert (row.epochs, row.epochs_planned) == (3, 3)
+    assert (row.record.epochs_completed, row.record.epochs_planned) == (3, 3)
 
     args = ["train", "--variant", "baseline", "--classes", "4", "7", "--data", str(batches_dir),
             "--epochs", "3", "--batch-size", "4", "--limit", "40", "--seed", "5",
@@ -215,7 +216,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert cli.main(args) == 0
     cli_history = json.loads((tmp_path / "cli" / "cifar10_4_7.json").read_text())["history"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.summary.record.history[key], cli_history[key], rtol=1e-5)
     assert warnings == []
 
 

@@ -107,7 +107,7 @@ def test_stop_ends_the_run_and_keeps_it(qtbot, state, tmp_path, warnings):
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         panel.form.stop_button.click()
     outcome = blocker.args[0]
-    assert outcome.stopped and 1 <= outcome.summary.epochs < 500
+    assert outcome.stopped and 1 <= outcome.summary.record.epochs_completed < 500
     assert outcome.summary.model_path.is_file()  # what was learned so far is saved
     assert not panel.busy and panel.results.progress.format() == "Stopped"
     assert warnings == []
@@ -214,7 +214,7 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
     outcome = run(qtbot, panel)
 
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.summary.record.history[key], cli_history[key], rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -346,3 +346,41 @@ def test_the_run_table_marks_the_best_and_the_lowest_loss_epochs(qtbot, tmp_path
     row = next(r for r in (0, 1) if table.item(r, panel_column("Best epochs")).text() == "2 / 3")
     tip = table.item(row, panel_column("Best epochs")).toolTip()
     assert "epoch 2, lowest validation loss at epoch 3" in tip and "holds epoch 2" in tip
+
+
+def test_the_forms_table_maps_each_field_it_shows_both_ways(qtbot, state, tmp_path):
+    """The form's table covers the fields the settings say the form shows, and a config with
+    every one of them changed comes back from the widgets as it was."""
+    from cifar_gui.config import SETTINGS, STRATEGIES
+    from cifar_gui.gui.training.form_fields import STRATEGY_LABELS
+
+    panel = add_panel(qtbot, state)
+    form = panel.form
+    shown = {n for n, s in SETTINGS.items() if s.shown in ("run", "transfer", "advanced")}
+    assert set(form.widgets) == shown
+    assert tuple(STRATEGY_LABELS) == STRATEGIES
+    config = RunConfig(
+        variant="transfer", classes=state.chosen_names, data=state.data_source, epochs=7,
+        batch_size=5, learning_rate=0.003, seed=9, base=str(tmp_path / "base.h5"),
+        allow_overlap=True, limit=40, out_dir=str(tmp_path / "runs"),
+        use_augmentation=state.use_augmentation, augment=state.augment, strategy="mirrored",
+        keep_best=True, precision="float32",
+    )  # fmt: skip
+    form.out_path.set_text(config.out_dir)
+    form.set_config(config)
+    assert form.config() == config
+    # Not strict (the form saved between sessions): the fine-tune's file is kept too.
+    form.set_config(config.replace(variant="finetune", from_model="m.h5", base=None))
+    assert form._config(strict=False).from_model == "m.h5"
+    assert form.config().base is None  # a fine-tune has no transfer base
+
+
+def test_the_windows_pretrain_is_the_command_lines(qtbot, state, tmp_path):
+    """Issue 23: the window's pretrain passed no weights, so a VGG16 pretrain meant ImageNet."""
+    panel = make_panel(qtbot, state, tmp_path / "runs", batch_size=8, seed=3)
+    panel.form.arch_combo.setCurrentIndex(panel.form.arch_combo.findData("vgg16"))
+    args = ["pretrain", "--arch", "vgg16", "--batch-size", "8", "--seed", "3", "--limit", "40",
+            "--data", state.data_source, "--out", str(tmp_path / "runs")]  # fmt: skip
+    expected = cli.pretrain_from_args(cli.build_parser().parse_args(args), state.class_names)
+    assert panel.form.pretrain_config() == expected
+    assert expected.weights == "none"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cifar_gui import tutorial
 from cifar_gui.engine.data import (
     IMAGE_EXTENSIONS,
     IMAGE_SIZE,
@@ -30,7 +31,6 @@ from cifar_gui.gui.text import counted, format_probability, known_classes_note
 if TYPE_CHECKING:
     from cifar_gui.engine.service import EngineService, ModelHandle
 
-SEED_TEST_IMAGE = 5  # the seed's p <- 5 (1-based)
 IMAGE_FILTER = "Images ({});;All files (*)".format(" ".join(f"*{e}" for e in IMAGE_EXTENSIONS))
 NO_MODEL = "No model: train one, or File > Open model (.h5, .keras)"
 NO_FILTERS = "No filters: the model has no convolution on colours"
@@ -293,7 +293,7 @@ class ActivationModel:
         self.image: np.ndarray | None = None  # the image asked for, any size
         self.caption = ""
         self.given: tuple[float, ...] | None = None  # probabilities of a classified file
-        self.test_number = SEED_TEST_IMAGE  # the last test image shown, kept without data
+        self.test_number = tutorial.TEST_IMAGE  # the last test image shown, kept without data
         self.predictions: list = []  # of the dropped files in the table
         # The selected layer's kernel, fetched on request: key (generation, layer) -> array.
         self.kernel_key: tuple[int, str] | None = None

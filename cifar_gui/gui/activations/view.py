@@ -35,13 +35,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui import resources
+from cifar_gui import resources, tutorial
 from cifar_gui.engine.data import read_image
 from cifar_gui.engine.errors import ImageError, UserError
 from cifar_gui.gui.activations import model as rules
 from cifar_gui.gui.activations.model import (
     IMAGE_FILTER,
-    SEED_TEST_IMAGE,
     ActivationModel,
     Analysis,
     DropResult,
@@ -111,7 +110,7 @@ class ActivationPanel(QWidget):
         self.model_label = QLabel("No model", wordWrap=True)
         self.test_index = QSpinBox(minimum=0, maximum=1)
         self.test_index.setSpecialValueText("\u2014")  # 0: the image shown is no test image
-        self.test_index.setValue(SEED_TEST_IMAGE)
+        self.test_index.setValue(tutorial.TEST_IMAGE)
         self.test_index.setToolTip(
             "1-based, as the seed's p <- 5: test image 5 is x_test[4] of the chosen classes"
         )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cifar_gui import tutorial
 from cifar_gui.engine import data
 from cifar_gui.engine.data import Dataset
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from cifar_gui.gui.workers import TaskState
 
 # The ten training pictures the seed plots in a 2 x 5 grid, as R's 1-based indices.
-SEED_SAMPLES_R = (9802, 5, 7, 10, 4, 28, 1, 8, 9, 2)
-SEED_SAMPLES = tuple(i - 1 for i in SEED_SAMPLES_R)  # 0-based positions in the training set
 
 CHOSEN, ALL = "chosen", "all"  # class-filter choices besides a single class
 KERAS = "keras"  # the data source of the Keras cache
@@ -159,7 +158,7 @@ def seed_samples(dataset: Dataset) -> SeedSamples:
     """The seed's ten training pictures (those the data set has), captioned by R index."""
     present = [
         (r, i)
-        for r, i in zip(SEED_SAMPLES_R, SEED_SAMPLES, strict=True)
+        for r, i in zip(tutorial.SAMPLE_IMAGES_R, tutorial.SAMPLE_IMAGES, strict=True)
         if i < len(dataset.y_train)
     ]
     if not present:

@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui import tutorial
 from cifar_gui.engine.data import Dataset
 from cifar_gui.gui.dataset import model
-from cifar_gui.gui.dataset.model import CHOSEN, SEED_SAMPLES_R, source_name
+from cifar_gui.gui.dataset.model import CHOSEN, source_name
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.image_grid import ImageGrid
 from cifar_gui.gui.widgets.thumbnail_model import ImageItem, ThumbnailModel
@@ -236,7 +237,7 @@ class DatasetPanel(QWidget):
         layout = QVBoxLayout(page)
         intro = QLabel(
             "The ten training pictures the seed plots with <tt>par(mfrow = c(2, 5))</tt>: "
-            "R indices " + ", ".join(str(i) for i in SEED_SAMPLES_R) + "."
+            "R indices " + ", ".join(str(i) for i in tutorial.SAMPLE_IMAGES_R) + "."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)

@@ -4,7 +4,7 @@ Every default comes from ``RunConfig()``, and the form is kept between sessions 
 ``RunConfig.to_dict`` JSON in the settings store the window injects. The form checks only
 that each choice is made; whether a run may start (the output folder, a resume) is the
 engine's rule, asked by the controller. Also here: the parameter counts before a fine-tune
-or a transfer from a saved base, the path widget, and the pretrain of a base on the other
+or a transfer from a saved base, and the pretrain of a base on the other
 classes (:mod:`cifar_gui.engine.pretrain`), which the panel starts as any other run.
 """
 
@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, QTimer, Signal, Slot
+from PySide6.QtCore import QSettings, QTimer, Signal, Slot
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,11 +36,7 @@ from cifar_gui.config import (
     MAX_EPOCHS,
     MAX_LEARNING_RATE,
     MAX_LIMIT,
-    PRECISIONS,
-    PRETRAIN_ARCHS,
     PRETRAIN_EPOCHS,
-    SEED_VARIANTS,
-    STRATEGIES,
     RunConfig,
 )
 from cifar_gui.engine.errors import UserError
@@ -51,98 +44,27 @@ from cifar_gui.engine.pretrain import pretrain_config
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.state import AppState
-from cifar_gui.gui.workers import JobRunner, TaskState
+from cifar_gui.gui.training.form_fields import (
+    MAX_SEED_SHOWN,
+    OWN_RULES,
+    PRECISION_LABELS,
+    PRETRAIN_FROM_FORM,
+    PRETRAIN_LABELS,
+    STRATEGY_LABELS,
+    VARIANT_LABELS,
+    WEIGHTS_CHOICES,
+    CountService,
+    combo,
+    counts_job,
+    default_out_dir,
+    read_widget,
+    show_value,
+)
+from cifar_gui.gui.widgets.path_field import PathField
+from cifar_gui.gui.workers import JobRunner
 
 SETTINGS_OUT_DIR = "training/out_dir"
 SETTINGS_FORM = "training/form"  # RunConfig.to_dict of the last session's form
-MAX_SEED_SHOWN = 2**31 - 1  # a QSpinBox holds a C int; RunConfig allows up to 2**32 - 1
-STRATEGY_LABELS = {
-    "default": "Default (one device)",
-    "mirrored": "Mirrored (all local GPUs)",
-    "multi-worker": "Multi-worker (TF_CONFIG)",
-}
-PRECISION_LABELS = {
-    "auto": "Auto (fastest exact on this hardware)",
-    "float32": "float32",
-    "mixed_bfloat16": "Mixed bfloat16",
-    "mixed_float16": "Mixed float16 (GPU)",
-}
-VARIANT_LABELS = {
-    "baseline": "Baseline CNN",
-    "augmented": "CNN with augmentation",
-    "transfer": "Transfer (frozen VGG16 or saved base)",
-    "finetune": "Fine-tuning",
-}
-# The variants of the combo box: a pretrain has its own button (it trains other classes).
-FORM_VARIANTS = SEED_VARIANTS  # pretrain has its own button
-PRETRAIN_LABELS = {"cnn": "Small CNN (fast on a CPU)", "vgg16": "VGG16 (for a GPU)"}
-# Base-weights choices for transfer: (label, needs a path).
-WEIGHTS_CHOICES = {
-    "imagenet": ("ImageNet", False),
-    "none": ("None (random)", False),
-    "file": ("Weights file", True),
-    "base": ("Base of a saved model", True),
-}
-
-
-class CountService(Protocol):
-    """What the form needs of the engine service (``cifar_gui.engine.service``)."""
-
-    def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> ParameterCounts: ...
-
-
-def default_out_dir() -> Path:
-    """Where runs go until the user chooses a folder: ``cifar-gui/runs`` in the user's
-    documents folder (``~/Documents`` on Linux and macOS, ``Documents`` on Windows), else
-    ``runs`` in the app's per-user data folder."""
-    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-    if documents:
-        return Path(documents) / "cifar-gui" / "runs"
-    data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(data or Path.home() / ".cifar-gui") / "runs"
-
-
-def counts_job(
-    service: CountService, config: RunConfig, num_classes: int, task: TaskState
-) -> ParameterCounts:
-    """Job: trainable and non-trainable counts of a planned run (a fine-tune's model is read),
-    asked of the engine service, which builds models outside the window's process."""
-    return service.planned_parameter_counts(config, num_classes)
-
-
-class PathField(QWidget):
-    """A line edit with a Browse button that opens a file or folder dialog."""
-
-    changed = Signal(str)
-
-    def __init__(self, caption: str, file_filter: str | None, placeholder: str = ""):
-        super().__init__()
-        self.caption, self.file_filter = caption, file_filter
-        self.edit = QLineEdit()
-        self.edit.setPlaceholderText(placeholder)
-        self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
-        browse = QPushButton("Browse\u2026")
-        browse.clicked.connect(self._browse)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.edit, 1)
-        layout.addWidget(browse)
-
-    def text(self) -> str:
-        return self.edit.text().strip()
-
-    def set_text(self, text: str) -> None:
-        self.edit.setText(text)
-        self.changed.emit(self.text())
-
-    def _browse(self) -> None:
-        start = self.text() or os.getcwd()
-        if self.file_filter is None:
-            chosen = QFileDialog.getExistingDirectory(self, self.caption, start)
-        else:
-            chosen, _ = QFileDialog.getOpenFileName(self, self.caption, start, self.file_filter)
-        if chosen:
-            self.set_text(chosen)
 
 
 class TrainingForm(QWidget):
@@ -184,9 +106,7 @@ class TrainingForm(QWidget):
     # ---- layout
 
     def _build(self) -> None:
-        self.variant_combo = QComboBox()
-        for variant in FORM_VARIANTS:
-            self.variant_combo.addItem(VARIANT_LABELS[variant], variant)
+        self.variant_combo = combo(VARIANT_LABELS)
         self.classes_label = QLabel()
         self.epochs_spin = QSpinBox(minimum=1, maximum=MAX_EPOCHS)
         self.batch_spin = QSpinBox(minimum=1, maximum=MAX_BATCH_SIZE)
@@ -210,9 +130,7 @@ class TrainingForm(QWidget):
         form.addRow("Images", self.limit_spin)
         form.addRow("Augmentation", self.augment_label)
 
-        self.weights_combo = QComboBox()
-        for key, (label, _) in WEIGHTS_CHOICES.items():
-            self.weights_combo.addItem(label, key)
+        self.weights_combo = combo({key: label for key, (label, _) in WEIGHTS_CHOICES.items()})
         self.weights_path = PathField(
             "Weights file or saved model", "Keras files (*.h5 *.keras *.weights.h5);;All files (*)"
         )
@@ -234,9 +152,7 @@ class TrainingForm(QWidget):
         vgg_form.addRow("Fine-tune from", self.from_path)
         vgg_form.addRow("Parameters", self.params_label)
 
-        self.arch_combo = QComboBox()
-        for arch in PRETRAIN_ARCHS:
-            self.arch_combo.addItem(PRETRAIN_LABELS[arch], arch)
+        self.arch_combo = combo(PRETRAIN_LABELS)
         self.pretrain_button = QPushButton("Pretrain a base on the other classes")
         self.pretrain_label = QLabel(wordWrap=True)
         self.pretrain_box = QGroupBox("Base for offline transfer")
@@ -245,15 +161,11 @@ class TrainingForm(QWidget):
         pretrain_form.addRow(self.pretrain_label)
         pretrain_form.addRow(self.pretrain_button)
 
-        self.strategy_combo = QComboBox()
-        for key in STRATEGIES:
-            self.strategy_combo.addItem(STRATEGY_LABELS.get(key, key), key)
+        self.strategy_combo = combo(STRATEGY_LABELS)
         self.strategy_combo.setToolTip(
             "tf.distribute strategy; the batch size is per device (multi-worker: see README)"
         )
-        self.precision_combo = QComboBox()
-        for key in PRECISIONS:
-            self.precision_combo.addItem(PRECISION_LABELS.get(key, key), key)
+        self.precision_combo = combo(PRECISION_LABELS)
         self.precision_combo.setToolTip(
             "Mixed precision computes in 16 bits and keeps float32 weights and output"
         )
@@ -268,6 +180,23 @@ class TrainingForm(QWidget):
         advanced_form.addRow("Precision", self.precision_combo)
         advanced_form.addRow(self.keep_best_check)
 
+        # The form's table: the RunConfig field each widget shows, read by read_widget and shown by
+        # show_value; those of OWN_RULES by their own (a text, a choice with its path).
+        self.widgets: dict[str, QWidget] = {
+            "variant": self.variant_combo,
+            "epochs": self.epochs_spin,
+            "batch_size": self.batch_spin,
+            "learning_rate": self.lr_edit,
+            "seed": self.seed_spin,
+            "limit": self.limit_spin,
+            "weights": self.weights_combo,
+            "base": self.weights_path,
+            "allow_overlap": self.overlap_check,
+            "from_model": self.from_path,
+            "strategy": self.strategy_combo,
+            "precision": self.precision_combo,
+            "keep_best": self.keep_best_check,
+        }
         self.out_path = PathField("Output folder", None)
         stored = self.settings.value(SETTINGS_OUT_DIR)
         self.out_path.edit.setText(str(stored) if stored else str(default_out_dir()))
@@ -329,91 +258,83 @@ class TrainingForm(QWidget):
 
     def set_variant(self, variant: str) -> None:
         """Select a variant (as the combo box does); a pretrain is not one of them."""
-        if variant in FORM_VARIANTS:
-            self.variant_combo.setCurrentIndex(FORM_VARIANTS.index(variant))
+        show_value(self.variant_combo, variant)
 
     def config(self) -> RunConfig:
         """The run the form describes; raises :class:`UserError` with one line when a choice
         is missing or a value is out of range."""
+        self._check_ready()
+        return self._config(strict=True)
+
+    def _check_ready(self) -> None:
         if self.state.dataset is None:
             raise UserError("load a data set in the Dataset tab first")
         if not self.out_path.text():
             raise UserError("choose an output folder")
-        return self._config(strict=True)
 
     def _config(self, strict: bool) -> RunConfig:
         """The form's values as a RunConfig; not ``strict``: what can be kept of a form still
         being filled in (the one saved for the next session)."""
-        text = self.lr_edit.text()
         try:
-            lr: float | None = float(text)
-        except ValueError:
-            if strict:
-                raise UserError(f"learning rate {text!r} is not a number") from None
-            lr = None
-        if not strict and lr is not None and not 0 < lr <= MAX_LEARNING_RATE:
-            lr = None
-        weights, base, from_model = RunConfig().weights, None, None
-        if self.variant == "transfer" or not strict:
-            choice = self.weights_combo.currentData()
-            path = self.weights_path.text()
-            if WEIGHTS_CHOICES[choice][1] and not path:
-                if strict:
-                    raise UserError(f"choose the file for the base weights ({choice})")
-            elif choice in ("imagenet", "none"):
-                weights = choice
-            elif choice == "file":
-                weights = path
-            else:
-                base = path
-        if self.variant == "finetune" or not strict:
-            from_model = self.from_path.text() or None
-            if from_model is None and strict:
-                raise UserError("fine-tuning continues from a transfer model: choose its file")
-        try:
-            return RunConfig(
-                variant=self.variant,
-                classes=tuple(self.state.classes),
-                data=self.state.data_source,
-                epochs=self.epochs_spin.value(),
-                batch_size=self.batch_spin.value(),
-                learning_rate=lr,
-                seed=self.seed_spin.value(),
-                weights=weights,
-                base=base,
-                allow_overlap=base is not None and self.overlap_check.isChecked(),
-                from_model=from_model,
-                limit=self.limit_spin.value() or None,
-                out_dir=self.out_path.text() or RunConfig().out_dir,
-                # The seed's baseline never augments; the others follow the Augmentation tab.
-                use_augmentation=self.variant != "baseline" and self.state.use_augmentation,
-                augment=self.state.augment,
-                strategy=self.strategy_combo.currentData(),
-                precision=self.precision_combo.currentData(),
-                keep_best=self.keep_best_check.isChecked(),
-            )
+            return RunConfig(**self._values(strict))
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
+    def _values(self, strict: bool) -> dict[str, Any]:
+        """The fields of :attr:`widgets` (and of the app's state) as the form shows them."""
+        defaults = RunConfig()
+        values = {
+            name: read_widget(widget, getattr(defaults, name))
+            for name, widget in self.widgets.items()
+            if name not in OWN_RULES
+        }
+        values["learning_rate"] = self._learning_rate(strict)
+        if self.variant == "transfer" or not strict:
+            values.update(self._base_weights(strict))
+        values["allow_overlap"] &= values.get("base") is not None
+        if strict and self.variant != "finetune":
+            values["from_model"] = None
+        elif strict and values["from_model"] is None:
+            raise UserError("fine-tuning continues from a transfer model: choose its file")
+        return values | {
+            "out_dir": self.out_path.text() or defaults.out_dir,
+            # The app's: the Dataset and Augmentation tabs. The seed's baseline never augments.
+            "classes": self.state.chosen_names,
+            "data": self.state.data_source,
+            "use_augmentation": self.variant != "baseline" and self.state.use_augmentation,
+            "augment": self.state.augment,
+        }
+
+    def _learning_rate(self, strict: bool) -> float | None:
+        text = self.lr_edit.text()
+        try:
+            lr = float(text)
+        except ValueError:
+            if strict:
+                raise UserError(f"learning rate {text!r} is not a number") from None
+            return None
+        return lr if strict or 0 < lr <= MAX_LEARNING_RATE else None
+
+    def _base_weights(self, strict: bool) -> dict[str, str]:
+        """``weights`` or ``base`` from the base-weights choice and its path."""
+        choice, path = self.weights_combo.currentData(), self.weights_path.text()
+        if WEIGHTS_CHOICES[choice][1] and not path:
+            if strict:
+                raise UserError(f"choose the file for the base weights ({choice})")
+            return {}
+        return {"file": {"weights": path}, "base": {"base": path}}.get(choice, {"weights": choice})
+
     def pretrain_config(self) -> RunConfig:
-        """The pretrain of a base on every class but the chosen pair, with the form's batch
-        size, seed, images, output folder and advanced settings; the architecture's own
-        epochs and learning rate. Raises :class:`UserError` as :meth:`config` does."""
-        if self.state.dataset is None:
-            raise UserError("load a data set in the Dataset tab first")
-        if not self.out_path.text():
-            raise UserError("choose an output folder")
+        """The pretrain of a base on every class but the chosen pair, with the form's
+        :data:`PRETRAIN_FROM_FORM`; the architecture's own epochs and learning rate. Raises
+        :class:`UserError` as :meth:`config` does."""
+        self._check_ready()
+        values = self._values(strict=False)
         return pretrain_config(
             self.state.class_names,
             self.state.classes,
             arch=self.arch_combo.currentData(),
-            data=self.state.data_source,
-            batch_size=self.batch_spin.value(),
-            seed=self.seed_spin.value(),
-            limit=self.limit_spin.value() or None,
-            out_dir=self.out_path.text(),
-            strategy=self.strategy_combo.currentData(),
-            precision=self.precision_combo.currentData(),
+            **{name: values[name] for name in PRETRAIN_FROM_FORM},
         )
 
     def use_base(self, path: str) -> None:
@@ -424,12 +345,10 @@ class TrainingForm(QWidget):
 
     def set_config(self, config: RunConfig) -> None:
         """Show ``config``'s run settings (the classes, data and augmentation are the app's)."""
-        self.set_variant(config.variant)
-        self.epochs_spin.setValue(config.epochs)
-        self.batch_spin.setValue(config.batch_size)
+        for name, widget in self.widgets.items():
+            if name not in OWN_RULES:
+                show_value(widget, getattr(config, name))
         self.lr_edit.setText(f"{config.lr:g}")
-        self.seed_spin.setValue(min(config.seed, MAX_SEED_SHOWN))
-        self.limit_spin.setValue(config.limit or 0)
         if config.base is not None:
             choice, path = "base", config.base
         elif config.weights in ("imagenet", "none"):
@@ -438,12 +357,6 @@ class TrainingForm(QWidget):
             choice, path = "file", config.weights
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(choice))
         self.weights_path.edit.setText(path)
-        self.overlap_check.setChecked(config.allow_overlap)
-        self.from_path.edit.setText(config.from_model or "")
-        self.keep_best_check.setChecked(config.keep_best)
-        for combo, value in ((self.strategy_combo, config.strategy),
-                             (self.precision_combo, config.precision)):  # fmt: skip
-            combo.setCurrentIndex(combo.findData(value))
 
     # ---- kept between sessions
 

@@ -406,17 +406,17 @@ class TrainingPanel(QWidget):
             return
         summary = outcome.summary
         self.results.live_sidecar = summary.sidecar
-        acc = summary.final_val_accuracy
+        acc = summary.record.test_accuracy
         self.results.append_log(
             ("Stopped" if outcome.stopped else "Finished")
-            + f" after {counted(summary.epochs, 'epoch')}"
+            + f" after {counted(summary.record.epochs_completed, 'epoch')}"
             + (f", validation accuracy {acc:.4f}" if acc is not None else "")
             + f"; saved {outcome.path}"
         )
-        if summary.variant == "transfer" and outcome.path is not None:
+        if summary.record.variant == "transfer" and outcome.path is not None:
             # Fine-tuning continues from the transfer model just trained, as the seed does.
             self.form.from_path.set_text(str(outcome.path))
-        if summary.variant == "pretrain" and outcome.path is not None:
+        if summary.record.variant == "pretrain" and outcome.path is not None:
             self.form.use_base(str(outcome.path))  # the next transfer starts from it
         self.refresh_runs()
         if outcome.path is not None:
@@ -452,7 +452,8 @@ class TrainingPanel(QWidget):
     def _latest_transfer_run(self) -> Path | None:
         names = tuple(self.state.chosen_names)
         for run in reversed(self.results.table.runs):
-            if run.variant == "transfer" and run.model_path and run.class_names == names:
+            record = run.record
+            if record.variant == "transfer" and run.model_path and record.class_names == names:
                 return run.model_path
         return None
 

@@ -252,8 +252,8 @@ class TrainingResults(QSplitter):
 
     def _on_runs_selected(self, runs: list[SavedRun]) -> None:
         self.plots.set_overlays(
-            [(run.label, run.history) for run in runs],
-            {run.label: variant_color(run.variant) for run in runs},
+            [(run.label, run.record.history) for run in runs],
+            {run.label: variant_color(run.record.variant) for run in runs},
         )
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
@@ -264,7 +264,7 @@ class TrainingResults(QSplitter):
             histories["current run"] = self.history
         for run in self.table.selected_runs():
             if run.sidecar != self.live_sidecar:  # the current run is already drawn
-                histories[run.label] = run.history
+                histories[run.label] = run.record.history
         if not histories and not self.batches["x"]:
             raise ValueError("nothing to export yet: train a run or select runs in the table")
         return histories
