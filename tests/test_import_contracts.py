@@ -15,8 +15,8 @@
 - no import cycle anywhere in ``cifar_gui`` (an import inside a function counts: it is still
   a dependency; ``if TYPE_CHECKING:`` imports do not);
 - the layers hold, each importing only its own and those below it: *base* (``cifar_gui``,
-  ``config``, ``plots``, ``resources``, ``variant_style``) < *engine* < *cli*, *gui* (neither
-  imports the other) < *entry points* (``app``, ``__main__``, ``selftest``).
+  ``config``, ``plots``, ``resources``, ``tutorial``, ``variant_style``) < *engine* < *cli*,
+  *gui* (neither imports the other) < *entry points* (``app``, ``__main__``, ``selftest``).
 
 ``tests/gui/test_no_tensorflow_in_window.py`` checks the window's process itself at run time.
 """
@@ -267,7 +267,9 @@ def test_the_window_contract_sees_an_import_inside_a_job():
     assert heavy_imports(probe, asked) == []
 
 
-BASE = ("cifar_gui", "cifar_gui.config", "cifar_gui.plots", "cifar_gui.resources")
+BASE = tuple(
+    f"cifar_gui{name}" for name in ("", ".config", ".plots", ".resources", ".tutorial")
+)
 ENTRY_POINTS = ("cifar_gui.app", "cifar_gui.__main__", "cifar_gui.selftest")
 BELOW = {  # what each layer may import besides itself
     "base": (),

@@ -32,6 +32,7 @@ from cifar_gui.engine.export import (
     export_in_child,
     unavailable_reason,
 )
+from cifar_gui.gui.text import MODEL_FILTERS
 from cifar_gui.gui.workers import JobRunner
 
 
@@ -119,8 +120,6 @@ class ExportDialog(QDialog):
             self.folder_edit.setText(self._suggested)
 
     def _browse_model(self) -> None:
-        from cifar_gui.gui.main_window import MODEL_FILTERS  # loaded: the window opened us
-
         path, _ = QFileDialog.getOpenFileName(
             self, "Model to export", self.model_edit.text(), MODEL_FILTERS
         )

@@ -26,13 +26,14 @@ from cifar_gui.gui.augmentation_view import AugmentationPanel
 from cifar_gui.gui.dataset.model import source_name
 from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.evaluation_view import EvaluationPanel
+from cifar_gui.gui.export_dialog import ExportDialog
 from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.run_notice import RunNotice
 from cifar_gui.gui.state import AppState, user_settings
+from cifar_gui.gui.text import MODEL_FILTERS
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.workers import JobRunner
 
-MODEL_FILTERS = "Keras models (*.keras *.h5);;All files (*)"
 MODEL_SUFFIXES = (".keras", ".h5")
 STATUS_GAP = 16  # pixels between a status-bar message and each permanent label
 
@@ -264,8 +265,6 @@ class MainWindow(QMainWindow):
 
     def ask_export_model(self) -> None:
         """The Export dialog, for the current model's file (another can be chosen there)."""
-        from cifar_gui.gui.export_dialog import ExportDialog
-
         ExportDialog(self.state.model.path if self.state.model else None, self).open()
 
     def save_model(self, path: str) -> None:

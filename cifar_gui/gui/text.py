@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# The file dialogs' filter for model files (opening, exporting).
+MODEL_FILTERS = "Keras models (*.keras *.h5);;All files (*)"
+
 
 def format_probability(p: float) -> str:
     """A probability as the app shows it everywhere: a percentage with one decimal."""
