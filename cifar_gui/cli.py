@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import (
-    CLASSES_HELP,
     SETTINGS,
     RunConfig,
     check_limit,
@@ -23,6 +22,7 @@ from cifar_gui.config import (
     pretrain_defaults,
 )
 from cifar_gui.engine.errors import UserError
+from cifar_gui.settings import CLASSES_HELP
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
@@ -63,7 +63,7 @@ def _argument_type(kind: Any) -> Any:
 
 def add_settings(parser: argparse.ArgumentParser, command: str) -> None:
     """The flags of the :class:`RunConfig` fields ``command`` takes (each field's
-    :class:`~cifar_gui.config.Flag`). A flag not given is absent from the parsed namespace:
+    :class:`~cifar_gui.settings.Flag`). A flag not given is absent from the parsed namespace:
     :func:`settings_given` tells what was given, :func:`config_from_args` fills in the rest."""
     defaults = command_defaults(command)
     groups: dict[str, Any] = {}

@@ -8,12 +8,23 @@ RMSprop with 1e-4 for the small CNN and 2e-5 for the VGG16 variants, and the
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cifar_gui import tutorial
+from cifar_gui.settings import (
+    CLASSES_HELP,
+    COMMANDS_WITH_SETTINGS,
+    SAME_AS_TRAINING,
+    Flag,
+    Setting,
+    auto_or_positive,
+    check_int,
+    check_number,
+    check_type,
+    option,
+    option_meta,
+)
 
 SEED_VARIANTS = ("baseline", "augmented", "transfer", "finetune")  # the seed's: a study's runs
 VARIANTS = (*SEED_VARIANTS, "pretrain")
@@ -35,31 +46,6 @@ MAX_LIMIT = 1_000_000_000
 MAX_STEPS_PER_EXECUTION = 100_000
 MAX_THREADS = 4096
 MAX_CLASSES = 1000
-
-
-def check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
-    """Raise ValueError unless ``value`` is a ``kind`` (a bool is no number here)."""
-    is_bool = isinstance(value, bool)
-    wants_bool = kind is bool or (isinstance(kind, tuple) and bool in kind)
-    if not isinstance(value, kind) or (is_bool and not wants_bool):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ValueError(f"{name} must be of type {names}, not {type(value).__name__}")
-
-
-def check_int(name: str, value: Any, low: int, high: int) -> int:
-    """``value`` when it is a whole number in [low, high]; else ValueError naming ``name``."""
-    check_type(name, value, int)
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high:,} (got {value})")
-    return value
-
-
-def check_number(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` when it is a finite number in [low, high]; else ValueError naming ``name``."""
-    check_type(name, value, (int, float))
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g} (got {value})")
-    return value
 
 
 def check_limit(limit: Any) -> None:
@@ -107,98 +93,6 @@ class AugmentConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def auto_or_positive(text: str) -> int | str:
-    """``auto`` or a whole number of at least 1, from the command line's text."""
-    if text == "auto":
-        return text
-    if text.isascii() and text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise ValueError(f"{text!r}: give auto or a number of at least 1")
-
-
-COMMANDS_WITH_SETTINGS = ("train", "pretrain", "study")
-CLASSES_HELP = (
-    "class names or indices: a name that matches a class is that class; otherwise a whole "
-    "number 0-N (N: the number of classes less one, 9 for CIFAR-10) is an index"
-)
-# How a setting may change when a run continues from its checkpoint (Setting.on_resume).
-ON_RESUME = (
-    "keep",  # it defines the run: the resumed run has the checkpoint's value
-    "new",  # the resume may give a new one: the total of epochs, the devices, the data's place
-    "follows",  # not the user's to give: it follows the checkpoint (where its files are)
-)
-# Where the window shows a setting (Setting.shown): a box of the Training tab's form, another
-# tab, or nowhere (the command line only, or nothing at all).
-SHOWN = ("run", "transfer", "pretrain", "advanced", "output", "dataset", "augmentation", "")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A setting on the command line. ``help`` and ``choices`` are one for every command or
-    one per command; ``words``: what each word given means (``--augment auto``: None)."""
-
-    name: str  # "--batch-size"; a bool setting's flag sets the value its name says (--no-X)
-    commands: tuple[str, ...] = ("train",)
-    help: str | Mapping[str, str] | None = None
-    kind: Callable[[str], Any] = str  # from the text given to the value
-    choices: tuple[str, ...] | Mapping[str, tuple[str, ...]] | None = None
-    words: Mapping[str, Any] | None = None
-    metavar: str | None = None
-    group: str | None = None  # "speed": listed under its own heading
-
-    def help_for(self, command: str) -> str | None:
-        return self.help.get(command) if isinstance(self.help, Mapping) else self.help
-
-    def choices_for(self, command: str) -> tuple[str, ...] | None:
-        if isinstance(self.choices, Mapping):
-            return self.choices.get(command)
-        return self.choices
-
-    def value_of(self, parsed: Any) -> Any:
-        """The field's value from what argparse made of the words given."""
-        if self.words is not None:
-            return self.words[parsed]
-        return tuple(parsed) if isinstance(parsed, list) else parsed
-
-    def command_words(self, value: Any) -> list[str]:
-        """The words that give ``value`` (one the flag can give) on the command line."""
-        if isinstance(value, bool) and self.words is None:
-            return [self.name]
-        if self.words is not None:
-            return [self.name, next(w for w, v in self.words.items() if v == value)]
-        if isinstance(value, tuple):
-            return [self.name, *(str(item) for item in value)]
-        return [self.name, str(value)]
-
-
-_SAME = object()  # Setting.pretrain: a pretrain's default is RunConfig's
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What the app knows of one :class:`RunConfig` field besides its value: its flag on the
-    command line, how it may change on resume (:data:`ON_RESUME`), where the window shows it
-    (:data:`SHOWN`), and a pretrain's default where it differs from a training run's."""
-
-    flag: Flag | None = None
-    on_resume: str = "keep"
-    shown: str = ""
-    pretrain: Any = _SAME
-
-    def __post_init__(self) -> None:
-        if self.on_resume not in ON_RESUME or self.shown not in SHOWN:
-            raise ValueError(f"bad setting metadata: {self}")
-
-
-def _setting(default: Any, **meta: Any) -> Any:
-    """A dataclass field with its :class:`Setting`."""
-    return field(default=default, metadata=_meta(**meta))
-
-
-def _meta(**meta: Any) -> dict[str, Setting]:
-    return {"setting": Setting(**meta)}
-
-
 _ALL = COMMANDS_WITH_SETTINGS
 _TRAIN_STUDY = ("train", "study")
 _DATA_HELP = "archive, batches folder or image folder (default: Keras cache)"
@@ -212,13 +106,13 @@ class RunConfig:
     """Everything that defines one training run; each field's :class:`Setting` (see
     :func:`setting`) says how the command line and the window offer it."""
 
-    variant: str = _setting(
+    variant: str = option(
         "baseline",
         # A pretrain trains other classes than --classes: it has its own command.
         flag=Flag("--variant", choices=SEED_VARIANTS),
         shown="run",
     )
-    classes: tuple[str | int, ...] = _setting(
+    classes: tuple[str | int, ...] = option(
         tutorial.PAIR,
         flag=Flag(
             "--classes",
@@ -232,10 +126,10 @@ class RunConfig:
         ),
         shown="dataset",
     )
-    data: str | None = _setting(  # None: the Keras cache of CIFAR-10
+    data: str | None = option(  # None: the Keras cache of CIFAR-10
         None, flag=Flag("--data", _ALL, _DATA_HELP), on_resume="new", shown="dataset"
     )
-    epochs: int = _setting(
+    epochs: int = option(
         30,
         flag=Flag(
             "--epochs",
@@ -250,8 +144,8 @@ class RunConfig:
         on_resume="new",
         shown="run",
     )
-    batch_size: int = _setting(32, flag=Flag("--batch-size", _ALL, kind=int), shown="run")
-    learning_rate: float | None = _setting(  # None: the seed's rate for the variant
+    batch_size: int = option(32, flag=Flag("--batch-size", _ALL, kind=int), shown="run")
+    learning_rate: float | None = option(  # None: the seed's rate for the variant
         None,
         flag=Flag(
             "--lr",
@@ -264,10 +158,10 @@ class RunConfig:
         ),
         shown="run",
     )
-    seed: int = _setting(
+    seed: int = option(
         0, flag=Flag("--seed", _ALL, f"0 to {MAX_SEED} (default: 0)", kind=int), shown="run"
     )
-    weights: str = _setting(  # VGG16 base: "imagenet", "none" or a Keras weights file
+    weights: str = option(  # VGG16 base: "imagenet", "none" or a Keras weights file
         "imagenet",
         flag=Flag(
             "--weights",
@@ -282,7 +176,7 @@ class RunConfig:
         shown="transfer",
         pretrain="none",  # offline: a pretrain stands in for ImageNet
     )
-    base: str | None = _setting(  # VGG16 base taken from a model saved by this app
+    base: str | None = option(  # VGG16 base taken from a model saved by this app
         None,
         flag=Flag(
             "--base",
@@ -295,17 +189,17 @@ class RunConfig:
         ),
         shown="transfer",
     )
-    from_model: str | None = _setting(  # finetune: the transfer model to continue from
+    from_model: str | None = option(  # finetune: the transfer model to continue from
         None,
         flag=Flag("--from", help="finetune: the transfer model to continue"),
         on_resume="follows",
         shown="transfer",
     )
-    unfreeze_from: str = _setting("block3_conv1")  # finetune: first base layer to train
-    limit: int | None = _setting(  # first N training and N test images of the subset
+    unfreeze_from: str = option("block3_conv1")  # finetune: first base layer to train
+    limit: int | None = option(  # first N training and N test images of the subset
         None, flag=Flag("--limit", _ALL, _LIMIT_HELP, kind=int), shown="run"
     )
-    out_dir: str = _setting(
+    out_dir: str = option(
         "runs",
         flag=Flag(
             "--out",
@@ -319,7 +213,7 @@ class RunConfig:
         on_resume="follows",  # a resumed run is saved beside its checkpoints
         shown="output",
     )
-    use_augmentation: bool | None = _setting(  # None: as the seed, every variant but baseline
+    use_augmentation: bool | None = option(  # None: as the seed, every variant but baseline
         None,
         flag=Flag(
             "--augment",
@@ -336,9 +230,9 @@ class RunConfig:
         pretrain=False,
     )
     augment: AugmentConfig = field(
-        default_factory=AugmentConfig, metadata=_meta(shown="augmentation")
+        default_factory=AugmentConfig, metadata=option_meta(shown="augmentation")
     )
-    strategy: str = _setting(  # tf.distribute strategy; batch_size is per replica
+    strategy: str = option(  # tf.distribute strategy; batch_size is per replica
         "default",
         flag=Flag(
             "--strategy",
@@ -350,12 +244,12 @@ class RunConfig:
         on_resume="new",
         shown="advanced",
     )
-    checkpoint: bool = _setting(  # save a resumable checkpoint in out_dir/checkpoints every epoch
+    checkpoint: bool = option(  # save a resumable checkpoint in out_dir/checkpoints every epoch
         True,
         flag=Flag("--no-checkpoint", _ALL, _CHECKPOINT_HELP),
         on_resume="follows",  # a resumed run goes on with its checkpoint
     )
-    keep_best: bool = _setting(  # save the best validation accuracy's epoch, not the last one
+    keep_best: bool = option(  # save the best validation accuracy's epoch, not the last one
         False,
         flag=Flag(
             "--keep-best",
@@ -369,7 +263,7 @@ class RunConfig:
     # Speed settings (see cifar_gui.engine.performance); "auto" picks the fastest setting that
     # keeps the accuracy on the hardware found. None of them changes what the model learns
     # except precision, whose reduced-precision arithmetic moves results by round-off only.
-    precision: str = _setting(
+    precision: str = option(
         "auto",
         flag=Flag(
             "--precision",
@@ -380,7 +274,7 @@ class RunConfig:
         ),
         shown="advanced",
     )
-    steps_per_execution: int | str = _setting(  # training batches per compiled call, or "auto"
+    steps_per_execution: int | str = option(  # training batches per compiled call, or "auto"
         "auto",
         flag=Flag(
             "--steps-per-execution",
@@ -391,7 +285,7 @@ class RunConfig:
             group="speed",
         ),
     )
-    threads: int = _setting(  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
+    threads: int = option(  # TensorFlow intra-op threads; 0: TensorFlow's default (all cores)
         0,
         flag=Flag(
             "--threads",
@@ -401,7 +295,7 @@ class RunConfig:
             group="speed",
         ),
     )
-    feature_cache: bool = _setting(  # frozen leading layers run outside the training step
+    feature_cache: bool = option(  # frozen leading layers run outside the training step
         True,
         flag=Flag(
             "--no-feature-cache",
@@ -410,7 +304,7 @@ class RunConfig:
             group="speed",
         ),
     )
-    matmul_convolutions: str = _setting(  # small maps' convolutions as matrix products
+    matmul_convolutions: str = option(  # small maps' convolutions as matrix products
         "auto",
         flag=Flag(
             "--matmul-conv",
@@ -420,7 +314,7 @@ class RunConfig:
             group="speed",
         ),
     )
-    fused_optimizer: bool = _setting(  # RMSprop's update as TensorFlow's one fused kernel
+    fused_optimizer: bool = option(  # RMSprop's update as TensorFlow's one fused kernel
         True,
         flag=Flag(
             "--no-fused-optimizer",
@@ -430,7 +324,7 @@ class RunConfig:
         ),
     )
     # Offline transfer learning (cifar_gui.engine.pretrain).
-    arch: str = _setting(  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
+    arch: str = option(  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
         "cnn",
         flag=Flag(
             "--arch",
@@ -441,8 +335,8 @@ class RunConfig:
         shown="pretrain",
     )
     # pretrain: the pair the base must never see (pretrain's --classes; see pretrain_config)
-    excluded: tuple[str | int, ...] = _setting(())
-    allow_overlap: bool = _setting(  # transfer: accept a base trained on the pair's classes
+    excluded: tuple[str | int, ...] = option(())
+    allow_overlap: bool = option(  # transfer: accept a base trained on the pair's classes
         False,
         flag=Flag(
             "--allow-overlap",
@@ -451,7 +345,7 @@ class RunConfig:
         ),
         shown="transfer",
     )
-    train_limit: int | None = _setting(None)  # first N training images (all test, unless limit)
+    train_limit: int | None = option(None)  # first N training images (all test, unless limit)
 
     def __post_init__(self) -> None:
         # Every field is checked here, for the command line, the window and saved files alike.
@@ -583,7 +477,7 @@ def flagged(command: str) -> dict[str, Flag]:
 
 def pretrain_defaults() -> dict[str, Any]:
     """The fields whose default for a pretrain differs from a training run's."""
-    return {n: s.pretrain for n, s in SETTINGS.items() if s.pretrain is not _SAME}
+    return {n: s.pretrain for n, s in SETTINGS.items() if s.pretrain is not SAME_AS_TRAINING}
 
 
 def run_differences(a: RunConfig, b: RunConfig) -> list[str]:

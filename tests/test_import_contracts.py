@@ -15,8 +15,9 @@
 - no import cycle anywhere in ``cifar_gui`` (an import inside a function counts: it is still
   a dependency; ``if TYPE_CHECKING:`` imports do not);
 - the layers hold, each importing only its own and those below it: *base* (``cifar_gui``,
-  ``config``, ``plots``, ``resources``, ``tutorial``, ``variant_style``) < *engine* < *cli*,
-  *gui* (neither imports the other) < *entry points* (``app``, ``__main__``, ``selftest``).
+  ``config``, ``plots``, ``resources``, ``settings``, ``tutorial``, ``variant_style``) <
+  *engine* < *cli*, *gui* (neither imports the other) < *entry points* (``app``,
+  ``__main__``, ``selftest``).
 
 ``tests/gui/test_no_tensorflow_in_window.py`` checks the window's process itself at run time.
 """
@@ -268,7 +269,7 @@ def test_the_window_contract_sees_an_import_inside_a_job():
 
 
 BASE = tuple(
-    f"cifar_gui{name}" for name in ("", ".config", ".plots", ".resources", ".tutorial")
+    f"cifar_gui{name}" for name in ("", ".config", ".plots", ".resources", ".settings", ".tutorial")
 )
 ENTRY_POINTS = ("cifar_gui.app", "cifar_gui.__main__", "cifar_gui.selftest")
 BELOW = {  # what each layer may import besides itself

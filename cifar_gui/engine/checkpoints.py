@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type, run_differences
+from cifar_gui.config import MAX_CLASSES, RunConfig, run_differences
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import read_json, write_json
 from cifar_gui.engine.record import check_history, model_filename
+from cifar_gui.settings import check_int, check_type
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
 STATE_FILE = "state.json"

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import MAX_CLASSES, RunConfig, check_int, check_type
+from cifar_gui.config import MAX_CLASSES, RunConfig
 from cifar_gui.engine.files import read_json
+from cifar_gui.settings import check_int, check_type
 from cifar_gui.tutorial import FILE_SUFFIXES
 
 PREPROCESSING = "pixels / 255 (scale_images); VGG16 models preprocess inside"

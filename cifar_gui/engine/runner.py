@@ -154,7 +154,7 @@ def plan_run(
     base = config if config is not None else checkpoint.config if checkpoint else None
     if base is None:
         raise UserError("nothing to run: give a config or a checkpoint to resume")
-    # The settings a resume may give anew (config.ON_RESUME "new"; a test holds them equal).
+    # The settings a resume may give anew (settings.ON_RESUME "new"; a test holds them equal).
     changes = {"epochs": epochs, "strategy": strategy, "data": data}
     try:
         config = base.replace(**{k: v for k, v in changes.items() if v is not None})

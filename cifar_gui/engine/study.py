@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.config import SEED_VARIANTS, RunConfig, check_type, flagged, run_differences
+from cifar_gui.config import SEED_VARIANTS, RunConfig, flagged, run_differences
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
     Checkpoint,
@@ -46,6 +46,7 @@ from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSna
 from cifar_gui.engine.files import check_can_write, read_json, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
 from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
+from cifar_gui.settings import check_type
 
 STUDY_VERSION = 1
 DEFAULT_FOLDER = "study"  # the command line's, without --out
