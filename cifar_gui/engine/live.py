@@ -109,7 +109,7 @@ class LiveProbe:
         index = self.request.test_index
         label = int(self.y_test[index])
         name = self.class_names[label] if label < len(self.class_names) else f"class {label}"
-        return self.x_test[index], f"test image {index + 1} (1-based), true class {name}"
+        return self.x_test[index], f"test image {index + 1}, true class {name}"
 
     def snapshot(self, epoch: int, batch: int, steps: int, step: int) -> LiveSnapshot:
         """The model as it is now. ``step``: training steps done in the run so far (for the

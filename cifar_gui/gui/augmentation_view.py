@@ -35,13 +35,13 @@ from cifar_gui.gui.workers import JobRunner, TaskState
 if TYPE_CHECKING:
     from cifar_gui.engine.service import EngineService
 
-# The numeric AugmentConfig fields: label, range, step, decimals, unit (the seed's values are
+# The numeric AugmentConfig fields: label, range, step, decimals, unit (the tutorial's values are
 # AugmentConfig's defaults).
 NUMERIC_FIELDS = {
-    "rotation_deg": ("Rotation", 0.0, 180.0, 5.0, 1, " °"),
+    "rotation_deg": ("Rotation", 0.0, 180.0, 5.0, 1, "°"),
     "width_shift": ("Width shift", 0.0, 1.0, 0.05, 2, " of width"),
     "height_shift": ("Height shift", 0.0, 1.0, 0.05, 2, " of height"),
-    "shear_deg": ("Shear", 0.0, 90.0, 0.1, 2, " °"),
+    "shear_deg": ("Shear", 0.0, 90.0, 0.1, 2, "°"),  # Keras' unit: the tutorial's 0.2 is tiny
     "zoom": ("Zoom", 0.0, 0.95, 0.05, 2, " (1 ± z)"),
 }
 SINGLE, BATCH = "single", "batch"
@@ -89,7 +89,7 @@ class AugmentationPanel(QWidget):
         box = QWidget()
         box.setMaximumWidth(340)
         column = QVBoxLayout(box)
-        settings = QGroupBox("Random transforms (the seed's values)")
+        settings = QGroupBox("Random transforms (the tutorial's values)")
         form = QFormLayout(settings)
         self.spins: dict[str, QDoubleSpinBox] = {}
         defaults = AugmentConfig()
@@ -115,7 +115,7 @@ class AugmentationPanel(QWidget):
         self.fill_combo.setToolTip("How pixels that come from outside the picture are filled")
         self.fill_combo.currentTextChanged.connect(self._on_settings_changed)
         form.addRow("Fill mode", self.fill_combo)
-        self.defaults_button = QPushButton("Seed's values")
+        self.defaults_button = QPushButton("Tutorial's values")
         self.defaults_button.clicked.connect(lambda: self.set_config(AugmentConfig()))
         form.addRow("", self.defaults_button)
         column.addWidget(settings)

@@ -149,8 +149,6 @@ class LiveView(QWidget):
         self.image_spin.setToolTip(
             "Test image of the run, counted from 1 (the tutorial's p <- 5 is image 5)"
         )
-        self.image_spin.setValue(tutorial.TEST_IMAGE)
-        self.image_spin.setToolTip("1-based test image of the run, as the seed's p <- 5")
         self.layer_combo = QComboBox()
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_combo.addItem("first convolution", None)

@@ -70,7 +70,8 @@ class RunTable(QTableWidget):
             ]
         )
         self.horizontalHeaderItem(COLUMNS.index("Best epochs")).setToolTip(
-            "The epochs (1-based) of the best validation accuracy and of the lowest validation loss"
+            "The epochs (counted from 1) of the best validation accuracy and of the lowest "
+            "validation loss"
         )
         self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
             "Total; * when some are frozen (the cell's tooltip gives the trainable count)"

@@ -49,7 +49,7 @@ def test_a_snapshot_is_the_models_activations_filters_and_predictions():
     np.testing.assert_array_equal(snap.filters, model.layers[0].get_weights()[0])
     assert snap.filters_layer == first
     np.testing.assert_array_equal(snap.image, image)
-    assert snap.image_caption == "test image 8 (1-based), true class class 1"
+    assert snap.image_caption == "test image 8, true class class 1"
     np.testing.assert_array_equal(snap.strip_images, X_TEST[list(snap.strip_indices)])
     assert snap.layers[0] == first and len(snap.layers) == len(model.layers)
     np.testing.assert_allclose(grad_cam(model, image), snap.cam, atol=1e-5)

@@ -145,7 +145,7 @@ def test_every_run_of_a_study_sends_live_snapshots_from_the_latest_request(strai
             assert snap.layers == names
             # The request asked before the first run holds in every run: its image always,
             # its layer where the model has it, else the model's first convolution.
-            assert snap.image_caption.startswith("test image 3 (1-based)")
+            assert snap.image_caption.startswith("test image 3, true class ")
             expected = LIVE_REQUEST.layer if LIVE_REQUEST.layer in names else first_conv
             assert snap.layer == expected, variant
     assert shown["baseline"][0].layer != LIVE_REQUEST.layer

@@ -73,9 +73,9 @@ def test_test_images_come_from_the_chosen_classes_of_the_test_split_cached():
     assert subset.class_names == ("deer", "horse") and len(subset.x_test) == 9
     assert vm.test_subset(dataset, (4, 7)) is subset  # cached
     caption = rules.subset_caption(subset, 5)  # the seed's p <- 5 is x_test[4]
-    assert caption.startswith("Test image 5 (1-based; x_test[4] of deer / horse)")
+    assert caption.startswith("Test image 5 (x_test[4] of deer / horse)")
     assert caption.endswith(f"true class: {subset.class_names[int(subset.y_test[4])]}")
-    assert rules.subset_total(subset) == "of 9 (deer / horse, 1-based)"
+    assert rules.subset_total(subset) == "of 9 (deer vs horse)"
     image, text = vm.test_image(subset, 5)
     np.testing.assert_array_equal(image, subset.x_test[4])
     assert text == caption and vm.test_number == 5

@@ -1,4 +1,4 @@
-"""The augmentation preview: controls with the seed's values, an N x M grid of distinct
+"""The augmentation preview: controls with the tutorial's values, an N x M grid of distinct
 augmented pictures computed off the GUI thread by the engine service with training's own
 transform, reseeding, failures as one line, and what Training reads."""
 

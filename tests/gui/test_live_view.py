@@ -52,7 +52,7 @@ def test_a_run_refreshes_the_live_view_every_epoch_with_the_models_arrays(
     assert [(s.epoch, s.batch) for s in snapshots] == [(0, 5), (1, 5)]  # 5 batches an epoch
     assert view.refreshes == 2 and "epoch 2, end" in view.status.text()
     last = snapshots[-1]
-    assert last.image_caption.startswith("test image 3 (1-based)")
+    assert last.image_caption.startswith("test image 3, true class ")
     model = load_model(blocker.args[0].path).model
     first = model.layers[0].name
     expected = activations(model, last.image, [first])[first][0]

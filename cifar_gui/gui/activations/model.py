@@ -271,14 +271,14 @@ def subset_caption(subset: Subset, number: int) -> str:
     """The caption of test image ``number`` (1-based) of ``subset``."""
     true = subset.class_names[int(subset.y_test[number - 1])]
     return (
-        f"Test image {number} (1-based; x_test[{number - 1}] of "
+        f"Test image {number} (x_test[{number - 1}] of "
         f"{' / '.join(subset.class_names)}), true class: {true}"
     )
 
 
 def subset_total(subset: Subset) -> str:
     """Beside the test image box: how many there are, of which classes."""
-    return f"of {len(subset.x_test):,} ({' / '.join(subset.class_names)}, 1-based)"
+    return f"of {len(subset.x_test):,} ({' vs '.join(subset.class_names)})"
 
 
 # -- state -------------------------------------------------------------------------------

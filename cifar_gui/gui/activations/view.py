@@ -112,7 +112,8 @@ class ActivationPanel(QWidget):
         self.test_index.setSpecialValueText("\u2014")  # 0: the image shown is no test image
         self.test_index.setValue(tutorial.TEST_IMAGE)
         self.test_index.setToolTip(
-            "1-based, as the seed's p <- 5: test image 5 is x_test[4] of the chosen classes"
+            "Counted from 1, as the tutorial's p <- 5: test image 5 is x_test[4] of the chosen "
+            "classes"
         )
         self.test_index.valueChanged.connect(self.show_test_image)
         self.test_total = QLabel()
@@ -137,12 +138,14 @@ class ActivationPanel(QWidget):
         self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
         self.all_layers = QCheckBox("All layers")
         self.all_layers.setToolTip(
-            "Off: the first eight layers, as the seed's activation model. On: every layer, "
+            "Off: the first eight layers, as the tutorial's activation model. On: every layer, "
             "including those inside a VGG16 base."
         )
         self.all_layers.toggled.connect(self._on_all_layers_toggled)
         self.channel_spin = QSpinBox(minimum=1, maximum=1)
-        self.channel_spin.setToolTip("1-based, as the seed's first_layer_activation[1,,,c]")
+        self.channel_spin.setToolTip(
+            "Counted from 1, as the tutorial's first_layer_activation[1,,,c]"
+        )
         self.channel_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=1)
         self.channel_spin.valueChanged.connect(self.channel_slider.setValue)
         self.channel_slider.valueChanged.connect(self.channel_spin.setValue)

@@ -26,7 +26,7 @@ KERAS = "keras"  # the data source of the Keras cache
 TOO_FEW_CLASSES = "Choose at least two classes"
 SORTED_NOTE = (
     "This data set is an image folder sorted by class, so these positions hold other "
-    "pictures than in the official archive the seed used."
+    "pictures than in the official archive the tutorial used."
 )
 TOO_FEW_IMAGES = "This data set has too few training images for the samples."
 

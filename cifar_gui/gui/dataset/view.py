@@ -236,8 +236,9 @@ class DatasetPanel(QWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         intro = QLabel(
-            "The ten training pictures the seed plots with <tt>par(mfrow = c(2, 5))</tt>: "
-            "R indices " + ", ".join(str(i) for i in tutorial.SAMPLE_IMAGES_R) + "."
+            "The ten training pictures the tutorial plots: numbers "
+            + ", ".join(f"{i:,}" for i in tutorial.SAMPLE_IMAGES_R)
+            + " of the training set, counted from 1 as in R."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
@@ -439,7 +440,10 @@ class DatasetPanel(QWidget):
             return
         item: ImageItem = self.thumbnails.item(index.row())
         image = self.thumbnails.image(index.row())
-        self.zoom.show_image(image, f"{item.caption} (label {item.label})")
+        # Labels as training numbers them (the Dataset tab's "deer = 0"), not the data set's.
+        chosen = self.state.classes
+        label = f"label {chosen.index(item.label)}" if item.label in chosen else "not chosen"
+        self.zoom.show_image(image, f"{item.caption} ({label})")
         self.state.choose_image(image, item.caption)
 
     # -- seed samples --------------------------------------------------------------------
