@@ -25,7 +25,7 @@ from cifar_gui.config import (
     RunConfig,
     check_limit,
 )
-from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.errors import UserError, shown
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report")
 EXIT_USER_ERROR = 2
@@ -290,7 +290,7 @@ def _train(args: argparse.Namespace) -> int:
             resume=args.resume, epochs=args.epochs, data=args.data, strategy=args.strategy
         )
         print(
-            f"resuming {plan.resume.directory} at epoch {plan.resume.epochs_completed + 1} "
+            f"resuming {shown(plan.resume.directory)} at epoch {plan.resume.epochs_completed + 1} "
             f"of {plan.config.epochs}",
             file=sys.stderr,
         )
@@ -354,7 +354,7 @@ def _run_plan(plan) -> int:
         return 0
     accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
-    print(f"saved {finished.path} ({score}, {record.seconds:.1f} s, {record.device})")
+    print(f"saved {shown(finished.path)} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
 
@@ -483,7 +483,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     loaded = load_model(args.model)
     subset = _load_subset_for(loaded, args.data, args.classes, args.limit)
     result = evaluate(loaded.model, subset.x_test, subset.y_test, subset.num_classes)
-    print(f"model {args.model}")
+    print(f"model {shown(args.model)}")
     print(f"classes {', '.join(subset.class_names)}; {len(subset.y_test)} test images")
     print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
     width = max(len(n) for n in subset.class_names)
@@ -509,7 +509,7 @@ def _predict(args: argparse.Namespace) -> int:
             )
         else:
             detail = ", ".join(f"{k} {v:.3f}" for k, v in probs.items())
-            print(f"{prediction.path}: {prediction.label} ({detail})")
+            print(f"{shown(prediction.path)}: {prediction.label} ({detail})")
     return 0
 
 
@@ -518,7 +518,7 @@ def _data(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data)
     counts = dataset.counts()
-    print(f"source {dataset.source}")
+    print(f"source {shown(dataset.source)}")
     print(f"{'':>3} {'class':<12} {'train':>6} {'test':>6}")
     for i, name in enumerate(dataset.class_names):
         print(f"{i:>3} {name:<12} {counts['train'][i]:>6} {counts['test'][i]:>6}")
@@ -619,9 +619,9 @@ def _study(args: argparse.Namespace) -> int:
 
     finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True, on_run=on_run)
     if finished.report is None:
-        print(f"stopped; continue with: cifar-gui study --resume {plan.folder}")
+        print(f"stopped; continue with: cifar-gui study --resume {shown(plan.folder)}")
         return 0
-    print(f"study done: {plan.folder}; report {finished.report}")
+    print(f"study done: {shown(plan.folder)}; report {shown(finished.report)}")
     return 0
 
 
@@ -636,5 +636,5 @@ def _report(args: argparse.Namespace) -> int:
     if args.data:
         words += ["--data", args.data]
     path = write_report(runs, out, data=args.data, report_command=shlex.join(words))
-    print(f"report {path}")
+    print(f"report {shown(path)}")
     return 0

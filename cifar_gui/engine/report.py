@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cifar_gui.config import SEED_VARIANTS
-from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
 from cifar_gui.engine.study import REPORT_DIR, STUDY_FILE
@@ -484,7 +484,7 @@ def write_report(
     )
     path = out / REPORT_FILE
     with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(shown(page), encoding="utf-8")  # paths of non-UTF-8 names as \xNN
     return path
 
 
