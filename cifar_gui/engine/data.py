@@ -522,9 +522,25 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
         except Image.DecompressionBombError:  # Pillow's own check, at twice the limit
             raise ImageError(f"{path}: image too large ({limits})") from None
         except Image.UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file") from None
+            raise ImageError(f"{path}: {_unread_format(f)}") from None
         except Exception as exc:  # PIL raises many types for broken files
             raise ImageError(f"{path}: unreadable image ({_first_line(exc)})") from None
+
+
+def _unread_format(f: BinaryIO) -> str:
+    """What a file that no decoder of :data:`IMAGE_FORMATS` takes is: the format Pillow knows
+    it as (from its header; no pixel is decoded, so no external program runs), or not an
+    image file."""
+    Image.init()
+    others = [name for name in Image.OPEN if name not in IMAGE_FORMATS]
+    try:
+        f.seek(0)
+        with Image.open(f, formats=others) as img:
+            kind = f"{img.format} ({img.format_description})"
+    except Exception:  # any header Pillow cannot parse either
+        return "not an image file"
+    listed = f"{', '.join(IMAGE_FORMATS[:-1])} and {IMAGE_FORMATS[-1]}"
+    return f"the {kind} format is not one this app reads (it reads {listed})"
 
 
 def _list_image_folder(

@@ -94,15 +94,35 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch):
     with pytest.raises(ImageError) as info:
         read_image(path)
     assert not marker.exists(), "an external program was started for an image"
-    assert str(info.value) == f"{path}: not an image file"
+    assert str(info.value) == (
+        f"{path}: the EPS (Encapsulated Postscript) format is not one this app reads "
+        "(it reads PNG, JPEG, BMP, GIF, WEBP and TIFF)"
+    )
 
 
-@pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX"])
-def test_formats_outside_the_list_are_refused(tmp_path, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "mode", "name"),
+    [
+        ("PPM", "RGB", "PPM (Pbmplus image)"),
+        ("PPM", "I;16", "PPM (Pbmplus image)"),  # a 16-bit PGM
+        ("XBM", "1", "XBM (X11 Bitmap)"),
+        ("ICO", "RGB", "ICO (Windows Icon)"),
+        ("TGA", "RGB", "TGA (Targa)"),
+        ("PCX", "RGB", "PCX (Paintbrush)"),
+        ("SGI", "RGB", "SGI (SGI Image File Format)"),
+    ],
+)
+def test_formats_outside_the_list_are_named_and_refused(tmp_path, fmt, mode, name):
+    """A real image of a format Pillow opens and this app does not read: not "not an image
+    file", but which format it is and which ones the app reads."""
     path = tmp_path / "picture.png"
-    Image.new("RGB", (32, 32), "red").save(path, fmt)
-    with pytest.raises(ImageError, match="not an image file"):
+    Image.new(mode, (32, 32), 1).save(path, fmt)
+    with pytest.raises(ImageError) as info:
         read_image(path)
+    assert str(info.value) == (
+        f"{path}: the {name} format is not one this app reads "
+        "(it reads PNG, JPEG, BMP, GIF, WEBP and TIFF)"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])
