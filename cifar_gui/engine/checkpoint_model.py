@@ -17,7 +17,7 @@ from cifar_gui.engine.checkpoints import (
 )
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import atomic_path
-from cifar_gui.engine.persistence import check_model_file
+from cifar_gui.engine.persistence import check_model_file, check_model_shapes
 from cifar_gui.engine.record import output_units
 
 
@@ -57,9 +57,10 @@ def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
+    check_model_shapes(path, model)
     units = output_units(len(checkpoint.class_names))
-    output = getattr(model, "output_shape", None)
-    if not (isinstance(output, tuple) and len(output) == 2 and output[-1] == units):
+    output = model.output_shape
+    if output[-1] != units:
         raise ModelError(
             f"{path}: model output {output} does not fit the run's "
             f"{len(checkpoint.class_names)} classes; it cannot be resumed"

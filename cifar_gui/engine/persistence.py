@@ -226,15 +226,27 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
         raise ModelError(f"{path}: no such model file")
     check_model_file(path)
     model = _keras_load(path, compile)
-    shape = getattr(model, "input_shape", None)
-    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
-        raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
-    output = getattr(model, "output_shape", None)
-    if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
-        raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
+    check_model_shapes(path, model)
     # A broken sidecar must not make a good model unusable: it counts as absent. (Class names
     # that do not fit the outputs are refused where they are used, with both counts.)
     return LoadedModel(model, path, read_record(sidecar_path(path)))
+
+
+def check_model_shapes(path: Path, model: keras.Model) -> None:
+    """Raise :class:`ModelError` unless ``model`` is an image classifier of a fixed image
+    size: input (N, height, width, 1 or 3), output (N, classes). Every path that opens a model
+    checks this, so a model that cannot be used says why before an image is blamed."""
+    shape = getattr(model, "input_shape", None)
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
+        raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
+    if not all(type(d) is int and d > 0 for d in shape[1:3]):
+        raise ModelError(
+            f"{path}: model input {shape} has no fixed image size; this app needs a model of "
+            "one height and width, such as (None, 32, 32, 3)"
+        )
+    output = getattr(model, "output_shape", None)
+    if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
+        raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
 
 
 def _keras_load(path: Path, compile: bool) -> keras.Model:
