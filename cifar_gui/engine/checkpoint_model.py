@@ -16,7 +16,7 @@ from cifar_gui.engine.checkpoints import (
     write_state,
 )
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.files import atomic_path
+from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure
 from cifar_gui.engine.persistence import check_model_file, check_model_shapes
 from cifar_gui.engine.record import output_units
 
@@ -35,13 +35,13 @@ def save_checkpoint(model: keras.Model, checkpoint: Checkpoint) -> None:
             model.save(tmp)
         failing = state_path
         write_state(checkpoint)
-    except OSError as exc:
+    except WRITE_ERRORS as exc:
         if failing == state_path:
             # No state names the new model; the previous state and model stay.
             with contextlib.suppress(OSError):
                 model_path.unlink()
         raise ModelError(
-            f"{failing}: cannot write the checkpoint ({exc.strerror or exc}); the last "
+            f"{failing}: cannot write the checkpoint ({write_failure(exc)}); the last "
             "complete checkpoint is kept"
         ) from None
     remove_stale_files(checkpoint.directory, keep=model_path.name)
@@ -78,8 +78,10 @@ def save_best_weights(model: keras.Model, directory: Path) -> None:
     try:
         with atomic_path(path, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot write the best epoch's weights ({exc})") from None
+    except WRITE_ERRORS as exc:
+        raise ModelError(
+            f"{path}: cannot write the best epoch's weights ({write_failure(exc)})"
+        ) from None
 
 
 def load_best_weights(model: keras.Model, directory: Path) -> None:

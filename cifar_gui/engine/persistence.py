@@ -21,7 +21,7 @@ import keras
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.files import atomic_path, write_json
+from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure, write_json
 from cifar_gui.engine.record import RunRecord, class_count, read_record, sidecar_path
 
 # Bounds checked before Keras opens a model file. The largest model of this app, a finetune
@@ -96,10 +96,10 @@ def save_model(model: keras.Model, path: str | Path, record: RunRecord | None) -
             write_json(side, {} if record is None else record.to_dict())
             side_replaced, failing = True, path
         # The model's rename happened as the block above closed.
-    except OSError as exc:
+    except WRITE_ERRORS as exc:
         if side_replaced:
             _restore(side, previous)
-        raise ModelError(f"{failing}: cannot write ({exc.strerror or exc})") from None
+        raise ModelError(f"{failing}: cannot write ({write_failure(exc)})") from None
     return path
 
 

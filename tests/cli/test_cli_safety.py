@@ -277,3 +277,81 @@ def test_file_size_limit_while_writing_the_checkpoint(resumable):
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "epoch-0002.keras: cannot write the checkpoint (File too large)" in errors[0]
     assert snapshot(resumable) == before
+
+
+def _h5py_no_space(filepath, *args, **kwargs) -> None:
+    """What h5py raises when the disk fills under an HDF5 write (its exact form, here with
+    ENOSPC): the message spans lines and hides the cause among addresses."""
+    Path(filepath).write_bytes(b"half a model")
+    raise OSError(
+        errno.ENOSPC,
+        "Can't close file (file write failed: time = Fri Dec  4 18:35:24 2026\n, filename = "
+        f"'{filepath}', file descriptor = 3, errno = 28, error message = 'No space left on "
+        "device', buf = 0x5614a69fd570, total write size = 6144, bytes this sub-write = 6144, "
+        "offset = 4096)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "message"),
+    [
+        ("model", "save", "cifar10_4_7.h5: cannot write (No space left on device)"),
+        ("sidecar", "write_json", "cifar10_4_7.json: cannot write (No space left on device)"),
+    ],
+)
+def test_disk_full_without_checkpoint_is_one_line(
+    run_copy, data, capsys, monkeypatch, target, patch, message
+):
+    """--no-checkpoint: the final save is the only one; the previous run's files stay."""
+    import keras
+
+    from cifar_gui.engine import persistence
+
+    before = snapshot(run_copy)
+    if patch == "save":
+        monkeypatch.setattr(keras.Model, "save", lambda self, path, *a, **k: _h5py_no_space(path))
+    else:
+        monkeypatch.setattr(persistence, "write_json", _no_space)
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"error: {run_copy / message}"
+    assert snapshot(run_copy) == before
+
+
+def test_disk_full_while_keeping_the_best_weights(tmp_path, data, capsys, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(
+        keras.Model, "save_weights", lambda self, path, *a, **k: _h5py_no_space(path)
+    )
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--keep-best", "--out", str(out)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == (
+        f"error: {out / CHECKPOINT / 'best.weights.h5'}: cannot write the best epoch's weights "
+        "(No space left on device)"
+    )
+    assert not any(p.name.startswith(".") for p in out.rglob("*")), "a temporary file is left"
+
+
+def test_file_size_limit_while_writing_the_final_model(run_copy, data):
+    """A real HDF5 write failure (RLIMIT_FSIZE of 1 MiB: EFBIG), with --no-checkpoint: one
+    line naming the model and the cause, no HDF5 message, the previous model intact."""
+    before = snapshot(run_copy)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20)); "
+        "from cifar_gui.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "HDF5" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {run_copy / 'cifar10_4_7.h5'}: cannot write (File too large)"]
+    assert result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
+    assert snapshot(run_copy) == before
