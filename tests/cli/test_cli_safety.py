@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cifar_gui.cli import build_parser, main
+from cifar_gui.config import RunConfig
 from cifar_gui.engine import checkpoints as checkpoints_module
 from cifar_gui.engine.checkpoints import STATE_FILE, read_checkpoint
 from tests.conftest import write_cifar_batches
@@ -121,12 +122,30 @@ def test_help_says_how_names_and_indices_are_told_apart(capsys):
     assert "a name that matches a class is that class; otherwise a whole number" in text
 
 
-def test_lr_zero_is_not_silently_the_default(tmp_path, data, capsys):
-    """An explicit rate is the rate trained with and recorded; none given: the seed's."""
+def _trained_rate(out: Path) -> float:
+    """The learning rate of the optimizer the run trained with (its checkpoint keeps it)."""
+    import keras
+
+    model = keras.saving.load_model(out / CHECKPOINT / "epoch-0001.keras")
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0", "-0"])
+def test_lr_zero_is_not_silently_the_default(tmp_path, data, capsys, zero):
+    """--lr 0 is refused, never trained with the seed's rate in its place (as ``args.lr or
+    default`` would); an explicit rate is the rate trained with and recorded; none given:
+    the seed's, recorded as none."""
     out = tmp_path / "out"
-    assert main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(out), "--lr", "0.001"]) == 0
-    meta = json.loads((out / "cifar10_4_7.json").read_text())
-    assert meta["config"]["learning_rate"] == 0.001
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--lr", zero]) == 2
+    assert one_error_line(capsys) == f"error: learning rate must be above 0 (got {float(zero)})"
+    assert not out.exists()
+    assert main([*argv, "--lr", "0.001"]) == 0
+    assert json.loads((out / "cifar10_4_7.json").read_text())["config"]["learning_rate"] == 0.001
+    assert _trained_rate(out) == pytest.approx(0.001)
+    assert main(argv) == 0
+    assert json.loads((out / "cifar10_4_7.json").read_text())["config"]["learning_rate"] is None
+    assert _trained_rate(out) == pytest.approx(RunConfig().lr) and RunConfig().lr != 0.001
 
 
 @pytest.mark.parametrize(
