@@ -223,8 +223,8 @@ class _ProgressBar:
     """One self-rewriting line on stderr, redrawn once per bundle of batch events (the
     runner's throttle)."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # the stderr of now (a test's capture), not of import
 
     def batches(self, events: list) -> None:
         if not self.stream.isatty():
