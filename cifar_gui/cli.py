@@ -26,6 +26,7 @@ from cifar_gui.config import (
     check_limit,
 )
 from cifar_gui.engine.errors import UserError, shown
+from cifar_gui.engine.files import write_failure
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report")
 EXIT_USER_ERROR = 2
@@ -213,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a write no caller turned into a UserError (a full disk, say)
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        print(f"error: {where}{write_failure(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

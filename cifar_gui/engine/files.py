@@ -56,6 +56,11 @@ def atomic_path(target: Path, suffix: str | None = None) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # A write's error names no file ("[Errno 28] No space left on device"): the target's.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)

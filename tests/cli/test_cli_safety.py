@@ -374,3 +374,17 @@ def test_file_size_limit_while_writing_the_final_model(run_copy, data):
     assert errors == [f"error: {run_copy / 'cifar10_4_7.h5'}: cannot write (File too large)"]
     assert result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
     assert snapshot(run_copy) == before
+
+
+def test_disk_full_while_writing_a_report_is_one_line(finished, tmp_path, capsys, monkeypatch):
+    """A write that no caller names (the report's page): one line naming its file, the
+    previous page intact."""
+    out = tmp_path / "report"
+    assert main(["report", str(finished / "cifar10_4_7.h5"), "--out", str(out)]) == 0
+    before = (out / "report.html").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(Path, "write_text", _no_space)
+    assert main(["report", str(finished / "cifar10_4_7.h5"), "--out", str(out)]) == 2
+    assert one_error_line(capsys) == f"error: {out / 'report.html'}: No space left on device"
+    assert (out / "report.html").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
