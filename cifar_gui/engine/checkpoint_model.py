@@ -15,7 +15,7 @@ from cifar_gui.engine.checkpoints import (
     remove_stale_files,
     write_state,
 )
-from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.errors import ModelError, first_line
 from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure
 from cifar_gui.engine.persistence import check_model_file, check_model_shapes
 from cifar_gui.engine.record import output_units
@@ -55,7 +55,7 @@ def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=True)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
     check_model_shapes(path, model)
     units = output_units(len(checkpoint.class_names))
@@ -90,5 +90,5 @@ def load_best_weights(model: keras.Model, directory: Path) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: cannot read the best epoch's weights ({reason})") from None

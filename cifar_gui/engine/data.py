@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from cifar_gui.config import MAX_CLASSES
-from cifar_gui.engine.errors import DataError, ImageError, UserError
+from cifar_gui.engine.errors import DataError, ImageError, UserError, first_line
 from cifar_gui.engine.files import atomic_path
 
 CIFAR10_CLASSES = (
@@ -317,7 +317,7 @@ def _read_batch(raw: bytes, name: str, where: Path, num_classes: int) -> tuple[n
         images = _batch_images(batch[b"data"])
         labels = _label_array(batch[b"labels"])
     except Exception as exc:
-        raise DataError(f"{where}: batch {name} is corrupt ({_first_line(exc)})") from None
+        raise DataError(f"{where}: batch {name} is corrupt ({first_line(exc)})") from None
     if labels is None:
         raise DataError(f"{where}: batch {name}: labels are not a list of whole numbers")
     if len(images) != len(labels):
@@ -467,13 +467,8 @@ def _load_archive(path: Path) -> Dataset:
     except _ArchiveRefused as exc:
         raise DataError(f"{path}: not a CIFAR-10 archive: {exc}") from None
     except Exception as exc:  # tar, zlib, EOF and OS errors of a damaged file
-        raise DataError(f"{path}: not a readable CIFAR-10 archive ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a readable CIFAR-10 archive ({first_line(exc)})") from None
     return _assemble(lambda name: found.pop(name, None), path, str(path))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------
@@ -524,7 +519,7 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
         except Image.UnidentifiedImageError:
             raise ImageError(f"{path}: {_unread_format(f)}") from None
         except Exception as exc:  # PIL raises many types for broken files
-            raise ImageError(f"{path}: unreadable image ({_first_line(exc)})") from None
+            raise ImageError(f"{path}: unreadable image ({first_line(exc)})") from None
 
 
 def _unread_format(f: BinaryIO) -> str:
@@ -725,7 +720,7 @@ def download_cifar10(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"could not download CIFAR-10 from {url} ({_first_line(exc)})") from None
+        raise DataError(f"could not download CIFAR-10 from {url} ({first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------------------

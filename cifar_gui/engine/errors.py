@@ -20,6 +20,13 @@ def shown(text: str | os.PathLike) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (at most 200 characters), or its type's
+    name when it has none: the cause inside a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input (a path, a file, a name); the message names the problem and the path.
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.errors import ModelError, first_line
 
 MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 
@@ -82,10 +82,7 @@ def write_failure(exc: BaseException) -> str:
     if not isinstance(number, int) or not number:
         found = _HDF5_ERRNO.search(str(exc))
         number = int(found.group(1)) if found else None
-    if number:
-        return os.strerror(number)
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return os.strerror(number) if number else first_line(exc)
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

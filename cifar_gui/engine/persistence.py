@@ -23,7 +23,7 @@ import h5py
 import keras
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.errors import ModelError, first_line
 from cifar_gui.engine.files import (
     MAX_JSON_BYTES,
     WRITE_ERRORS,
@@ -206,7 +206,7 @@ def _check_config(path: Path, config: str | bytes, *, legacy: bool, what: str) -
                 math.prod(v.shape) * _dtype_bytes(v.dtype) for v in getattr(model, "variables", ())
             )
     except Exception as exc:  # a config Keras could not build either
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: not a loadable {what} ({reason})") from None
     finally:
         # The variables made here are never initialised: Keras keeps no list of them.
@@ -348,5 +348,5 @@ def _keras_load(path: Path, compile: bool) -> keras.Model:
     try:
         return keras.models.load_model(path, compile=compile)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: not a loadable Keras model ({reason})") from None
