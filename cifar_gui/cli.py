@@ -21,7 +21,8 @@ from cifar_gui.config import (
     flagged,
     pretrain_defaults,
 )
-from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.errors import UserError, shown
+from cifar_gui.engine.files import write_failure
 from cifar_gui.settings import CLASSES_HELP
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
@@ -205,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:  # a write no caller turned into a UserError (a full disk, say)
+        where = f"{shown(exc.filename)}: " if exc.filename else ""
+        print(f"error: {where}{write_failure(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
@@ -214,8 +219,8 @@ class _ProgressBar:
     """One self-rewriting line on stderr, redrawn once per bundle of batch events (the
     runner's throttle)."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # the stderr of now (a test's capture), not of import
 
     def batches(self, events: list) -> None:
         if not self.stream.isatty():
@@ -249,7 +254,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         plan = plan_run(resume=args.resume, **_resume_changes(args, "train", RESUME_CHANGES))
         print(
-            f"resuming {plan.resume.directory} at epoch {plan.resume.epochs_completed + 1} "
+            f"resuming {shown(plan.resume.directory)} at epoch {plan.resume.epochs_completed + 1} "
             f"of {plan.config.epochs}",
             file=sys.stderr,
         )
@@ -286,7 +291,7 @@ def _run_plan(plan) -> int:
         return 0
     accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
-    print(f"saved {finished.path} ({score}, {record.seconds:.1f} s, {record.device})")
+    print(f"saved {shown(finished.path)} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
 
@@ -348,7 +353,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     loaded = load_model(args.model)
     subset = _load_subset_for(loaded, args.data, args.classes, args.limit)
     result = evaluate(loaded.model, subset.x_test, subset.y_test, subset.num_classes)
-    print(f"model {args.model}")
+    print(f"model {shown(args.model)}")
     print(f"classes {', '.join(subset.class_names)}; {len(subset.y_test)} test images")
     print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
     width = max(len(n) for n in subset.class_names)
@@ -374,7 +379,7 @@ def _predict(args: argparse.Namespace) -> int:
             )
         else:
             detail = ", ".join(f"{k} {v:.3f}" for k, v in probs.items())
-            print(f"{prediction.path}: {prediction.label} ({detail})")
+            print(f"{shown(prediction.path)}: {prediction.label} ({detail})")
     return 0
 
 
@@ -383,7 +388,7 @@ def _data(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data)
     counts = dataset.counts()
-    print(f"source {dataset.source}")
+    print(f"source {shown(dataset.source)}")
     print(f"{'':>3} {'class':<12} {'train':>6} {'test':>6}")
     for i, name in enumerate(dataset.class_names):
         print(f"{i:>3} {name:<12} {counts['train'][i]:>6} {counts['test'][i]:>6}")
@@ -449,9 +454,9 @@ def _study(args: argparse.Namespace) -> int:
 
     finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True, on_run=on_run)
     if finished.report is None:
-        print(f"stopped; continue with: cifar-gui study --resume {plan.folder}")
+        print(f"stopped; continue with: cifar-gui study --resume {shown(plan.folder)}")
         return 0
-    print(f"study done: {plan.folder}; report {finished.report}")
+    print(f"study done: {shown(plan.folder)}; report {shown(finished.report)}")
     return 0
 
 
@@ -466,7 +471,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.data:
         words += ["--data", args.data]
     path = write_report(runs, out, data=args.data, report_command=shlex.join(words))
-    print(f"report {path}")
+    print(f"report {shown(path)}")
     return 0
 
 

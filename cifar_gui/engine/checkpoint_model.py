@@ -15,9 +15,9 @@ from cifar_gui.engine.checkpoints import (
     remove_stale_files,
     write_state,
 )
-from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.files import atomic_path
-from cifar_gui.engine.persistence import check_model_file
+from cifar_gui.engine.errors import ModelError, first_line
+from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure
+from cifar_gui.engine.persistence import check_model_file, check_model_shapes
 from cifar_gui.engine.record import output_units
 
 
@@ -35,13 +35,13 @@ def save_checkpoint(model: keras.Model, checkpoint: Checkpoint) -> None:
             model.save(tmp)
         failing = state_path
         write_state(checkpoint)
-    except OSError as exc:
+    except WRITE_ERRORS as exc:
         if failing == state_path:
             # No state names the new model; the previous state and model stay.
             with contextlib.suppress(OSError):
                 model_path.unlink()
         raise ModelError(
-            f"{failing}: cannot write the checkpoint ({exc.strerror or exc}); the last "
+            f"{failing}: cannot write the checkpoint ({write_failure(exc)}); the last "
             "complete checkpoint is kept"
         ) from None
     remove_stale_files(checkpoint.directory, keep=model_path.name)
@@ -55,11 +55,12 @@ def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=True)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: not a loadable checkpoint ({reason})") from None
+    check_model_shapes(path, model)
     units = output_units(len(checkpoint.class_names))
-    output = getattr(model, "output_shape", None)
-    if not (isinstance(output, tuple) and len(output) == 2 and output[-1] == units):
+    output = model.output_shape
+    if output[-1] != units:
         raise ModelError(
             f"{path}: model output {output} does not fit the run's "
             f"{len(checkpoint.class_names)} classes; it cannot be resumed"
@@ -77,8 +78,10 @@ def save_best_weights(model: keras.Model, directory: Path) -> None:
     try:
         with atomic_path(path, suffix=".weights.h5") as tmp:
             model.save_weights(tmp)
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot write the best epoch's weights ({exc})") from None
+    except WRITE_ERRORS as exc:
+        raise ModelError(
+            f"{path}: cannot write the best epoch's weights ({write_failure(exc)})"
+        ) from None
 
 
 def load_best_weights(model: keras.Model, directory: Path) -> None:
@@ -87,5 +90,5 @@ def load_best_weights(model: keras.Model, directory: Path) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: cannot read the best epoch's weights ({reason})") from None

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image
 
 from cifar_gui import tutorial
-from cifar_gui.engine.errors import DataError, ImageError, UserError
+from cifar_gui.config import MAX_CLASSES
+from cifar_gui.engine.errors import DataError, ImageError, UserError, first_line
 from cifar_gui.engine.files import atomic_path
 
 CIFAR10_CLASSES = (
@@ -64,6 +65,8 @@ MAX_IMAGE_PIXELS = 64_000_000  # width x height: ~200 MB of RGB to decode
 # goes through a 20,000,000 x 32 intermediate (1.9 GB).
 MAX_IMAGE_SIDE = 32_768
 MAX_BATCH_BYTES = 64 << 20  # one pickled batch file (the official ones are 30 MB)
+MAX_BATCH_IMAGES = 10_000  # images in one official batch file
+IMAGE_BYTES = 3 * IMAGE_SIZE[0] * IMAGE_SIZE[1]  # one image of a batch: 3,072 bytes, R G B
 MAX_ARCHIVE_MEMBERS = 64  # the official archive has 9
 MAX_ARCHIVE_BYTES = 512 << 20  # all members together (the official archive: 184 MB)
 MAX_TAR_HEADER_BYTES = 1 << 20  # a long name or a pax header inside an archive
@@ -243,6 +246,15 @@ def _read_file(path: Path, limit: int, error: type[UserError]) -> bytes:
     return raw
 
 
+class _ArrayType:
+    """What the unpickler hands out for ``numpy.ndarray``: the array type as ``_reconstruct``'s
+    argument, never callable, since ``ndarray(shape, dtype)`` allocates an array of any shape
+    that no byte of the file fills (a pickle of 89 bytes could ask for 768 MB)."""
+
+    def __new__(cls, *_args: object) -> _ArrayType:
+        raise pickle.UnpicklingError("declares an array whose bytes are not in the file")
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and plain containers only, so a crafted file cannot run code, and
     no array larger than the file itself, so a tiny file cannot claim gigabytes."""
@@ -250,7 +262,6 @@ class _ArrayUnpickler(pickle.Unpickler):
     _RECONSTRUCT: ClassVar[frozenset[tuple[str, str]]] = frozenset(
         {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
     )
-    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = _RECONSTRUCT | {("numpy", "ndarray")}
 
     def __init__(self, raw: bytes) -> None:
         super().__init__(io.BytesIO(raw), encoding="bytes")
@@ -259,24 +270,27 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) == ("numpy", "dtype"):
             return _plain_dtype
-        if (module, name) not in self._ALLOWED:
+        if (module, name) == ("numpy", "ndarray"):
+            return _ArrayType
+        if (module, name) not in self._RECONSTRUCT:
             raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
-        found = super().find_class(module, name)
-        return self._bounded(found) if (module, name) in self._RECONSTRUCT else found
+        return self._bounded(super().find_class(module, name))
 
     def _bounded(self, reconstruct: Callable) -> Callable:
         def checked(subtype, shape, dtype):
             # numpy pickles every array as an empty (0,) one filled from the file's bytes
             # later; a pickle that asks for a bigger one up front allocates it from nothing.
+            # The array's bytes then come from the file: numpy's __setstate__ refuses a
+            # shape that its data does not fill.
             dims = (shape,) if isinstance(shape, int) else tuple(shape)
-            if subtype is not np.ndarray or not all(type(d) is int and d >= 0 for d in dims):
+            if subtype is not _ArrayType or not all(type(d) is int and d >= 0 for d in dims):
                 raise pickle.UnpicklingError("not a plain numpy array")
             nbytes = math.prod(dims) * _plain_dtype(dtype).itemsize
             if nbytes > self._budget:
                 raise pickle.UnpicklingError(
                     f"declares a {dims} array of {nbytes:,} bytes, larger than the file"
                 )
-            return reconstruct(subtype, dims, dtype)
+            return reconstruct(np.ndarray, dims, dtype)
 
         return checked
 
@@ -290,17 +304,22 @@ def _plain_dtype(*args) -> np.dtype:
 
 
 def _read_batch(raw: bytes, name: str, where: Path, num_classes: int) -> tuple[np.ndarray, ...]:
-    """One pickled CIFAR batch -> (N, 32, 32, 3) uint8, (N,) int64 labels in 0..num_classes-1."""
+    """One pickled CIFAR batch -> (N, 32, 32, 3) uint8, (N,) int64 labels in 0..num_classes-1.
+
+    ``data`` must be an array of at most :data:`MAX_BATCH_IMAGES` rows of
+    :data:`IMAGE_BYTES`, ``labels`` a flat list (or array) of at most as many whole numbers,
+    checked before anything of their size is made: a list repeats an element at two bytes a
+    reference, so nested lists can expand to billions of elements.
+    """
     try:
         batch = _ArrayUnpickler(raw).load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"])
-        images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError("not a dict of data and labels")
+        images = _batch_images(batch[b"data"])
+        labels = _label_array(batch[b"labels"])
     except Exception as exc:
-        raise DataError(f"{where}: batch {name} is corrupt ({_first_line(exc)})") from None
-    if labels.size == 0:
-        labels = labels.astype(np.int64)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{where}: batch {name} is corrupt ({first_line(exc)})") from None
+    if labels is None:
         raise DataError(f"{where}: batch {name}: labels are not a list of whole numbers")
     if len(images) != len(labels):
         raise DataError(f"{where}: batch {name} has {len(images)} images but {len(labels)} labels")
@@ -313,13 +332,53 @@ def _read_batch(raw: bytes, name: str, where: Path, num_classes: int) -> tuple[n
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
+def _batch_images(data: object) -> np.ndarray:
+    """A batch's data, an (N, 3072) array, as (N, 32, 32, 3) uint8; its shape checked first."""
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"data is a {type(data).__name__}, not an array")
+    if data.ndim != 2 or data.shape[1] != IMAGE_BYTES or len(data) > MAX_BATCH_IMAGES:
+        raise ValueError(
+            f"data of shape {data.shape}, not (N, {IMAGE_BYTES}) with N at most "
+            f"{MAX_BATCH_IMAGES:,}"
+        )
+    return data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def _label_array(labels: object) -> np.ndarray | None:
+    """A batch's labels as a 1-D integer array; None when they are not a flat list (or array)
+    of whole numbers. Raises ValueError for more than a batch holds."""
+    if not isinstance(labels, list | np.ndarray):
+        return None
+    if len(labels) > MAX_BATCH_IMAGES:
+        raise ValueError(f"{len(labels):,} labels, more than {MAX_BATCH_IMAGES:,}")
+    if isinstance(labels, list):
+        # Only a flat list of ints is converted: np.asarray would expand nested references.
+        if not all(type(v) is int for v in labels):
+            return None
+        labels = np.asarray(labels) if labels else np.zeros(0, np.int64)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return None
+    return labels
+
+
 def _read_meta(raw: bytes | None) -> tuple[str, ...]:
+    """The class names of ``batches.meta``; CIFAR-10's when it is missing or not a list of at
+    most :data:`MAX_CLASSES` names (``str`` of anything else could expand a nested list)."""
     if raw is None:
         return CIFAR10_CLASSES
     try:
-        meta = _ArrayUnpickler(raw).load()
-        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"])
+        names = _ArrayUnpickler(raw).load()[b"label_names"]
     except Exception:
+        return CIFAR10_CLASSES
+    if not (
+        isinstance(names, list)
+        and 0 < len(names) <= MAX_CLASSES
+        and all(isinstance(n, bytes | str) and len(n) <= 1000 for n in names)
+    ):
+        return CIFAR10_CLASSES
+    try:
+        return tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+    except UnicodeDecodeError:
         return CIFAR10_CLASSES
 
 
@@ -409,13 +468,8 @@ def _load_archive(path: Path) -> Dataset:
     except _ArchiveRefused as exc:
         raise DataError(f"{path}: not a CIFAR-10 archive: {exc}") from None
     except Exception as exc:  # tar, zlib, EOF and OS errors of a damaged file
-        raise DataError(f"{path}: not a readable CIFAR-10 archive ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a readable CIFAR-10 archive ({first_line(exc)})") from None
     return _assemble(lambda name: found.pop(name, None), path, str(path))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------
@@ -464,9 +518,25 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] = IMAGE_SIZE) -> n
         except Image.DecompressionBombError:  # Pillow's own check, at twice the limit
             raise ImageError(f"{path}: image too large ({limits})") from None
         except Image.UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file") from None
+            raise ImageError(f"{path}: {_unread_format(f)}") from None
         except Exception as exc:  # PIL raises many types for broken files
-            raise ImageError(f"{path}: unreadable image ({_first_line(exc)})") from None
+            raise ImageError(f"{path}: unreadable image ({first_line(exc)})") from None
+
+
+def _unread_format(f: BinaryIO) -> str:
+    """What a file that no decoder of :data:`IMAGE_FORMATS` takes is: the format Pillow knows
+    it as (from its header; no pixel is decoded, so no external program runs), or not an
+    image file."""
+    Image.init()
+    others = [name for name in Image.OPEN if name not in IMAGE_FORMATS]
+    try:
+        f.seek(0)
+        with Image.open(f, formats=others) as img:
+            kind = f"{img.format} ({img.format_description})"
+    except Exception:  # any header Pillow cannot parse either
+        return "not an image file"
+    listed = f"{', '.join(IMAGE_FORMATS[:-1])} and {IMAGE_FORMATS[-1]}"
+    return f"the {kind} format is not one this app reads (it reads {listed})"
 
 
 def _list_image_folder(
@@ -562,7 +632,11 @@ def _read_cache(path: Path, counts: dict[str, int]) -> dict[str, np.ndarray] | N
         with open_regular(path, DataError) as f, zipfile.ZipFile(f) as archive:
             images = {}
             for split in SPLITS:
-                with archive.open(f"x_{split}.npy") as member:
+                name = f"x_{split}.npy"
+                # Its stored size first: pixels the file cannot hold are never allocated.
+                if archive.getinfo(name).file_size < counts[split] * IMAGE_BYTES:
+                    return None
+                with archive.open(name) as member:
                     images[split] = _read_npy(member, (counts[split], *IMAGE_SIZE, 3))
             return images
     except Exception:
@@ -647,7 +721,7 @@ def download_cifar10(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"could not download CIFAR-10 from {url} ({_first_line(exc)})") from None
+        raise DataError(f"could not download CIFAR-10 from {url} ({first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------------------

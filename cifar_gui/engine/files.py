@@ -11,12 +11,13 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.errors import ModelError, first_line
 
 MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 
@@ -55,9 +56,33 @@ def atomic_path(target: Path, suffix: str | None = None) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # A write's error names no file ("[Errno 28] No space left on device"): the target's.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+# What a failed save raises: OSError, and from h5py also RuntimeError, when HDF5 cannot close
+# a file whose write failed ("Can't decrement id ref count (... errno = 27 ...)").
+WRITE_ERRORS = (OSError, RuntimeError)
+# HDF5 reports a failed write in a message of several lines (a ctime, buffer addresses) that
+# holds the system's error number: "..., errno = 28, error message = 'No space left ...'".
+_HDF5_ERRNO = re.compile(r"\berrno = (\d+)")
+
+
+def write_failure(exc: BaseException) -> str:
+    """Why a write failed, in a few words for one line: the system's words for its error
+    number ("No space left on device"), also where HDF5 buried it in a longer message; else
+    the first line of the message."""
+    number = getattr(exc, "errno", None)
+    if not isinstance(number, int) or not number:
+        found = _HDF5_ERRNO.search(str(exc))
+        number = int(found.group(1)) if found else None
+    return os.strerror(number) if number else first_line(exc)
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
@@ -101,7 +126,7 @@ def check_can_write(path: Path, *, folder: bool = False) -> None:
     try:
         _check_can_write(Path(path), folder)
     except OSError as exc:  # a name too long for the file system, when its folder exists
-        raise ModelError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+        raise ModelError(f"{path}: cannot be written ({write_failure(exc)})") from None
 
 
 def _check_can_write(path: Path, folder: bool) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import math
+import re
 import struct
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -20,8 +23,14 @@ import h5py
 import keras
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.files import atomic_path, write_json
+from cifar_gui.engine.errors import ModelError, first_line
+from cifar_gui.engine.files import (
+    MAX_JSON_BYTES,
+    WRITE_ERRORS,
+    atomic_path,
+    write_failure,
+    write_json,
+)
 from cifar_gui.engine.record import RunRecord, class_count, read_record, sidecar_path
 
 # Bounds checked before Keras opens a model file. The largest model of this app, a finetune
@@ -96,10 +105,10 @@ def save_model(model: keras.Model, path: str | Path, record: RunRecord | None) -
             write_json(side, {} if record is None else record.to_dict())
             side_replaced, failing = True, path
         # The model's rename happened as the block above closed.
-    except OSError as exc:
+    except WRITE_ERRORS as exc:
         if side_replaced:
             _restore(side, previous)
-        raise ModelError(f"{failing}: cannot write ({exc.strerror or exc})") from None
+        raise ModelError(f"{failing}: cannot write ({write_failure(exc)})") from None
     return path
 
 
@@ -117,12 +126,14 @@ def check_model_file(path: Path, what: str = "Keras model") -> None:
     """Raise :class:`ModelError` unless the model file's sizes are bounded, before Keras
     reads it: a ``.keras`` is a zip, so its member count, total uncompressed size and
     compression ratio are checked; the datasets of an HDF5 file (a ``.h5``, or the weights
-    inside a ``.keras``) may not declare more bytes than :data:`MAX_MODEL_BYTES` in all.
+    inside a ``.keras``) may not declare more bytes than :data:`MAX_MODEL_BYTES` in all, and
+    neither may the layers its config describes (:func:`_check_config`). Told apart by
+    content, as Keras tells them: a zip named ``.h5`` is loaded as a ``.keras``.
     """
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
         raise ModelError(f"{path}: {size:,} bytes, more than a model of this app can be")
-    if path.suffix == ".keras":
+    if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
                 members = archive.infolist()
@@ -131,10 +142,80 @@ def check_model_file(path: Path, what: str = "Keras model") -> None:
                     if member.filename.endswith(".h5"):
                         with _open_member(archive, raw, member) as f:
                             _check_h5(path, f, what)
+                config = _config_text(archive)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
+        if config is not None:
+            _check_config(path, config, legacy=False, what=what)
     elif h5py.is_hdf5(path):
-        _check_h5(path, path)
+        _check_h5(path, path, what)
+
+
+def _config_text(archive: zipfile.ZipFile) -> bytes | None:
+    """The ``config.json`` of a ``.keras`` (None without one: Keras then refuses the file)."""
+    try:
+        member = archive.getinfo("config.json")
+    except KeyError:
+        return None
+    if member.file_size > MAX_JSON_BYTES:
+        raise ValueError(f"config.json of {member.file_size:,} bytes")
+    return archive.read(member)
+
+
+def _dtype_bytes(dtype: str) -> int:
+    """Bytes per element of a Keras dtype name: float32 4, bfloat16 2, bool 1."""
+    bits = re.search(r"\d+", str(dtype))
+    return max(1, int(bits.group()) // 8) if bits else 1
+
+
+def _check_config(path: Path, config: str | bytes, *, legacy: bool, what: str) -> None:
+    """Refuse a model whose layers, as its config describes them, would hold more than
+    :data:`MAX_MODEL_BYTES` of weights, before Keras builds them: they are built in a
+    stateless scope, where Keras records each variable's shape and allocates nothing (a
+    config of a few bytes can ask for a Dense layer of billions of units).
+
+    ``legacy``: the config of a ``.h5``, read as Keras reads it there. Keras' private
+    modules (as of 3.15) are the only way to build a config as ``load_model`` does.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.legacy.saving import json_utils, saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    waiting = len(pending)
+    legacy_scope = (
+        saving_options.keras_option_scope(use_legacy_config=True)
+        if legacy
+        else contextlib.nullcontext()
+    )
+    try:
+        text = config.decode("utf-8") if isinstance(config, bytes) else config
+        parsed = json_utils.decode(text) if legacy else json.loads(text)
+        if isinstance(parsed, dict):
+            parsed.pop("compile_config", None)  # only the layers: no optimizer, no metrics
+        with (
+            legacy_scope,
+            serialization_lib.SafeModeScope(True),
+            keras.StatelessScope(initialize_variables=False),
+        ):
+            if legacy:
+                model = saving_utils.model_from_config(parsed)
+            else:
+                model = serialization_lib.deserialize_keras_object(parsed)
+            declared = sum(
+                math.prod(v.shape) * _dtype_bytes(v.dtype) for v in getattr(model, "variables", ())
+            )
+    except Exception as exc:  # a config Keras could not build either
+        reason = first_line(exc)
+        raise ModelError(f"{path}: not a loadable {what} ({reason})") from None
+    finally:
+        # The variables made here are never initialised: Keras keeps no list of them.
+        del (global_state.get_global_attribute("uninitialized_variables") or [])[waiting:]
+    if declared > MAX_MODEL_BYTES:
+        raise ModelError(
+            f"{path}: its layers declare {declared:,} bytes of weights, more than "
+            f"{MAX_MODEL_BYTES:,}; not a model of this app"
+        )
 
 
 class _StoredMember(io.RawIOBase):
@@ -206,12 +287,25 @@ def _check_h5(path: Path, source: Any, what: str = "Keras model") -> None:
     try:
         with h5py.File(source, "r") as f:
             f.visititems(visit)
-    except OSError as exc:
+            config = _h5_config(f) if source is path else None
+    except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a loadable {what} ({exc})") from None
     if objects > MAX_H5_OBJECTS:
         raise ModelError(f"{path}: more than {MAX_H5_OBJECTS:,} HDF5 objects")
     if declared > MAX_MODEL_BYTES:
         raise ModelError(f"{path}: its weights declare more than {MAX_MODEL_BYTES:,} bytes")
+    if config is not None:
+        _check_config(path, config, legacy=True, what=what)
+
+
+def _h5_config(f: h5py.File) -> str | bytes | None:
+    """A ``.h5`` model's ``model_config`` attribute, its size checked before it is read."""
+    if "model_config" not in f.attrs:
+        return None
+    size = f.attrs.get_id("model_config").get_storage_size()
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"a model config of {size:,} bytes")
+    return f.attrs["model_config"]
 
 
 def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
@@ -226,15 +320,27 @@ def load_model(path: str | Path, compile: bool = False) -> LoadedModel:
         raise ModelError(f"{path}: no such model file")
     check_model_file(path)
     model = _keras_load(path, compile)
-    shape = getattr(model, "input_shape", None)
-    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
-        raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
-    output = getattr(model, "output_shape", None)
-    if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
-        raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
+    check_model_shapes(path, model)
     # A broken sidecar must not make a good model unusable: it counts as absent. (Class names
     # that do not fit the outputs are refused where they are used, with both counts.)
     return LoadedModel(model, path, read_record(sidecar_path(path)))
+
+
+def check_model_shapes(path: Path, model: keras.Model) -> None:
+    """Raise :class:`ModelError` unless ``model`` is an image classifier of a fixed image
+    size: input (N, height, width, 1 or 3), output (N, classes). Every path that opens a model
+    checks this, so a model that cannot be used says why before an image is blamed."""
+    shape = getattr(model, "input_shape", None)
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] in (1, 3)):
+        raise ModelError(f"{path}: model input {shape} is not an image (N, H, W, 1 or 3)")
+    if not all(type(d) is int and d > 0 for d in shape[1:3]):
+        raise ModelError(
+            f"{path}: model input {shape} has no fixed image size; this app needs a model of "
+            "one height and width, such as (None, 32, 32, 3)"
+        )
+    output = getattr(model, "output_shape", None)
+    if not (isinstance(output, tuple) and len(output) == 2 and (output[-1] or 0) >= 1):
+        raise ModelError(f"{path}: model output {output} is not a classifier's (N, classes)")
 
 
 def _keras_load(path: Path, compile: bool) -> keras.Model:
@@ -242,5 +348,5 @@ def _keras_load(path: Path, compile: bool) -> keras.Model:
     try:
         return keras.models.load_model(path, compile=compile)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ModelError(f"{path}: not a loadable Keras model ({reason})") from None

@@ -21,7 +21,7 @@ from typing import Any
 import matplotlib
 
 from cifar_gui import tutorial
-from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.record import read_record, sidecar_path
 from cifar_gui.engine.report_claims import (
@@ -179,7 +179,7 @@ def write_report(
     )
     path = out / REPORT_FILE
     with atomic_path(path) as tmp:
-        tmp.write_text(render(content), encoding="utf-8")
+        tmp.write_text(shown(render(content)), encoding="utf-8")  # non-UTF-8 names as \xNN
     return path
 
 

@@ -15,6 +15,7 @@ names TensorBoard's plugin for each (``scalars``, ``text``), which is what those
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +60,8 @@ class TensorBoardLog:
         if self.fresh and self.directory.is_dir():
             shutil.rmtree(self.directory, ignore_errors=True)  # a new run: no old curves
         self.writers = {
-            name: tf.summary.create_file_writer(str(self.directory / name))
+            # Bytes: TensorFlow takes no str holding the surrogates of a non-UTF-8 name.
+            name: tf.summary.create_file_writer(os.fsencode(self.directory / name))
             for name in ("train", "validation")
         }
         if self.fresh:

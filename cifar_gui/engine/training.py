@@ -429,10 +429,15 @@ class _ProgressBridge(keras.callbacks.Callback):
 
 class _BestKeeper:
     """With ``keep_best``: the weights of the best epoch so far (:func:`best_epoch`), kept
-    beside the checkpoint when there is one, so a resumed run still has them, else in memory."""
+    beside the checkpoint when there is one, so a resumed run still has them, else in memory.
 
-    def __init__(self, model: keras.Model, folder: Path | None):
-        self.model, self.folder = model, folder
+    ``writes`` False (a multi-worker run's other workers): kept in memory only, never written
+    to ``folder``; a best epoch from before a resume is read from the chief's file there, so
+    every worker ends with the same weights (their evaluation is one computation).
+    """
+
+    def __init__(self, model: keras.Model, folder: Path | None, writes: bool = True):
+        self.model, self.folder, self.writes = model, folder, writes
         self.weights: list[np.ndarray] | None = None
 
     def check(self, resume: Checkpoint | None) -> None:
@@ -449,7 +454,7 @@ class _BestKeeper:
         """Keep the weights of the epoch just completed when it is the best so far."""
         if best_epoch(history) != len(history.get("loss", ())) - 1:
             return
-        if self.folder is not None:
+        if self.folder is not None and self.writes:
             save_best_weights(self.model, self.folder)  # before the state names the epoch
         else:
             self.weights = [w.copy() for w in self.model.get_weights()]
@@ -460,7 +465,9 @@ class _BestKeeper:
         best = best_epoch({k: v[:completed] for k, v in history.items()})
         if best is None or best == completed - 1:
             return None
-        if self.folder is not None:
+        if self.weights is not None and not self.writes:
+            self.model.set_weights(self.weights)  # the best epoch came after the resume
+        elif self.folder is not None:
             load_best_weights(self.model, self.folder)
         else:
             self.model.set_weights(self.weights)
@@ -566,7 +573,9 @@ def train(
             if checkpoints.is_dir():
                 remove_stale_files(checkpoints, keep=None)
         chief_folder = checkpoints if is_chief(strategy) else None
-        keeper = _BestKeeper(model, chief_folder) if config.keep_best else None
+        keeper = None
+        if config.keep_best:
+            keeper = _BestKeeper(model, checkpoints, writes=chief_folder is not None)
         if keeper is not None:
             keeper.check(resume)
         log = None

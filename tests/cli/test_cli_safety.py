@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cifar_gui.cli import build_parser, main
+from cifar_gui.config import RunConfig
 from cifar_gui.engine import checkpoints as checkpoints_module
 from cifar_gui.engine.checkpoints import STATE_FILE, read_checkpoint
 from tests.conftest import write_cifar_batches
@@ -121,12 +122,30 @@ def test_help_says_how_names_and_indices_are_told_apart(capsys):
     assert "a name that matches a class is that class; otherwise a whole number" in text
 
 
-def test_lr_zero_is_not_silently_the_default(tmp_path, data, capsys):
-    """An explicit rate is the rate trained with and recorded; none given: the seed's."""
+def _trained_rate(out: Path) -> float:
+    """The learning rate of the optimizer the run trained with (its checkpoint keeps it)."""
+    import keras
+
+    model = keras.saving.load_model(out / CHECKPOINT / "epoch-0001.keras")
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0", "-0"])
+def test_lr_zero_is_not_silently_the_default(tmp_path, data, capsys, zero):
+    """--lr 0 is refused, never trained with the seed's rate in its place (as ``args.lr or
+    default`` would); an explicit rate is the rate trained with and recorded; none given:
+    the seed's, recorded as none."""
     out = tmp_path / "out"
-    assert main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(out), "--lr", "0.001"]) == 0
-    meta = json.loads((out / "cifar10_4_7.json").read_text())
-    assert meta["config"]["learning_rate"] == 0.001
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--lr", zero]) == 2
+    assert one_error_line(capsys) == f"error: learning rate must be above 0 (got {float(zero)})"
+    assert not out.exists()
+    assert main([*argv, "--lr", "0.001"]) == 0
+    assert json.loads((out / "cifar10_4_7.json").read_text())["config"]["learning_rate"] == 0.001
+    assert _trained_rate(out) == pytest.approx(0.001)
+    assert main(argv) == 0
+    assert json.loads((out / "cifar10_4_7.json").read_text())["config"]["learning_rate"] is None
+    assert _trained_rate(out) == pytest.approx(RunConfig().lr) and RunConfig().lr != 0.001
 
 
 @pytest.mark.parametrize(
@@ -277,3 +296,95 @@ def test_file_size_limit_while_writing_the_checkpoint(resumable):
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "epoch-0002.keras: cannot write the checkpoint (File too large)" in errors[0]
     assert snapshot(resumable) == before
+
+
+def _h5py_no_space(filepath, *args, **kwargs) -> None:
+    """What h5py raises when the disk fills under an HDF5 write (its exact form, here with
+    ENOSPC): the message spans lines and hides the cause among addresses."""
+    Path(filepath).write_bytes(b"half a model")
+    raise OSError(
+        errno.ENOSPC,
+        "Can't close file (file write failed: time = Fri Dec  4 18:35:24 2026\n, filename = "
+        f"'{filepath}', file descriptor = 3, errno = 28, error message = 'No space left on "
+        "device', buf = 0x5614a69fd570, total write size = 6144, bytes this sub-write = 6144, "
+        "offset = 4096)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "message"),
+    [
+        ("model", "save", "cifar10_4_7.h5: cannot write (No space left on device)"),
+        ("sidecar", "write_json", "cifar10_4_7.json: cannot write (No space left on device)"),
+    ],
+)
+def test_disk_full_without_checkpoint_is_one_line(
+    run_copy, data, capsys, monkeypatch, target, patch, message
+):
+    """--no-checkpoint: the final save is the only one; the previous run's files stay."""
+    import keras
+
+    from cifar_gui.engine import persistence
+
+    before = snapshot(run_copy)
+    if patch == "save":
+        monkeypatch.setattr(keras.Model, "save", lambda self, path, *a, **k: _h5py_no_space(path))
+    else:
+        monkeypatch.setattr(persistence, "write_json", _no_space)
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"error: {run_copy / message}"
+    assert snapshot(run_copy) == before
+
+
+def test_disk_full_while_keeping_the_best_weights(tmp_path, data, capsys, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(
+        keras.Model, "save_weights", lambda self, path, *a, **k: _h5py_no_space(path)
+    )
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--keep-best", "--out", str(out)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == (
+        f"error: {out / CHECKPOINT / 'best.weights.h5'}: cannot write the best epoch's weights "
+        "(No space left on device)"
+    )
+    assert not any(p.name.startswith(".") for p in out.rglob("*")), "a temporary file is left"
+
+
+def test_file_size_limit_while_writing_the_final_model(run_copy, data):
+    """A real HDF5 write failure (RLIMIT_FSIZE of 1 MiB: EFBIG), with --no-checkpoint: one
+    line naming the model and the cause, no HDF5 message, the previous model intact."""
+    before = snapshot(run_copy)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20)); "
+        "from cifar_gui.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "HDF5" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {run_copy / 'cifar10_4_7.h5'}: cannot write (File too large)"]
+    assert result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
+    assert snapshot(run_copy) == before
+
+
+def test_disk_full_while_writing_a_report_is_one_line(finished, tmp_path, capsys, monkeypatch):
+    """A write that no caller names (the report's page): one line naming its file, the
+    previous page intact."""
+    out = tmp_path / "report"
+    assert main(["report", str(finished / "cifar10_4_7.h5"), "--out", str(out)]) == 0
+    before = (out / "report.html").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(Path, "write_text", _no_space)
+    assert main(["report", str(finished / "cifar10_4_7.h5"), "--out", str(out)]) == 2
+    assert one_error_line(capsys) == f"error: {out / 'report.html'}: No space left on device"
+    assert (out / "report.html").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

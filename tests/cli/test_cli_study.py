@@ -120,12 +120,26 @@ def test_study_runs_the_four_variants_and_reports(saved, tmp_path, capsys):
     args = ["study", "--data", str(data), "--epochs", "1", "--weights", "none"]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    assert printed.out.strip() == f"study done: {out}; report {out / 'report' / 'report.html'}"
+    report = out / "report" / "report.html"
+    assert printed.out.strip() == f"study done: {out}; report {report}"
     assert "run 4 of 4: finetune" in printed.err
+    assert "done already" not in printed.err  # a new study trains every run
+    assert any(line.startswith("epoch 1/1: loss") for line in printed.err.splitlines())
     record = json.loads((out / "study.json").read_text())
     assert [r["state"] for r in record["runs"]] == ["done"] * 4
     assert RunConfig.from_dict(record["config"]).weights == "none"
+    models = {p.name: p.read_bytes() for p in out.glob("*.h5")}
+    assert len(models) == 4
     # Resuming a finished study trains nothing and writes the report again.
+    report.unlink()
     assert main(["study", "--resume", str(out)]) == 0
-    assert printed.err.count("done already") == 0
-    assert capsys.readouterr().err.count("done already") == 4
+    resumed = capsys.readouterr()  # the resume's own output, not the first run's
+    assert resumed.out.strip() == f"study done: {out}; report {report}"
+    lines = resumed.err.splitlines()
+    assert [line for line in lines if "done already" in line] == [
+        f"run {i} of 4: {v} done already"
+        for i, v in enumerate(("baseline", "augmented", "transfer", "finetune"), 1)
+    ]
+    assert not [line for line in lines if line.startswith("epoch ")], "a run trained again"
+    assert report.is_file()
+    assert {p.name: p.read_bytes() for p in out.glob("*.h5")} == models

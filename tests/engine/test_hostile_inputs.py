@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +94,35 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch):
     with pytest.raises(ImageError) as info:
         read_image(path)
     assert not marker.exists(), "an external program was started for an image"
-    assert str(info.value) == f"{path}: not an image file"
+    assert str(info.value) == (
+        f"{path}: the EPS (Encapsulated Postscript) format is not one this app reads "
+        "(it reads PNG, JPEG, BMP, GIF, WEBP and TIFF)"
+    )
 
 
-@pytest.mark.parametrize("fmt", ["PPM", "ICO", "TGA", "PCX"])
-def test_formats_outside_the_list_are_refused(tmp_path, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "mode", "name"),
+    [
+        ("PPM", "RGB", "PPM (Pbmplus image)"),
+        ("PPM", "I;16", "PPM (Pbmplus image)"),  # a 16-bit PGM
+        ("XBM", "1", "XBM (X11 Bitmap)"),
+        ("ICO", "RGB", "ICO (Windows Icon)"),
+        ("TGA", "RGB", "TGA (Targa)"),
+        ("PCX", "RGB", "PCX (Paintbrush)"),
+        ("SGI", "RGB", "SGI (SGI Image File Format)"),
+    ],
+)
+def test_formats_outside_the_list_are_named_and_refused(tmp_path, fmt, mode, name):
+    """A real image of a format Pillow opens and this app does not read: not "not an image
+    file", but which format it is and which ones the app reads."""
     path = tmp_path / "picture.png"
-    Image.new("RGB", (32, 32), "red").save(path, fmt)
-    with pytest.raises(ImageError, match="not an image file"):
+    Image.new(mode, (32, 32), 1).save(path, fmt)
+    with pytest.raises(ImageError) as info:
         read_image(path)
+    assert str(info.value) == (
+        f"{path}: the {name} format is not one this app reads "
+        "(it reads PNG, JPEG, BMP, GIF, WEBP and TIFF)"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"])
@@ -176,6 +197,84 @@ def test_tiny_pickle_of_a_huge_array_is_refused(batches_dir):
     assert message.startswith(f"{batches_dir}: batch data_batch_1 is corrupt (declares a ")
     assert "larger than the file" in message
     assert peak_mib < 200
+
+
+def constructor_bomb(shape: tuple[int, ...], dtype: str) -> object:
+    """An object that pickles as a call of ``numpy.ndarray(shape, dtype)``: an array of any
+    size that no byte of the file fills (89 bytes ask for 768 MB)."""
+
+    class Bomb:
+        def __reduce__(self):
+            return (np.ndarray, (shape, dtype))
+
+    return Bomb()
+
+
+def nested_list(leaf: object, depth: int, width: int = 64) -> list:
+    """``width ** depth`` references to ``leaf`` in a few hundred bytes of pickle."""
+    out: object = leaf
+    for _ in range(depth):
+        out = [out] * width
+    return out
+
+
+@pytest.mark.parametrize("where", ["folder", "archive"])
+def test_pickled_array_constructor_is_refused_before_allocating(batches_dir, tmp_path, where):
+    """A 150-byte batch declaring a (250000, 3072) array was 250,008 "airplanes" (1.5 GiB)."""
+    bomb = {
+        b"data": constructor_bomb((250_000, 3072), "u1"),
+        b"labels": constructor_bomb((250_000,), "i8"),
+    }
+    raw = pickle.dumps(bomb, protocol=4)
+    assert len(raw) < 200
+    (batches_dir / "data_batch_1").write_bytes(raw)
+    source = batches_dir
+    if where == "archive":
+        source = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(batches_dir, arcname="cifar-10-batches-py")
+    message, peak_mib = run_capped(f"load_dataset({str(source)!r})")
+    assert message == (
+        f"{source}: batch data_batch_1 is corrupt "
+        "(declares an array whose bytes are not in the file)"
+    )
+    assert peak_mib < 200
+
+
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ({b"data": nested_list(0, 4), b"labels": [0]}, "data is a list, not an array"),
+        ({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 0]}, "data of shape (2, 3000)"),
+        ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0] * 10_001}, "10,001 labels"),
+        ({b"data": np.zeros((1, 3072), np.uint8)}, "not a dict of data and labels"),
+    ],
+    ids=["nested-list-data", "not-3072-bytes", "too-many-labels", "no-labels"],
+)
+def test_batch_arrays_are_checked_before_conversion(batches_dir, batch, message):
+    """A list as data would be expanded by np.asarray: 64**4 references, 16 M elements."""
+    (batches_dir / "data_batch_3").write_bytes(pickle.dumps(batch, protocol=4))
+    with pytest.raises(DataError, match=r"data_batch_3 is corrupt \(") as info:
+        load_dataset(batches_dir)
+    assert message in str(info.value)
+
+
+def test_nested_labels_are_refused_without_expanding(batches_dir):
+    labels = nested_list(0, 5)  # 20 x 64**4 = 335 M labels (2.7 GB), a few hundred bytes
+    write_batch(batches_dir, "data_batch_2", [0] * 20)
+    batch = pickle.loads((batches_dir / "data_batch_2").read_bytes())
+    (batches_dir / "data_batch_2").write_bytes(pickle.dumps({**batch, b"labels": labels[:20]}))
+    message, peak_mib = run_capped(f"load_dataset({str(batches_dir)!r})")
+    assert message == f"{batches_dir}: batch data_batch_2: labels are not a list of whole numbers"
+    assert peak_mib < 200
+
+
+def test_meta_names_that_are_not_strings_give_the_cifar_names(batches_dir):
+    """str() of a nested list expands every reference: such names are not used."""
+    (batches_dir / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": nested_list(b"x", 3)[:10]})
+    )
+    assert load_dataset(batches_dir).class_names == data.CIFAR10_CLASSES
 
 
 def test_pickled_arrays_of_python_objects_are_refused(batches_dir):
@@ -420,6 +519,25 @@ def test_cache_of_another_shape_is_not_trusted(image_folder, tmp_path):
     np.savez(path, x_train=np.zeros((5, 32, 32, 3), np.uint8), x_test=first.x_test)
     again = load_dataset(image_folder, cache_dir=cache)
     np.testing.assert_array_equal(again.x_train, first.x_train)
+
+
+def test_cache_that_cannot_hold_its_pixels_is_not_read(image_folder, tmp_path, monkeypatch):
+    """A cache member's stored size is checked before its pixels are allocated."""
+    cache = tmp_path / "cache"
+    first = load_dataset(image_folder, cache_dir=cache)
+    [path] = cache.iterdir()
+    with zipfile.ZipFile(path, "w") as archive:  # the headers of the real arrays, no pixels
+        for split, x in (("train", first.x_train), ("test", first.x_test)):
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, np.lib.format.header_data_from_array_1_0(x)
+            )
+            archive.writestr(f"x_{split}.npy", header.getvalue())
+    allocated = []
+    monkeypatch.setattr(data, "_read_npy", lambda *a: allocated.append(a) or None)
+    monkeypatch.setattr(data, "_decode_all", lambda files: np.zeros((len(files), 32, 32, 3)))
+    load_dataset(image_folder, cache_dir=cache)
+    assert allocated == []
 
 
 def test_batches_written_by_the_fixture_still_load(tmp_path):

@@ -93,16 +93,26 @@ def test_the_update_ratio_measures_the_change_per_step_and_the_window_fills():
 
 
 def test_frozen_layers_do_not_move_and_a_layer_can_be_chosen():
+    """Trained for two steps: the frozen base's kernel is the same (measured here, not taken
+    from its flag) and its reported update ratio is what moved, none; the head's moved."""
     keras.utils.set_random_seed(0)
-    model = build_model(RunConfig(variant="transfer", weights="none"))
+    config = RunConfig(variant="transfer", weights="none")
+    model = build_model(config)
+    compile_model(model, config, 2)
     probe = LiveProbe(model, X_TEST[:10], Y_TEST[:10], LiveRequest(0, layer="vgg16/block3_conv1"))
+    dense = model.layers[-2].name
     snap = probe.snapshot(0, 0, 1, step=0)
     assert snap.layer == "vgg16/block3_conv1" and snap.activation.shape == (8, 8, 256)
     assert snap.filters.shape == (3, 3, 3, 64)  # vgg16/block1_conv1
-    frozen = {h.name: h for h in snap.health}["vgg16/block1_conv1"]
-    assert frozen.update_ratio == 0.0
-    dense = model.layers[-2].name
     assert math.isnan({h.name: h for h in snap.health}[dense].update_ratio)
+    frozen_layer = model.get_layer("vgg16").get_layer("block1_conv1")
+    before = frozen_layer.get_weights()[0]
+    model.fit(X_TEST[:10], Y_TEST[:10].astype("float32"), batch_size=5, verbose=0)
+    moved = np.linalg.norm(frozen_layer.get_weights()[0] - before) / 2 / np.linalg.norm(before)
+    health = {h.name: h for h in probe.snapshot(0, 2, 2, step=2).health}
+    assert moved == 0.0, f"a frozen layer moved (update ratio {moved:.2e})"
+    assert health["vgg16/block1_conv1"].update_ratio == moved
+    assert health[dense].update_ratio > 0  # the two steps trained the head
     probe.set_request(LiveRequest(image=X_TEST[1], layer=dense))
     assert probe.snapshot(0, 1, 1, step=1).activation.shape == (1, 1, 256)
     with pytest.raises(ModelError, match="no layer 'nope'"):

@@ -285,3 +285,94 @@ def test_keras_weights_that_declare_huge_sizes_are_refused(tmp_path, compression
     _zip_with(path, members, compression)
     with pytest.raises(ModelError, match=r"m.keras: its weights declare more than"):
         load_model(path)
+
+
+# -- layer configs that declare more than their weights (issue 27) ------------------------
+
+HUGE_UNITS = 10**9  # Dense(10**9) after 2 features: 12 GB of float32 weights for 12 bytes
+
+
+def small_model() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(2, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def with_huge_dense(path, target=None):
+    """``path``'s model with its Dense layer's units in the config raised to HUGE_UNITS (its
+    weights as they were), written to ``target`` (default: in place)."""
+    target = target or path
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            members = {m.filename: archive.read(m) for m in archive.infolist()}
+        config = members["config.json"].decode()
+        members["config.json"] = config.replace('"units": 1,', f'"units": {HUGE_UNITS},').encode()
+        assert members["config.json"].decode() != config
+        with zipfile.ZipFile(target, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    else:
+        with h5py.File(path, "r+") as f:
+            config = f.attrs["model_config"]
+            config = config.decode() if isinstance(config, bytes) else config
+            huge = config.replace('"units": 1,', f'"units": {HUGE_UNITS},')
+            assert huge != config
+            f.attrs["model_config"] = huge
+    return target
+
+
+@pytest.fixture
+def keras_never_loads(monkeypatch):
+    """Fails a test whose model reaches Keras' loader (where the layers are allocated)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Keras was asked to build the model")
+
+    monkeypatch.setattr(persistence, "_keras_load", refuse)
+    monkeypatch.setattr(keras.saving, "load_model", refuse)
+
+
+@pytest.mark.parametrize("name", ["m.h5", "m.keras", "zip_named.h5"])
+def test_huge_layer_configs_are_refused_before_keras_builds_them(tmp_path, name, keras_never_loads):
+    """The config's layers are sized without allocating: 12 GB of a Dense layer declared in a
+    file of kilobytes is refused before anything that size exists. A .keras zip named .h5
+    (Keras loads it as a zip whatever its name) is checked as a zip."""
+    source = tmp_path / ("m.keras" if name == "zip_named.h5" else name)
+    small_model().save(source)
+    path = with_huge_dense(source, tmp_path / name)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"{path}: its layers declare {(3 * HUGE_UNITS + 56) * 4:,} bytes of weights, "
+        f"more than {persistence.MAX_MODEL_BYTES:,}; not a model of this app"
+    )
+
+
+def test_a_checkpoint_of_huge_layers_is_refused_before_keras_builds_it(tmp_path, keras_never_loads):
+    from cifar_gui.engine.checkpoint_model import load_checkpoint_model
+    from cifar_gui.engine.checkpoints import Checkpoint
+
+    model = small_model()
+    model.compile("rmsprop", "binary_crossentropy")
+    path = tmp_path / "epoch-0001.keras"
+    model.save(path)
+    with_huge_dense(path)
+    checkpoint = Checkpoint(tmp_path, path, RunConfig(), 1, 1, {}, ("deer", "horse"))
+    with pytest.raises(ModelError, match=r"epoch-0001.keras: its layers declare 12,000,000,224 "):
+        load_checkpoint_model(checkpoint)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "augmented", "transfer"])
+def test_the_apps_models_pass_the_config_check(tmp_path, variant):
+    """The check builds the config as Keras does: every model of the app passes, and the
+    weights it counts are the model's."""
+    model = build_model(RunConfig(variant=variant, weights="none"))
+    for suffix in (".h5", ".keras"):
+        path = save_model(model, tmp_path / f"{variant}{suffix}", None)
+        persistence.check_model_file(path)
+        assert load_model(path).model.count_params() == model.count_params()
