@@ -8,7 +8,6 @@ from pathlib import Path
 
 import keras
 import pytest
-from cifar_gui.engine.model_service import ModelService
 
 from cifar_gui.cli import main
 from cifar_gui.config import RunConfig
@@ -18,6 +17,7 @@ from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.models import build_model
 from cifar_gui.engine.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.service import EngineService
 
 PROBLEM = (
     "model input (None, None, None, 3) has no fixed image size; this app needs a model of one "
@@ -59,7 +59,7 @@ def test_predict_blames_the_model_not_the_image(dynamic, tmp_path, capsys):
 
 
 def test_the_model_service_refuses_it(dynamic):
-    service = ModelService(in_process=True)
+    service = EngineService(in_process=True)
     try:
         with pytest.raises(ModelError, match="has no fixed image size"):
             service.open(dynamic)
