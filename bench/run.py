@@ -86,7 +86,8 @@ def worker(spec: dict) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.data import load_dataset, select_classes
-    from cifar_gui.engine.training import Listener, describe_device, run_training
+    from cifar_gui.engine.events import EpochEvent, only
+    from cifar_gui.engine.training import describe_device, run_training
 
     if spec["recipe"] == "conv":
         from floor import conv_gflops
@@ -131,8 +132,8 @@ def worker(spec: dict) -> dict:
         if variant == "finetune":
             config = config.replace(from_model=transfer_model(dataset))
         cpu_marks = [time.process_time()]
-        listener = Listener(on_epoch=lambda _event: cpu_marks.append(time.process_time()))
-        result = run_training(config, listener, dataset=dataset, save=False)
+        sink = only(EpochEvent, lambda _event: cpu_marks.append(time.process_time()))
+        result = run_training(config, sink, dataset=dataset, save=False)
         history, epoch_seconds = result.history, result.history["epoch_seconds"]
         cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
         # cpu_marks[0] is taken before building the model: the first epoch's CPU time also

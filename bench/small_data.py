@@ -74,9 +74,10 @@ def epochs_for(variant: str, n: int, batch_size: int = 32) -> int:
 def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     """The eight-class base: ``--base``, or the one in ``--work``, made once."""
     from cifar_gui.engine.data import resolve_classes
+    from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.pretrain import pretrain_config
     from cifar_gui.engine.record import model_filename
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.engine.training import run_training
 
     if args.base:
         return Path(args.base)
@@ -92,7 +93,7 @@ def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     def epoch(event) -> None:
         print(f"  base epoch {event.epoch + 1}: {event.metrics}", flush=True)
 
-    result = run_training(config, Listener(on_epoch=epoch), dataset=dataset)
+    result = run_training(config, only(EpochEvent, epoch), dataset=dataset)
     print(f"base {result.path}: test accuracy {result.record.test_accuracy:.4f}", flush=True)
     return result.path
 

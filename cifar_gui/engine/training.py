@@ -1,8 +1,8 @@
 """Run one training configuration: data pipeline, fit with plain-Python progress events,
 cooperative stop, evaluation, and the saved model with its sidecar.
 
-The GUI's worker and the command line both call :func:`run_training`; neither sees Keras
-callbacks, only :class:`BatchEvent` and :class:`EpochEvent` values.
+The GUI's training process and the command line both call :func:`run_training`; neither sees
+Keras callbacks, only the events of :mod:`cifar_gui.engine.events`, sent to one sink.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -50,7 +50,16 @@ from cifar_gui.engine.distribute import (
     worker_failures,
 )
 from cifar_gui.engine.errors import ModelError, UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
+from cifar_gui.engine.events import (
+    BatchEvent,
+    EpochEvent,
+    LiveRequest,
+    RunFinished,
+    RunStarted,
+    Sink,
+    StopFlag,
+    ignore,
+)
 from cifar_gui.engine.files import check_can_write
 from cifar_gui.engine.fused_rmsprop import fused_rmsprop
 from cifar_gui.engine.hardware import cpu_name
@@ -98,20 +107,10 @@ class RunResult:
     def stopped(self) -> bool:
         return self.record.stopped
 
-
-@dataclass
-class Listener:
-    """Plain callbacks a run reports to; ``stop`` set from any thread ends the run at the end
-    of the compiled call in progress (within ``steps_per_execution`` batches)."""
-
-    on_batch: Callable[[BatchEvent], None] | None = None
-    on_epoch: Callable[[EpochEvent], None] | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    # The live view (engine/live.py): snapshots go to ``on_live``; ``live_request`` gives
-    # the latest request of the window, or None when it has not changed (polled before each
-    # snapshot; at the start, None means the seed's test image 5 and the first convolution).
-    on_live: Callable[[LiveSnapshot], None] | None = None
-    live_request: Callable[[], LiveRequest | None] | None = None
+    @property
+    def finished(self) -> RunFinished:
+        """The run's last event."""
+        return RunFinished(self.path, self.record, self.stopped)
 
 
 def describe_device() -> str:
@@ -362,7 +361,8 @@ class _ProgressBridge(keras.callbacks.Callback):
 
     def __init__(
         self,
-        listener: Listener,
+        sink: Sink,
+        stop: StopFlag,
         epochs: int,
         steps: int,
         batch_size: int,
@@ -370,7 +370,7 @@ class _ProgressBridge(keras.callbacks.Callback):
         save: Callable[[int, Mapping[str, list[float]]], None] | None,
     ):
         super().__init__()
-        self.listener = listener
+        self.sink, self.stop = sink, stop
         self.epochs, self.steps, self.batch_size = epochs, steps, batch_size
         self.history = {k: list(v) for k, v in history.items()}
         self.save = save
@@ -386,19 +386,17 @@ class _ProgressBridge(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._report_batch(batch, logs or {})
         # Checked after reporting, so a stop requested from the report itself counts too.
-        if self.listener.stop.is_set():
+        if self.stop.is_set():
             self.model.stop_training = True
 
     def _report_batch(self, batch: int, logs: dict) -> None:
-        if self.listener.on_batch is None:
-            return
         now = time.perf_counter()
         # Keras names a call's last batch as if the call were whole; an epoch's last call
         # may be short.
         done = min(batch + 1, self.steps)
         per_step = (now - self.epoch_start) / done
         remaining = (self.steps - done) + (self.epochs - self.epoch - 1) * self.steps
-        self.listener.on_batch(
+        self.sink(
             BatchEvent(
                 epoch=self.epoch,
                 epochs=self.epochs,
@@ -422,9 +420,8 @@ class _ProgressBridge(keras.callbacks.Callback):
             self.epochs_complete += 1
             if self.save is not None:
                 self.save(epoch + 1, self.history)
-        # After the checkpoint, so a listener that hears of an epoch can count on it.
-        if self.listener.on_epoch is not None:
-            self.listener.on_epoch(EpochEvent(epoch, self.epochs, metrics, seconds))
+        # After the checkpoint, so a sink that hears of an epoch can count on it.
+        self.sink(EpochEvent(epoch, self.epochs, metrics, seconds))
 
 
 class _BestKeeper:
@@ -472,7 +469,7 @@ def _fit_epochs(
     config: RunConfig,
     strategy: tf.distribute.Strategy,
     callbacks: list[keras.callbacks.Callback],
-    listener: Listener,
+    stop: StopFlag,
     initial_epoch: int,
 ) -> bool:
     """Fit ``plan`` from ``initial_epoch`` to the last epoch or a stop; returns whether
@@ -498,7 +495,7 @@ def _fit_epochs(
                     verbose=0,
                     shuffle=False,  # the stream is already in the epoch's order
                 )
-            if listener.stop.is_set():
+            if stop.is_set():
                 break
     return fused
 
@@ -506,12 +503,20 @@ def _fit_epochs(
 def train(
     config: RunConfig,
     subset: Subset,
-    listener: Listener | None = None,
+    sink: Sink = ignore,
+    stop: StopFlag | None = None,
     *,
+    live: Callable[[], LiveRequest | None] | None = None,
     checkpoints: Path | None = None,
     resume: Checkpoint | None = None,
 ) -> RunResult:
     """Build, compile and fit the model of ``config`` on ``subset``; return it with its history.
+
+    Batch and epoch events go to ``sink``; ``stop`` set from any thread ends the run at the
+    end of the compiled call in progress (within ``steps_per_execution`` batches). ``live``:
+    the live view's latest request, or None when it has not changed (asked before each
+    snapshot; None at the start: the seed's test image 5 and the first convolution); with it,
+    :class:`~cifar_gui.engine.events.LiveSnapshot` events go to ``sink`` too.
 
     Deterministic for a given seed on the CPU. Call it on the thread that will use the model
     (Keras state is per thread). The model is built under ``config.strategy``, with a global
@@ -523,7 +528,7 @@ def train(
     epochs' data order and augmentation depend on the seed and the epoch alone
     (:class:`EpochStream`), so the history is the one an uninterrupted run would have had.
     """
-    listener = listener or Listener()
+    stop = stop if stop is not None else threading.Event()
     threads, strategy = start_strategy(config)
     # Keras 3.15 fails to trace several steps per call under a distribution strategy, so a
     # distributed run takes one batch per call.
@@ -608,24 +613,21 @@ def train(
                 log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})
 
         previous = resume.history if resume is not None else {}
-        bridge = _ProgressBridge(listener, config.epochs, steps, batch_size, previous, epoch_done)
+        bridge = _ProgressBridge(sink, stop, config.epochs, steps, batch_size, previous, epoch_done)
         callbacks: list[keras.callbacks.Callback] = [bridge]
-        if listener.on_live is not None and len(subset.x_test):
-            live_request = listener.live_request or (lambda: None)
+        if live is not None and len(subset.x_test):
             probe = LiveProbe(
                 model,
                 subset.x_test,
                 subset.y_test,
-                live_request() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
+                live() or LiveRequest(min(SEED_TEST_IMAGE, len(subset.x_test)) - 1),
                 seed=config.seed,
                 class_names=tuple(subset.class_names),
             )
-            callbacks.append(
-                LiveCallback(probe, listener.on_live, live_request, steps, initial_epoch)
-            )
+            callbacks.append(LiveCallback(probe, sink, live, steps, initial_epoch))
         started = time.perf_counter()
         try:
-            fused = _fit_epochs(plan, config, strategy, callbacks, listener, initial_epoch)
+            fused = _fit_epochs(plan, config, strategy, callbacks, stop, initial_epoch)
         finally:
             if log is not None:
                 log.close()
@@ -643,7 +645,7 @@ def train(
         history=check_history(history),
         epochs_completed=initial_epoch + bridge.epochs_run,
         resumed_from_epoch=initial_epoch if resume is not None else None,
-        stopped=listener.stop.is_set(),
+        stopped=stop.is_set(),
         seconds=seconds,
         test_loss=history.get("val_loss", [None])[shown] if val else None,
         test_accuracy=val[shown] if val else None,
@@ -687,12 +689,19 @@ def start_strategy(config: RunConfig) -> tuple[int, tf.distribute.Strategy]:
 
 def run_training(
     config: RunConfig,
-    listener: Listener | None = None,
+    sink: Sink = ignore,
+    stop: StopFlag | None = None,
+    *,
+    live: Callable[[], LiveRequest | None] | None = None,
     dataset: Dataset | None = None,
     save: bool = True,
     resume: str | Path | Checkpoint | None = None,
 ) -> RunResult:
     """Load the data (unless given), train, and save the model and sidecar in ``config.out_dir``.
+
+    Every event goes to ``sink`` (``stop`` and ``live`` as for :func:`train`): a
+    :class:`RunStarted` once the checks have passed, the run's batch, epoch and live events,
+    and its :class:`RunFinished` once it is saved.
 
     With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
     ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
@@ -732,8 +741,17 @@ def run_training(
         if folder is not None:
             check_can_write(folder / STATE_FILE)
             check_can_write(folder / epoch_file(config.epochs))
-    result = train(config, subset, listener, checkpoints=folder, resume=resume)
+    sink(
+        RunStarted(
+            config.variant,
+            config.epochs,
+            None if resume is None else resume.epochs_completed,
+            None if resume is None else resume.history,
+        )
+    )
+    result = train(config, subset, sink, stop, live=live, checkpoints=folder, resume=resume)
     result.record = result.record.replace(data_source=dataset.source)
     if save and chief:
         result.path = save_model(result.model, path, result.record)
+    sink(result.finished)
     return result

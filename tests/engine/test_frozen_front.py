@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -17,8 +18,9 @@ from keras import layers
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import read_checkpoint
 from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.events import BatchEvent, EpochEvent, only
 from cifar_gui.engine.models import build_model, unfreeze_from
-from cifar_gui.engine.training import Listener, run_training, split_front, train
+from cifar_gui.engine.training import run_training, split_front, train
 
 ATOL = 1e-5
 # A few steps on a few images, at a rate that moves the weights well beyond the tolerance.
@@ -189,7 +191,7 @@ def test_resume_behind_a_front_equals_uninterrupted(tiny_dataset, tmp_path):
 
     broken = config.replace(out_dir=str(tmp_path / "b"))
     with pytest.raises(Crash):
-        run_training(broken, Listener(on_epoch=crash), dataset=tiny_dataset)
+        run_training(broken, only(EpochEvent, crash), dataset=tiny_dataset)
     checkpoint = read_checkpoint(tmp_path / "b")
     assert checkpoint.epochs_completed == 1
     resumed = run_training(broken, dataset=tiny_dataset, resume=checkpoint)
@@ -202,16 +204,16 @@ def test_resume_behind_a_front_equals_uninterrupted(tiny_dataset, tmp_path):
 
 def test_stop_and_batch_events_behind_a_front(tiny_dataset):
     """Progress comes from the head's steps; a stop from an event ends the run early."""
-    listener = Listener()
-    seen = []
+    stop, seen = threading.Event(), []
 
     def on_batch(event) -> None:
         seen.append(event.batch)
-        listener.stop.set()
+        stop.set()
 
-    listener.on_batch = on_batch
     config = RunConfig(variant="transfer", steps_per_execution=1, **COMMON)
-    result = run_training(config, listener, dataset=tiny_dataset, save=False)
+    result = run_training(
+        config, only(BatchEvent, on_batch), stop, dataset=tiny_dataset, save=False
+    )
     assert result.stopped and seen == [0]
     assert result.record.performance["frozen_front_layers"] == 3
 

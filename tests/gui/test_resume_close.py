@@ -200,10 +200,10 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert chosen == [
         [
             "cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 finished, 2 epochs"
-            f" \u00b7 val acc {outcome.summary.history['val_accuracy'][1]:.4f}"
+            f" \u00b7 val acc {outcome.record.history['val_accuracy'][1]:.4f}"
         ]
     ]
-    assert outcome is not None and outcome.summary.epochs == 3
+    assert outcome is not None and outcome.record.epochs_completed == 3
     assert panel.plots.point_counts()["train"] == 3  # the earlier epochs are drawn too
     assert "Resume cifar10_4_7" in panel.log.toPlainText()
     (row,) = panel.table.runs
@@ -215,7 +215,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert cli.main(args) == 0
     cli_history = json.loads((tmp_path / "cli" / "cifar10_4_7.json").read_text())["history"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.record.history[key], cli_history[key], rtol=1e-5)
     assert warnings == []
 
 

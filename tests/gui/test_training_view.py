@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings
 
 from cifar_gui import cli
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.training import BatchEvent
+from cifar_gui.engine.events import BatchEvent
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.training.trace import BatchTrace
@@ -106,8 +106,8 @@ def test_stop_ends_the_run_and_keeps_it(qtbot, state, tmp_path, warnings):
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         panel.stop_button.click()
     outcome = blocker.args[0]
-    assert outcome.stopped and 1 <= outcome.summary.epochs < 500
-    assert outcome.summary.model_path.is_file()  # what was learned so far is saved
+    assert outcome.stopped and 1 <= outcome.record.epochs_completed < 500
+    assert outcome.path.is_file()  # what was learned so far is saved
     assert not panel.busy and panel.progress.format() == "Stopped"
     assert warnings == []
 
@@ -212,7 +212,7 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
     outcome = run(qtbot, panel)
 
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.record.history[key], cli_history[key], rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -220,7 +220,7 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
     panel = make_panel(qtbot, state, tmp_path / "runs", variant="transfer", epochs=1)
     panel.weights_combo.setCurrentIndex(panel.weights_combo.findData("none"))  # offline
     transfer = run(qtbot, panel)
-    assert panel.from_path.text() == str(transfer.summary.model_path)
+    assert panel.from_path.text() == str(transfer.path)
 
     with qtbot.waitSignal(panel.form.counts_shown, timeout=RUN_TIMEOUT_MS):
         panel.set_variant("finetune")

@@ -32,19 +32,20 @@ from PySide6.QtWidgets import (
 
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.events import RunFinished, StudyFinished
 from cifar_gui.engine.runner import RunPlan, plan_run
+from cifar_gui.engine.runs import SavedRun
 from cifar_gui.engine.study import STUDY_FILE, StudyPlan, plan_study, read_study
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted
-from cifar_gui.gui.training.controller import RunController, StudyOutcome, TrainingOutcome
+from cifar_gui.gui.training.controller import RunController
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
-    from cifar_gui.engine.study import StudyRunEvent
-    from cifar_gui.engine.training import EpochEvent
+    from cifar_gui.engine.events import EpochEvent, StudyProgress
     from cifar_gui.gui.training.trace import BatchUpdate
 
 
@@ -84,10 +85,10 @@ class TrainingPanel(QWidget):
 
     batch_progress = Signal(object)  # BatchEvent, once its batches are drawn
     epoch_finished = Signal(object)  # EpochEvent, once drawn and logged
-    run_finished = Signal(object)  # TrainingOutcome, or None when the run failed
+    run_finished = Signal(object)  # RunFinished or StudyFinished; None when the run failed
     run_failed = Signal(str)  # one line
     resume_listed = Signal(object)  # the checkpoints offered by Resume (after the dialog)
-    study_run = Signal(object)  # StudyRunEvent, once shown
+    study_run = Signal(object)  # StudyProgress, once shown
     report_ready = Signal(object)  # Path of a finished study's report.html
 
     def __init__(
@@ -303,7 +304,7 @@ class TrainingPanel(QWidget):
         self.report_label.setText("")
         self.results.begin_study()
         self.results.append_log(log_line)
-        self.controller.start_study(plan)
+        self.controller.start(plan)
 
     def pretrain(self) -> bool:
         """Start the pretrain of a base on the classes not in the pair (the form's network);
@@ -423,17 +424,17 @@ class TrainingPanel(QWidget):
         self.epoch_finished.emit(event)
 
     @Slot(object)
-    def _on_study_run(self, event: StudyRunEvent) -> None:
+    def _on_study_run(self, event: StudyProgress) -> None:
         self.results.study_run(event)
         if event.state != "running" and event.variant == "transfer" and event.model_path:
             self.from_path.set_text(str(event.model_path))
         self.study_run.emit(event)
 
-    def _study_result(self, outcome: StudyOutcome) -> None:
+    def _study_result(self, outcome: StudyFinished) -> None:
         report = outcome.report
         if report is None:
             self.results.end_study(
-                "Stopped", f"Study stopped: Resume study continues it ({outcome.finished.folder})"
+                "Stopped", f"Study stopped: Resume study continues it ({outcome.folder})"
             )
             return
         self.results.end_study("Done", f"Study done. Report: {report}")
@@ -445,11 +446,11 @@ class TrainingPanel(QWidget):
         self.report_ready.emit(report)
 
     @Slot(object)
-    def _on_result(self, outcome: TrainingOutcome | StudyOutcome) -> None:
-        if isinstance(outcome, StudyOutcome):
+    def _on_result(self, outcome: RunFinished | StudyFinished) -> None:
+        if isinstance(outcome, StudyFinished):
             self._study_result(outcome)
             return
-        summary = outcome.summary
+        summary = SavedRun.of_model(outcome.path, outcome.record)
         self.results.live_sidecar = summary.sidecar
         acc = summary.final_val_accuracy
         self.results.append_log(
@@ -474,12 +475,12 @@ class TrainingPanel(QWidget):
         self.run_failed.emit(message)
 
     @Slot(object)
-    def _on_finished(self, outcome: TrainingOutcome | StudyOutcome | None) -> None:
+    def _on_finished(self, outcome: RunFinished | StudyFinished | None) -> None:
         if outcome is None and self.controller.studying:
             self.results.end_study("Failed", "Study failed: see the log")
         elif outcome is None:
             self.results.end("Failed")
-        elif isinstance(outcome, TrainingOutcome):
+        elif isinstance(outcome, RunFinished):
             self.results.end("Stopped" if outcome.stopped else "Done")
         self.form.schedule_counts()
         self.run_finished.emit(outcome)
