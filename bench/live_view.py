@@ -43,7 +43,7 @@ def timed_run(config, dataset, live_every: int | None, use_live: bool) -> tuple[
     time spent making snapshots."""
     from cifar_gui.engine import live
     from cifar_gui.engine.events import LiveRequest, LiveSnapshot, only
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     snapshots, spent = [], []
     first = [LiveRequest(every_batches=live_every)]

@@ -77,7 +77,7 @@ def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.pretrain import pretrain_config
     from cifar_gui.engine.record import model_filename
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     if args.base:
         return Path(args.base)
@@ -104,7 +104,7 @@ def one_run(
     """Train one variant on ``n`` images; its test accuracy and what it cost."""
     from cifar_gui.engine.data import select_classes
     from cifar_gui.engine.persistence import save_model
-    from cifar_gui.engine.training import train
+    from cifar_gui.engine.training.run import train
 
     common = {
         "classes": PAIR,
@@ -142,7 +142,7 @@ def one_run(
         "trainable": record.parameters.trainable,
         "non_trainable": record.parameters.non_trainable,
         "seconds": round(record.seconds, 1),
-        "feature_cache": record.performance.get("feature_cache"),
+        "feature_cache": record.performance.feature_cache,
     }
 
 

@@ -20,7 +20,7 @@ command line's epoch time and stalled the event loop for up to 1.8 s. A child st
 ``spawn`` (a fresh interpreter, nothing of Qt copied) has its own lock; the GUI process only
 forwards its events.
 
-The child calls :func:`cifar_gui.engine.training.run_training` as the command line does: it
+The child calls :func:`cifar_gui.engine.training.run.run_training` as the command line does: it
 loads the data set itself from ``config.data``, although the window's process holds it already:
 an image folder loads from its decoded cache in about 0.25 s, while sending its 185 MB of arrays
 through the pipe would cost more, and twice the memory. It trains, saves the model and sidecar,
@@ -104,7 +104,7 @@ class RunPlan:
 
     def execute(self, sink: Sink, stop: StopFlag, live: LiveSource | None) -> RunFinished:
         """Train and save the run here (imports TensorFlow)."""
-        from cifar_gui.engine.training import run_training
+        from cifar_gui.engine.training.run import run_training
 
         return run_training(self.config, sink, stop, live=live, resume=self.resume).finished
 
@@ -149,7 +149,7 @@ def plan_run(
     new total), ``strategy`` and ``data`` (where the data set is now) may change; a ``config``
     given too must be that run's. The output folder must be creatable and writable. Nothing on
     disk changes; the file names, which depend on the data's classes, are checked by
-    :func:`cifar_gui.engine.training.run_training` once the data is loaded.
+    :func:`cifar_gui.engine.training.run.run_training` once the data is loaded.
     """
     checkpoint = None
     if resume is not None:

@@ -9,7 +9,7 @@ Layout of a study folder::
     <study>/report/report.html          the report (:mod:`cifar_gui.engine.report`) and its PNGs
 
 A study is a plan that yields run plans (:meth:`StudyPlan.steps`): each run is
-:func:`cifar_gui.engine.training.run_training` with the seed's settings for its variant, so a
+:func:`cifar_gui.engine.training.run.run_training` with the seed's settings for its variant, so a
 study's runs are the runs ``train`` makes, and they report the same events; the study wraps
 each run's start and end in a :class:`~cifar_gui.engine.events.StudyProgress`.
 
@@ -370,12 +370,12 @@ def run_study(
     (its start and end as a :class:`StudyProgress`; a run done already only says its end,
     ``skipped``). ``stop`` ends the run in progress (saved, with its checkpoint) and the
     study; resuming continues it. ``live``: the live view of the run in progress, as for one
-    run (:func:`~cifar_gui.engine.training.run_training`).
+    run (:func:`~cifar_gui.engine.training.run.run_training`).
     """
     from cifar_gui.engine.data import load_dataset, select_classes
     from cifar_gui.engine.report import write_report
     from cifar_gui.engine.runs import SavedRun
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     stop = stop if stop is not None else threading.Event()
     template = plan.template

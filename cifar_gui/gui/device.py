@@ -16,7 +16,7 @@ POLL_S = 0.1  # how often the waiting thread looks at its stop flag
 
 def detect() -> tuple[str, dict[str, str]]:
     """In the child: the device training runs on, and the versions of the libraries."""
-    from cifar_gui.engine.training import describe_device, versions
+    from cifar_gui.engine.training.run import describe_device, versions
 
     return describe_device(), versions()
 

@@ -63,7 +63,7 @@ def child(mode: str, out: str, conn, first_version: int) -> None:
     has finished writing."""
     from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.models import build_baseline
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     out_dir = Path(out)
     if mode == "run":
@@ -142,7 +142,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training", "cifar_gui.engine.models", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.models", __name__]
     )
     return context
 
@@ -226,7 +226,7 @@ def load_model_or_save_previous(out: Path):
 
 def resume_after_kills(out: Path) -> None:
     """The last complete checkpoint still resumes, to the end."""
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     checkpoint = read_checkpoint(out)
     config = checkpoint.config.replace(epochs=checkpoint.epochs_completed + 1)

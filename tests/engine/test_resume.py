@@ -23,7 +23,7 @@ from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, only
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")

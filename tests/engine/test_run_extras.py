@@ -13,7 +13,7 @@ from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, only
 from cifar_gui.engine.inspect import activations, probabilities
 from cifar_gui.engine.persistence import load_model
 from cifar_gui.engine.record import best_epoch
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 from tests.engine.test_tensorboard_log import read_events
 

@@ -249,7 +249,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training", "cifar_gui.engine.report", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.report", __name__]
     )
     return context
 

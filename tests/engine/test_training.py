@@ -12,7 +12,8 @@ from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.events import BatchEvent, EpochEvent, RunFinished, RunStarted
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import EpochStream, run_training, train
+from cifar_gui.engine.training.pipeline import EpochStream
+from cifar_gui.engine.training.run import run_training, train
 
 TINY = dict(epochs=2, batch_size=8, limit=24)
 
