@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import Subset, scale_images
+from cifar_gui.engine.keras_internals import every_call_inputs, has_training_argument, made_by
 from cifar_gui.engine.models import compile_model
 from cifar_gui.engine.performance import resolve_steps_per_execution
 from cifar_gui.engine.training.pipeline import EVAL_BATCH_SIZE, EpochStream, eval_dataset
@@ -28,16 +29,13 @@ def _chain(model: keras.Model) -> list[keras.layers.Layer] | None:
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if len(model.inputs) != 1 or len(model.outputs) != 1 or not layers:
         return None
-    previous = model.inputs[0]._keras_history.operation
+    previous = made_by(model.inputs[0])
     for layer in layers:
-        fed_by = [
-            [t._keras_history.operation for t in node.input_tensors]
-            for node in layer._inbound_nodes
-        ]
+        fed_by = [[made_by(t) for t in inputs] for inputs in every_call_inputs(layer)]
         if [previous] not in fed_by:
             return None
         previous = layer
-    return layers if model.outputs[0]._keras_history.operation is previous else None
+    return layers if made_by(model.outputs[0]) is previous else None
 
 
 def _same_in_inference(layer: keras.layers.Layer) -> bool:
@@ -47,7 +45,7 @@ def _same_in_inference(layer: keras.layers.Layer) -> bool:
         return all(_same_in_inference(inner) for inner in layer.layers)
     if isinstance(layer, keras.layers.BatchNormalization):
         return not layer.trainable  # a frozen one normalises with its moving statistics
-    return not layer._call_has_training_arg
+    return not has_training_argument(layer)
 
 
 def _units(layers: Sequence[keras.layers.Layer]) -> list[keras.layers.Layer]:

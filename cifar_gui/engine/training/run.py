@@ -138,7 +138,7 @@ def _fit_epochs(
     initial_epoch: int,
 ) -> bool:
     """Fit ``plan`` from ``initial_epoch`` to the last epoch or a stop; returns whether
-    RMSprop's update was the fused kernel (:mod:`cifar_gui.engine.fused_rmsprop`)."""
+    RMSprop's update was the fused kernel (:mod:`cifar_gui.engine.training.fused_rmsprop`)."""
     options = tf.data.Options()
     # Every worker holds the arrays; each takes its share of every global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
