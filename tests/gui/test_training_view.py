@@ -5,11 +5,12 @@ Closing during a run and Resume: test_resume_close.py."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from cifar_gui import cli
 from cifar_gui.config import RunConfig
@@ -78,10 +79,22 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
 
     requested = []
     state.model_requested.connect(requested.append)
+    heard = []  # (signal, whether on the GUI thread)
+    c = panel.controller
+    for name in ("run_started", "batches", "epoch_finished", "live_snapshot"):
+        getattr(c, name).connect(  # direct: called on the thread that emits
+            lambda *_, n=name: heard.append(
+                (n, threading.current_thread() is threading.main_thread())
+            ),
+            Qt.ConnectionType.DirectConnection,
+        )
     outcome = run(qtbot, panel)
 
     assert warnings == []
     assert outcome is not None and not outcome.stopped
+    # The controller's one dispatcher emits every signal on the GUI thread, live snapshots too.
+    assert {n for n, _ in heard} == {"run_started", "batches", "epoch_finished", "live_snapshot"}
+    assert all(on_gui for _, on_gui in heard) and heard[0][0] == "run_started"
     assert [e.epoch for e in epochs] == [0, 1]
     # One batch event per compiled call: on a CPU "auto" runs up to 8 batches a call, so each
     # epoch of 5 batches is one call, reported as its last batch.
