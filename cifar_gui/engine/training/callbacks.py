@@ -1,9 +1,10 @@
 """The Keras callbacks of a run: :class:`ProgressBridge` (plain events, the cooperative
-stop, the run's history) and :class:`BestKeeper` (the best epoch's weights, with
-``keep_best``)."""
+stop, the run's history), and what it calls after each complete epoch, :class:`EpochSaver`
+(the best epoch's weights with :class:`BestKeeper`, the checkpoint, the TensorBoard log)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,11 +13,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cifar_gui.engine.checkpoint_model import load_best_weights, save_best_weights
-from cifar_gui.engine.checkpoints import BEST_WEIGHTS, Checkpoint
+from cifar_gui.engine.checkpoint_model import (
+    load_best_weights,
+    save_best_weights,
+    save_checkpoint,
+)
+from cifar_gui.engine.checkpoints import BEST_WEIGHTS, Checkpoint, epoch_file
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, StopFlag
-from cifar_gui.engine.record import best_epoch
+from cifar_gui.engine.record import best_epoch, check_history
+from cifar_gui.engine.tensorboard_log import TensorBoardLog
 
 
 class ProgressBridge(keras.callbacks.Callback):
@@ -132,3 +138,35 @@ class BestKeeper:
         else:
             self.model.set_weights(self.weights)
         return best + 1
+
+
+class EpochSaver:
+    """What each complete epoch leaves: the best epoch's weights (``keeper``, with
+    ``keep_best``), then the checkpoint (``template``, with the epoch's model file and
+    history) and the TensorBoard log; the chief's only (``template`` and ``log`` None on
+    other workers)."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        keeper: BestKeeper | None,
+        template: Checkpoint | None,
+        log: TensorBoardLog | None,
+    ):
+        self.model, self.keeper, self.template, self.log = model, keeper, template, log
+
+    def __call__(self, epochs_completed: int, history: Mapping[str, list[float]]) -> None:
+        # Best weights first: a state whose history names an epoch the best has its weights.
+        if self.keeper is not None:
+            self.keeper.epoch_done(history)
+        if self.template is not None:
+            # The whole model, also when only its head is fitted (behind cached features).
+            done = dataclasses.replace(
+                self.template,
+                model_path=self.template.directory / epoch_file(epochs_completed),
+                epochs_completed=epochs_completed,
+                history=check_history(history),
+            )
+            save_checkpoint(self.model, done)
+        if self.log is not None:
+            self.log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})

@@ -9,7 +9,6 @@ Keras callbacks, only the events of :mod:`cifar_gui.engine.events`, sent to one 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import math
 import sys
@@ -27,7 +26,6 @@ import cifar_gui
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoint_model import (
     load_checkpoint_model,
-    save_checkpoint,
 )
 from cifar_gui.engine.checkpoints import (
     STATE_FILE,
@@ -75,7 +73,7 @@ from cifar_gui.engine.record import (
     sidecar_path,
 )
 from cifar_gui.engine.tensorboard_log import TensorBoardLog
-from cifar_gui.engine.training.callbacks import BestKeeper, ProgressBridge
+from cifar_gui.engine.training.callbacks import BestKeeper, EpochSaver, ProgressBridge
 from cifar_gui.engine.training.frozen_front import FitPlan, plan_fit
 from cifar_gui.engine.training.fused_rmsprop import fused_rmsprop
 from cifar_gui.engine.training.matmul_conv import matmul_convolutions
@@ -240,14 +238,12 @@ def train(
         keeper = BestKeeper(model, chief_folder) if config.keep_best else None
         if keeper is not None:
             keeper.check(resume)
-        log = None
+        template = log = None
         if chief_folder is not None:
             log = TensorBoardLog(chief_folder, config, fresh=resume is None)
-        save_checkpoint_of = None
-        if chief_folder is not None:
             template = Checkpoint(
-                checkpoints,
-                checkpoints / epoch_file(1),
+                chief_folder,
+                chief_folder / epoch_file(1),
                 config,
                 1,
                 steps,
@@ -256,28 +252,7 @@ def train(
                 tuple(subset.class_indices),
                 batch_size,
             )
-
-            def save_checkpoint_of(
-                epochs_completed: int, history: Mapping[str, list[float]]
-            ) -> None:
-                # The whole model, also when only its head is fitted (behind cached features).
-                done = dataclasses.replace(
-                    template,
-                    model_path=checkpoints / epoch_file(epochs_completed),
-                    epochs_completed=epochs_completed,
-                    history=check_history(history),
-                )
-                save_checkpoint(model, done)
-
-        def epoch_done(epochs_completed: int, history: Mapping[str, list[float]]) -> None:
-            # Best weights first: a state whose history names an epoch the best has its weights.
-            if keeper is not None:
-                keeper.epoch_done(history)
-            if save_checkpoint_of is not None:
-                save_checkpoint_of(epochs_completed, history)
-            if log is not None:
-                log.epoch(epochs_completed, {k: v[-1] for k, v in history.items()})
-
+        epoch_done = EpochSaver(model, keeper, template, log)
         previous = resume.history if resume is not None else {}
         bridge = ProgressBridge(sink, stop, config.epochs, steps, batch_size, previous, epoch_done)
         callbacks: list[keras.callbacks.Callback] = [bridge]
