@@ -42,15 +42,15 @@ def timed_run(config, dataset, live_every: int | None, use_live: bool) -> tuple[
     """Wall seconds per epoch of one run, the live view on or off, and the share of its fit
     time spent making snapshots."""
     from cifar_gui.engine import live
-    from cifar_gui.engine.events import LiveRequest
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.engine.events import LiveRequest, LiveSnapshot, only
+    from cifar_gui.engine.training.run import run_training
 
     snapshots, spent = [], []
-    listener = Listener()
-    if use_live:
-        first = [LiveRequest(every_batches=live_every)]
-        listener.on_live = snapshots.append
-        listener.live_request = lambda: first.pop() if first else None
+    first = [LiveRequest(every_batches=live_every)]
+
+    def request() -> LiveRequest | None:
+        return first.pop() if first else None
+
     original = live.LiveProbe.snapshot
 
     def timed(self, *args):
@@ -62,7 +62,13 @@ def timed_run(config, dataset, live_every: int | None, use_live: bool) -> tuple[
 
     live.LiveProbe.snapshot = timed
     try:
-        result = run_training(config, listener, dataset=dataset, save=False)
+        result = run_training(
+            config,
+            only(LiveSnapshot, snapshots.append),
+            live=request if use_live else None,
+            dataset=dataset,
+            save=False,
+        )
     finally:
         live.LiveProbe.snapshot = original
     if use_live and not snapshots:

@@ -87,7 +87,8 @@ def worker(spec: dict) -> dict:
     from cifar_gui import tutorial
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.data import load_dataset, select_classes
-    from cifar_gui.engine.training import Listener, describe_device, run_training
+    from cifar_gui.engine.events import EpochEvent, only
+    from cifar_gui.engine.training.run import describe_device, run_training
 
     if spec["recipe"] == "conv":
         from floor import conv_gflops
@@ -132,8 +133,8 @@ def worker(spec: dict) -> dict:
         if variant == "finetune":
             config = config.replace(from_model=transfer_model(dataset))
         cpu_marks = [time.process_time()]
-        listener = Listener(on_epoch=lambda _event: cpu_marks.append(time.process_time()))
-        result = run_training(config, listener, dataset=dataset, save=False)
+        sink = only(EpochEvent, lambda _event: cpu_marks.append(time.process_time()))
+        result = run_training(config, sink, dataset=dataset, save=False)
         history, epoch_seconds = result.history, result.history["epoch_seconds"]
         cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
         # cpu_marks[0] is taken before building the model: the first epoch's CPU time also
@@ -142,7 +143,7 @@ def worker(spec: dict) -> dict:
         record = result.record
         extra = {
             "precision": record.precision,
-            **record.performance,
+            **record.performance.to_dict(),
             "steps_per_epoch": -(-len(subset.x_train) // config.batch_size),
         }
     val = history.get("val_accuracy", [])
@@ -171,7 +172,7 @@ def transfer_model(dataset) -> str:
     """A saved transfer model (random weights, one short epoch) for finetune to start from;
     its file lives as long as the worker process."""
     from cifar_gui.config import RunConfig
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     out = tempfile.mkdtemp(prefix="bench-transfer-")
     config = RunConfig(
@@ -234,7 +235,7 @@ def machine() -> dict:
     sys.path.insert(0, str(ROOT))
     from cifar_gui.engine.hardware import cpu_name
     from cifar_gui.engine.performance import cpu_has_bfloat16, resolve_precision
-    from cifar_gui.engine.training import describe_device, versions
+    from cifar_gui.engine.training.run import describe_device, versions
 
     return {
         "cpu": cpu_name(),

@@ -74,9 +74,10 @@ def epochs_for(variant: str, n: int, batch_size: int = 32) -> int:
 def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     """The eight-class base: ``--base``, or the one in ``--work``, made once."""
     from cifar_gui.engine.data import resolve_classes
+    from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.pretrain import pretrain_config
     from cifar_gui.engine.record import model_filename
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.engine.training.run import run_training
 
     if args.base:
         return Path(args.base)
@@ -95,7 +96,7 @@ def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     def epoch(event) -> None:
         print(f"  base epoch {event.epoch + 1}: {event.metrics}", flush=True)
 
-    result = run_training(config, Listener(on_epoch=epoch), dataset=dataset)
+    result = run_training(config, only(EpochEvent, epoch), dataset=dataset)
     print(f"base {result.path}: test accuracy {result.record.test_accuracy:.4f}", flush=True)
     return result.path
 
@@ -106,7 +107,7 @@ def one_run(
     """Train one variant on ``n`` images; its test accuracy and what it cost."""
     from cifar_gui.engine.data import select_classes
     from cifar_gui.engine.persistence import save_model
-    from cifar_gui.engine.training import train
+    from cifar_gui.engine.training.run import train
 
     common = {
         "classes": tutorial.PAIR,
@@ -144,7 +145,7 @@ def one_run(
         "trainable": record.parameters.trainable,
         "non_trainable": record.parameters.non_trainable,
         "seconds": round(record.seconds, 1),
-        "feature_cache": record.performance.get("feature_cache"),
+        "feature_cache": record.performance.feature_cache,
     }
 
 

@@ -215,17 +215,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-class _ProgressBar:
-    """One self-rewriting line on stderr, redrawn once per bundle of batch events (the
-    runner's throttle)."""
+class _Progress:
+    """The sink of a run's events on stderr: one self-rewriting line of the batch events (the
+    runner bundles them), a line per epoch, and a line as each run of a study starts."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr  # the stderr of now (a test's capture), not of import
 
-    def batches(self, events: list) -> None:
+    def __call__(self, event: Any) -> None:
+        from cifar_gui.engine.events import BatchEvent, EpochEvent, StudyProgress
+
+        if isinstance(event, BatchEvent):
+            self.batch(event)
+        elif isinstance(event, EpochEvent):
+            self.epoch(event)
+        elif isinstance(event, StudyProgress):
+            self.study_run(event)
+
+    def batch(self, event) -> None:
         if not self.stream.isatty():
             return  # a log file gets the epoch lines only
-        event = events[-1]
         width = 24
         filled = int(width * (event.batch + 1) / event.steps)
         eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
@@ -246,6 +255,15 @@ class _ProgressBar:
             + "\n"
         )
         self.stream.flush()
+
+    def study_run(self, event) -> None:
+        where = f"run {event.index + 1} of {event.count}: {event.variant}"
+        if event.state == "running" and event.resumed_from_epoch is not None:
+            print(f"{where}, from epoch {event.resumed_from_epoch + 1}", file=self.stream)
+        elif event.state == "running":
+            print(where, file=self.stream)
+        elif event.skipped:
+            print(f"{where} done already", file=self.stream)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -283,8 +301,7 @@ def _run_plan(plan) -> int:
 
     from cifar_gui.engine.runner import run
 
-    bar = _ProgressBar()
-    finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True)
+    finished = run(plan, _Progress(), threading.Event(), in_process=True)
     record = finished.record
     if finished.path is None:
         print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
@@ -441,18 +458,7 @@ def _study(args: argparse.Namespace) -> int:
     else:
         template = config_from_args(args, "study")
         plan = plan_study(template, template.out_dir)
-    bar = _ProgressBar()
-
-    def on_run(event) -> None:
-        where = f"run {event.index + 1} of {event.count}: {event.variant}"
-        if event.state == "running" and event.resumed_from_epoch is not None:
-            print(f"{where}, from epoch {event.resumed_from_epoch + 1}", file=sys.stderr)
-        elif event.state == "running":
-            print(where, file=sys.stderr)
-        elif event.skipped:
-            print(f"{where} done already", file=sys.stderr)
-
-    finished = run(plan, bar.batches, bar.epoch, threading.Event(), in_process=True, on_run=on_run)
+    finished = run(plan, _Progress(), threading.Event(), in_process=True)
     if finished.report is None:
         print(f"stopped; continue with: cifar-gui study --resume {shown(plan.folder)}")
         return 0

@@ -80,6 +80,7 @@ def train_in_frozen_child(program: Path, scratch: Path) -> tuple[list[str], str]
     """Train in ``scratch``; return (the problems found, what the child printed)."""
     sys.path.insert(0, str(ROOT))
     from cifar_gui.config import RunConfig
+    from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.runner import plan_run, run
 
     config = RunConfig(
@@ -109,7 +110,7 @@ def train_in_frozen_child(program: Path, scratch: Path) -> tuple[list[str], str]
         saved_stderr = os.dup(2)
         os.dup2(log.fileno(), 2)  # the child inherits it
         try:
-            result = run(plan_run(config), lambda events: None, epochs.append, threading.Event())
+            result = run(plan_run(config), only(EpochEvent, epochs.append), threading.Event())
         except Exception as exc:
             result = None
             problems.append(f"{type(exc).__name__}: {exc}")

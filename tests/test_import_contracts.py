@@ -165,14 +165,14 @@ def test_the_checker_sees_imports_inside_functions_and_through_other_modules():
     probe = "cifar_gui.gui._contract_probe"
     source = (
         "from typing import TYPE_CHECKING\n"
-        "from cifar_gui.engine import training\n"
+        "from cifar_gui.engine.training import run\n"
         "if TYPE_CHECKING:\n    import keras\n"
         "def job():\n    import PySide6.QtCore\n"
     )
     found = imports(probe, top_level_only=False, type_checking=True, source=source)
     assert _names(found, QT) == ["PySide6.QtCore"]
     assert not _names(imports(probe, top_level_only=True, source=source), HEAVY + QT)
-    assert "tensorflow" in loaded_on_import(probe, source)  # through engine.training
+    assert "tensorflow" in loaded_on_import(probe, source)  # through engine.training.run
 
 
 def dependencies(module: str, source: str | None = None) -> set[str]:

@@ -173,7 +173,7 @@ def test_spec_ships_the_apps_sources_for_autograph(monkeypatch, tmp_path):
         modes = calls["Analysis"][0][1].get("module_collection_mode", {})
         assert modes.get("cifar_gui") in ("py", "pyz+py", "py+pyz"), modes
     sources = list((ROOT / "cifar_gui").rglob("*.py"))
-    assert ROOT / "cifar_gui" / "engine" / "training.py" in sources
+    assert ROOT / "cifar_gui" / "engine" / "training" / "run.py" in sources
     for source in sources:  # the trimming after the analysis keeps them
         dest = source.relative_to(ROOT).as_posix()
         assert spec["keep"]((dest, str(source), "DATA")), dest
@@ -183,7 +183,7 @@ def test_pyinstaller_reads_the_spec_as_shipping_every_app_source(monkeypatch, tm
     build_main = pytest.importorskip("PyInstaller.building.build_main", reason="no PyInstaller")
     calls, _ = run_spec(monkeypatch, tmp_path, "linux")
     modes = calls["Analysis"][0][1]["module_collection_mode"]
-    for name in ("cifar_gui", "cifar_gui.engine.training", "cifar_gui.engine.augment"):
+    for name in ("cifar_gui", "cifar_gui.engine.training.run", "cifar_gui.engine.augment"):
         collected = build_main._get_module_collection_mode(modes, name)
         assert build_main._ModuleCollectionMode.PY in collected, (name, collected)
 

@@ -1,14 +1,25 @@
-"""The plain events a training run reports (no Keras, no Qt): they cross the pipe from the
-training process and reach the CLI's progress bar and the window alike. The live view's
-request and snapshots (:mod:`cifar_gui.engine.live`) are plain data too."""
+"""The one vocabulary of a run's reports (no Keras, no Qt): every run (train, pretrain, each
+run of a study) sends these :data:`Event` values to one :data:`Sink`, in order; they cross the
+pipe from the training process and reach the CLI's progress bar and the window alike.
+
+A run says :class:`RunStarted`, then :class:`BatchEvent` and :class:`EpochEvent` values (and
+:class:`LiveSnapshot` values when the live view asked for them, see
+:mod:`cifar_gui.engine.live`), then :class:`RunFinished`. A study wraps the start and end of
+each of its runs in a :class:`StudyProgress` (which run of how many) and ends with
+:class:`StudyFinished`, the value its run returns.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from cifar_gui import tutorial
+from cifar_gui.engine.record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -89,3 +100,108 @@ class LiveSnapshot:
     running_accuracy: float  # over the last RUNNING_WINDOW test predictions
     running_count: int  # how many predictions that is (fewer at first)
     class_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A run starts, after its checks: ``resumed_from_epoch`` and ``history`` are those of the
+    checkpoint a resumed run continues (None for a new run)."""
+
+    variant: str
+    epochs: int
+    resumed_from_epoch: int | None = None
+    history: Mapping[str, Sequence[float]] | None = None
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """What a finished or stopped run saved."""
+
+    path: Path | None  # the saved model; None on a multi-worker run's non-chief worker
+    record: RunRecord  # the sidecar's content
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """A run of a study starts or ends: ``run`` is its own :class:`RunStarted` or
+    :class:`RunFinished`; ``skipped``: it was done already (a resumed study)."""
+
+    index: int  # 0-based, in SEED_VARIANTS order
+    count: int
+    run: RunStarted | RunFinished
+    skipped: bool = False
+
+    @property
+    def variant(self) -> str:
+        run = self.run
+        return run.variant if isinstance(run, RunStarted) else run.record.variant
+
+    @property
+    def state(self) -> str:
+        """``running``, ``stopped`` or ``done``: the study record's state of the run."""
+        if isinstance(self.run, RunStarted):
+            return "running"
+        return "stopped" if self.run.stopped else "done"
+
+    # What the window's study line shows of the run (the run's own events hold it).
+    @property
+    def epochs(self) -> int:
+        run = self.run
+        return run.epochs if isinstance(run, RunStarted) else run.record.epochs_planned
+
+    @property
+    def resumed_from_epoch(self) -> int | None:
+        run = self.run
+        if isinstance(run, RunStarted):
+            return run.resumed_from_epoch
+        return run.record.resumed_from_epoch
+
+    @property
+    def history(self) -> Mapping[str, Sequence[float]] | None:
+        return self.run.history if isinstance(self.run, RunStarted) else self.run.record.history
+
+    @property
+    def record(self) -> RunRecord | None:
+        return None if isinstance(self.run, RunStarted) else self.run.record
+
+    @property
+    def model_path(self) -> Path | None:
+        return None if isinstance(self.run, RunStarted) else self.run.path
+
+
+@dataclass(frozen=True)
+class StudyFinished:
+    """What a study left: the ends of the runs it has (done or stopped), the report (None
+    until every run is done), and whether it was stopped."""
+
+    folder: Path
+    runs: tuple[StudyProgress, ...]
+    report: Path | None
+    stopped: bool
+
+
+Event = BatchEvent | EpochEvent | LiveSnapshot | RunStarted | RunFinished | StudyProgress
+Sink = Callable[[Event], None]
+E = TypeVar("E")
+
+
+class StopFlag(Protocol):
+    """Set from anywhere (a thread, the window's process) to end a run after the batches in
+    progress: a :class:`threading.Event` or a :mod:`multiprocessing` one."""
+
+    def is_set(self) -> bool: ...
+
+
+def ignore(event: Event) -> None:
+    """The sink of a run nobody follows."""
+
+
+def only(kind: type[E], handler: Callable[[E], None]) -> Sink:
+    """A sink that hands the events of ``kind`` to ``handler`` and drops the others."""
+
+    def sink(event: Event) -> None:
+        if isinstance(event, kind):
+            handler(event)
+
+    return sink

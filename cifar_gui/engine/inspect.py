@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from cifar_gui.engine.data import read_image, scale_images
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.keras_internals import call_inputs, producer
 from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
 from cifar_gui.engine.record import class_count
@@ -128,10 +129,10 @@ def output_activation(model: keras.Model) -> str | None:
     except (AttributeError, IndexError, TypeError, ValueError):  # not a built Keras model
         return None
     for _ in range(1000):  # a chain, not a loop; bounded all the same
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        made = producer(tensor)
+        if made is None:
             return None
-        op = history.operation
+        op, call = made
         kind = type(op).__name__
         if isinstance(op, keras.Model):
             tensor = op.outputs[0] if op.outputs else None
@@ -143,7 +144,7 @@ def output_activation(model: keras.Model) -> str | None:
             pass  # look further back
         elif name is not None or kind not in _PASS_THROUGH:
             return name
-        inputs = op._inbound_nodes[history.node_index].input_tensors
+        inputs = call_inputs(op, call)
         tensor = inputs[0] if len(inputs) == 1 else None
     return None
 

@@ -27,11 +27,11 @@
 ``matmul_convolutions``  convolutions on maps up to 4x4 (VGG16's blocks 4 and 5 at 32x32) as
                          im2col matrix products, their gradients too, and on 8x8 maps (block
                          3) their kernel gradients: oneDNN's kernels are several times slower
-                         there (:mod:`cifar_gui.engine.matmul_conv`). ``auto``: on a CPU only
-                         (measured there; a GPU keeps cuDNN's kernels).
+                         there (:mod:`cifar_gui.engine.training.matmul_conv`). ``auto``: on a
+                         CPU only (measured there; a GPU keeps cuDNN's kernels).
 ``fused_optimizer``      RMSprop's update as TensorFlow's one fused kernel instead of Keras'
                          element-wise passes, outside distribution strategies
-                         (:mod:`cifar_gui.engine.fused_rmsprop`).
+                         (:mod:`cifar_gui.engine.training.fused_rmsprop`).
 
 Tried on the 2-core AVX512_BF16 CPU and not kept (bench/README figures): XLA for the front
 (``jit_compile``: about 10x slower than oneDNN's kernels), one inter-op thread (no change),

@@ -1,6 +1,6 @@
 """The typed record of one training run, and the sidecar JSON it is saved as.
 
-Every run saved by :func:`cifar_gui.engine.training.run_training` leaves ``<stem>.json`` beside
+Every run saved by :func:`cifar_gui.engine.training.run.run_training` leaves ``<stem>.json`` beside
 ``<stem>.h5`` or ``<stem>.keras``: :meth:`RunRecord.to_dict`, with the keys sidecars have had
 since the first version, so older app versions and plain JSON readers still understand it.
 :meth:`RunRecord.from_dict` is the one validating reader of that format (the sidecar loader,
@@ -126,6 +126,61 @@ class ParameterCounts:
         return cls(**counts)
 
 
+@dataclass(frozen=True)
+class Performance:
+    """What the speed settings of a run came to (:mod:`cifar_gui.engine.performance`). None:
+    not recorded (a sidecar of a version that did not know the setting)."""
+
+    steps_per_execution: int | None = None  # training batches per compiled call
+    intra_op_threads: int | None = None  # 0: TensorFlow's default (every core)
+    feature_cache: bool | None = None  # only the head was fitted, behind a frozen front
+    frozen_front_layers: int | None = None  # layers run outside the training step
+    feature_seconds: float | None = None  # to compute the features computed once (if any)
+    matmul_convolutions: tuple[str, ...] | None = None  # layers run as matrix products
+    fused_optimizer: bool | None = None  # RMSprop's update as TensorFlow's fused kernel
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sidecar's ``performance``: the values recorded (the keys of earlier versions)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        if self.matmul_convolutions is not None:
+            out["matmul_convolutions"] = list(self.matmul_convolutions)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Performance:
+        """From a sidecar's ``performance`` (keys it does not know are left out); ValueError
+        naming the entry on junk."""
+        check_type("performance", data, dict)
+
+        def flag(key: str) -> bool | None:
+            if data.get(key) is not None:
+                check_type(f"performance[{key!r}]", data[key], bool)
+            return data.get(key)
+
+        layers = data.get("matmul_convolutions")
+        if layers is not None:
+            check_type("performance['matmul_convolutions']", layers, list)
+            for name in layers:
+                check_type("an item of performance['matmul_convolutions']", name, str)
+        return cls(
+            steps_per_execution=_optional_int(
+                "performance['steps_per_execution']", data.get("steps_per_execution")
+            ),
+            intra_op_threads=_optional_int(
+                "performance['intra_op_threads']", data.get("intra_op_threads")
+            ),
+            feature_cache=flag("feature_cache"),
+            frozen_front_layers=_optional_int(
+                "performance['frozen_front_layers']", data.get("frozen_front_layers")
+            ),
+            feature_seconds=_optional_number(
+                "performance['feature_seconds']", data.get("feature_seconds")
+            ),
+            matmul_convolutions=None if layers is None else tuple(layers),
+            fused_optimizer=flag("fused_optimizer"),
+        )
+
+
 def best_epoch(history: Mapping[str, Sequence[float]]) -> int | None:
     """0-based epoch of the best validation accuracy (ties: the lower validation loss, then
     the earlier epoch); None without a validation accuracy."""
@@ -172,7 +227,7 @@ class RunRecord:
     strategy: str = ""
     precision: str = ""
     global_batch_size: int | None = None
-    performance: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    performance: Performance = field(default_factory=Performance, repr=False)
     versions: Mapping[str, str] = field(default_factory=dict, repr=False)
     finished_at: str = ""  # ISO 8601, UTC
     data_source: str | None = None
@@ -225,7 +280,7 @@ class RunRecord:
             "strategy": self.strategy,
             "global_batch_size": self.global_batch_size,
             "precision": self.precision,
-            "performance": dict(self.performance),
+            "performance": self.performance.to_dict(),
             "versions": dict(self.versions),
             "finished_at": self.finished_at,
             "data_source": self.data_source,
@@ -252,9 +307,8 @@ class RunRecord:
         stopped = data.get("stopped", False)
         check_type("stopped", stopped, bool)
         parameters = data.get("parameters")
-        for key in ("performance", "versions"):
-            if data.get(key) is not None:
-                check_type(key, data[key], dict)
+        if data.get("versions") is not None:
+            check_type("versions", data["versions"], dict)
         return cls(
             config=config,
             class_names=_items("class_names", data.get("class_names"), str),
@@ -275,7 +329,7 @@ class RunRecord:
             strategy=_optional_str("strategy", data.get("strategy"), ""),
             precision=_optional_str("precision", data.get("precision"), ""),
             global_batch_size=_optional_int("global_batch_size", data.get("global_batch_size")),
-            performance=dict(data.get("performance") or {}),
+            performance=Performance.from_dict(data.get("performance") or {}),
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
             finished_at=_optional_str("finished_at", data.get("finished_at"), ""),
             data_source=_optional_str("data_source", data.get("data_source")),

@@ -2,10 +2,15 @@
 
 :func:`plan_run` applies the rules of a run before anything starts (which checkpoint it
 continues, what may change on resume, whether the output folder can be written), without
-touching the disk; :func:`run` trains the plan in this process (the command line) or in a
-child process (the window), with the same plain events out: lists of :class:`BatchEvent`
-(bundled at most :data:`BATCH_INTERVAL_S` apart: the one throttle of batch events), each
-:class:`EpochEvent`, and a :class:`RunFinished` with the run's record.
+touching the disk; :func:`run` trains a plan in this process (the command line) or in a
+child process (the window), and hands every event of it (:mod:`cifar_gui.engine.events`) to
+one sink, in order: batch events bundled at most :data:`BATCH_INTERVAL_S` apart (the one
+throttle of batch events), every other event at once. It returns the plan's last word: a
+:class:`RunFinished`, or a study's :class:`StudyFinished`.
+
+A plan is anything with ``execute(sink, stop, live)``: a :class:`RunPlan` (one run: train,
+pretrain) or a :class:`~cifar_gui.engine.study.StudyPlan`, which runs the run plans it yields
+(:meth:`~cifar_gui.engine.study.StudyPlan.steps`) one after the other.
 
 Why a child process for the window and not a thread of it: both would share one interpreter
 lock. Keras' per-batch Python code, graph tracing and model saving hold it, and so does the
@@ -15,18 +20,12 @@ command line's epoch time and stalled the event loop for up to 1.8 s. A child st
 ``spawn`` (a fresh interpreter, nothing of Qt copied) has its own lock; the GUI process only
 forwards its events.
 
-A study (:mod:`cifar_gui.engine.study`: the seed's four runs and the report) goes the same
-way: a :class:`~cifar_gui.engine.study.StudyPlan` instead of a :class:`RunPlan`, the same
-batch and epoch events, a :class:`~cifar_gui.engine.study.StudyRunEvent` as each of its runs
-starts and ends (``("run", event)`` from the child), and a
-:class:`~cifar_gui.engine.study.StudyFinished` at the end.
-
-The child calls :func:`cifar_gui.engine.training.run_training` as the command line does: it
+The child calls :func:`cifar_gui.engine.training.run.run_training` as the command line does: it
 loads the data set itself from ``config.data``, although the window's process holds it already:
 an image folder loads from its decoded cache in about 0.25 s, while sending its 185 MB of arrays
 through the pipe would cost more, and twice the memory. It trains, saves the model and sidecar,
-and sends ``(kind, value)`` messages: ``("batches", [BatchEvent, ...])``,
-``("epoch", EpochEvent)``, ``("done", RunFinished)`` or ``("error", exception)``.
+and sends ``(kind, value)`` messages: ``("events", [event, ...])`` (a bundle),
+``("done", finished)`` or ``("error", exception)``.
 
 This module imports neither Qt nor TensorFlow (the child imports it before anything else; the
 window plans runs without TensorFlow).
@@ -35,6 +34,7 @@ window plans runs without TensorFlow).
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import pickle
@@ -45,22 +45,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import Checkpoint, check_resumable, read_checkpoint
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
+from cifar_gui.engine.events import (
+    BatchEvent,
+    Event,
+    LiveRequest,
+    RunFinished,
+    Sink,
+    StopFlag,
+    StudyFinished,
+)
 from cifar_gui.engine.files import check_can_write
-from cifar_gui.engine.record import RunRecord
-from cifar_gui.engine.study import StudyFinished, StudyListener, StudyPlan, StudyRunEvent
 
 __all__ = [
-    "BatchEvent",
     "ChildFailed",
-    "EpochEvent",
-    "LiveChannel",
-    "RunFinished",
+    "LiveRequests",
+    "Plan",
     "RunPlan",
     "plan_run",
     "run",
@@ -78,6 +82,18 @@ STOP_GRACE_S = 60.0
 EXIT_WAIT_S = 10.0  # after its last message, how long the child may take to exit
 # Both together stay well under the 60 s JobRunner.shutdown waits for the thread.
 
+# Where a run takes the live view's latest request from (None: it has not changed); a run
+# given none sends no snapshots.
+LiveSource = Callable[[], LiveRequest | None]
+
+
+class Plan(Protocol):
+    """What :func:`run` trains: ``execute`` runs it on this thread, reporting to ``sink``."""
+
+    def execute(
+        self, sink: Sink, stop: StopFlag, live: LiveSource | None
+    ) -> RunFinished | StudyFinished: ...
+
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -86,32 +102,21 @@ class RunPlan:
     config: RunConfig
     resume: Checkpoint | None = None
 
+    def execute(self, sink: Sink, stop: StopFlag, live: LiveSource | None) -> RunFinished:
+        """Train and save the run here (imports TensorFlow)."""
+        from cifar_gui.engine.training.run import run_training
 
-@dataclass(frozen=True)
-class RunFinished:
-    """What a finished or stopped run saved."""
-
-    path: Path | None  # the saved model; None on a multi-worker run's non-chief worker
-    record: RunRecord  # the sidecar's content
-    stopped: bool
+        return run_training(self.config, sink, stop, live=live, resume=self.resume).finished
 
 
-class LiveChannel:
-    """The live view's two ways (:mod:`cifar_gui.engine.live`): snapshots to
-    ``on_snapshot`` (called on the thread that runs :func:`run`), and the window's latest
-    request, set from any thread with :meth:`ask` and taken by the run at its next refresh.
-    ``source``: where :meth:`take` gets requests instead (the training process: the pipe)."""
+class LiveRequests:
+    """The live view's latest request: set from any thread with :meth:`ask`, taken by the
+    run (:data:`LiveSource`) at its next refresh. ``request``: the first one (None: the
+    default, the seed's test image 5 and the first convolution)."""
 
-    def __init__(
-        self,
-        on_snapshot: Callable[[LiveSnapshot], None],
-        request: LiveRequest | None = None,
-        source: Callable[[], LiveRequest | None] | None = None,
-    ):
-        self.on_snapshot = on_snapshot
+    def __init__(self, request: LiveRequest | None = None):
         self._lock = threading.Lock()
         self._pending = request
-        self._source = source
 
     def ask(self, request: LiveRequest) -> None:
         """Show ``request`` from the next refresh on (replaces one not yet taken)."""
@@ -120,8 +125,6 @@ class LiveChannel:
 
     def take(self) -> LiveRequest | None:
         """The request not yet taken, or None."""
-        if self._source is not None:
-            return self._source()
         with self._lock:
             request, self._pending = self._pending, None
         return request
@@ -146,7 +149,7 @@ def plan_run(
     new total), ``strategy`` and ``data`` (where the data set is now) may change; a ``config``
     given too must be that run's. The output folder must be creatable and writable. Nothing on
     disk changes; the file names, which depend on the data's classes, are checked by
-    :func:`cifar_gui.engine.training.run_training` once the data is loaded.
+    :func:`cifar_gui.engine.training.run.run_training` once the data is loaded.
     """
     checkpoint = None
     if resume is not None:
@@ -168,46 +171,49 @@ def plan_run(
     return RunPlan(config, checkpoint)
 
 
-OnRun = Callable[[StudyRunEvent], None]
-
-
 def run(
-    plan: RunPlan | StudyPlan,
-    on_batch: Callable[[list[BatchEvent]], None],
-    on_epoch: Callable[[EpochEvent], None],
+    plan: Plan,
+    sink: Sink,
     stop: threading.Event,
     *,
     in_process: bool = False,
-    on_run: OnRun | None = None,
-    live: LiveChannel | None = None,
+    live: LiveRequests | None = None,
 ) -> RunFinished | StudyFinished:
     """Train ``plan`` (one run, or a study) and return what it saved.
 
-    ``on_batch`` gets the batch events in bundles (:data:`BATCH_INTERVAL_S`), ``on_epoch``
-    each epoch's summary, both on the calling thread. Setting ``stop`` ends the run after the
-    batches in progress; the model is still saved. ``in_process``: train on this thread
-    (the command line) instead of a spawned child (the window). Raises the run's exception (a
-    :class:`UserError` keeps its one-line message), or :class:`ChildFailed` when the child
-    died without a word. A study also reports each of its runs' start and end to ``on_run``.
-    ``live``: where the run (each run of a study) sends the live view's snapshots.
+    ``sink`` gets every event of it on the calling thread, in order, batch events in bundles
+    (:data:`BATCH_INTERVAL_S`). Setting ``stop`` ends the run after the batches in progress;
+    the model is still saved. ``in_process``: train on this thread (the command line) instead
+    of a spawned child (the window). Raises the run's exception (a :class:`UserError` keeps
+    its one-line message), or :class:`ChildFailed` when the child died without a word.
+    ``live``: the live view's requests; with it, the run (each run of a study) sends
+    :class:`~cifar_gui.engine.events.LiveSnapshot` events.
     """
-    on_run = on_run or (lambda event: None)
     if in_process:
-        return _train(plan, on_batch, on_epoch, on_run, stop, live)
-    return _run_in_child(plan, on_batch, on_epoch, on_run, stop, live)
+
+        def deliver(bundle: list[Event]) -> None:
+            for event in bundle:
+                sink(event)
+
+        return _execute(plan, deliver, stop, None if live is None else live.take)
+    return _run_in_child(plan, sink, stop, live)
 
 
 class _Bundler:
-    """Gathers batch events and hands them on at most :data:`BATCH_INTERVAL_S` apart."""
+    """Hands events on in bundles: batch events at most :data:`BATCH_INTERVAL_S` apart, any
+    other event at once, with the batch events before it."""
 
-    def __init__(self, send: Callable[[list[BatchEvent]], None]):
+    def __init__(self, send: Callable[[list[Event]], None]):
         self.send = send
-        self.pending: list[BatchEvent] = []
+        self.pending: list[Event] = []
         self.last_sent = -BATCH_INTERVAL_S
 
-    def add(self, event: BatchEvent) -> None:
+    def add(self, event: Event) -> None:
         self.pending.append(event)
-        if time.monotonic() - self.last_sent >= BATCH_INTERVAL_S:
+        if (
+            not isinstance(event, BatchEvent)
+            or time.monotonic() - self.last_sent >= BATCH_INTERVAL_S
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -217,53 +223,18 @@ class _Bundler:
         self.last_sent = time.monotonic()
 
 
-def _train(
-    plan: RunPlan | StudyPlan,
-    on_batch: Callable[[list[BatchEvent]], None],
-    on_epoch: Callable[[EpochEvent], None],
-    on_run: OnRun,
-    stop: Any,
-    live: LiveChannel | None = None,
+def _execute(
+    plan: Plan, send: Callable[[list[Event]], None], stop: StopFlag, live: LiveSource | None
 ) -> RunFinished | StudyFinished:
-    """Run the plan on this thread (imports TensorFlow)."""
-    bundler = _Bundler(on_batch)
-
-    def epoch_done(event: EpochEvent) -> None:
-        bundler.flush()  # the epoch's last batches go before its summary
-        on_epoch(event)
-
-    def snapshot_done(snapshot: LiveSnapshot) -> None:
-        bundler.flush()  # the batches before it go first
-        live.on_snapshot(snapshot)
-
-    live_callbacks = {} if live is None else {"on_live": snapshot_done, "live_request": live.take}
-    if isinstance(plan, StudyPlan):
-        from cifar_gui.engine.study import run_study
-
-        def run_changed(event: StudyRunEvent) -> None:
-            bundler.flush()
-            on_run(event)
-
-        listener = StudyListener(bundler.add, epoch_done, run_changed, stop, **live_callbacks)
-        finished = run_study(plan, listener)
-        bundler.flush()
-        return finished
-
-    from cifar_gui.engine.training import Listener, run_training
-
-    listener = Listener(on_batch=bundler.add, on_epoch=epoch_done, stop=stop, **live_callbacks)
-    result = run_training(plan.config, listener, resume=plan.resume)
+    """Run the plan on this thread (imports TensorFlow), its events bundled to ``send``."""
+    bundler = _Bundler(send)
+    finished = plan.execute(bundler.add, stop, live)
     bundler.flush()
-    return RunFinished(result.path, result.record, result.stopped)
+    return finished
 
 
 def _run_in_child(
-    plan: RunPlan | StudyPlan,
-    on_batch: Callable[[list[BatchEvent]], None],
-    on_epoch: Callable[[EpochEvent], None],
-    on_run: OnRun,
-    stop: threading.Event,
-    live: LiveChannel | None = None,
+    plan: Plan, sink: Sink, stop: threading.Event, live: LiveRequests | None
 ) -> RunFinished | StudyFinished:
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
@@ -301,14 +272,9 @@ def _run_in_child(
             except EOFError:
                 process.join(EXIT_WAIT_S)
                 raise ChildFailed(_death_message(process.exitcode)) from None
-            if kind == "batches":
-                on_batch(value)
-            elif kind == "epoch":
-                on_epoch(value)
-            elif kind == "run":
-                on_run(value)
-            elif kind == "live" and live is not None:
-                live.on_snapshot(value)
+            if kind == "events":
+                for event in value:
+                    sink(event)
             elif kind == "done":
                 return value
             else:
@@ -360,7 +326,7 @@ def _latest_request(requests: Connection) -> LiveRequest | None:
 
 
 def _child_main(
-    plan: RunPlan | StudyPlan, conn: Connection, stop: Any, requests: Connection | None = None
+    plan: Plan, conn: Connection, stop: Any, requests: Connection | None = None
 ) -> None:
     """The child: run the plan, send its events, then the result or the exception."""
 
@@ -372,19 +338,9 @@ def _child_main(
 
     live = None
     if requests is not None:
-        live = LiveChannel(
-            lambda snapshot: send(("live", snapshot)),
-            source=lambda: _latest_request(requests),  # the window's, through the pipe
-        )
+        live = functools.partial(_latest_request, requests)  # the window's, through the pipe
     try:
-        finished = _train(
-            plan,
-            lambda events: send(("batches", events)),
-            lambda event: send(("epoch", event)),
-            lambda event: send(("run", event)),
-            stop,
-            live,
-        )
+        finished = _execute(plan, lambda bundle: send(("events", bundle)), stop, live)
         send(("done", finished))
     except Exception as exc:
         if not isinstance(exc, UserError):

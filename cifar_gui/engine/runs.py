@@ -1,6 +1,6 @@
 """Previous training runs, found again from the JSON sidecars saved beside their models.
 
-Every run saved by :func:`cifar_gui.engine.training.run_training` leaves ``<stem>.json``
+Every run saved by :func:`cifar_gui.engine.training.run.run_training` leaves ``<stem>.json``
 (a :class:`~cifar_gui.engine.record.RunRecord`) beside ``<stem>.h5`` or ``<stem>.keras``.
 This module reads those sidecars only: it imports neither Keras nor Qt, so the GUI can list
 runs before TensorFlow has loaded.

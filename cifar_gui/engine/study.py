@@ -8,15 +8,19 @@ Layout of a study folder::
     <study>/checkpoints/<model stem>/   each run's resumable checkpoint (as ``train`` keeps)
     <study>/report/report.html          the report (:mod:`cifar_gui.engine.report`) and its PNGs
 
-Each run is :func:`cifar_gui.engine.training.run_training` with the seed's settings for its
-variant, so a study's runs are the runs ``train`` makes. Killing a study at any moment and
-resuming it continues where it stopped: a run whose final model and sidecar are complete is
-not trained again, a run with an unfinished checkpoint continues at its next epoch (its
-history is then the one an uninterrupted run would have had), and a run with nothing yet
-starts. The study record is written atomically at every change of state; on resume the files
-decide (a kill may land between a save and the record's update). One rare case trains a run
-again from its first epoch: a kill after its last checkpoint and before its final model was
-saved (the run is deterministic, so it ends with the same history).
+A study is a plan that yields run plans (:meth:`StudyPlan.steps`): each run is
+:func:`cifar_gui.engine.training.run.run_training` with the seed's settings for its variant, so a
+study's runs are the runs ``train`` makes, and they report the same events; the study wraps
+each run's start and end in a :class:`~cifar_gui.engine.events.StudyProgress`.
+
+Killing a study at any moment and resuming it continues where it stopped: a run whose final
+model and sidecar are complete is not trained again, a run with an unfinished checkpoint
+continues at its next epoch (its history is then the one an uninterrupted run would have
+had), and a run with nothing yet starts. The study record is written atomically at every
+change of state; on resume the files decide (a kill may land between a save and the record's
+update). One rare case trains a run again from its first epoch: a kill after its last
+checkpoint and before its final model was saved (the run is deterministic, so it ends with
+the same history).
 
 This module imports neither Keras nor Qt (the window plans and follows studies with it);
 training and the report are imported when a study runs.
@@ -28,8 +32,8 @@ import os
 import shlex
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +46,20 @@ from cifar_gui.engine.checkpoints import (
     read_checkpoint,
 )
 from cifar_gui.engine.errors import ModelError, UserError
-from cifar_gui.engine.events import BatchEvent, EpochEvent, LiveRequest, LiveSnapshot
+from cifar_gui.engine.events import (
+    Event,
+    LiveRequest,
+    RunFinished,
+    RunStarted,
+    Sink,
+    StopFlag,
+    StudyFinished,
+    StudyProgress,
+    ignore,
+)
 from cifar_gui.engine.files import check_can_write, read_json, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
+from cifar_gui.engine.runner import LiveSource, RunPlan
 from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
 from cifar_gui.settings import check_type
 
@@ -114,62 +129,60 @@ class StudyPlan:
             from_model=from_model,
         )
 
+    def steps(self, class_indices: Sequence[int]) -> Iterator[RunPlan | RunFinished]:
+        """The study's runs in order, each looked at on the disk when its turn comes: the
+        :class:`RunFinished` of one saved complete already, else the plan that trains it
+        (continuing its unfinished checkpoint, if it has one)."""
+        for variant in SEED_VARIANTS:
+            path = self.folder / model_filename(variant, class_indices)
+            config = self.config_for(variant, class_indices)
+            done = finished_run(path, config)
+            if done is not None:
+                yield RunFinished(path, done, stopped=False)
+                continue
+            resume = _unfinished_checkpoint(self.folder, config, class_indices)
+            if resume is not None:
+                # The run's own config (it names its files as they were), the data where it
+                # is now.
+                config = resume.config.replace(data=self.template.data)
+            yield RunPlan(config, resume)
 
-@dataclass(frozen=True)
-class StudyRunEvent:
-    """A run of the study starts (``state`` running; ``history``: of the epochs a resumed run
-    has done), or ends (done or stopped, with its record); ``skipped``: it was done already
-    (a resumed study)."""
-
-    index: int  # 0-based, in SEED_VARIANTS order
-    count: int
-    variant: str
-    state: str
-    epochs: int
-    resumed_from_epoch: int | None = None
-    record: RunRecord | None = None
-    model_path: Path | None = None
-    skipped: bool = False
-    history: Mapping[str, Sequence[float]] | None = None
-
-
-@dataclass(frozen=True)
-class StudyFinished:
-    """What a study left: the runs it has (done or stopped), the report (None until every run
-    is done), and whether it was stopped."""
-
-    folder: Path
-    runs: tuple[StudyRunEvent, ...]
-    report: Path | None
-    stopped: bool
+    def execute(self, sink: Sink, stop: StopFlag, live: LiveSource | None) -> StudyFinished:
+        """Run the study here (the runner's entry, see :func:`run_study`)."""
+        return run_study(self, sink, stop, live=live)
 
 
-@dataclass
-class StudyListener:
-    """Plain callbacks a study reports to; ``stop`` ends the run in progress as for one run
-    (its model and checkpoint are saved) and the study with it. ``on_live`` and
-    ``live_request``: the live view of the run in progress, as in a single run's
-    :class:`~cifar_gui.engine.training.Listener`."""
+class _StudyRelay:
+    """The sink of the study's runs: their starts and ends wrapped in a
+    :class:`StudyProgress` of the run in progress (``index``), the other events as they are.
+    An end is kept, and its state recorded (``record(index, state)``) before it is told, so
+    whoever hears of it finds the study record saying so."""
 
-    on_batch: Callable[[BatchEvent], None] | None = None
-    on_epoch: Callable[[EpochEvent], None] | None = None
-    on_run: Callable[[StudyRunEvent], None] | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    on_live: Callable[[LiveSnapshot], None] | None = None
-    live_request: Callable[[], LiveRequest | None] | None = None
+    def __init__(self, sink: Sink, count: int, record: Callable[[int, str], None]):
+        self.sink, self.count, self.record = sink, count, record
+        self.index = 0
+        self.ended: list[StudyProgress] = []
+
+    def __call__(self, event: Event, skipped: bool = False) -> None:
+        if isinstance(event, RunStarted | RunFinished):
+            event = StudyProgress(self.index, self.count, event, skipped)
+            if isinstance(event.run, RunFinished):
+                self.record(self.index, event.state)
+                self.ended.append(event)
+        self.sink(event)
 
 
 class _LatestRequest:
     """The window's live-view requests for the runs of a study: each run's probe is new, so
     each run starts from the latest request, not from the default."""
 
-    def __init__(self, source: Callable[[], LiveRequest | None] | None):
+    def __init__(self, source: LiveSource):
         self.source = source
         self.latest: LiveRequest | None = None
         self.run_starts = False
 
     def __call__(self) -> LiveRequest | None:
-        request = self.source() if self.source is not None else None
+        request = self.source()
         if request is not None:
             self.latest = request
         elif self.run_starts:
@@ -338,18 +351,27 @@ def finished_run(model_path: Path, config: RunConfig) -> RunRecord | None:
     return record if same_run(record.config, config) else None
 
 
-def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFinished:
+def run_study(
+    plan: StudyPlan,
+    sink: Sink = ignore,
+    stop: StopFlag | None = None,
+    *,
+    live: LiveSource | None = None,
+) -> StudyFinished:
     """Train the study's runs that are not done yet, in order, then write its report.
 
-    Loads the data once for the four runs and the report. Stopping ends the run in progress
-    (saved, with its checkpoint) and the study; resuming continues it.
+    Loads the data once for the four runs and the report. Every run's events go to ``sink``
+    (its start and end as a :class:`StudyProgress`; a run done already only says its end,
+    ``skipped``). ``stop`` ends the run in progress (saved, with its checkpoint) and the
+    study; resuming continues it. ``live``: the live view of the run in progress, as for one
+    run (:func:`~cifar_gui.engine.training.run.run_training`).
     """
     from cifar_gui.engine.data import load_dataset, select_classes
     from cifar_gui.engine.report import write_report
     from cifar_gui.engine.runs import SavedRun
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.engine.training.run import run_training
 
-    listener = listener or StudyListener()
+    stop = stop if stop is not None else threading.Event()
     template = plan.template
     dataset = load_dataset(template.data)
     indices = select_classes(dataset, template.classes, template.limit).class_indices
@@ -358,81 +380,36 @@ def run_study(plan: StudyPlan, listener: StudyListener | None = None) -> StudyFi
         recorded = dict((r.variant, r.state) for r in read_study(plan.folder)[1])
         runs = [StudyRun(r.variant, recorded[r.variant], r.model) for r in runs]
     write_study(plan, runs)
-    live_request = _LatestRequest(listener.live_request)
-    inner = Listener(
-        on_batch=listener.on_batch,
-        on_epoch=listener.on_epoch,
-        stop=listener.stop,
-        on_live=listener.on_live,
-        live_request=live_request,
-    )
-    events: list[StudyRunEvent] = []
-
-    def announce(event: StudyRunEvent) -> None:
-        if listener.on_run is not None:
-            listener.on_run(event)
+    live_request = None if live is None else _LatestRequest(live)
 
     def set_state(index: int, state: str) -> None:
-        runs[index] = StudyRun(runs[index].variant, state, runs[index].model)
-        write_study(plan, runs)
+        if runs[index].state != state:  # a resumed study's done runs stay as they are
+            runs[index] = StudyRun(runs[index].variant, state, runs[index].model)
+            write_study(plan, runs)
 
-    for index, variant in enumerate(SEED_VARIANTS):
-        if listener.stop.is_set():  # stopped between two runs
-            return StudyFinished(plan.folder, tuple(events), None, True)
-        path = plan.folder / runs[index].model
-        config = plan.config_for(variant, indices)
-        done = finished_run(path, config)
-        common = {"index": index, "count": len(SEED_VARIANTS), "variant": variant}
-        if done is not None:
-            if runs[index].state != "done":  # killed between the save and the record
-                set_state(index, "done")
-            event = StudyRunEvent(
-                **common,
-                state="done",
-                epochs=config.epochs,
-                record=done,
-                model_path=path,
-                skipped=True,
-            )
-            events.append(event)
-            announce(event)
+    relay = _StudyRelay(sink, len(SEED_VARIANTS), set_state)
+
+    for index, step in enumerate(plan.steps(indices)):
+        if stop.is_set():  # stopped between two runs
+            return StudyFinished(plan.folder, tuple(relay.ended), None, True)
+        relay.index = index
+        if isinstance(step, RunFinished):  # done, if killed between the save and the record
+            relay(step, skipped=True)
             continue
-        resume = _unfinished_checkpoint(plan.folder, config, indices)
-        if resume is not None:
-            # The run's own config (it names its files as they were), the data where it is now.
-            config = resume.config.replace(data=template.data)
         set_state(index, "running")
-        announce(
-            StudyRunEvent(
-                **common,
-                state="running",
-                epochs=config.epochs,
-                resumed_from_epoch=None if resume is None else resume.epochs_completed,
-                history=None if resume is None else resume.history,
-            )
+        if live_request is not None:
+            live_request.run_starts = True
+        result = run_training(
+            step.config, relay, stop, live=live_request, dataset=dataset, resume=step.resume
         )
-        live_request.run_starts = True
-        result = run_training(config, inner, dataset=dataset, resume=resume)
-        state = "stopped" if result.stopped else "done"
-        set_state(index, state)
-        event = StudyRunEvent(
-            **common,
-            state=state,
-            epochs=config.epochs,
-            resumed_from_epoch=result.record.resumed_from_epoch,
-            record=result.record,
-            model_path=result.path,
-        )
-        events.append(event)
-        announce(event)
         if result.stopped:
-            return StudyFinished(plan.folder, tuple(events), None, True)
-    saved = [SavedRun.of_model(e.model_path, e.record) for e in events]
+            return StudyFinished(plan.folder, tuple(relay.ended), None, True)
+    saved = [SavedRun.of_model(e.model_path, e.record) for e in relay.ended]
     report = write_report(
         saved, plan.folder / REPORT_DIR, dataset=dataset, study_command=study_command(plan)
     )
     write_study(plan, runs, report=str(report.relative_to(plan.folder)))
-    return StudyFinished(plan.folder, tuple(events), report, False)
+    return StudyFinished(plan.folder, tuple(relay.ended), report, False)
 
 
 def _unfinished_checkpoint(

@@ -20,6 +20,7 @@ import cifar_gui
 from cifar_gui import resources
 from cifar_gui.engine.data import resolve_classes
 from cifar_gui.engine.errors import DataError
+from cifar_gui.engine.events import RunFinished, StudyFinished
 from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
 from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.augmentation_view import AugmentationPanel
@@ -292,11 +293,11 @@ class MainWindow(QMainWindow):
         self.state.model_failed.emit(message)
         QMessageBox.warning(self, "cifar-gui", message)
 
-    def _on_run_finished(self, outcome: Any) -> None:
+    def _on_run_finished(self, outcome: RunFinished | StudyFinished | None) -> None:
         """A run or a study has ended: the title and, after a long one, a notification."""
         if outcome is None:
             text = "Training failed: see the Training tab"
-        elif getattr(outcome, "report", None) is not None:
+        elif isinstance(outcome, StudyFinished) and outcome.report is not None:
             text = "The study has finished: its report is ready"
         elif outcome.stopped:
             text = "Training stopped: the model learned so far is saved"

@@ -184,12 +184,12 @@ def test_a_model_that_cannot_be_built_keeps_the_previous_checkpoint(tmp_path, da
 
 def test_a_failing_strategy_is_one_line(run_copy, data, capsys, monkeypatch):
     """Whatever the strategy's creation raises (here a KeyError) is reported, not a traceback."""
-    from cifar_gui.engine import training
+    from cifar_gui.engine.training import run
 
     def broken(name):
         raise KeyError("task")
 
-    monkeypatch.setattr(training, "make_strategy", broken)
+    monkeypatch.setattr(run, "make_strategy", broken)
     before = snapshot(run_copy)
     assert main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(run_copy)]) == 2
     assert "cannot start the default strategy ('task')" in one_error_line(capsys)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -17,8 +18,10 @@ from keras import layers
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import read_checkpoint
 from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.events import BatchEvent, EpochEvent, only
 from cifar_gui.engine.models import build_model, unfreeze_from
-from cifar_gui.engine.training import Listener, run_training, split_front, train
+from cifar_gui.engine.training.frozen_front import split_front
+from cifar_gui.engine.training.run import run_training, train
 
 ATOL = 1e-5
 # A few steps on a few images, at a rate that moves the weights well beyond the tolerance.
@@ -154,16 +157,16 @@ def test_front_path_trains_the_same_weights_as_the_full_model(
     subset = select_classes(tiny_dataset, config.classes, config.limit)
     full = train(config.replace(feature_cache=False), subset)
     split = train(config, subset)
-    assert full.record.performance["frozen_front_layers"] == 0
-    assert split.record.performance["frozen_front_layers"] == (3 if variant == "transfer" else 7)
+    assert full.record.performance.frozen_front_layers == 0
+    assert split.record.performance.frozen_front_layers == (3 if variant == "transfer" else 7)
     # Blocks 4 and 5 see 4x4 and 2x2 maps (in the front for transfer); block 3's 8x8 maps
     # have their kernel gradients as matrix products when it is trained (finetune).
     blocks = (4, 5) if variant == "transfer" else (3, 4, 5)
     small_maps = [f"block{block}_conv{n}" for block in blocks for n in (1, 2, 3)]
-    assert split.record.performance["matmul_convolutions"] == small_maps
+    assert split.record.performance.matmul_convolutions == tuple(small_maps)
     # The whole model's step also traces the frozen base's kernel gradients (Keras' tape
     # watches its variables), which TensorFlow prunes as unused: block 3 is listed there.
-    assert set(small_maps) <= set(full.record.performance["matmul_convolutions"])
+    assert set(small_maps) <= set(full.record.performance.matmul_convolutions)
     start = initial_weights(config, subset.num_classes)
     moved = max(
         float(np.max(np.abs(a - b))) for a, b in zip(full.model.get_weights(), start, strict=True)
@@ -189,11 +192,11 @@ def test_resume_behind_a_front_equals_uninterrupted(tiny_dataset, tmp_path):
 
     broken = config.replace(out_dir=str(tmp_path / "b"))
     with pytest.raises(Crash):
-        run_training(broken, Listener(on_epoch=crash), dataset=tiny_dataset)
+        run_training(broken, only(EpochEvent, crash), dataset=tiny_dataset)
     checkpoint = read_checkpoint(tmp_path / "b")
     assert checkpoint.epochs_completed == 1
     resumed = run_training(broken, dataset=tiny_dataset, resume=checkpoint)
-    assert resumed.record.performance["frozen_front_layers"] == 3
+    assert resumed.record.performance.frozen_front_layers == 3
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(resumed.history[key], straight.history[key], rtol=1e-5)
     for a, b in zip(resumed.model.get_weights(), straight.model.get_weights(), strict=True):
@@ -202,18 +205,18 @@ def test_resume_behind_a_front_equals_uninterrupted(tiny_dataset, tmp_path):
 
 def test_stop_and_batch_events_behind_a_front(tiny_dataset):
     """Progress comes from the head's steps; a stop from an event ends the run early."""
-    listener = Listener()
-    seen = []
+    stop, seen = threading.Event(), []
 
     def on_batch(event) -> None:
         seen.append(event.batch)
-        listener.stop.set()
+        stop.set()
 
-    listener.on_batch = on_batch
     config = RunConfig(variant="transfer", steps_per_execution=1, **COMMON)
-    result = run_training(config, listener, dataset=tiny_dataset, save=False)
+    result = run_training(
+        config, only(BatchEvent, on_batch), stop, dataset=tiny_dataset, save=False
+    )
     assert result.stopped and seen == [0]
-    assert result.record.performance["frozen_front_layers"] == 3
+    assert result.record.performance.frozen_front_layers == 3
 
 
 # Runs in a fresh process: the CPU can be split only before TensorFlow starts.
@@ -225,7 +228,7 @@ import numpy as np
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import read_checkpoint
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
 x_train, y_train = synthetic_images(80, seed=3)
@@ -236,8 +239,8 @@ one = run_training(config, dataset=data, save=False)
 two = run_training(config.replace(strategy="mirrored", batch_size=4), dataset=data, save=False)
 print(json.dumps({
     "strategy": two.record.strategy,
-    "front": [one.record.performance["frozen_front_layers"],
-              two.record.performance["frozen_front_layers"]],
+    "front": [one.record.performance.frozen_front_layers,
+              two.record.performance.frozen_front_layers],
     "loss": [one.history["loss"], two.history["loss"]],
     "difference": max(float(np.max(np.abs(a - b))) for a, b in
                       zip(one.model.get_weights(), two.model.get_weights())),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar_gui.engine.fused_rmsprop import eligible, fused_rmsprop
+from cifar_gui.engine.training.fused_rmsprop import eligible, fused_rmsprop
 
 SHAPES = [(3, 3, 4, 5), (5,), (7, 2)]
 

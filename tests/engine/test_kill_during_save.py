@@ -61,8 +61,9 @@ def child(mode: str, out: str, conn, first_version: int) -> None:
     """The process that gets killed (runs in a forked child); it announces on ``conn`` every
     checkpoint (``("epoch", epochs completed)``) or final model (``("saved", version)``) it
     has finished writing."""
+    from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.models import build_baseline
-    from cifar_gui.engine.training import Listener, run_training
+    from cifar_gui.engine.training.run import run_training
 
     out_dir = Path(out)
     if mode == "run":
@@ -75,9 +76,9 @@ def child(mode: str, out: str, conn, first_version: int) -> None:
         )
         if resume is not None:
             config = read_checkpoint(resume).config
-        # A listener hears of an epoch only after its checkpoint is complete (run_training).
-        listener = Listener(on_epoch=lambda event: conn.send(("epoch", event.epoch + 1)))
-        run_training(config, listener, dataset=tiny_dataset(), resume=resume)
+        # A sink hears of an epoch only after its checkpoint is complete (run_training).
+        sink = only(EpochEvent, lambda event: conn.send(("epoch", event.epoch + 1)))
+        run_training(config, sink, dataset=tiny_dataset(), resume=resume)
         return
     model = build_baseline()
     rng = np.random.default_rng(os.getpid())
@@ -141,7 +142,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training", "cifar_gui.engine.models", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.models", __name__]
     )
     return context
 
@@ -225,7 +226,7 @@ def load_model_or_save_previous(out: Path):
 
 def resume_after_kills(out: Path) -> None:
     """The last complete checkpoint still resumes, to the end."""
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     checkpoint = read_checkpoint(out)
     config = checkpoint.config.replace(epochs=checkpoint.epochs_completed + 1)

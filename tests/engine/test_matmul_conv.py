@@ -11,8 +11,8 @@ import tensorflow as tf
 from keras import layers
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.matmul_conv import eligible, im2col_conv, matmul_convolutions
 from cifar_gui.engine.models import build_transfer, compile_model, unfreeze_from
+from cifar_gui.engine.training.matmul_conv import eligible, im2col_conv, matmul_convolutions
 
 
 @pytest.mark.parametrize(

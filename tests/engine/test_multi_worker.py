@@ -120,7 +120,7 @@ def test_two_workers_train_like_one_process(cluster, tmp_path):
         assert process.returncode == 0, err[-3000:]
     assert "the chief worker saves the model" in outputs[1][0]
     from cifar_gui.engine.persistence import load_model
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     saved = load_model(tmp_path / "out0" / "cifar10_4_7.h5")
     assert saved.record.strategy == "multi-worker over 2 workers, 2 replicas"

@@ -16,7 +16,7 @@ from cifar_gui.engine.performance import (
     resolve_precision,
     resolve_steps_per_execution,
 )
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training.run import run_training
 
 TRANSFER_PARAMETERS = 14_846_273  # VGG16 base 14,714,688 + Dense 256 131,328 + output 257
 
@@ -132,9 +132,9 @@ def test_cached_features_train_the_whole_transfer_model_as_the_full_pass(tiny_da
     cached = run_training(
         RunConfig(**common, out_dir=str(tmp_path)), dataset=tiny_dataset, save=True
     )
-    assert not full.record.performance["feature_cache"]
-    assert cached.record.performance["feature_cache"]
-    assert cached.record.performance["feature_seconds"] > 0
+    assert not full.record.performance.feature_cache
+    assert cached.record.performance.feature_cache
+    assert cached.record.performance.feature_seconds > 0
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(cached.history[key], full.history[key], rtol=1e-4, atol=1e-5)
     saved = keras.models.load_model(cached.path, compile=False)
@@ -155,6 +155,6 @@ def test_augmented_transfer_runs_its_base_outside_the_training_step(tiny_dataset
     )
     assert config.augments  # the seed's transfer variant augments
     result = run_training(config, dataset=tiny_dataset, save=False)
-    assert result.record.performance["feature_cache"]
-    assert result.record.performance["frozen_front_layers"] == 3
+    assert result.record.performance.feature_cache
+    assert result.record.performance.frozen_front_layers == 3
     assert result.model.count_params() == TRANSFER_PARAMETERS  # the whole model is returned

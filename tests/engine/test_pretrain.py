@@ -15,7 +15,8 @@ from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.models import build_model, convolutional_base, planned_parameter_counts
 from cifar_gui.engine.pretrain import base_overlap, complement_classes, pretrain_config
 from cifar_gui.engine.record import ParameterCounts
-from cifar_gui.engine.training import run_training, split_front
+from cifar_gui.engine.training.frozen_front import split_front
+from cifar_gui.engine.training.run import run_training
 
 PAIR = ("deer", "horse")
 # The seed's small CNN: its three convolutions, and the transfer head on its 3x3x128 output.
@@ -109,7 +110,7 @@ def test_transfer_trains_saves_and_reloads_in_plain_keras(base_run, tiny_dataset
     result = run_training(config, dataset=tiny_dataset)
     assert result.path.name == "cifar10_4_7_transferlearning.h5"
     assert result.record.parameters.non_trainable == sum(CNN_CONV_PARAMS)
-    assert result.record.performance["feature_cache"] is True
+    assert result.record.performance.feature_cache is True
     plain = keras.models.load_model(result.path, compile=False)
     images = select_classes(tiny_dataset, PAIR, limit=4).x_test / np.float32(255)
     np.testing.assert_allclose(

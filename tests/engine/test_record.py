@@ -9,7 +9,13 @@ import pytest
 
 from cifar_gui import resources
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.record import ParameterCounts, RunRecord, class_count, read_record
+from cifar_gui.engine.record import (
+    ParameterCounts,
+    Performance,
+    RunRecord,
+    class_count,
+    read_record,
+)
 
 # A sidecar as the app wrote it before the record existed (issue #12), every key present.
 TODAY = {
@@ -56,6 +62,19 @@ def test_todays_sidecar_reads_and_writes_back_unchanged():
     assert record.to_dict() == TODAY
 
 
+def test_the_performance_entry_is_typed_and_an_older_partial_one_still_loads():
+    assert RunRecord.from_dict(TODAY).performance == Performance(
+        steps_per_execution=8, intra_op_threads=0
+    )
+    assert RunRecord.from_dict({}).performance == Performance()
+    full = Performance(8, 0, True, 3, 1.5, ("block4_conv1",), False)
+    written = json.loads(json.dumps(RunRecord(performance=full).to_dict()))
+    assert written["performance"]["matmul_convolutions"] == ["block4_conv1"]
+    assert RunRecord.from_dict(written).performance == full
+    with pytest.raises(ValueError, match=r"performance\['feature_cache'\]"):
+        RunRecord.from_dict({"performance": {"feature_cache": "yes"}})
+
+
 def test_the_first_versions_sidecar_still_loads():
     """The bundled model's sidecar predates strategy, precision, performance, parameters."""
     raw = json.loads(resources.default_model_path().with_suffix(".json").read_text())
@@ -86,6 +105,8 @@ def test_a_sidecar_with_a_history_only_is_completed_from_it():
         {"input_shape": [32, 32]},
         {"parameters": {"total": -1}},
         {"versions": [1]},
+        {"performance": [1]},
+        {"performance": {"matmul_convolutions": [1]}},
         {"device": 3},
         {"history": {"loss": "x"}},
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from cifar_gui.engine.checkpoints import (
 )
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, only
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import Listener, run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -45,12 +47,12 @@ def config_for(out: Path, **changes) -> RunConfig:
     return base.replace(**changes)
 
 
-def crash_after(epoch: int) -> Listener:
+def crash_after(epoch: int) -> Sink:
     def on_epoch(event) -> None:
         if event.epoch == epoch:
             raise Crash
 
-    return Listener(on_epoch=on_epoch)
+    return only(EpochEvent, on_epoch)
 
 
 def test_resumed_history_equals_uninterrupted(tiny, tmp_path):
@@ -67,7 +69,7 @@ def test_resumed_history_equals_uninterrupted(tiny, tmp_path):
     epochs_heard = []
     resumed = run_training(
         checkpoint.config,
-        Listener(on_epoch=lambda e: epochs_heard.append(e.epoch)),
+        only(EpochEvent, lambda e: epochs_heard.append(e.epoch)),
         dataset=tiny,
         resume=checkpoint,
     )
@@ -124,18 +126,16 @@ def test_checkpoint_holds_optimizer_state_and_only_the_last_epoch(finished):
 
 def test_stop_mid_epoch_keeps_last_complete_epoch(tiny, tmp_path):
     """A stop inside epoch 2 saves no partial epoch: resuming repeats epoch 2 whole."""
-    listener = Listener()
-    batches = []
+    stop, batches = threading.Event(), []
 
     def on_batch(event) -> None:
         batches.append(event)
         if event.epoch == 1:
-            listener.stop.set()
+            stop.set()
 
-    listener.on_batch = on_batch
     # 24 steps per epoch: more than Keras runs per compiled call, so the stop lands inside.
     config = config_for(tmp_path, variant="baseline", batch_size=2)
-    result = run_training(config, listener, dataset=tiny)
+    result = run_training(config, only(BatchEvent, on_batch), stop, dataset=tiny)
     assert result.stopped
     assert max(e.batch for e in batches if e.epoch == 1) < 23
     assert read_checkpoint(tmp_path).epochs_completed == 1

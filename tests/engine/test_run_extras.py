@@ -9,11 +9,11 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import BEST_WEIGHTS, read_checkpoint
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
-from cifar_gui.engine.events import LiveRequest
+from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, only
 from cifar_gui.engine.inspect import activations, probabilities
 from cifar_gui.engine.persistence import load_model
 from cifar_gui.engine.record import best_epoch
-from cifar_gui.engine.training import Listener, run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 from tests.engine.test_tensorboard_log import read_events
 
@@ -66,7 +66,7 @@ def test_keep_best_saves_the_epoch_it_names_and_resumes_to_the_same(tiny, tmp_pa
             raise Crash
 
     with pytest.raises(Crash):
-        run_training(config_for(tmp_path / "broken", keep_best=True), Listener(on_epoch=crash),
+        run_training(config_for(tmp_path / "broken", keep_best=True), only(EpochEvent, crash),
                      dataset=tiny)  # fmt: skip
     checkpoint = read_checkpoint(tmp_path / "broken")
     resumed = run_training(checkpoint.config, dataset=tiny, resume=checkpoint)
@@ -104,8 +104,13 @@ def test_live_snapshots_come_every_epoch_and_show_the_model_as_it_is(tiny, tmp_p
             return LiveRequest(0, layer=snapshots[0].health[1].name)
         return None
 
-    listener = Listener(on_live=snapshots.append, live_request=request)
-    result = run_training(config_for(tmp_path, epochs=2), listener, dataset=tiny, save=False)
+    result = run_training(
+        config_for(tmp_path, epochs=2),
+        only(LiveSnapshot, snapshots.append),
+        live=request,
+        dataset=tiny,
+        save=False,
+    )
     assert [(s.epoch, s.batch) for s in snapshots] == [(0, 3), (1, 3)]
     first, last, model = snapshots[0], snapshots[-1], result.model
     assert first.layer == model.layers[0].name  # the first convolution by default

@@ -9,7 +9,8 @@ import pytest
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.runner import RunFinished, plan_run, run
+from cifar_gui.engine.events import BatchEvent, EpochEvent, RunFinished, RunStarted, ignore
+from cifar_gui.engine.runner import plan_run, run
 
 
 def _config(batches_dir, out, **changes) -> RunConfig:
@@ -24,29 +25,29 @@ def test_plan_refuses_an_output_folder_that_cannot_be_made_and_writes_nothing(tm
     assert plan.resume is None and not (tmp_path / "new").exists()
 
 
-def _events(stop_after: int | None = None):
-    bundles, epochs, stop = [], [], threading.Event()
-
-    def on_batch(events):
-        bundles.append(events)
-        if stop_after is not None and len(bundles) >= stop_after:
-            stop.set()
-
-    return bundles, epochs, stop, on_batch
-
-
 @pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "child"])
-def test_a_run_reports_bundles_and_epochs_and_returns_its_record(batches_dir, tmp_path, in_process):
-    bundles, epochs, stop, on_batch = _events()
+def test_a_run_reports_its_events_in_order_and_returns_its_record(
+    batches_dir, tmp_path, in_process
+):
+    heard = []
     finished = run(
-        plan_run(_config(batches_dir, tmp_path)), on_batch, epochs.append, stop,
+        plan_run(_config(batches_dir, tmp_path)), heard.append, threading.Event(),
         in_process=in_process,
     )  # fmt: skip
     assert isinstance(finished, RunFinished) and not finished.stopped
     assert finished.path == tmp_path / "cifar10_4_7.h5" and finished.path.is_file()
+    # Started, the batches of each epoch before its summary, then what it saved.
+    assert heard[0] == RunStarted("baseline", 2) and heard[-1] == finished
+    epochs = [e for e in heard if isinstance(e, EpochEvent)]
     assert [e.epoch for e in epochs] == [0, 1]
-    batches = [event for bundle in bundles for event in bundle]
-    assert all(bundles) and batches[-1].batch + 1 == batches[-1].steps
+    batches = [e for e in heard if isinstance(e, BatchEvent)]
+    assert batches[-1].batch + 1 == batches[-1].steps
+    order = [
+        (e.epoch, isinstance(e, EpochEvent))
+        for e in heard
+        if isinstance(e, BatchEvent | EpochEvent)
+    ]
+    assert order == sorted(order)
     # The record is the sidecar, and the history is the one of the epoch events.
     sidecar = json.loads(finished.path.with_suffix(".json").read_text())
     assert sidecar == json.loads(json.dumps(finished.record.to_dict()))
@@ -55,8 +56,7 @@ def test_a_run_reports_bundles_and_epochs_and_returns_its_record(batches_dir, tm
 
 def test_resume_plan_applies_the_allowed_changes_only(batches_dir, tmp_path):
     config = _config(batches_dir, tmp_path)
-    run(plan_run(config), lambda events: None, lambda event: None, threading.Event(),
-        in_process=True)  # fmt: skip
+    run(plan_run(config), ignore, threading.Event(), in_process=True)
     plan = plan_run(resume=tmp_path, epochs=3)
     assert plan.config.epochs == 3 and plan.resume.epochs_completed == 2
     with pytest.raises(UserError, match="all 2 epochs are done"):
@@ -65,7 +65,6 @@ def test_resume_plan_applies_the_allowed_changes_only(batches_dir, tmp_path):
         plan_run(config.replace(seed=1), resume=tmp_path, epochs=3)
     with pytest.raises(UserError, match="epochs must be from 1"):
         plan_run(resume=tmp_path, epochs=0)
-    finished = run(plan, lambda events: None, lambda event: None, threading.Event(),
-                   in_process=True)  # fmt: skip
+    finished = run(plan, ignore, threading.Event(), in_process=True)
     assert finished.record.resumed_from_epoch == 2 and finished.record.epochs_completed == 3
     assert len(finished.record.history["loss"]) == 3

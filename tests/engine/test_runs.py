@@ -16,7 +16,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_saved_run_is_found_again_with_its_figures(batches_dir, tmp_path):
-    from cifar_gui.engine.training import run_training
+    from cifar_gui.engine.training.run import run_training
 
     config = RunConfig.tiny(classes=(4, 7), out_dir=str(tmp_path))
     result = run_training(config, dataset=load_dataset(batches_dir))

@@ -27,7 +27,7 @@ import numpy as np
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
 out = Path(sys.argv[1])

@@ -24,14 +24,13 @@ import pytest
 from cifar_gui.config import SEED_VARIANTS, RunConfig
 from cifar_gui.engine import report, study
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.events import LiveRequest, LiveSnapshot
+from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, StudyProgress
 from cifar_gui.engine.inspect import layer_chain
 from cifar_gui.engine.models import VGG16_BASE_NAME
 from cifar_gui.engine.record import read_record
 from cifar_gui.engine.runs import SavedRun
 from cifar_gui.engine.study import (
     STUDY_FILE,
-    StudyListener,
     plan_study,
     read_study,
     run_study,
@@ -70,18 +69,22 @@ LIVE_REQUEST = LiveRequest(test_index=2, layer=f"{VGG16_BASE_NAME}/block1_conv2"
 
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
-    """An uninterrupted study, with what its listener heard: its runs and epochs, and the
-    live view's snapshots (each after the run event it follows)."""
+    """An uninterrupted study, with what its sink heard: its runs and epochs, and the live
+    view's snapshots (each after the run event it follows)."""
     folder = tmp_path_factory.mktemp("straight") / "study"
     heard: list = []
     requests = [LIVE_REQUEST]
-    listener = StudyListener(
-        on_run=heard.append,
-        on_epoch=lambda e: heard.append(e.epoch),
-        on_live=heard.append,
-        live_request=lambda: requests.pop() if requests else None,
-    )
-    finished = run_study(plan_study(template(data), folder), listener)
+
+    def sink(event) -> None:
+        if isinstance(event, EpochEvent):
+            heard.append(event.epoch)
+        elif isinstance(event, StudyProgress | LiveSnapshot):
+            heard.append(event)
+
+    def live() -> LiveRequest | None:
+        return requests.pop() if requests else None
+
+    finished = run_study(plan_study(template(data), folder), sink, live=live)
     return folder, finished, heard
 
 
@@ -100,7 +103,7 @@ def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(stra
     for name in FILES.values():
         assert (folder / name).is_file() and (folder / name).with_suffix(".json").is_file()
         assert (folder / "checkpoints" / Path(name).stem / "state.json").is_file()
-    runs = [e for e in heard if isinstance(e, study.StudyRunEvent)]
+    runs = [e for e in heard if isinstance(e, StudyProgress)]
     assert [(e.variant, e.state) for e in runs] == [
         (v, s) for v in SEED_VARIANTS for s in ("running", "done")
     ]
@@ -122,12 +125,23 @@ def test_a_study_trains_the_four_runs_in_order_and_writes_record_and_report(stra
     assert template_.epochs == 2 and template_.weights == "none"
 
 
+def test_a_study_yields_the_plans_of_its_runs_not_done_yet(straight, data, tmp_path):
+    steps = list(plan_study(template(data), tmp_path / "new").steps((4, 7)))
+    assert [type(s).__name__ for s in steps] == ["RunPlan"] * 4
+    assert [s.config.variant for s in steps] == list(SEED_VARIANTS)
+    assert steps[3].config.from_model == str(tmp_path / "new" / FILES["transfer"])
+    done = list(plan_study(resume=straight[0]).steps((4, 7)))
+    assert [(type(s).__name__, s.path) for s in done] == [
+        ("RunFinished", straight[0] / FILES[v]) for v in SEED_VARIANTS
+    ]
+
+
 def test_every_run_of_a_study_sends_live_snapshots_from_the_latest_request(straight):
     folder, _, heard = straight
     shown: dict[str, list] = {}
     variant = None
     for event in heard:
-        if isinstance(event, study.StudyRunEvent):
+        if isinstance(event, StudyProgress):
             variant = event.variant if event.state == "running" else None
         elif isinstance(event, LiveSnapshot):
             assert variant is not None, "a snapshot outside a run"
@@ -182,18 +196,19 @@ def test_the_report_embeds_its_figures_and_judges_the_claims_from_the_histories(
 
 def study_child(folder: str, data: str, resume: bool, conn) -> None:
     """A study that announces each run's state and each epoch, then waits for the parent."""
-    from cifar_gui.engine.study import StudyListener, plan_study, run_study
+    from cifar_gui.engine.study import plan_study, run_study
 
-    def tell(message) -> None:
-        conn.send(message)
+    def tell(e) -> None:
+        if isinstance(e, StudyProgress):
+            conn.send(("run", e.variant, e.state, e.resumed_from_epoch, e.skipped))
+        elif isinstance(e, EpochEvent):
+            conn.send(("epoch", e.epoch + 1))
+        else:
+            return
         conn.recv()  # the parent's go-ahead (or the kill)
 
     plan = plan_study(resume=folder) if resume else plan_study(template(Path(data)), Path(folder))
-    listener = StudyListener(
-        on_run=lambda e: tell(("run", e.variant, e.state, e.resumed_from_epoch, e.skipped)),
-        on_epoch=lambda e: tell(("epoch", e.epoch + 1)),
-    )
-    run_study(plan, listener)
+    run_study(plan, tell)
     conn.send(("finished",))
 
 
@@ -204,7 +219,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training", "cifar_gui.engine.report", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.report", __name__]
     )
     return context
 

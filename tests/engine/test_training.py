@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.events import BatchEvent, EpochEvent, RunFinished, RunStarted
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.training import EpochStream, Listener, run_training, train
+from cifar_gui.engine.training.pipeline import EpochStream
+from cifar_gui.engine.training.run import run_training, train
 
 TINY = dict(epochs=2, batch_size=8, limit=24)
 
@@ -23,11 +26,16 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_run_reports_events_and_saves_model_and_sidecar(tiny_dataset, tmp_path):
-    batches, epochs = [], []
+    heard = []
     config = RunConfig(out_dir=str(tmp_path), steps_per_execution=1, **TINY)
-    result = run_training(config, Listener(batches.append, epochs.append), dataset=tiny_dataset)
+    result = run_training(config, heard.append, dataset=tiny_dataset)
     assert result.path == tmp_path / "cifar10_4_7.h5"
+    batches = [e for e in heard if isinstance(e, BatchEvent)]
+    epochs = [e for e in heard if isinstance(e, EpochEvent)]
     assert len(epochs) == 2 and len(batches) == 2 * 3
+    # The run's first and last word: its start, and what it saved (after its every epoch).
+    assert heard[0] == RunStarted("baseline", 2) and heard[-1] == result.finished
+    assert isinstance(heard[-1], RunFinished) and heard[-1].path == result.path
     assert batches[-1].steps == 3 and batches[-1].eta_seconds == pytest.approx(0.0, abs=1e-9)
     assert set(epochs[0].metrics) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     side = json.loads((tmp_path / "cifar10_4_7.json").read_text())
@@ -54,17 +62,16 @@ def test_same_seed_same_history(tiny_dataset):
 @pytest.mark.parametrize("per_call", [1, 2])
 def test_stop_ends_the_run_within_one_call(tiny_dataset, per_call):
     subset = select_classes(tiny_dataset, limit=24)  # 20 training images: batches of 8, 8 and 4
-    seen = []
-    listener = Listener()
+    seen, stop = [], threading.Event()
 
     def stop_after_two(event):
-        seen.append(event)
-        if len(seen) == 2:
-            listener.stop.set()
+        if isinstance(event, BatchEvent):
+            seen.append(event)
+            if len(seen) == 2:
+                stop.set()
 
-    listener.on_batch = stop_after_two
     config = RunConfig(epochs=5, batch_size=8, steps_per_execution=per_call)
-    result = train(config, subset, listener)
+    result = train(config, subset, stop_after_two, stop)
     assert len(seen) == 2
     assert result.stopped and result.record.stopped
     # One batch per call: stopped after batch 2 of epoch 1. Two per call: the first epoch

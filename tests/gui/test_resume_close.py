@@ -201,10 +201,10 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert chosen == [
         [
             "cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 finished, 2 epochs"
-            f" \u00b7 val acc {outcome.summary.record.history['val_accuracy'][1]:.4f}"
+            f" \u00b7 val acc {outcome.record.history['val_accuracy'][1]:.4f}"
         ]
     ]
-    assert outcome is not None and outcome.summary.record.epochs_completed == 3
+    assert outcome is not None and outcome.record.epochs_completed == 3
     assert panel.results.plots.point_counts()["train"] == 3  # the earlier epochs are drawn too
     assert "Resume cifar10_4_7" in panel.results.log.toPlainText()
     (row,) = panel.results.table.runs
@@ -216,7 +216,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert cli.main(args) == 0
     cli_history = json.loads((tmp_path / "cli" / "cifar10_4_7.json").read_text())["history"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.record.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.record.history[key], cli_history[key], rtol=1e-5)
     assert warnings == []
 
 

@@ -84,7 +84,7 @@ def test_study_stops_mid_way_resumes_and_opens_its_report(qtbot, tmp_path, warni
     stopped = blocker.args[0]
     assert stopped.stopped and stopped.report is None
     folder = tmp_path / "runs" / "study"
-    assert stopped.finished.folder == folder
+    assert stopped.folder == folder
     assert read_study(folder)[1][0].state == "done"
     assert "Study stopped" in panel.results.study_label.text()
     assert panel.results.progress.format() == "Stopped" and opened == []

@@ -5,15 +5,16 @@ Closing during a run and Resume: test_resume_close.py."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from cifar_gui import cli
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.training import BatchEvent
+from cifar_gui.engine.events import BatchEvent
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel
 from cifar_gui.gui.training.trace import BatchTrace
@@ -78,10 +79,22 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
 
     requested = []
     state.model_requested.connect(requested.append)
+    heard = []  # (signal, whether on the GUI thread)
+    c = panel.controller
+    for name in ("run_started", "batches", "epoch_finished", "live_snapshot"):
+        getattr(c, name).connect(  # direct: called on the thread that emits
+            lambda *_, n=name: heard.append(
+                (n, threading.current_thread() is threading.main_thread())
+            ),
+            Qt.ConnectionType.DirectConnection,
+        )
     outcome = run(qtbot, panel)
 
     assert warnings == []
     assert outcome is not None and not outcome.stopped
+    # The controller's one dispatcher emits every signal on the GUI thread, live snapshots too.
+    assert {n for n, _ in heard} == {"run_started", "batches", "epoch_finished", "live_snapshot"}
+    assert all(on_gui for _, on_gui in heard) and heard[0][0] == "run_started"
     assert [e.epoch for e in epochs] == [0, 1]
     # One batch event per compiled call: on a CPU "auto" runs up to 8 batches a call, so each
     # epoch of 5 batches is one call, reported as its last batch.
@@ -107,8 +120,8 @@ def test_stop_ends_the_run_and_keeps_it(qtbot, state, tmp_path, warnings):
     with qtbot.waitSignal(panel.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
         panel.form.stop_button.click()
     outcome = blocker.args[0]
-    assert outcome.stopped and 1 <= outcome.summary.record.epochs_completed < 500
-    assert outcome.summary.model_path.is_file()  # what was learned so far is saved
+    assert outcome.stopped and 1 <= outcome.record.epochs_completed < 500
+    assert outcome.path.is_file()  # what was learned so far is saved
     assert not panel.busy and panel.results.progress.format() == "Stopped"
     assert warnings == []
 
@@ -214,7 +227,7 @@ def test_gui_run_matches_the_command_line_run(qtbot, state, batches_dir, tmp_pat
     outcome = run(qtbot, panel)
 
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        np.testing.assert_allclose(outcome.summary.record.history[key], cli_history[key], rtol=1e-5)
+        np.testing.assert_allclose(outcome.record.history[key], cli_history[key], rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -222,7 +235,7 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
     panel = make_panel(qtbot, state, tmp_path / "runs", variant="transfer", epochs=1)
     panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("none"))  # offline
     transfer = run(qtbot, panel)
-    assert panel.form.from_path.text() == str(transfer.summary.model_path)
+    assert panel.form.from_path.text() == str(transfer.path)
 
     with qtbot.waitSignal(panel.form.counts_shown, timeout=RUN_TIMEOUT_MS):
         panel.set_variant("finetune")

@@ -30,21 +30,22 @@ from PySide6.QtWidgets import (
 
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.events import RunFinished, StudyFinished
 from cifar_gui.engine.run_folders import data_instead, latest_unfinished_study, new_study_folder
 from cifar_gui.engine.runner import RunPlan, plan_run
+from cifar_gui.engine.runs import SavedRun
 from cifar_gui.engine.study import StudyPlan, plan_study, read_study
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted
-from cifar_gui.gui.training.controller import RunController, StudyOutcome, TrainingOutcome
+from cifar_gui.gui.training.controller import RunController
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
 from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 
 if TYPE_CHECKING:
     from cifar_gui.engine.checkpoints import Checkpoint
-    from cifar_gui.engine.study import StudyRunEvent
-    from cifar_gui.engine.training import EpochEvent
+    from cifar_gui.engine.events import EpochEvent, StudyProgress
     from cifar_gui.gui.training.trace import BatchUpdate
 
 
@@ -59,10 +60,10 @@ class TrainingPanel(QWidget):
 
     batch_progress = Signal(object)  # BatchEvent, once its batches are drawn
     epoch_finished = Signal(object)  # EpochEvent, once drawn and logged
-    run_finished = Signal(object)  # TrainingOutcome, or None when the run failed
+    run_finished = Signal(object)  # RunFinished or StudyFinished; None when the run failed
     run_failed = Signal(str)  # one line
     resume_listed = Signal(object)  # the checkpoints offered by Resume (after the dialog)
-    study_run = Signal(object)  # StudyRunEvent, once shown
+    study_run = Signal(object)  # StudyProgress, once shown
     report_ready = Signal(object)  # Path of a finished study's report.html
 
     def __init__(
@@ -261,7 +262,7 @@ class TrainingPanel(QWidget):
         self.report_label.setText("")
         self.results.begin_study()
         self.results.append_log(log_line)
-        self.controller.start_study(plan)
+        self.controller.start(plan)
 
     def pretrain(self) -> bool:
         """Start the pretrain of a base on the classes not in the pair (the form's network);
@@ -378,17 +379,17 @@ class TrainingPanel(QWidget):
         self.epoch_finished.emit(event)
 
     @Slot(object)
-    def _on_study_run(self, event: StudyRunEvent) -> None:
+    def _on_study_run(self, event: StudyProgress) -> None:
         self.results.study_run(event)
         if event.state != "running" and event.variant == "transfer" and event.model_path:
             self.form.from_path.set_text(str(event.model_path))
         self.study_run.emit(event)
 
-    def _study_result(self, outcome: StudyOutcome) -> None:
+    def _study_result(self, outcome: StudyFinished) -> None:
         report = outcome.report
         if report is None:
             self.results.end_study(
-                "Stopped", f"Study stopped: Resume study continues it ({outcome.finished.folder})"
+                "Stopped", f"Study stopped: Resume study continues it ({outcome.folder})"
             )
             return
         self.results.end_study("Done", f"Study done. Report: {report}")
@@ -400,11 +401,11 @@ class TrainingPanel(QWidget):
         self.report_ready.emit(report)
 
     @Slot(object)
-    def _on_result(self, outcome: TrainingOutcome | StudyOutcome) -> None:
-        if isinstance(outcome, StudyOutcome):
+    def _on_result(self, outcome: RunFinished | StudyFinished) -> None:
+        if isinstance(outcome, StudyFinished):
             self._study_result(outcome)
             return
-        summary = outcome.summary
+        summary = SavedRun.of_model(outcome.path, outcome.record)
         self.results.live_sidecar = summary.sidecar
         acc = summary.record.test_accuracy
         self.results.append_log(
@@ -429,12 +430,12 @@ class TrainingPanel(QWidget):
         self.run_failed.emit(message)
 
     @Slot(object)
-    def _on_finished(self, outcome: TrainingOutcome | StudyOutcome | None) -> None:
+    def _on_finished(self, outcome: RunFinished | StudyFinished | None) -> None:
         if outcome is None and self.controller.studying:
             self.results.end_study("Failed", "Study failed: see the log")
         elif outcome is None:
             self.results.end("Failed")
-        elif isinstance(outcome, TrainingOutcome):
+        elif isinstance(outcome, RunFinished):
             self.results.end("Stopped" if outcome.stopped else "Done")
         self.form.schedule_counts()
         self.run_finished.emit(outcome)

@@ -33,8 +33,7 @@ from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.variant_style import variant_color
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.study import StudyRunEvent
-    from cifar_gui.engine.training import EpochEvent
+    from cifar_gui.engine.events import EpochEvent, StudyProgress
     from cifar_gui.gui.training.trace import BatchUpdate
 
 STOPPING = " \u2014 stopping\u2026"
@@ -184,7 +183,7 @@ class TrainingResults(QSplitter):
         self.table.clearSelection()
         self.plots.set_overlays([])
 
-    def study_run(self, event: StudyRunEvent) -> None:
+    def study_run(self, event: StudyProgress) -> None:
         """A run of the study started (the live plots follow it) or ended (it joins the
         overlay of the finished runs, in its variant's colour)."""
         study = self.study

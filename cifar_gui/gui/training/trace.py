@@ -20,7 +20,7 @@ import numpy as np
 from cifar_gui.gui.widgets.training_plots import METRICS
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.training import BatchEvent
+    from cifar_gui.engine.events import BatchEvent
 
 SMOOTHING = 0.9  # weight of the past in the per-batch curve's moving average
 
@@ -51,6 +51,11 @@ class BatchTrace:
         self.smoothing = smoothing
         self._drawn = threading.Event()  # set by the GUI thread, read by the worker
         self._drawn.set()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the curve of a new run (a study's next one): nothing of the last run's
+        values weighs on it; whether its last bundle was drawn still counts."""
         self._epoch = -1
         self._prev = {m: (-1, 0.0) for m in METRICS}  # metric -> (batch, running mean)
         self._ema = dict.fromkeys(METRICS, 0.0)

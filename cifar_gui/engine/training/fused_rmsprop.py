@@ -17,15 +17,16 @@ from collections.abc import Iterator, Sequence
 import keras
 import tensorflow as tf
 
+from cifar_gui.engine.keras_internals import replaced, rmsprop_slots
+
 
 def eligible(optimizer: keras.optimizers.Optimizer) -> bool:
     """Whether the fused kernel computes ``optimizer``'s update: Keras' plain RMSprop (no
-    momentum, not centered), whose per-variable state this module knows how to find."""
+    momentum, not centered)."""
     return (
         type(optimizer) is keras.optimizers.RMSprop
         and optimizer.momentum == 0
         and not optimizer.centered
-        and hasattr(optimizer, "_get_variable_index")
     )
 
 
@@ -45,24 +46,24 @@ def fused_rmsprop(
         return
     if not optimizer.built:
         optimizer.build(list(variables))
-    if not hasattr(optimizer, "_velocities"):  # another Keras version's layout: its own update
+    slots = rmsprop_slots(optimizer)
+    if slots is None:  # another Keras version's layout: its own update
         yield False
         return
+    slot, velocities = slots
     # The kernel's momentum accumulator: with momentum 0 it only holds this step's increment,
     # so it is scratch, never saved (a variable of its own for each, as updates may overlap).
     scratch = {
-        optimizer._get_variable_index(variable): tf.Variable(
-            tf.zeros(variable.shape, variable.dtype), trainable=False
-        )
+        slot(variable): tf.Variable(tf.zeros(variable.shape, variable.dtype), trainable=False)
         for variable in variables
     }
 
     def update_step(gradient: tf.Tensor, variable: tf.Variable, learning_rate: tf.Tensor) -> None:
-        index = optimizer._get_variable_index(variable)
+        index = slot(variable)
         dtype = variable.dtype
         tf.raw_ops.ResourceApplyRMSProp(
             var=variable.handle,
-            ms=optimizer._velocities[index].handle,
+            ms=velocities[index].handle,
             mom=scratch[index].handle,
             lr=tf.cast(learning_rate, dtype),
             rho=tf.constant(optimizer.rho, dtype),
@@ -71,8 +72,5 @@ def fused_rmsprop(
             grad=tf.cast(gradient, dtype),
         )
 
-    optimizer.update_step = update_step
-    try:
+    with replaced(optimizer, "update_step", update_step):
         yield True
-    finally:
-        del optimizer.update_step
