@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import training
 from cifar_gui.engine.checkpoints import read_checkpoint
-from cifar_gui.engine.training import run_training
+from cifar_gui.engine.training import callbacks
+from cifar_gui.engine.training import run as training
+from cifar_gui.engine.training.run import run_training
 from tests.conftest import write_cifar_batches
 
 
@@ -58,7 +59,7 @@ def test_a_worker_that_is_not_the_chief_restores_a_best_epoch_from_before_the_re
     config, out = earlier
     before = snapshot(out)
     [best_file] = out.rglob("best.weights.h5")
-    monkeypatch.setattr(training, "best_epoch", lambda history: 0 if history.get("loss") else None)
+    monkeypatch.setattr(callbacks, "best_epoch", lambda history: 0 if history.get("loss") else None)
     monkeypatch.setattr(training, "is_chief", lambda strategy: False)
     result = run_training(config.replace(epochs=2), resume=read_checkpoint(out))
     assert snapshot(out) == before

@@ -20,7 +20,7 @@ from cifar_gui.engine.models import parameter_counts, planned_parameter_counts
 from cifar_gui.engine.persistence import load_model
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
-from cifar_gui.engine.training import describe_device, versions
+from cifar_gui.engine.training.run import describe_device, versions
 
 
 @pytest.fixture(scope="module")

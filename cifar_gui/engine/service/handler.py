@@ -150,7 +150,7 @@ class Handler:
         return preview_batch(images, config, seed)
 
     def detect_device(self) -> DeviceInfo:
-        from cifar_gui.engine.training import describe_device, versions
+        from cifar_gui.engine.training.run import describe_device, versions
 
         return DeviceInfo(describe_device(), versions())
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QTimer, Signal, Slot
@@ -54,13 +53,20 @@ from cifar_gui.gui.training.form_fields import (
     VARIANT_LABELS,
     WEIGHTS_CHOICES,
     CountService,
+    augmentation_text,
+    base_weights_of,
     combo,
+    counted_config,
     counts_job,
     default_out_dir,
+    learning_rate_of,
+    pretrain_text,
     read_widget,
     show_value,
+    weights_choice_of,
 )
 from cifar_gui.gui.widgets.path_field import PathField
+from cifar_gui.gui.widgets.section import Section
 from cifar_gui.gui.workers import JobRunner
 
 SETTINGS_OUT_DIR = "training/out_dir"
@@ -121,14 +127,16 @@ class TrainingForm(QWidget):
         self.augment_label = QLabel(wordWrap=True)
 
         form = QFormLayout()
-        form.addRow("Variant", self.variant_combo)
+        form.addRow("Model", self.variant_combo)
         form.addRow("Classes", self.classes_label)
         form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_edit)
-        form.addRow("Seed", self.seed_spin)
-        form.addRow("Images", self.limit_spin)
         form.addRow("Augmentation", self.augment_label)
+        details = QWidget()
+        details_form = QFormLayout(details)
+        details_form.addRow("Batch size", self.batch_spin)
+        details_form.addRow("Learning rate", self.lr_edit)
+        details_form.addRow("Random seed", self.seed_spin)
+        details_form.addRow("Images", self.limit_spin)
 
         self.weights_combo = combo({key: label for key, (label, _) in WEIGHTS_CHOICES.items()})
         self.weights_path = PathField(
@@ -138,14 +146,14 @@ class TrainingForm(QWidget):
             "Transfer model to fine-tune", "Keras models (*.h5 *.keras);;All files (*)",
             "train a transfer model, or browse",
         )  # fmt: skip
-        self.overlap_check = QCheckBox("Allow a base trained on the pair's classes")
+        self.overlap_check = QCheckBox("Allow a base that saw the pair")
         self.overlap_check.setToolTip(
             "A base for transfer should never have seen the pair: its test images would not "
             "be new to it. Refused unless this is ticked."
         )
         self.params_label = QLabel(wordWrap=True)
-        self.vgg_box = QGroupBox("Transfer")
-        vgg_form = QFormLayout(self.vgg_box)
+        vgg_box = QWidget()
+        vgg_form = QFormLayout(vgg_box)
         vgg_form.addRow("Base weights", self.weights_combo)
         vgg_form.addRow("", self.weights_path)
         vgg_form.addRow("", self.overlap_check)
@@ -155,15 +163,15 @@ class TrainingForm(QWidget):
         self.arch_combo = combo(PRETRAIN_LABELS)
         self.pretrain_button = QPushButton("Pretrain a base on the other classes")
         self.pretrain_label = QLabel(wordWrap=True)
-        self.pretrain_box = QGroupBox("Base for offline transfer")
-        pretrain_form = QFormLayout(self.pretrain_box)
+        pretrain_box = QWidget()
+        pretrain_form = QFormLayout(pretrain_box)
         pretrain_form.addRow("Network", self.arch_combo)
         pretrain_form.addRow(self.pretrain_label)
         pretrain_form.addRow(self.pretrain_button)
 
         self.strategy_combo = combo(STRATEGY_LABELS)
         self.strategy_combo.setToolTip(
-            "tf.distribute strategy; the batch size is per device (multi-worker: see README)"
+            "tf.distribute strategy; the batch size is per device (docs/distribution.md)"
         )
         self.precision_combo = combo(PRECISION_LABELS)
         self.precision_combo.setToolTip(
@@ -174,8 +182,8 @@ class TrainingForm(QWidget):
             "The model saved is the epoch with the best validation accuracy (the sidecar "
             "names it; the checkpoint keeps the last epoch, to resume): --keep-best"
         )
-        self.advanced_box = QGroupBox("Advanced")
-        advanced_form = QFormLayout(self.advanced_box)
+        advanced_box = QWidget()
+        advanced_form = QFormLayout(advanced_box)
         advanced_form.addRow("Strategy", self.strategy_combo)
         advanced_form.addRow("Precision", self.precision_combo)
         advanced_form.addRow(self.keep_best_check)
@@ -230,16 +238,28 @@ class TrainingForm(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
-        self.run_box = QGroupBox("Run")
-        self.run_box.setLayout(form)
-        column.addWidget(self.run_box)
-        column.addWidget(self.vgg_box)
-        column.addWidget(self.pretrain_box)
-        column.addWidget(self.advanced_box)
+        run_box = QGroupBox("Train a model")
+        run_box.setLayout(form)
+        column.addWidget(run_box)
+        # The panel's study card goes here, below the everyday settings (add_card).
+        self._cards = column
+        # The rest folds away: open when wanted (transfer opens for the VGG16 variants).
+        self.details_section = Section("Training details", details)
+        self.transfer_section = Section("Transfer: the VGG16 base", vgg_box)
+        self.pretrain_section = Section("Offline: pretrain a base", pretrain_box)
+        self.advanced_section = Section("Advanced", advanced_box)
+        for section in (
+            self.details_section,
+            self.transfer_section,
+            self.pretrain_section,
+            self.advanced_section,
+        ):
+            column.addWidget(section)
         out_box = QGroupBox("Output folder")
         QVBoxLayout(out_box).addWidget(self.out_path)
         column.addWidget(out_box)
         column.addStretch(1)
+        self._settings_boxes = (run_box, details, vgg_box, pretrain_box, advanced_box, out_box)
 
         self.variant_combo.currentIndexChanged.connect(self._on_variant_changed)
         self.weights_combo.currentIndexChanged.connect(self._update_vgg_fields)
@@ -288,9 +308,10 @@ class TrainingForm(QWidget):
             for name, widget in self.widgets.items()
             if name not in OWN_RULES
         }
-        values["learning_rate"] = self._learning_rate(strict)
+        values["learning_rate"] = learning_rate_of(self.lr_edit.text(), strict)
         if self.variant == "transfer" or not strict:
-            values.update(self._base_weights(strict))
+            choice, path = self.weights_combo.currentData(), self.weights_path.text()
+            values.update(base_weights_of(choice, path, strict))
         values["allow_overlap"] &= values.get("base") is not None
         if strict and self.variant != "finetune":
             values["from_model"] = None
@@ -304,25 +325,6 @@ class TrainingForm(QWidget):
             "use_augmentation": self.variant != "baseline" and self.state.use_augmentation,
             "augment": self.state.augment,
         }
-
-    def _learning_rate(self, strict: bool) -> float | None:
-        text = self.lr_edit.text()
-        try:
-            lr = float(text)
-        except ValueError:
-            if strict:
-                raise UserError(f"learning rate {text!r} is not a number") from None
-            return None
-        return lr if strict or 0 < lr <= MAX_LEARNING_RATE else None
-
-    def _base_weights(self, strict: bool) -> dict[str, str]:
-        """``weights`` or ``base`` from the base-weights choice and its path."""
-        choice, path = self.weights_combo.currentData(), self.weights_path.text()
-        if WEIGHTS_CHOICES[choice][1] and not path:
-            if strict:
-                raise UserError(f"choose the file for the base weights ({choice})")
-            return {}
-        return {"file": {"weights": path}, "base": {"base": path}}.get(choice, {"weights": choice})
 
     def pretrain_config(self) -> RunConfig:
         """The pretrain of a base on every class but the chosen pair, with the form's
@@ -349,12 +351,7 @@ class TrainingForm(QWidget):
             if name not in OWN_RULES:
                 show_value(widget, getattr(config, name))
         self.lr_edit.setText(f"{config.lr:g}")
-        if config.base is not None:
-            choice, path = "base", config.base
-        elif config.weights in ("imagenet", "none"):
-            choice, path = config.weights, ""
-        else:
-            choice, path = "file", config.weights
+        choice, path = weights_choice_of(config)
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(choice))
         self.weights_path.edit.setText(path)
 
@@ -390,8 +387,14 @@ class TrainingForm(QWidget):
         self.schedule_counts()
         self.variant_changed.emit(self.variant)
 
+    def add_card(self, card: QWidget) -> None:
+        """Show ``card`` (the study's) right below the everyday settings."""
+        self._cards.insertWidget(1, card)
+
     def _update_vgg_fields(self) -> None:
         vgg = self.variant in ("transfer", "finetune")
+        if vgg:
+            self.transfer_section.set_open(True)
         transfer = self.variant == "transfer"
         self.weights_combo.setEnabled(transfer)
         self.weights_path.setEnabled(
@@ -421,16 +424,9 @@ class TrainingForm(QWidget):
         arch = self.arch_combo.currentData()
         others = len(self.state.class_names) - len(self.state.classes)
         self.pretrain_label.setText(
-            f"Trains on the {others} other classes, never {' or '.join(self.state.chosen_names)}"
-            f" ({PRETRAIN_EPOCHS[arch]} epochs), and becomes the transfer's base."
+            pretrain_text(others, self.state.chosen_names, PRETRAIN_EPOCHS[arch])
         )
-        if self.variant == "baseline":
-            text = "off (the baseline trains on the plain images)"
-        elif self.state.use_augmentation:
-            text = "on (settings of the Augmentation tab)"
-        else:
-            text = "off (turned off in the Augmentation tab)"
-        self.augment_label.setText(text)
+        self.augment_label.setText(augmentation_text(self.variant, self.state.use_augmentation))
         self.counting_changed.emit()  # the hint and the buttons follow the data set too
 
     def update_buttons(self, running: bool, listing: bool) -> None:
@@ -449,8 +445,7 @@ class TrainingForm(QWidget):
         self.pretrain_button.setEnabled(not running and self.state.dataset is not None)
         self.stop_button.setEnabled(running)
         self.resume_button.setEnabled(not running and not listing and bool(self.out_path.text()))
-        for box in (self.run_box, self.vgg_box, self.pretrain_box, self.advanced_box,
-                    self.out_path):  # fmt: skip
+        for box in self._settings_boxes:
             box.setEnabled(not running)
 
     # ---- parameter counts before a fine-tune or a transfer from a saved base
@@ -464,24 +459,15 @@ class TrainingForm(QWidget):
     def _count_parameters(self) -> None:
         if not self._counted() or self._running:
             return
-        base = self._transfer_base()
-        path = self.from_path.text() if base is None else base
-        if not path or not Path(path).is_file():
-            self.params_label.setText(
-                "choose the transfer model to continue from"
-                if base is None
-                else "choose the saved model to take the base from"
-            )
+        config = counted_config(
+            self.from_path.text(),
+            self._transfer_base(),
+            tuple(self.state.chosen_names),
+            self.overlap_check.isChecked(),
+        )
+        if isinstance(config, str):  # what to choose first
+            self.params_label.setText(config)
             return
-        if base is None:
-            config = RunConfig(variant="finetune", from_model=path)
-        else:  # the pair's names: a base that saw them is refused, and the count says so
-            config = RunConfig(
-                variant="transfer",
-                base=path,
-                classes=tuple(self.state.chosen_names),
-                allow_overlap=self.overlap_check.isChecked(),
-            )
         num_classes = len(self.state.classes)
         self._count_job.start(functools.partial(counts_job, self.service, config, num_classes))
         self.counting_changed.emit()

@@ -4,13 +4,15 @@ the parameter-count job it runs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from cifar_gui.config import RunConfig
+from cifar_gui.config import MAX_LEARNING_RATE, RunConfig
+from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.gui.widgets.path_field import PathField
 from cifar_gui.gui.workers import TaskState
@@ -109,3 +111,66 @@ def combo(labels: dict[str, str]) -> QComboBox:
     for value, label in labels.items():
         box.addItem(label, value)
     return box
+
+
+def augmentation_text(variant: str, use_augmentation: bool) -> str:
+    """What the form says of augmentation for ``variant``."""
+    if variant == "baseline":
+        return "off (the baseline trains on the plain images)"
+    if use_augmentation:
+        return "on (settings of the Augmentation tab)"
+    return "off (turned off in the Augmentation tab)"
+
+
+def pretrain_text(others: int, pair: Sequence[str], epochs: int) -> str:
+    """What a pretrain of the offline base does, in one sentence."""
+    return (
+        f"Trains on the {others} other classes, never {' or '.join(pair)} ({epochs} "
+        "epochs), and becomes the transfer's base."
+    )
+
+
+def counted_config(
+    from_model: str, base: str | None, pair: tuple[str, ...], allow_overlap: bool
+) -> RunConfig | str:
+    """The run whose parameters are counted before it starts: a fine-tune from
+    ``from_model``, or (``base`` given) a transfer from a saved base; or what to choose first."""
+    path = from_model if base is None else base
+    if not path or not Path(path).is_file():
+        if base is None:
+            return "choose the transfer model to continue from"
+        return "choose the saved model to take the base from"
+    if base is None:
+        return RunConfig(variant="finetune", from_model=path)
+    # The pair's names: a base that saw them is refused, and the count says so.
+    return RunConfig(variant="transfer", base=path, classes=pair, allow_overlap=allow_overlap)
+
+
+def learning_rate_of(text: str, strict: bool) -> float | None:
+    """The learning rate typed; not ``strict`` (a form being filled in): None for a text that
+    is no rate, else a :class:`UserError`."""
+    try:
+        lr = float(text)
+    except ValueError:
+        if strict:
+            raise UserError(f"learning rate {text!r} is not a number") from None
+        return None
+    return lr if strict or 0 < lr <= MAX_LEARNING_RATE else None
+
+
+def base_weights_of(choice: str, path: str, strict: bool) -> dict[str, str]:
+    """``weights`` or ``base`` from the base-weights choice and its path."""
+    if WEIGHTS_CHOICES[choice][1] and not path:
+        if strict:
+            raise UserError(f"choose the file for the base weights ({choice})")
+        return {}
+    return {"file": {"weights": path}, "base": {"base": path}}.get(choice, {"weights": choice})
+
+
+def weights_choice_of(config: RunConfig) -> tuple[str, str]:
+    """The base-weights choice and its path that show ``config``'s weights or base."""
+    if config.base is not None:
+        return "base", config.base
+    if config.weights in ("imagenet", "none"):
+        return config.weights, ""
+    return "file", config.weights

@@ -82,7 +82,7 @@ class TrainingPanel(QWidget):
         self.controller = RunController(self)
         self.study_button = QPushButton("Run the study")
         self.study_button.setToolTip(
-            "The seed's whole study with these settings: baseline, augmented, transfer and "
+            "The tutorial's whole study with these settings: baseline, augmented, transfer and "
             "finetune, one after the other, then a report (opens in the browser)"
         )
         self.resume_study_button = QPushButton("Resume study\u2026")
@@ -90,8 +90,14 @@ class TrainingPanel(QWidget):
         self.report_label = QLabel()
         self.report_label.setWordWrap(True)
         self.report_label.setOpenExternalLinks(True)
-        study_box = QGroupBox("The seed's study")
+        study_box = QGroupBox("The tutorial's study, in one click")
         study_layout = QVBoxLayout(study_box)
+        about = QLabel(
+            "Trains the four models in turn (baseline, augmented, VGG16 transfer and "
+            "fine-tuning) and writes a report that checks the tutorial's claims."
+        )
+        about.setWordWrap(True)
+        study_layout.addWidget(about)
         buttons = QHBoxLayout()
         buttons.addWidget(self.study_button)
         buttons.addWidget(self.resume_study_button)
@@ -101,7 +107,7 @@ class TrainingPanel(QWidget):
         left = QVBoxLayout(left_box)
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.form, 1)
-        left.addWidget(study_box)
+        self.form.add_card(study_box)  # in view below the everyday settings
         # The settings scroll when the window is shorter than they are (the default 800 px
         # window, a laptop screen): they never make the window taller than the screen.
         self.settings_area = vertical_scroll_area(left_box)

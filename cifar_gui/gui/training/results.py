@@ -84,8 +84,8 @@ class TrainingResults(QSplitter):
         self.plots = TrainingPlots()
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.progress.setFormat("Idle")
         self.progress.setValue(0)
+        self.progress.hide()  # until a run starts: an idle bar says nothing
         self.study: StudyProgress | None = None  # the study in progress, if any
         self.study_label = QLabel()
         self.study_label.setVisible(False)
@@ -135,6 +135,7 @@ class TrainingResults(QSplitter):
         self.plots.clear_live()
         self.plots.set_history(self.history)
         self.plots.set_epoch_span(epochs)  # fixed while it runs: no axis redraws
+        self.progress.show()
         self.progress.setRange(0, 0)  # busy indicator until the first batch
         self.progress.setFormat("Preparing\u2026")
 
