@@ -12,7 +12,7 @@ from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
 from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, only
 from cifar_gui.engine.inspect import activations, probabilities
 from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.record import best_epoch
+from cifar_gui.engine.training import callbacks
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 from tests.engine.test_tensorboard_log import read_events
@@ -41,10 +41,18 @@ def weights_equal(a, b) -> None:
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
-def test_keep_best_saves_the_epoch_it_names_and_resumes_to_the_same(tiny, tmp_path):
+def test_keep_best_saves_the_epoch_it_names_and_resumes_to_the_same(tiny, tmp_path, monkeypatch):
+    # Which epoch validates best depends on the CPU's round-off (epoch 2 or 3 on an Intel Xeon,
+    # the last on an AMD EPYC); what is tested is that the epoch best_epoch names is the one
+    # kept. So here the second epoch is the best, whatever the accuracies.
+    def second_is_best(history) -> int | None:
+        done = len(history.get("val_accuracy", ()))
+        return None if done == 0 else min(done - 1, 1)
+
+    monkeypatch.setattr(callbacks, "best_epoch", second_is_best)
     result = run_training(config_for(tmp_path / "best", keep_best=True), dataset=tiny)
-    best = best_epoch(result.history)
-    assert best is not None and best < 4, "this seed's best epoch must not be the last"
+    best = second_is_best(result.history)
+    assert best == 1
     record = result.record
     assert record.kept_epoch == best + 1
     assert record.test_accuracy == result.history["val_accuracy"][best]
