@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,16 +22,12 @@ from cifar_gui.config import (
 )
 from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import write_failure
+from cifar_gui.engine.quiet import start_tensorflow_quietly
 from cifar_gui.settings import CLASSES_HELP
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
 GROUP_TITLES = {"speed": "speed (each has an automatic default; see README)"}
-
-
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter buries the progress bar; errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def command_defaults(command: str) -> RunConfig:
@@ -180,17 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
 
-    data = sub.add_parser("data", help="images per class and split, as the seed's table()")
+    data = sub.add_parser("data", help="images per class and split, as the tutorial's table()")
     data.add_argument("--data", help="data source (default: Keras cache)")
     _add_study_parsers(sub)
     _add_export_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show TensorFlow's start-up messages (hidden by default)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; return the exit code."""
     args = build_parser().parse_args(argv)
-    _quiet_tensorflow()
+    if not args.verbose and args.command != "data":  # data counts images: no TensorFlow
+        # Its C++ start-up lines bury the output; later warnings and errors still show.
+        start_tensorflow_quietly()
     try:
         commands = {
             "train": _train,
@@ -240,7 +243,7 @@ class _Progress:
         eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
         self.stream.write(
             f"\repoch {event.epoch + 1}/{event.epochs} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{event.batch + 1}/{event.steps} loss {event.loss:.4f} acc {event.accuracy:.4f} "
+            f"{event.batch + 1}/{event.steps} loss {event.loss:.4f} acc {event.accuracy:.1%} "
             f"{event.images_per_second:,.0f} img/s ETA {eta}  "
         )
         self.stream.flush()
@@ -249,8 +252,8 @@ class _Progress:
         m = event.metrics
         self.stream.write(
             f"\repoch {event.epoch + 1}/{event.epochs}: loss {m.get('loss', 0):.4f} "
-            f"acc {m.get('accuracy', 0):.4f} val_loss {m.get('val_loss', float('nan')):.4f} "
-            f"val_acc {m.get('val_accuracy', float('nan')):.4f} ({event.seconds:.1f} s)"
+            f"acc {m.get('accuracy', 0):.1%} val_loss {m.get('val_loss', float('nan')):.4f} "
+            f"val_acc {m.get('val_accuracy', float('nan')):.1%} ({event.seconds:.1f} s)"
             + " " * 30
             + "\n"
         )
@@ -307,7 +310,7 @@ def _run_plan(plan) -> int:
         print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
         return 0
     accuracy = record.test_accuracy
-    score = "no test images" if accuracy is None else f"test accuracy {accuracy:.4f}"
+    score = "no test images" if accuracy is None else f"test accuracy {accuracy:.1%}"
     print(f"saved {shown(finished.path)} ({score}, {record.seconds:.1f} s, {record.device})")
     return 0
 
@@ -372,7 +375,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate(loaded.model, subset.x_test, subset.y_test, subset.num_classes)
     print(f"model {shown(args.model)}")
     print(f"classes {', '.join(subset.class_names)}; {len(subset.y_test)} test images")
-    print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
+    print(f"test accuracy {result.accuracy:.1%}  test loss {result.loss:.4f}")
     width = max(len(n) for n in subset.class_names)
     print("confusion (rows: true, columns: predicted)")
     print(" " * (width + 1) + " ".join(f"{n:>{width}}" for n in subset.class_names))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -56,7 +60,17 @@ def test_evaluate_prints_accuracy_and_confusion(trained, capsys):
     data, model = trained
     assert main(["evaluate", str(model), "--data", str(data)]) == 0
     out = capsys.readouterr().out
-    assert "test accuracy" in out and "deer" in out and "horse" in out
+    assert re.search(r"test accuracy \d+\.\d%", out) and "deer" in out and "horse" in out
+
+
+def test_a_command_prints_no_tensorflow_start_up_lines_unless_verbose(trained):
+    data, model = trained
+    command = [sys.executable, "-m", "cifar_gui", "evaluate", str(model), "--data", str(data)]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    assert quiet.stderr == "" and "test accuracy" in quiet.stdout
+    loud = subprocess.run([*command, "--verbose"], capture_output=True, text=True, env=env)
+    assert loud.returncode == 0 and "test accuracy" in loud.stdout
 
 
 def test_predict_json(trained, tmp_path, capsys):
