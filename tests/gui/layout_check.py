@@ -1,5 +1,6 @@
 """Find text that a window shows cut off: labels and buttons narrower than their text, table
-cells whose value is elided without a tooltip that gives it in full, and tab titles cut.
+cells whose value is elided without a tooltip that gives it in full, tab titles cut, and
+plot legend entries that run past their view.
 
 Used by test_layout.py at the window's default size and at 1366 x 768. Only what is visible
 counts; a widget inside a scroll area may be scrolled out of view (that is not clipping).
@@ -7,18 +8,21 @@ counts; a widget inside a scroll area may be scrolled out of view (that is not c
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics, QTextDocument
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
+    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QGroupBox,
     QLabel,
     QPushButton,
     QRadioButton,
+    QStyleOptionViewItem,
     QTabBar,
     QWidget,
 )
@@ -123,6 +127,15 @@ def _view_problems(view: QAbstractItemView) -> list[str]:
             if text is None or str(text) == "":
                 continue
             text = str(text)
+            if view.wordWrap():  # wrapped to the item's width: cut only when it needs more room
+                option = QStyleOptionViewItem()
+                view.initViewItemOption(option)
+                option.rect = rect
+                need = view.itemDelegate().sizeHint(option, index)
+                if need.height() > rect.height() + SLACK_PX:
+                    out.append(f"cell ({row}, {column}) {text[:40]!r} needs {need.height()} px "
+                               f"of height, has {rect.height()}")  # fmt: skip
+                continue
             icon = model.data(index, Qt.ItemDataRole.DecorationRole)
             room = rect.width() - CELL_PADDING_PX - (view.iconSize().width() if icon else 0)
             if _text_width(metrics, text) <= room + SLACK_PX:
@@ -134,11 +147,26 @@ def _view_problems(view: QAbstractItemView) -> list[str]:
     return out
 
 
+def _legend_problems(view: pg.GraphicsView) -> list[str]:
+    """Legend entries (pyqtgraph) that run past the right edge of their view."""
+    out = []
+    for item in view.scene().items():
+        if not isinstance(item, pg.LegendItem) or not item.isVisible():
+            continue
+        for _, label in item.items:
+            right = view.mapFromScene(label.sceneBoundingRect()).boundingRect().right()
+            if right > view.width() + SLACK_PX:
+                out.append(f"legend entry {label.text!r} ends at {right} px of {view.width()}")
+    return out
+
+
 def clipped_text(window: QWidget) -> list[str]:
     """Every piece of visible text in ``window`` that is shown cut off, one line each."""
     problems: list[str] = []
     for widget in window.findChildren(QWidget):
-        if not widget.isVisible() or widget.visibleRegion().isEmpty():
+        # A scroll area's own region can be all covered by its viewport: look at the viewport.
+        shown = widget.viewport() if isinstance(widget, QAbstractScrollArea) else widget
+        if not widget.isVisible() or shown.visibleRegion().isEmpty():
             continue
         found: list[str] = []
         if isinstance(widget, QLabel):
@@ -153,5 +181,7 @@ def clipped_text(window: QWidget) -> list[str]:
             found = _tabs_problems(widget)
         elif isinstance(widget, QAbstractItemView):
             found = _view_problems(widget)
+        elif isinstance(widget, pg.GraphicsView):
+            found = _legend_problems(widget)
         problems += [f"{_name(widget)}: {p}" for p in found]
     return problems

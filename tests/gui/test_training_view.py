@@ -270,8 +270,8 @@ def test_the_legend_of_many_overlays_stays_outside_the_plots(qtbot, tmp_path):
     panel.results.table.selectAll()
 
     plots = panel.results.plots
-    assert len(plots.legend_labels()) == 12  # the live run's 3 series and star, 2 per overlay
-    assert {"run_0 train", "run_3 val", "validation (epoch)"} <= set(plots.legend_labels())
+    assert len(plots.legend_labels()) == 8  # the live run's 3 series and star, 1 per overlay
+    assert {"run_0", "run_3", "validation (epoch)"} <= set(plots.legend_labels())
     for plot in plots.plots.values():
         assert plot.legend is None  # nothing drawn inside the plotting area
         area = plot.getViewWidget()

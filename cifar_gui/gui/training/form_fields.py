@@ -116,10 +116,10 @@ def combo(labels: dict[str, str]) -> QComboBox:
 def augmentation_text(variant: str, use_augmentation: bool) -> str:
     """What the form says of augmentation for ``variant``."""
     if variant == "baseline":
-        return "off (the baseline trains on the plain images)"
+        return "off: the baseline never augments"
     if use_augmentation:
-        return "on (settings of the Augmentation tab)"
-    return "off (turned off in the Augmentation tab)"
+        return "on (the Augmentation tab's)"
+    return "off (in the Augmentation tab)"
 
 
 def pretrain_text(others: int, pair: Sequence[str], epochs: int) -> str:

@@ -45,7 +45,8 @@ def _mark(curve: pg.PlotDataItem, history: Mapping[str, Sequence[float]], metric
         curve.setData([epoch + 1], [history[f"val_{metric}"][epoch]])
 
 
-LEGEND_WIDTH = 210  # pixels beside the plots
+LEGEND_WIDTH = 210  # pixels beside the plots, at the least
+LEGEND_SAMPLE_PX = 60  # an entry's line sample and the legend's margins
 
 
 class EpochAxis(pg.AxisItem):
@@ -129,6 +130,13 @@ class TrainingPlots(QWidget):
 
     def _add_to_legend(self, curve: pg.PlotDataItem) -> None:
         self.legend.addItem(curve, curve.name())
+        self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        """As wide as its longest entry (at least :data:`LEGEND_WIDTH`): names are never cut."""
+        labels = [label for _, label in self.legend.items]
+        widest = max((label.boundingRect().width() for label in labels), default=0.0)
+        self.legend_view.setFixedWidth(max(LEGEND_WIDTH, int(widest) + LEGEND_SAMPLE_PX))
 
     def legend_labels(self) -> list[str]:
         """The legend's entries, top to bottom."""
@@ -213,6 +221,7 @@ class TrainingPlots(QWidget):
             for plot, curve in self._overlays.pop(label):
                 self.legend.removeItem(curve)
                 plot.removeItem(curve)
+            self._fit_legend()
         for i, (label, history) in enumerate(runs):
             color = (colors or {}).get(label) or PALETTE[(i + 4) % len(PALETTE)]
             curves = self._overlays.get(label)
@@ -220,11 +229,12 @@ class TrainingPlots(QWidget):
                 curves = []
                 for metric in METRICS:
                     plot = self.plots[metric]
-                    curves.append((plot, plot.plot(name=f"{label} train")))
-                    curves.append((plot, plot.plot(name=f"{label} val")))
+                    curves.append((plot, plot.plot(name=label)))
+                    curves.append((plot, plot.plot(name=f"{label} validation")))
                     curves.append((plot, plot.plot(pen=None, **MARK)))
+                # One entry per run, in its colour, named in full; the live run's entries
+                # explain the line styles once (solid: training, dashed: validation).
                 self._add_to_legend(curves[0][1])
-                self._add_to_legend(curves[1][1])
                 self._overlays[label] = curves
             for j, metric in enumerate(METRICS):
                 train, val, mark = (curve for _, curve in curves[3 * j : 3 * j + 3])
