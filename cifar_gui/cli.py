@@ -23,7 +23,7 @@ from cifar_gui.config import (
 from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import write_failure
 from cifar_gui.engine.quiet import start_tensorflow_quietly
-from cifar_gui.settings import CLASSES_HELP
+from cifar_gui.settings import CLASSES_HELP, add_flags, values_given
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
@@ -41,59 +41,16 @@ def command_defaults(command: str) -> RunConfig:
     return RunConfig()
 
 
-def _argument_type(kind: Any) -> Any:
-    """``kind`` for argparse: its own message for a value it refuses (int's and float's are
-    argparse's)."""
-    if kind in (int, float, str):
-        return kind
-
-    def convert(text: str) -> Any:
-        try:
-            return kind(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
 def add_settings(parser: argparse.ArgumentParser, command: str) -> None:
-    """The flags of the :class:`RunConfig` fields ``command`` takes (each field's
-    :class:`~cifar_gui.settings.Flag`). A flag not given is absent from the parsed namespace:
-    :func:`settings_given` tells what was given, :func:`config_from_args` fills in the rest."""
-    defaults = command_defaults(command)
-    groups: dict[str, Any] = {}
-    for name, flag in flagged(command).items():
-        target: Any = parser
-        if flag.group is not None:
-            if flag.group not in groups:
-                groups[flag.group] = parser.add_argument_group(GROUP_TITLES[flag.group])
-            target = groups[flag.group]
-        options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
-        options["help"] = flag.help_for(command)
-        default = getattr(defaults, name)
-        if isinstance(default, bool) and flag.words is None:
-            options.update(action="store_const", const=not flag.name.startswith("--no-"))
-        else:
-            choices = flag.choices_for(command)
-            # Named by the flag, not the field (--lr LR); choices show themselves.
-            metavar = None if choices else flag.name[2:].replace("-", "_").upper()
-            options.update(
-                type=_argument_type(flag.kind),
-                choices=choices,
-                metavar=flag.metavar or metavar,
-                nargs="+" if isinstance(default, tuple) else None,
-            )
-        target.add_argument(flag.name, **options)
+    """The flags of the :class:`RunConfig` fields ``command`` takes. A flag not given is
+    absent from the parsed namespace: :func:`settings_given` tells what was given,
+    :func:`config_from_args` fills in the rest."""
+    add_flags(parser, flagged(command), command, command_defaults(command), GROUP_TITLES)
 
 
 def settings_given(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """The fields whose flags were given, as :class:`RunConfig` values, in field order."""
-    return {
-        name: flag.value_of(getattr(args, name))
-        for name, flag in flagged(command).items()
-        if hasattr(args, name)
-    }
+    return values_given(args, flagged(command))
 
 
 def config_from_args(args: argparse.Namespace, command: str) -> RunConfig:

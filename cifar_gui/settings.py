@@ -8,6 +8,7 @@ study records and the resume rule are derived from them (tyro's idea, by hand).
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -130,3 +131,62 @@ def option(default: Any, **meta: Any) -> Any:
 def option_meta(**meta: Any) -> dict[str, Setting]:
     """A dataclass field's metadata holding its :class:`Setting`."""
     return {"setting": Setting(**meta)}
+
+
+def _argument_type(kind: Any) -> Any:
+    """``kind`` for argparse: its own message for a value it refuses (int's and float's are
+    argparse's)."""
+    if kind in (int, float, str):
+        return kind
+
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    flags: Mapping[str, Flag],
+    command: str,
+    defaults: Any,
+    group_titles: Mapping[str, str],
+) -> None:
+    """Give ``parser`` the flags (field name -> :class:`Flag`) of ``command``, the values
+    ``defaults`` has when none is given. A flag not given is absent from the namespace."""
+    groups: dict[str, Any] = {}
+    for name, flag in flags.items():
+        target: Any = parser
+        if flag.group is not None:
+            if flag.group not in groups:
+                groups[flag.group] = parser.add_argument_group(group_titles[flag.group])
+            target = groups[flag.group]
+        options: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+        options["help"] = flag.help_for(command)
+        default = getattr(defaults, name)
+        if isinstance(default, bool) and flag.words is None:
+            options.update(action="store_const", const=not flag.name.startswith("--no-"))
+        else:
+            choices = flag.choices_for(command)
+            # Named by the flag, not the field (--lr LR); choices show themselves.
+            metavar = None if choices else flag.name[2:].replace("-", "_").upper()
+            options.update(
+                type=_argument_type(flag.kind),
+                choices=choices,
+                metavar=flag.metavar or metavar,
+                nargs="+" if isinstance(default, tuple) else None,
+            )
+        target.add_argument(flag.name, **options)
+
+
+def values_given(args: argparse.Namespace, flags: Mapping[str, Flag]) -> dict[str, Any]:
+    """The fields whose flags were given on the command line, as their values."""
+    return {
+        name: flag.value_of(getattr(args, name))
+        for name, flag in flags.items()
+        if hasattr(args, name)
+    }

@@ -1,72 +1,37 @@
-"""Regenerate docs/screenshots/ from a synthetic image-folder data set.
+"""Regenerate every picture in docs/screenshots/ from CIFAR-10 and trained models.
 
-The README's screenshots may not show CIFAR-10 pictures (the data set is not redistributed
-in this repository), so this script draws a small stand-in: per class a sky and ground
-colour and a body shape, 60 training and 20 test images each; trains two short runs on it;
-then runs ``cifar-gui --screenshot-dir docs/screenshots --data <folder>``. With real
-CIFAR-10 the panels look the same, with photographs in the grids.
+    .venv/bin/python docs/make_screenshots.py [--data ../shared/data/cifar10]    # all
+    .venv/bin/python docs/make_screenshots.py --only live study report          # some
 
-    .venv/bin/python docs/make_screenshots.py
-    .venv/bin/python docs/make_screenshots.py --study   # study.png only
-    .venv/bin/python docs/make_screenshots.py --live    # live.png: the Live tab during a run
-    .venv/bin/python docs/make_screenshots.py --report STUDY_DIR   # study_report.png
-
-``--study`` runs the seed's study in the window (offscreen) on the same stand-in data, 8
-epochs a run and VGG16 with random weights, and grabs the window while the transfer run is
-in progress (baseline and augmented overlaid). ``--report`` writes the report of a study from
-its run records (``docs/study/`` holds the measured study's) and saves the top of it, as
-headless Chromium renders it, as ``study_report.png``.
+In a temporary folder it trains the baseline and the augmented model (deer vs horse,
+``TABLE_EPOCHS`` epochs each, with ``cifar-gui train``), so the Training tab overlays real
+curves, then runs ``cifar-gui --screenshot-dir docs/screenshots --data DATA`` there: one PNG
+per tab (the Activations and Evaluation tabs show the bundled baseline, trained 30 epochs).
+``live``: the Live tab during a baseline run, ``live.png`` and an animation of its refreshes,
+``live.webp``. ``study``: the window during a study (``STUDY_LIMIT`` images, VGG16 with random
+weights), ``study.png``. ``report``: the report of the measured study (``docs/study/``, its
+run records) as headless Chromium renders it, ``study_report.png``.
+CIFAR-10 pictures may appear in screenshots (see ../shared/data/README.md); the data set
+itself is never copied into the repository.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-from cifar_gui.engine.data import CIFAR10_CLASSES
-
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
+OUT = ROOT / "docs" / "screenshots"
+TABLE_EPOCHS = 12  # the runs the Training tab overlays
+PARTS = ("tabs", "live", "study", "report")
 
 
-def draw(label: int, rng: np.random.Generator) -> Image.Image:
-    """A 32x32 picture: a sky/ground scene with a class-coloured body."""
-    hue = np.array([(label * 97) % 256, (label * 53 + 90) % 256, (label * 31 + 40) % 256])
-    sky = tuple(int(v) for v in np.clip(hue * 0.4 + 140 + rng.normal(0, 12, 3), 0, 255))
-    ground = tuple(int(v) for v in np.clip(np.array([70, 110, 50]) + rng.normal(0, 15, 3), 0, 255))
-    body = tuple(int(v) for v in np.clip(hue * 0.8 + rng.normal(0, 20, 3), 0, 255))
-    img = Image.new("RGB", (32, 32), sky)
-    pen = ImageDraw.Draw(img)
-    horizon = int(rng.integers(16, 24))
-    pen.rectangle([0, horizon, 31, 31], fill=ground)
-    x, y = int(rng.integers(4, 14)), int(rng.integers(8, 16))
-    w, h = int(rng.integers(12, 18)), int(rng.integers(6, 11))
-    if label % 2:
-        pen.ellipse([x, y, x + w, y + h], fill=body)
-    else:
-        pen.rectangle([x, y, x + w, y + h], fill=body)
-    for leg in (x + 2, x + w - 3):  # four-legged or not, it reads as an animal at 32 px
-        pen.line([leg, y + h, leg, min(31, y + h + 7)], fill=body, width=2)
-    noise = rng.normal(0, 6, (32, 32, 3))
-    return Image.fromarray(np.clip(np.asarray(img) + noise, 0, 255).astype(np.uint8))
-
-
-def make_dataset(root: Path, train: int = 60, test: int = 20) -> Path:
-    rng = np.random.default_rng(0)
-    for split, count in (("train", train), ("test", test)):
-        for label, name in enumerate(CIFAR10_CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                draw(label, rng).save(folder / f"{i:04d}.png")
-    return root
-
-
-STUDY_EPOCHS = 8
+STUDY_EPOCHS = 3
+STUDY_LIMIT = 2000  # images per split: the VGG16 runs in minutes
 
 
 def loaded_window(data: Path, work: Path, timeout_s: float):
@@ -112,7 +77,7 @@ def study_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800)
         window.show_panel("Training")
         panel = window.training_panel
         panel.form.epochs_spin.setValue(STUDY_EPOCHS)
-        panel.form.limit_spin.setValue(0)
+        panel.form.limit_spin.setValue(STUDY_LIMIT)
         panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("none"))
         folder = work / "runs" / "study"
         if not panel.start_study(folder):
@@ -122,7 +87,7 @@ def study_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800)
         def transfer_under_way() -> bool:
             study = results.study
             return study is not None and study.index == 2 and len(results.history.get(
-                "loss", [])) >= 3  # fmt: skip
+                "loss", [])) >= 2  # fmt: skip
 
         if not wait_until(transfer_under_way, timeout_s):
             print("the study did not reach its transfer run", file=sys.stderr)
@@ -140,36 +105,59 @@ def study_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800)
 
 
 LIVE_EPOCHS = 20
+LIVE_FRAMES = 16  # refreshes in the animation
+LIVE_EVERY = 40  # batches between refreshes: about 8 in an epoch of 313 batches
+LIVE_SCALE = 0.6  # the animation's frames, of the 1180 x 800 window
 
 
-def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 900) -> int:
-    """The Live tab during a baseline run, after a few refreshes, as ``out/live.png``."""
+def live_screenshot(data: Path, work: Path, out: Path, timeout_s: float = 1800) -> int:
+    """The Live tab during a baseline run: ``out/live.png`` after the last refresh, and
+    ``out/live.webp``, one frame per refresh."""
     window = loaded_window(data, work, timeout_s)
     if window is None:
         return 1
+    from PIL import Image
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.gui.screenshots import wait_until
 
     app = QApplication.instance()
+    frames: list[Image.Image] = []
+
+    def grab(_snapshot) -> None:
+        app.processEvents()
+        image = window.grab().toImage()
+        size = (int(image.width() * LIVE_SCALE), int(image.height() * LIVE_SCALE))
+        frame = Image.frombytes(
+            "RGBA", (image.width(), image.height()), bytes(image.constBits()), "raw", "BGRA"
+        )
+        frames.append(frame.convert("RGB").resize(size, Image.Resampling.LANCZOS))
+
     try:
         panel, live = window.training_panel, window.live_panel
         panel.form.epochs_spin.setValue(LIVE_EPOCHS)
         panel.form.limit_spin.setValue(0)
         window.show_panel("Live")
-        live.every_spin.setValue(2)  # a refresh every 2 batches: the sparklines fill up
+        live.every_spin.setValue(LIVE_EVERY)
+        panel.controller.live_snapshot.connect(grab)
         panel.form.start_button.click()
-        if not wait_until(lambda: live.refreshes >= 12, timeout_s):
+        if not wait_until(lambda: len(frames) >= LIVE_FRAMES, timeout_s):
             print("the live view was not refreshed", file=sys.stderr)
             return 1
+        panel.controller.live_snapshot.disconnect(grab)
         app.processEvents()
         window.grab().save(str(out / "live.png"))
+        frames[0].save(
+            out / "live.webp", save_all=True, append_images=frames[1:], duration=700,
+            loop=0, quality=70, method=6,
+        )  # fmt: skip
         panel.stop()
         wait_until(lambda: not panel.busy, timeout_s)
     finally:
         window.close()
         window.deleteLater()
     print(out / "live.png")
+    print(out / "live.webp")
     return 0
 
 
@@ -214,49 +202,41 @@ def report_screenshot(folder: Path, path: Path) -> int:
     return 0
 
 
+def tab_screenshots(data: Path, work: Path, out: Path) -> int:
+    """Two short runs for the Training tab's table and curves, then one PNG per tab."""
+    for variant in ("baseline", "augmented"):
+        subprocess.check_call(
+            [sys.executable, "-m", "cifar_gui", "train", "--variant", variant, "--data",
+             str(data), "--epochs", str(TABLE_EPOCHS), "--out", "runs"],
+            cwd=work,
+        )  # fmt: skip
+    return subprocess.call(
+        [sys.executable, "-m", "cifar_gui", "--screenshot-dir", str(out), "--data", str(data)],
+        cwd=work,
+    )
+
+
 def main() -> int:
-    if "--live" in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description="Regenerate docs/screenshots/.")
+    parser.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="CIFAR-10, in any form the app opens"
+    )
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    args = parser.parse_args()
+    data = Path(args.data)
+    report = OUT / "study_report.png"
+    if "report" in args.only and report_screenshot(ROOT / "docs" / "study", report):
+        return 1
+    needs_data = [part for part in args.only if part != "report"]
+    if needs_data and not data.exists():
+        print(f"{data}: no CIFAR-10 there (give --data)", file=sys.stderr)
+        return 2
+    steps = {"tabs": tab_screenshots, "live": live_screenshot, "study": study_screenshot}
+    for part in needs_data:
         with tempfile.TemporaryDirectory() as tmp:
-            data = make_dataset(Path(tmp) / "synthetic")
-            return live_screenshot(data, Path(tmp), ROOT / "docs" / "screenshots")
-    if "--study" in sys.argv[1:]:
-        with tempfile.TemporaryDirectory() as tmp:
-            data = make_dataset(Path(tmp) / "synthetic")
-            return study_screenshot(data, Path(tmp), ROOT / "docs" / "screenshots")
-    if "--report" in sys.argv[1:]:
-        where = sys.argv[1:][sys.argv[1:].index("--report") + 1 :]
-        if not where:
-            print("--report needs the folder of a study's run records", file=sys.stderr)
-            return 2
-        out = ROOT / "docs" / "screenshots" / "study_report.png"
-        return report_screenshot(Path(where[0]), out)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = make_dataset(Path(tmp) / "synthetic")
-        # Two short runs in <tmp>/runs (the Training tab's default output folder, relative to
-        # the working folder), so its screenshot overlays their curves.
-        for variant in ("baseline", "augmented"):
-            subprocess.check_call(
-                [
-                    sys.executable,
-                    "-m",
-                    "cifar_gui",
-                    "train",
-                    "--variant",
-                    variant,
-                    "--data",
-                    str(data),
-                    "--epochs",
-                    "12",
-                    "--out",
-                    "runs",
-                ],
-                cwd=tmp,
-            )
-        out = ROOT / "docs" / "screenshots"
-        return subprocess.call(
-            [sys.executable, "-m", "cifar_gui", "--screenshot-dir", str(out), "--data", str(data)],
-            cwd=tmp,
-        )
+            if steps[part](data, Path(tmp), OUT):
+                return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -347,7 +347,10 @@ class MainWindow(QMainWindow):
             self.status_data.setText("No data set")
         else:
             pair = " vs ".join(state.chosen_names)
-            self.status_data.setText(f"{source_name(state.data_source)}: {pair}")
+            where = source_name(state.data_source)
+            # The folder's or archive's name; its whole path in the tooltip.
+            self.status_data.setText(f"{Path(where).name or where}: {pair}")
+            self.status_data.setToolTip(where)
         model = state.model
         self.status_model.setText(f"Model: {model.path.name}" if model else "No model")
         self.save_model_action.setEnabled(model is not None)

@@ -328,13 +328,14 @@ def test_a_resumed_run_is_checked_once(batches_dir, tmp_path, monkeypatch):
     """plan_run checks the resume and the output folder; the run does not check them again."""
     import threading
 
-    from cifar_gui.engine import runner, training
+    from cifar_gui.engine import runner
+    from cifar_gui.engine.training import run as training
 
     def quiet(_event) -> None:
         pass
 
     config = RunConfig.tiny(classes=(4, 7), data=str(batches_dir), out_dir=str(tmp_path))
-    runner.run(runner.plan_run(config), quiet, quiet, threading.Event(), in_process=True)
+    runner.run(runner.plan_run(config), quiet, threading.Event(), in_process=True)
     calls: list = []
 
     def counting(module, name: str) -> None:
@@ -350,7 +351,7 @@ def test_a_resumed_run_is_checked_once(batches_dir, tmp_path, monkeypatch):
         counting(module, "check_resumable")
         counting(module, "check_can_write")
     plan = runner.plan_run(resume=tmp_path, epochs=3)
-    finished = runner.run(plan, quiet, quiet, threading.Event(), in_process=True)
+    finished = runner.run(plan, quiet, threading.Event(), in_process=True)
     assert finished.record.epochs_completed == 3
     assert calls.count(("check_resumable", False)) == 1
     assert calls.count(("check_can_write", True)) == 1  # the output folder
