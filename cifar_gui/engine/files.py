@@ -13,11 +13,12 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from cifar_gui.engine.errors import ModelError, first_line
+from cifar_gui.engine.errors import ModelError, UserError, first_line
 
 MAX_JSON_BYTES = 64 * 2**20  # a sidecar or state.json: a few kB per epoch of history
 
@@ -153,3 +154,39 @@ def _check_can_write(path: Path, folder: bool) -> None:
     for item in missing:
         if len(os.fsencode(item.name)) > longest:
             raise ModelError(f"{item}: name too long (at most {longest} bytes)")
+
+
+def open_regular(
+    path: str | os.PathLike, error: type[UserError], limit: int | None = None
+) -> BinaryIO:
+    """Open a regular file for reading; a FIFO, device or folder is refused, never waited on.
+
+    The open itself is non-blocking (opening a FIFO with no writer would wait forever) and the
+    type is checked on the open descriptor, so a file swapped for a FIFO after an earlier check
+    cannot hang the reader either. ``limit`` refuses files of more bytes. Raises ``error``.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to wait on
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot open ({exc.strerror or exc})") from None
+    try:
+        mode, size = (st := os.fstat(fd)).st_mode, st.st_size
+        if stat.S_ISDIR(mode):
+            raise error(f"{path}: is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: not a regular file (a FIFO, socket or device)")
+        if limit is not None and size > limit:
+            raise error(f"{path}: file too large ({size:,} bytes, at most {limit:,})")
+        if nonblocking:
+            os.set_blocking(fd, True)  # back to ordinary reads (regular files never block)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

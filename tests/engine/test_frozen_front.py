@@ -227,7 +227,8 @@ split_cpu(2)
 import numpy as np
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import read_checkpoint
-from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import Dataset
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 

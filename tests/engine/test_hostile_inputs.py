@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_gui.engine import data
+from cifar_gui.engine import cifar_batches, data
 from cifar_gui.engine.data import load_dataset, read_image, resolve_classes
 from cifar_gui.engine.errors import DataError, ImageError
 from tests.conftest import synthetic_images, write_cifar_batches
@@ -274,7 +274,7 @@ def test_meta_names_that_are_not_strings_give_the_cifar_names(batches_dir):
     (batches_dir / "batches.meta").write_bytes(
         pickle.dumps({b"label_names": nested_list(b"x", 3)[:10]})
     )
-    assert load_dataset(batches_dir).class_names == data.CIFAR10_CLASSES
+    assert load_dataset(batches_dir).class_names == cifar_batches.CIFAR10_CLASSES
 
 
 def test_pickled_arrays_of_python_objects_are_refused(batches_dir):
@@ -287,7 +287,7 @@ def test_pickled_arrays_of_python_objects_are_refused(batches_dir):
 
 
 def test_oversized_batch_file_is_refused_before_reading(batches_dir, monkeypatch):
-    monkeypatch.setattr(data, "MAX_BATCH_BYTES", 1000)
+    monkeypatch.setattr(cifar_batches, "MAX_BATCH_BYTES", 1000)
     with pytest.raises(DataError, match=r"data_batch_1: file too large \(61,"):
         load_dataset(batches_dir)
 
@@ -301,7 +301,7 @@ def test_archive_member_declaring_gigabytes_is_refused(tmp_path):
 
 
 def test_archive_members_too_large_together_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_ARCHIVE_BYTES", 1500)
+    monkeypatch.setattr(cifar_batches, "MAX_ARCHIVE_BYTES", 1500)
     members = [(tar_member(f"b/file{i}", 600), b"x" * 600) for i in range(3)]
     path = tar_of_headers(tmp_path / "a.tar.gz", members)
     with pytest.raises(DataError, match=r"member b/file2 too large .* 1,500 in all"):
@@ -373,7 +373,7 @@ def test_labels_are_whole_numbers_in_range(batches_dir, labels, message):
 def test_labels_of_a_shorter_class_list_are_checked_against_it(batches_dir):
     names = [b"cat", b"dog", b"horse"]
     (batches_dir / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
-    for name in (*data.TRAIN_BATCHES, "test_batch"):
+    for name in (*cifar_batches.TRAIN_BATCHES, "test_batch"):
         write_batch(batches_dir, name, [0, 1, 2, 1])
     assert load_dataset(batches_dir).class_names == ("cat", "dog", "horse")
     write_batch(batches_dir, "test_batch", [0, 1, 3, 1])
@@ -393,14 +393,14 @@ def test_folder_names_that_are_digits_are_names():
     assert resolve_classes(["3", "2"], DIGIT_FOLDERS) == (2, 1)
     # Not a name: an ASCII whole number is an index (ints always are).
     assert resolve_classes(["0", 2], DIGIT_FOLDERS) == (0, 2)
-    assert resolve_classes(["deer", "7"], data.CIFAR10_CLASSES) == (4, 7)
-    assert resolve_classes(["04", " horse "], data.CIFAR10_CLASSES) == (4, 7)
+    assert resolve_classes(["deer", "7"], cifar_batches.CIFAR10_CLASSES) == (4, 7)
+    assert resolve_classes(["04", " horse "], cifar_batches.CIFAR10_CLASSES) == (4, 7)
 
 
 @pytest.mark.parametrize("bad", ["²", "٣", "-1", "1.0", "+1", "", "deer horse"])
 def test_anything_else_is_a_clear_error_listing_the_classes(bad):
     with pytest.raises(DataError) as info:
-        resolve_classes(["deer", bad], data.CIFAR10_CLASSES)
+        resolve_classes(["deer", bad], cifar_batches.CIFAR10_CLASSES)
     assert str(info.value).startswith(f"unknown class {bad.strip()!r}")
     assert str(info.value).endswith(
         ": choose from airplane, automobile, bird, cat, deer, dog, "

@@ -35,7 +35,8 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoint_model import load_checkpoint_model
 from cifar_gui.engine.checkpoints import STATE_FILE, read_checkpoint
-from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import Dataset
 from cifar_gui.engine.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from tests.conftest import synthetic_images

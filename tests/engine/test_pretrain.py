@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig
-from cifar_gui.engine.data import CIFAR10_CLASSES, load_dataset, select_classes
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import load_dataset, select_classes
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.models import build_model, convolutional_base, planned_parameter_counts
 from cifar_gui.engine.pretrain import base_overlap, complement_classes, pretrain_config

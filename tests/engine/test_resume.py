@@ -19,7 +19,8 @@ from cifar_gui.engine.checkpoints import (
     list_checkpoints,
     read_checkpoint,
 )
-from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import Dataset
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, only
 from cifar_gui.engine.persistence import load_model

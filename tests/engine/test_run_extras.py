@@ -8,7 +8,8 @@ import pytest
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.checkpoints import BEST_WEIGHTS, read_checkpoint
-from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import Dataset
 from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, only
 from cifar_gui.engine.inspect import activations, probabilities
 from cifar_gui.engine.persistence import load_model

@@ -7,7 +7,8 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QPixmap
 
-from cifar_gui.engine.data import CIFAR10_CLASSES, Dataset, load_dataset
+from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data import Dataset, load_dataset
 from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.thumbnail_model import ItemRole, ThumbnailModel
