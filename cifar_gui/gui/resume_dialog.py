@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.gui.text import counted
+from cifar_gui.gui.text import counted, format_probability
 
 if TYPE_CHECKING:  # checkpoints imports Keras; the listing job has loaded it already
     from cifar_gui.engine.checkpoints import Checkpoint
@@ -33,7 +33,7 @@ def describe_checkpoint(checkpoint: Checkpoint) -> str:
         else f"{done} of {counted(planned, 'epoch')}"
     )
     val = checkpoint.history.get("val_accuracy") or []
-    accuracy = f" \u00b7 val acc {val[-1]:.4f}" if val else ""
+    accuracy = f" \u00b7 val acc {format_probability(val[-1])}" if val else ""
     return (
         f"{checkpoint.directory.name} \u00b7 {config.variant} \u00b7 "
         f"{' vs '.join(checkpoint.class_names)} \u00b7 {state}{accuracy}"

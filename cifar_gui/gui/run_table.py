@@ -6,14 +6,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from cifar_gui.engine.runs import SavedRun
+from cifar_gui.gui.text import format_probability
 
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Best epochs", "Time",
     "Parameters", "File",
 )  # fmt: skip
-# Pixels at first (the user may widen them); the file name gets the rest.
-NAME_WIDTHS = {"Epochs": 50, "Final val acc": 54, "Best val acc": 54, "Best epochs": 48,
-               "Classes": 64, "Parameters": 58}  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -81,13 +79,10 @@ class RunTable(QTableWidget):
         self.setAlternatingRowColors(True)
         self.verticalHeader().hide()
         header = self.horizontalHeader()
-        # Numbers take their width; the names share what is left, shortened with an ellipsis
-        # (the whole name is the cell's tooltip), so every column is on screen.
+        # Every column as wide as its values, so none is cut; the file name takes the rest
+        # (shortened in the middle when it must be: the cell's tooltip has the whole path).
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for name, width in NAME_WIDTHS.items():
-            header.setSectionResizeMode(COLUMNS.index(name), QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(COLUMNS.index(name), width)
-        header.setStretchLastSection(True)  # the file name takes the rest
+        header.setStretchLastSection(True)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSortingEnabled(True)
@@ -120,7 +115,7 @@ class RunTable(QTableWidget):
 
     def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:
-            return _Item("\u2014" if value is None else f"{value:.4f}", value or 0.0)
+            return _Item("\u2014" if value is None else format_probability(value), value or 0.0)
 
         record = run.record
         done = record.epochs_completed

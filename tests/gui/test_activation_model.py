@@ -131,7 +131,7 @@ def test_texts_of_the_model_the_input_and_the_prediction():
     record = RunRecord(class_names=("deer", "horse"), variant_name="baseline", test_accuracy=0.8123)
     handle = SimpleNamespace(record=record, class_names=("deer", "horse"), path=Path("m.h5"))
     assert rules.model_summary(handle, bundled=True) == (
-        "Model <b>m.h5</b> (bundled default): baseline, deer vs horse, test accuracy 0.812"
+        "Model <b>m.h5</b> (bundled default): baseline, deer vs horse, test accuracy 81.2%"
     )
     plain = SimpleNamespace(record=None, class_names=("a", "b"), path=Path("x.keras"))
     assert rules.model_summary(plain, bundled=False) == "Model <b>x.keras</b>: a vs b"

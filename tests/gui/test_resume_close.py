@@ -16,6 +16,7 @@ from cifar_gui.engine.checkpoints import list_checkpoints
 from cifar_gui.engine.data import load_dataset
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.training import TrainingPanel
 
 RUN_TIMEOUT_MS = 120_000  # a tiny run takes seconds; the shared test machine can be slow
@@ -201,7 +202,7 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     assert chosen == [
         [
             "cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 finished, 2 epochs"
-            f" \u00b7 val acc {outcome.record.history['val_accuracy'][1]:.4f}"
+            f" \u00b7 val acc {format_probability(outcome.record.history['val_accuracy'][1])}"
         ]
     ]
     assert outcome is not None and outcome.record.epochs_completed == 3

@@ -181,7 +181,7 @@ def test_previous_runs_come_back_and_overlay_and_export(qtbot, tmp_path, warning
     panel = add_panel(qtbot, AppState())  # a restart: the folder comes from the settings
     assert panel.form.out_path.text() == str(out)
     assert panel.results.table.rowCount() == 2
-    assert panel.results.table.item(0, panel_column("Best val acc")).text() in ("0.7000", "0.8000")
+    assert panel.results.table.item(0, panel_column("Best val acc")).text() in ("70.0%", "80.0%")
 
     panel.results.table.selectAll()
     assert sorted(panel.results.plots.overlay_labels) == ["cifar10_4_7", "cifar10_4_7_augm"]

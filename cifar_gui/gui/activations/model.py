@@ -152,7 +152,7 @@ def model_summary(handle: ModelHandle, bundled: bool) -> str:
     if record is not None and record.variant != "?":
         details.insert(0, record.variant)
     if record is not None and record.test_accuracy is not None:
-        details.append(f"test accuracy {record.test_accuracy:.3f}")
+        details.append(f"test accuracy {format_probability(record.test_accuracy)}")
     source = " (bundled default)" if bundled else ""
     return f"Model <b>{handle.path.name}</b>{source}: {', '.join(details)}"
 

@@ -37,7 +37,7 @@ from cifar_gui.engine.runs import SavedRun
 from cifar_gui.engine.study import StudyPlan, plan_study, read_study
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
-from cifar_gui.gui.text import counted
+from cifar_gui.gui.text import counted, format_probability
 from cifar_gui.gui.training.controller import RunController
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
@@ -417,7 +417,7 @@ class TrainingPanel(QWidget):
         self.results.append_log(
             ("Stopped" if outcome.stopped else "Finished")
             + f" after {counted(summary.record.epochs_completed, 'epoch')}"
-            + (f", validation accuracy {acc:.4f}" if acc is not None else "")
+            + (f", validation accuracy {format_probability(acc)}" if acc is not None else "")
             + f"; saved {outcome.path}"
         )
         if summary.record.variant == "transfer" and outcome.path is not None:

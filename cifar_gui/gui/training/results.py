@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from cifar_gui.engine.runs import SavedRun, discover_runs
 from cifar_gui.engine.study import study_eta
 from cifar_gui.gui.run_table import RunTable
+from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots
 from cifar_gui.variant_style import variant_color
 
@@ -170,8 +171,10 @@ class TrainingResults(QSplitter):
         m, nan = event.metrics, math.nan
         self.append_log(
             f"Epoch {event.epoch + 1}/{event.epochs}: loss {m.get('loss', nan):.4f}, "
-            f"accuracy {m.get('accuracy', nan):.4f}, val_loss {m.get('val_loss', nan):.4f}, "
-            f"val_accuracy {m.get('val_accuracy', nan):.4f} ({event.seconds:.1f} s)"
+            f"accuracy {format_probability(m.get('accuracy', nan))}, "
+            f"val_loss {m.get('val_loss', nan):.4f}, "
+            f"val_accuracy {format_probability(m.get('val_accuracy', nan))} "
+            f"({event.seconds:.1f} s)"
         )
 
     # ---- a study
