@@ -382,7 +382,7 @@ def _add_study_parsers(sub: Any) -> None:
 
     study = sub.add_parser(
         "study",
-        help="the seed's whole study: baseline, augmented, transfer, finetune, then a report",
+        help="the tutorial's whole study: baseline, augmented, transfer, finetune, then a report",
     )
     add_settings(study, "study")
     study.add_argument(
@@ -393,7 +393,7 @@ def _add_study_parsers(sub: Any) -> None:
     )
 
     report = sub.add_parser(
-        "report", help="an HTML report (figures, table, the seed's claims) of saved runs"
+        "report", help="an HTML report (figures, table, the tutorial's claims) of saved runs"
     )
     report.add_argument(
         "runs", nargs="+", metavar="RUN", help="model files or run folders (a study folder)"

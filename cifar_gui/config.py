@@ -151,8 +151,9 @@ class RunConfig:
             "--lr",
             ("train", "pretrain"),
             {
-                "train": "learning rate, above 0 and at most 1 (default: the seed's per variant)",
-                "pretrain": "learning rate (default: 1e-4; the seed's CNN rate)",
+                "train": "learning rate, above 0 and at most 1 (default: the tutorial's, per "
+                "variant)",
+                "pretrain": "learning rate (default: 1e-4; the tutorial's CNN rate)",
             },
             kind=float,
         ),
@@ -329,7 +330,7 @@ class RunConfig:
         flag=Flag(
             "--arch",
             ("pretrain",),
-            "cnn: the seed's small CNN (fast on a CPU); vgg16: VGG16 (for a GPU)",
+            "cnn: the tutorial's small CNN (fast on a CPU); vgg16: VGG16 (for a GPU)",
             choices=PRETRAIN_ARCHS,
         ),
         shown="pretrain",

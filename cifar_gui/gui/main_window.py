@@ -175,7 +175,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.save_model_action)
         self.export_model_action = file_menu.addAction("&Export model...", self.ask_export_model)
         file_menu.addSeparator()
-        self.study_action = QAction("Run the seed's &study", self)
+        self.study_action = QAction("Run the tutorial's &study", self)
         self.study_action.triggered.connect(self._run_study)
         self.resume_study_action = QAction("&Resume study...", self)
         self.resume_study_action.triggered.connect(self._resume_study)
@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             self,
             "Save the model as",
             str(Path.cwd() / model.path.name),
-            "Keras 3 (*.keras);;HDF5, as the seed (*.h5)",
+            "Keras 3 (*.keras);;HDF5, as the tutorial (*.h5)",
         )
         if path:
             if Path(path).suffix.lower() not in MODEL_SUFFIXES:
