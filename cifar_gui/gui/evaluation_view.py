@@ -301,7 +301,8 @@ class EvaluationPanel(QWidget):
         if self.result is None:
             return
         index = int(self._shown[self.images.row(item)])
-        self.state.choose_image(self.result.images[index], self.caption(index))
+        # By its number: the Activations tab's test image box then shows which one it is.
+        self.state.choose_test_image(index + 1)
         self.state.show_panel.emit("Activations")
 
     def shutdown(self) -> None:

@@ -41,6 +41,7 @@ class AppState(QObject):
     model_failed = Signal(str)  # opening a model failed: one line
     show_panel = Signal(str)  # bring the panel of this tab title to the front
     image_chosen = Signal(object, str)  # uint8 (H, W, 3) image, a caption
+    test_image_chosen = Signal(int)  # a test image of the chosen classes, counted from 1
     message = Signal(str)  # a line for the status bar
 
     def __init__(self, parent: QObject | None = None):
@@ -96,3 +97,8 @@ class AppState(QObject):
 
     def choose_image(self, image, caption: str) -> None:
         self.image_chosen.emit(image, caption)
+
+    def choose_test_image(self, number: int) -> None:
+        """Show test image ``number`` (counted from 1) of the chosen classes, as the
+        Activations tab's test image box numbers them."""
+        self.test_image_chosen.emit(number)

@@ -96,6 +96,7 @@ class ActivationPanel(QWidget):
         state.dataset_changed.connect(self._on_data_changed)
         state.classes_changed.connect(self._on_data_changed)
         state.image_chosen.connect(self.set_image)
+        state.test_image_chosen.connect(self.show_test_image)
         self._on_data_changed()
         self._on_model_changed(state.model)
 
