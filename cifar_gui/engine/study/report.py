@@ -58,7 +58,7 @@ __all__ = [
 
 REPORT_FILE = "report.html"
 SMALL_DATA_FILE = "small_data.json"  # bench/small_data.py's result
-BENCH_SMALL_DATA = Path(__file__).resolve().parents[2] / "bench" / "results" / SMALL_DATA_FILE
+BENCH_SMALL_DATA = Path(__file__).resolve().parents[3] / "bench" / "results" / SMALL_DATA_FILE
 
 MISTAKES_SHOWN = 8
 
