@@ -66,7 +66,7 @@ def _stats(samples: list[float]) -> dict[str, object]:
 def _images(data: str | None, count: int) -> tuple[np.ndarray, str]:
     if data and Path(data).is_dir():
         from cifar_gui import tutorial
-        from cifar_gui.engine.data import load_dataset, select_classes
+        from cifar_gui.engine.data.dataset import load_dataset, select_classes
 
         subset = select_classes(load_dataset(data), tutorial.PAIR)
         return subset.x_test[:count], f"{os.path.relpath(data, ROOT)} (deer/horse test images)"

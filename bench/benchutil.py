@@ -8,7 +8,7 @@ import platform
 import time
 from pathlib import Path
 
-from cifar_gui.engine.hardware import cpu_name
+from cifar_gui.engine.training.hardware import cpu_name
 
 
 def machine_fields() -> dict[str, object]:

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.models import build_baseline
-from cifar_gui.engine.performance import precision_scope, resolve_precision
+from cifar_gui.engine.models.build import build_baseline
+from cifar_gui.engine.training.performance import precision_scope, resolve_precision
 
 
 def run_floor(x_train: np.ndarray, y_train: np.ndarray, epochs: int) -> dict:

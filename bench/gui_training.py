@@ -73,7 +73,7 @@ class GuiRunner:
             QSettings.setPath(fmt, QSettings.Scope.UserScope, self._settings_dir.name)
         self.app = QApplication.instance() or QApplication([sys.argv[0]])
 
-        from cifar_gui.engine.data import load_dataset
+        from cifar_gui.engine.data.dataset import load_dataset
         from cifar_gui.gui.main_window import MainWindow
         from cifar_gui.gui.state import AppState
 

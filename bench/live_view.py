@@ -41,8 +41,8 @@ from benchutil import machine_fields, write_result  # noqa: E402
 def timed_run(config, dataset, live_every: int | None, use_live: bool) -> tuple[float, float]:
     """Wall seconds per epoch of one run, the live view on or off, and the share of its fit
     time spent making snapshots."""
-    from cifar_gui.engine import live
     from cifar_gui.engine.events import LiveRequest, LiveSnapshot, only
+    from cifar_gui.engine.training import live
     from cifar_gui.engine.training.run import run_training
 
     snapshots, spent = [], []
@@ -82,7 +82,7 @@ def draw_times(model, subset, repeat: int) -> list[float]:
     from PySide6.QtWidgets import QApplication
 
     from cifar_gui.engine.events import LiveRequest
-    from cifar_gui.engine.live import LiveProbe
+    from cifar_gui.engine.training.live import LiveProbe
     from cifar_gui.gui.live_view import LiveView
 
     app = QApplication.instance() or QApplication([])
@@ -115,8 +115,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from cifar_gui.config import RunConfig
-    from cifar_gui.engine.data import load_dataset, select_classes
-    from cifar_gui.engine.models import build_model
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
+    from cifar_gui.engine.models.build import build_model
 
     dataset = load_dataset(args.data)
     config = RunConfig(

@@ -86,7 +86,7 @@ def worker(spec: dict) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from cifar_gui import tutorial
     from cifar_gui.config import RunConfig
-    from cifar_gui.engine.data import load_dataset, select_classes
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
     from cifar_gui.engine.events import EpochEvent, only
     from cifar_gui.engine.training.run import describe_device, run_training
 
@@ -233,8 +233,8 @@ def machine() -> dict:
     """CPU model, cores, versions and the device TensorFlow trains on."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
-    from cifar_gui.engine.hardware import cpu_name
-    from cifar_gui.engine.performance import cpu_has_bfloat16, resolve_precision
+    from cifar_gui.engine.training.hardware import cpu_name
+    from cifar_gui.engine.training.performance import cpu_has_bfloat16, resolve_precision
     from cifar_gui.engine.training.run import describe_device, versions
 
     return {

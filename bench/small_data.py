@@ -73,10 +73,10 @@ def epochs_for(variant: str, n: int, batch_size: int = 32) -> int:
 
 def pretrained_base(dataset, args: argparse.Namespace) -> Path:
     """The eight-class base: ``--base``, or the one in ``--work``, made once."""
-    from cifar_gui.engine.data import resolve_classes
+    from cifar_gui.engine.data.dataset import resolve_classes
     from cifar_gui.engine.events import EpochEvent, only
-    from cifar_gui.engine.pretrain import pretrain_config
     from cifar_gui.engine.record import model_filename
+    from cifar_gui.engine.training.pretrain import pretrain_config
     from cifar_gui.engine.training.run import run_training
 
     if args.base:
@@ -105,8 +105,8 @@ def one_run(
     variant: str, n: int, seed: int, base: Path, dataset, args: argparse.Namespace
 ) -> dict[str, object]:
     """Train one variant on ``n`` images; its test accuracy and what it cost."""
-    from cifar_gui.engine.data import select_classes
-    from cifar_gui.engine.persistence import save_model
+    from cifar_gui.engine.data.dataset import select_classes
+    from cifar_gui.engine.models.persistence import save_model
     from cifar_gui.engine.training.run import train
 
     common = {
@@ -240,7 +240,7 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not Path(args.data).is_dir():
         raise SystemExit(f"{args.data}: no CIFAR-10 image folder (see ../shared/data/README.md)")
-    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.engine.data.dataset import load_dataset
     from cifar_gui.engine.record import read_record, sidecar_path
 
     out = Path(args.out)

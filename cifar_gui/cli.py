@@ -35,7 +35,7 @@ def command_defaults(command: str) -> RunConfig:
     if command == "pretrain":
         return RunConfig().replace(**pretrain_defaults())
     if command == "study":
-        from cifar_gui.engine.study import study_defaults
+        from cifar_gui.engine.study.plan import study_defaults
 
         return study_defaults()
     return RunConfig()
@@ -227,7 +227,7 @@ class _Progress:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.runner import plan_run
+    from cifar_gui.engine.training.runner import plan_run
 
     if args.resume:
         plan = plan_run(resume=args.resume, **_resume_changes(args, "train", RESUME_CHANGES))
@@ -246,7 +246,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _print_counts(config: RunConfig, num_classes: int | None = None) -> None:
     """The planned run's parameter counts, before it starts (the base is read for them)."""
-    from cifar_gui.engine.models import planned_parameter_counts
+    from cifar_gui.engine.models.build import planned_parameter_counts
 
     counts = planned_parameter_counts(config, num_classes or len(config.classes))
     print(
@@ -259,7 +259,7 @@ def _run_plan(plan) -> int:
     """Run ``plan`` here with a progress bar; print where the model went."""
     import threading
 
-    from cifar_gui.engine.runner import run
+    from cifar_gui.engine.training.runner import run
 
     finished = run(plan, _Progress(), threading.Event(), in_process=True)
     record = finished.record
@@ -278,7 +278,7 @@ def _run_plan(plan) -> int:
 def pretrain_from_args(args: argparse.Namespace, class_names: Sequence[str]) -> RunConfig:
     """The pretrain the ``pretrain`` command's flags describe, on a data set of
     ``class_names`` (its ``--classes``: the pair the base must never see)."""
-    from cifar_gui.engine.pretrain import pretrain_config
+    from cifar_gui.engine.training.pretrain import pretrain_config
 
     fields = settings_given(args, "pretrain")
     pair = fields.pop("classes", RunConfig().classes)
@@ -286,8 +286,8 @@ def pretrain_from_args(args: argparse.Namespace, class_names: Sequence[str]) -> 
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.data import load_dataset
-    from cifar_gui.engine.runner import plan_run
+    from cifar_gui.engine.data.dataset import load_dataset
+    from cifar_gui.engine.training.runner import plan_run
 
     try:  # before the data set loads
         check_limit(getattr(args, "limit", None))
@@ -305,7 +305,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _load_subset_for(loaded, data: str | None, classes, limit: int | None):
-    from cifar_gui.engine.data import load_dataset, select_classes
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
 
     record = loaded.record
     source = data or (record.data_source if record else None)
@@ -320,8 +320,8 @@ def _load_subset_for(loaded, data: str | None, classes, limit: int | None):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.inspect import evaluate
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.inspect import evaluate
+    from cifar_gui.engine.models.persistence import load_model
 
     try:
         check_limit(args.limit)
@@ -342,8 +342,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.inspect import predict_files
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.inspect import predict_files
+    from cifar_gui.engine.models.persistence import load_model
 
     loaded = load_model(args.model)
     for prediction in predict_files(loaded.model, args.images, loaded.class_names):
@@ -361,7 +361,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.engine.data.dataset import load_dataset
 
     dataset = load_dataset(args.data)
     counts = dataset.counts()
@@ -378,7 +378,7 @@ def _data(args: argparse.Namespace) -> int:
 
 def _add_study_parsers(sub: Any) -> None:
     """The ``study`` and ``report`` sub-commands."""
-    from cifar_gui.engine.study import RESUMED_STUDY_CHANGES
+    from cifar_gui.engine.study.plan import RESUMED_STUDY_CHANGES
 
     study = sub.add_parser(
         "study",
@@ -409,8 +409,8 @@ def _add_study_parsers(sub: Any) -> None:
 def _study(args: argparse.Namespace) -> int:
     import threading
 
-    from cifar_gui.engine.runner import run
-    from cifar_gui.engine.study import RESUMED_STUDY_CHANGES, plan_study
+    from cifar_gui.engine.study.plan import RESUMED_STUDY_CHANGES, plan_study
+    from cifar_gui.engine.training.runner import run
 
     if args.resume:
         changes = _resume_changes(args, "study", RESUMED_STUDY_CHANGES)
@@ -429,7 +429,7 @@ def _study(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import shlex
 
-    from cifar_gui.engine.report import collect_runs, report_folder_default, write_report
+    from cifar_gui.engine.study.report import collect_runs, report_folder_default, write_report
 
     runs = collect_runs(args.runs)
     out = Path(args.out) if args.out else report_folder_default(runs)
@@ -447,7 +447,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _add_export_parser(sub: Any) -> None:
     """The ``export`` sub-command."""
-    from cifar_gui.engine.export import FORMAT_USES, FORMATS
+    from cifar_gui.engine.models.export import FORMAT_USES, FORMATS
 
     export = sub.add_parser(
         "export",
@@ -466,7 +466,7 @@ def _add_export_parser(sub: Any) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     import shlex
 
-    from cifar_gui.engine.export import export_model
+    from cifar_gui.engine.models.export import export_model
 
     words = ["cifar-gui", "export", args.model, "--format", args.format, "--out", args.out]
     result = export_model(args.model, args.format, args.out, command=shlex.join(words))

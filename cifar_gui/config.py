@@ -29,12 +29,12 @@ from cifar_gui.settings import (
 SEED_VARIANTS = ("baseline", "augmented", "transfer", "finetune")  # the seed's: a study's runs
 VARIANTS = (*SEED_VARIANTS, "pretrain")
 # pretrain: a base network trained on the classes that are not the chosen pair (see
-# cifar_gui.engine.pretrain); its convolutional layers are what ``transfer --base`` reuses.
+# cifar_gui.engine.training.pretrain); its convolutional layers are what ``transfer --base`` reuses.
 PRETRAIN_ARCHS = ("cnn", "vgg16")
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 MATMUL_CONVOLUTIONS = ("auto", "on", "off")
-STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.distribute
+STRATEGIES = ("default", "mirrored", "multi-worker")  # see cifar_gui.engine.training.distribute
 
 # Bounds of the numeric settings. Each is far beyond a sensible run, but small enough that
 # nothing downstream overflows: NumPy seeds are 32-bit, TensorFlow's thread counts 32-bit.
@@ -261,9 +261,10 @@ class RunConfig:
         ),
         shown="advanced",
     )
-    # Speed settings (see cifar_gui.engine.performance); "auto" picks the fastest setting that
-    # keeps the accuracy on the hardware found. None of them changes what the model learns
-    # except precision, whose reduced-precision arithmetic moves results by round-off only.
+    # Speed settings (see cifar_gui.engine.training.performance); "auto" picks the fastest
+    # setting that keeps the accuracy on the hardware found. None of them changes what the
+    # model learns except precision, whose reduced-precision arithmetic moves results by
+    # round-off only.
     precision: str = option(
         "auto",
         flag=Flag(
@@ -324,7 +325,7 @@ class RunConfig:
             group="speed",
         ),
     )
-    # Offline transfer learning (cifar_gui.engine.pretrain).
+    # Offline transfer learning (cifar_gui.engine.training.pretrain).
     arch: str = option(  # pretrain: the network, "cnn" (the seed's small CNN) or "vgg16"
         "cnn",
         flag=Flag(

@@ -168,9 +168,9 @@ def report_screenshot(folder: Path, path: Path) -> int:
     import json
     import shutil
 
-    from cifar_gui.engine.report import write_report
-    from cifar_gui.engine.runs import discover_runs
-    from cifar_gui.engine.study import STUDY_FILE
+    from cifar_gui.engine.study.plan import STUDY_FILE
+    from cifar_gui.engine.study.report import write_report
+    from cifar_gui.engine.study.runs import discover_runs
 
     browser = shutil.which("chromium") or shutil.which("google-chrome")
     if browser is None:

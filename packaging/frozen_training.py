@@ -2,7 +2,7 @@
 
     python packaging/frozen_training.py dist/cifar-gui/cifar-gui
 
-The window trains in a child process (:func:`cifar_gui.engine.runner.run`,
+The window trains in a child process (:func:`cifar_gui.engine.training.runner.run`,
 multiprocessing ``spawn``). In the bundle that child is the frozen program itself, started as
 ``cifar-gui --multiprocessing-fork tracker_fd=N pipe_handle=M`` and diverted to the training by
 ``multiprocessing.freeze_support()`` in ``launcher.py``. This script calls the same
@@ -81,7 +81,7 @@ def train_in_frozen_child(program: Path, scratch: Path) -> tuple[list[str], str]
     sys.path.insert(0, str(ROOT))
     from cifar_gui.config import RunConfig
     from cifar_gui.engine.events import EpochEvent, only
-    from cifar_gui.engine.runner import plan_run, run
+    from cifar_gui.engine.training.runner import plan_run, run
 
     config = RunConfig(
         variant="augmented",

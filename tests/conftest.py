@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES as TINY_CLASSES
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES as TINY_CLASSES
 
 SHARED_CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10"
 

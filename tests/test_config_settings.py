@@ -10,8 +10,8 @@ import pytest
 
 from cifar_gui.cli import RESUME_CHANGES, build_parser, config_from_args
 from cifar_gui.config import SETTINGS, RunConfig, flagged, pretrain_defaults, run_differences
-from cifar_gui.engine.checkpoints import Checkpoint, check_resumable
 from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.training.checkpoints import Checkpoint, check_resumable
 from tests.cli.test_cli_study import other_value
 
 
@@ -72,7 +72,7 @@ def test_the_command_line_resume_may_give_the_documented_settings_only():
 def test_plan_run_takes_the_settings_a_resume_may_give():
     import inspect
 
-    from cifar_gui.engine.runner import plan_run
+    from cifar_gui.engine.training.runner import plan_run
 
     keywords = [
         name

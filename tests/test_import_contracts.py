@@ -128,16 +128,18 @@ KERAS_FREE = [
     *(
         f"cifar_gui.engine.{name}"
         for name in (
-            "checkpoints",
+            "training.checkpoints",
             "events",
             "files",
             "service",
             "service.client",
             "service.replies",
-            "predictions",
+            "models.predictions",
             "record",
-            "runner",
-            "runs",
+            "training.runner",
+            "study.runs",
+            "study.run_folders",
+            "data.dataset",
         )
     ),
 ]
@@ -262,8 +264,8 @@ def test_the_window_imports_no_module_that_loads_tensorflow(module):
 
 def test_the_window_contract_sees_an_import_inside_a_job():
     probe = "cifar_gui.gui._contract_probe"
-    job = "def job():\n    from cifar_gui.engine.augment import preview_augmentations\n"
-    assert heavy_imports(probe, job) == ["cifar_gui.engine.augment (loads tensorflow)"]
+    job = "def job():\n    from cifar_gui.engine.data.augment import preview_augmentations\n"
+    assert heavy_imports(probe, job) == ["cifar_gui.engine.data.augment (loads tensorflow)"]
     asked = "def job():\n    from cifar_gui.engine.service import EngineService\n"
     assert heavy_imports(probe, asked) == []
 

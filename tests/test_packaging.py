@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_gui.engine.data import IMAGE_EXTENSIONS
+from cifar_gui.engine.data.dataset import IMAGE_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
@@ -183,7 +183,7 @@ def test_pyinstaller_reads_the_spec_as_shipping_every_app_source(monkeypatch, tm
     build_main = pytest.importorskip("PyInstaller.building.build_main", reason="no PyInstaller")
     calls, _ = run_spec(monkeypatch, tmp_path, "linux")
     modes = calls["Analysis"][0][1]["module_collection_mode"]
-    for name in ("cifar_gui", "cifar_gui.engine.training.run", "cifar_gui.engine.augment"):
+    for name in ("cifar_gui", "cifar_gui.engine.training.run", "cifar_gui.engine.data.augment"):
         collected = build_main._get_module_collection_mode(modes, name)
         assert build_main._ModuleCollectionMode.PY in collected, (name, collected)
 

@@ -4,8 +4,8 @@ pipe from the training process and reach the CLI's progress bar and the window a
 
 A run says :class:`RunStarted`, then :class:`BatchEvent` and :class:`EpochEvent` values (and
 :class:`LiveSnapshot` values when the live view asked for them, see
-:mod:`cifar_gui.engine.live`), then :class:`RunFinished`. A study wraps the start and end of
-each of its runs in a :class:`StudyProgress` (which run of how many) and ends with
+:mod:`cifar_gui.engine.training.live`), then :class:`RunFinished`. A study wraps the start and
+end of each of its runs in a :class:`StudyProgress` (which run of how many) and ends with
 :class:`StudyFinished`, the value its run returns.
 """
 

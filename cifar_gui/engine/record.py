@@ -128,8 +128,8 @@ class ParameterCounts:
 
 @dataclass(frozen=True)
 class Performance:
-    """What the speed settings of a run came to (:mod:`cifar_gui.engine.performance`). None:
-    not recorded (a sidecar of a version that did not know the setting)."""
+    """What the speed settings of a run came to (:mod:`cifar_gui.engine.training.performance`).
+    None: not recorded (a sidecar of a version that did not know the setting)."""
 
     steps_per_execution: int | None = None  # training batches per compiled call
     intra_op_threads: int | None = None  # 0: TensorFlow's default (every core)

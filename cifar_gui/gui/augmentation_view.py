@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui.config import FILL_MODES, AugmentConfig
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.image_grid import ImageGrid
 from cifar_gui.gui.widgets.images import to_pixmap

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.data import Dataset, select_classes
-from cifar_gui.engine.metrics import class_scores, confidence_histogram
+from cifar_gui.engine.data.dataset import Dataset, select_classes
+from cifar_gui.engine.models.metrics import class_scores, confidence_histogram
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.evaluation_widgets import ConfidenceChart, ConfusionTable, ScoresTable
@@ -32,7 +32,7 @@ from cifar_gui.gui.widgets.images import to_pixmap
 from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.predictions import Evaluation
+    from cifar_gui.engine.models.predictions import Evaluation
     from cifar_gui.engine.service import EngineService, ModelHandle
 
 ICON_SIZE = 64  # pixels per thumbnail in the image list

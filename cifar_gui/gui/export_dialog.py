@@ -1,5 +1,5 @@
 """The Export dialog (*File > Export model...*): a model file, a format and a new folder; the
-export runs in a child process (:func:`cifar_gui.engine.export.export_in_child`: TensorFlow
+export runs in a child process (:func:`cifar_gui.engine.models.export.export_in_child`: TensorFlow
 never loads into the window's process), from a worker thread, and its result or its one-line
 error is shown in the dialog."""
 
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.export import (
+from cifar_gui.engine.models.export import (
     ARTIFACTS,
     FORMAT_NAMES,
     FORMAT_USES,

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTa
 
 import cifar_gui
 from cifar_gui import resources
-from cifar_gui.engine.data import resolve_classes
+from cifar_gui.engine.data.dataset import resolve_classes
 from cifar_gui.engine.errors import DataError
 from cifar_gui.engine.events import RunFinished, StudyFinished
 from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle

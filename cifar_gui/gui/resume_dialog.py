@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from cifar_gui.gui.text import counted, format_probability
 
 if TYPE_CHECKING:  # checkpoints imports Keras; the listing job has loaded it already
-    from cifar_gui.engine.checkpoints import Checkpoint
+    from cifar_gui.engine.training.checkpoints import Checkpoint
 
 
 def describe_checkpoint(checkpoint: Checkpoint) -> str:

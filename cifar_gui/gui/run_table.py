@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study.runs import SavedRun
 from cifar_gui.gui.text import format_probability
 
 COLUMNS = (

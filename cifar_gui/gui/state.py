@@ -12,8 +12,8 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from cifar_gui import tutorial
 from cifar_gui.config import AugmentConfig
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
 
 if TYPE_CHECKING:
     from cifar_gui.engine.service import ModelHandle

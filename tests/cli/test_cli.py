@@ -13,8 +13,8 @@ from PIL import Image
 
 from cifar_gui.cli import main
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.models import build_baseline
-from cifar_gui.engine.persistence import save_model
+from cifar_gui.engine.models.build import build_baseline
+from cifar_gui.engine.models.persistence import save_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from cifar_gui import resources
 from cifar_gui.cli import main
-from cifar_gui.engine.export import unavailable_reason
+from cifar_gui.engine.models.export import unavailable_reason
 
 MODEL = str(resources.default_model_path())
 

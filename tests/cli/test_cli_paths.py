@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cifar_gui.engine.errors import UserError, shown
-from cifar_gui.engine.persistence import save_model
+from cifar_gui.engine.models.persistence import save_model
 from cifar_gui.engine.record import RunRecord
 from tests.conftest import write_cifar_batches
 from tests.engine.test_fuzz_inputs import tiny_model

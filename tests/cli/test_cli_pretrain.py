@@ -74,8 +74,8 @@ def test_the_window_and_the_command_line_pretrain_from_the_same_weights():
     """The window's pretrain passes no weights (cifar_gui.gui.training.form): a VGG16 pretrain
     from the window meant ImageNet (a download) while the command line's meant none."""
     from cifar_gui.cli import build_parser, pretrain_from_args
-    from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-    from cifar_gui.engine.pretrain import pretrain_config
+    from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+    from cifar_gui.engine.training.pretrain import pretrain_config
 
     args = build_parser().parse_args(["pretrain", "--arch", "vgg16"])
     window = pretrain_config(CIFAR10_CLASSES, ("deer", "horse"), arch="vgg16")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cifar_gui.cli import main
-from cifar_gui.engine.checkpoints import read_checkpoint
+from cifar_gui.engine.training.checkpoints import read_checkpoint
 from tests.conftest import write_cifar_batches
 
 TRAIN = ["train", "--batch-size", "4", "--seed", "3", "--augment", "on"]

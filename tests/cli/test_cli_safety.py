@@ -16,8 +16,8 @@ import pytest
 
 from cifar_gui.cli import build_parser, main
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import checkpoints as checkpoints_module
-from cifar_gui.engine.checkpoints import STATE_FILE, read_checkpoint
+from cifar_gui.engine.training import checkpoints as checkpoints_module
+from cifar_gui.engine.training.checkpoints import STATE_FILE, read_checkpoint
 from tests.conftest import write_cifar_batches
 
 TRAIN = ["train", "--batch-size", "8", "--limit", "16", "--seed", "1"]
@@ -324,7 +324,7 @@ def test_disk_full_without_checkpoint_is_one_line(
     """--no-checkpoint: the final save is the only one; the previous run's files stay."""
     import keras
 
-    from cifar_gui.engine import persistence
+    from cifar_gui.engine.models import persistence
 
     before = snapshot(run_copy)
     if patch == "save":

@@ -11,7 +11,7 @@ import pytest
 
 from cifar_gui.cli import build_parser, main
 from cifar_gui.config import SETTINGS, RunConfig, flagged
-from cifar_gui.engine import study
+from cifar_gui.engine.study import plan as study
 from tests.cli.test_cli_resume import one_error_line
 from tests.conftest import write_cifar_batches
 from tests.engine.test_report import check_embedded_pngs, parse

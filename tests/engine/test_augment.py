@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from cifar_gui.config import AugmentConfig
-from cifar_gui.engine.augment import (
+from cifar_gui.engine.data.augment import (
     augment_images,
     preview_augmentations,
     random_parameters,

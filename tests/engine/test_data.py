@@ -8,8 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from cifar_gui.engine import data
-from cifar_gui.engine.data import load_dataset, resolve_classes, scale_images, select_classes
+from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data.dataset import (
+    load_dataset,
+    resolve_classes,
+    scale_images,
+    select_classes,
+)
 from cifar_gui.engine.errors import DataError
 from tests.conftest import TINY_CLASSES, synthetic_images
 

@@ -12,9 +12,9 @@ import pytest
 
 from cifar_gui import resources
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.inspect import grad_cam, last_conv_layer, predict_files
-from cifar_gui.engine.models import build_baseline, build_transfer
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.models.build import build_baseline, build_transfer
+from cifar_gui.engine.models.inspect import grad_cam, last_conv_layer, predict_files
+from cifar_gui.engine.models.persistence import load_model
 
 
 @pytest.fixture(scope="module")

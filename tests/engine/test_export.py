@@ -24,18 +24,22 @@ import pytest
 
 from cifar_gui import resources
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import export
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.export import (
+from cifar_gui.engine.models import export
+from cifar_gui.engine.models.build import build_model, with_precision
+from cifar_gui.engine.models.export import (
     ARTIFACTS,
     FORMATS,
     export_in_child,
     export_model,
     model_card,
 )
-from cifar_gui.engine.inspect import class_probabilities, outputs_to_probabilities, predict_files
-from cifar_gui.engine.models import build_model, with_precision
-from cifar_gui.engine.persistence import LoadedModel, load_model, save_model
+from cifar_gui.engine.models.inspect import (
+    class_probabilities,
+    outputs_to_probabilities,
+    predict_files,
+)
+from cifar_gui.engine.models.persistence import LoadedModel, load_model, save_model
 from tests.conftest import synthetic_images
 
 FLOAT32_TOLERANCE = 1e-4

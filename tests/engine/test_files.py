@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import pytest
 
-from cifar_gui.engine import data, files
-from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine import files
+from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data.dataset import load_dataset
 from cifar_gui.engine.errors import DataError
 
 

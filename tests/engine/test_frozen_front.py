@@ -16,10 +16,10 @@ import pytest
 from keras import layers
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoints import read_checkpoint
-from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.data.dataset import load_dataset, select_classes
 from cifar_gui.engine.events import BatchEvent, EpochEvent, only
-from cifar_gui.engine.models import build_model, unfreeze_from
+from cifar_gui.engine.models.build import build_model, unfreeze_from
+from cifar_gui.engine.training.checkpoints import read_checkpoint
 from cifar_gui.engine.training.frozen_front import split_front
 from cifar_gui.engine.training.run import run_training, train
 
@@ -222,13 +222,13 @@ def test_stop_and_batch_events_behind_a_front(tiny_dataset):
 # Runs in a fresh process: the CPU can be split only before TensorFlow starts.
 MIRRORED = """
 import json, sys
-from cifar_gui.engine.distribute import split_cpu
+from cifar_gui.engine.training.distribute import split_cpu
 split_cpu(2)
 import numpy as np
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoints import read_checkpoint
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.training.checkpoints import read_checkpoint
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 

@@ -32,9 +32,9 @@ import pytest
 from PIL import Image
 
 from cifar_gui.cli import main
-from cifar_gui.engine.data import read_image
+from cifar_gui.engine.data.dataset import read_image
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.persistence import save_model
+from cifar_gui.engine.models.persistence import save_model
 from cifar_gui.engine.record import RunRecord
 from tests.conftest import synthetic_images, write_cifar_batches
 

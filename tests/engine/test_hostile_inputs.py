@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_gui.engine import cifar_batches, data
-from cifar_gui.engine.data import load_dataset, read_image, resolve_classes
+from cifar_gui.engine.data import cifar_batches
+from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data.dataset import load_dataset, read_image, resolve_classes
 from cifar_gui.engine.errors import DataError, ImageError
 from tests.conftest import synthetic_images, write_cifar_batches
 from tests.engine.test_fuzz_inputs import (
@@ -143,7 +144,7 @@ def test_listed_formats_are_read_whatever_the_name(tmp_path, fmt):
 CAPPED = """
 import re, resource
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from cifar_gui.engine.data import load_dataset, read_image
+from cifar_gui.engine.data.dataset import load_dataset, read_image
 from cifar_gui.engine.errors import UserError
 try:
     {call}

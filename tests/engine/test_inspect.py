@@ -9,7 +9,8 @@ from PIL import Image
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ImageError, ModelError
-from cifar_gui.engine.inspect import (
+from cifar_gui.engine.models.build import build_baseline, build_model
+from cifar_gui.engine.models.inspect import (
     activations,
     class_probabilities,
     conv_kernel,
@@ -21,7 +22,6 @@ from cifar_gui.engine.inspect import (
     predict_files,
     probabilities,
 )
-from cifar_gui.engine.models import build_baseline, build_model
 
 IMAGE = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
 
@@ -157,7 +157,7 @@ def test_evaluate_refuses_a_model_of_another_shape(baseline):
 
 def test_grad_cam_and_activations_of_a_bfloat16_model():
     """Models trained with the automatic mixed precision are inspected in float32."""
-    from cifar_gui.engine.performance import precision_scope
+    from cifar_gui.engine.training.performance import precision_scope
 
     with precision_scope("mixed_bfloat16"):
         model = build_baseline()

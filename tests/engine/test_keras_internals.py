@@ -1,4 +1,4 @@
-"""The private Keras parts the app relies on (cifar_gui/engine/keras_internals.py) are still
+"""The private Keras parts the app relies on (cifar_gui/engine/models/keras_internals.py) are still
 there in the installed Keras; when one moves, the failure names it and what needs it."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 import pytest
 
-from cifar_gui.engine import keras_internals
-from cifar_gui.engine.keras_internals import INTERNALS, moved_message, probe
+from cifar_gui.engine.models import keras_internals
+from cifar_gui.engine.models.keras_internals import INTERNALS, moved_message, probe
 
 
 @pytest.fixture(scope="module")

@@ -33,12 +33,12 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoint_model import load_checkpoint_model
-from cifar_gui.engine.checkpoints import STATE_FILE, read_checkpoint
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
-from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
+from cifar_gui.engine.models.checkpoint_model import load_checkpoint_model
+from cifar_gui.engine.models.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.training.checkpoints import STATE_FILE, read_checkpoint
 from tests.conftest import synthetic_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def child(mode: str, out: str, conn, first_version: int) -> None:
     checkpoint (``("epoch", epochs completed)``) or final model (``("saved", version)``) it
     has finished writing."""
     from cifar_gui.engine.events import EpochEvent, only
-    from cifar_gui.engine.models import build_baseline
+    from cifar_gui.engine.models.build import build_baseline
     from cifar_gui.engine.training.run import run_training
 
     out_dir = Path(out)
@@ -143,7 +143,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training.run", "cifar_gui.engine.models", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.models.build", __name__]
     )
     return context
 
@@ -218,7 +218,7 @@ def kill_at_random(context, tmp_path: Path, kills: int, seed: int) -> dict[str, 
 
 def load_model_or_save_previous(out: Path):
     """The model saved before any kill: a transfer-named file that nothing writes again."""
-    from cifar_gui.engine.models import build_baseline
+    from cifar_gui.engine.models.build import build_baseline
 
     model = build_baseline()
     save_model(model, out / PREVIOUS, RunRecord(class_names=("deer", "horse")))

@@ -11,15 +11,15 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import LiveRequest
-from cifar_gui.engine.inspect import activations, grad_cam, probabilities
-from cifar_gui.engine.live import (
+from cifar_gui.engine.models.build import build_baseline, build_model, compile_model
+from cifar_gui.engine.models.inspect import activations, grad_cam, probabilities
+from cifar_gui.engine.training.live import (
     RUNNING_WINDOW,
     TEST_PER_REFRESH,
     LiveCallback,
     LiveProbe,
     strip_indices,
 )
-from cifar_gui.engine.models import build_baseline, build_model, compile_model
 
 RNG = np.random.default_rng(0)
 X_TEST = RNG.integers(0, 256, size=(120, 32, 32, 3), dtype=np.uint8)

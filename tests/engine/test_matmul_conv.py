@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras import layers
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.models import build_transfer, compile_model, unfreeze_from
+from cifar_gui.engine.models.build import build_transfer, compile_model, unfreeze_from
 from cifar_gui.engine.training.matmul_conv import eligible, im2col_conv, matmul_convolutions
 
 

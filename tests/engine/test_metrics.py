@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cifar_gui.engine.metrics import class_scores, confidence_histogram
+from cifar_gui.engine.models.metrics import class_scores, confidence_histogram
 
 
 def test_scores_of_a_two_class_confusion_matrix():

@@ -11,13 +11,13 @@ import pytest
 
 from cifar_gui.cli import main
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoint_model import load_checkpoint_model
-from cifar_gui.engine.checkpoints import Checkpoint
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import build_model
-from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.models.build import build_model
+from cifar_gui.engine.models.checkpoint_model import load_checkpoint_model
+from cifar_gui.engine.models.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.service import EngineService
+from cifar_gui.engine.training.checkpoints import Checkpoint
 
 PROBLEM = (
     "model input (None, None, None, 3) has no fixed image size; this app needs a model of one "

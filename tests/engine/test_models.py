@@ -8,7 +8,7 @@ import pytest
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.models import (
+from cifar_gui.engine.models.build import (
     build_baseline,
     build_model,
     compile_model,
@@ -137,7 +137,7 @@ def test_imagenet_download_has_a_timeout(monkeypatch):
     """Keras' own download waits forever on a silent network; ours gives up."""
     import socket
 
-    from cifar_gui.engine import models
+    from cifar_gui.engine.models import build as models
 
     seen = []
 

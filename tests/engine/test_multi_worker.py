@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import distribute
-from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.data.dataset import load_dataset, select_classes
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.training import distribute
 from tests.conftest import write_cifar_batches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +119,7 @@ def test_two_workers_train_like_one_process(cluster, tmp_path):
     for process, (_out, err) in zip((chief, other), outputs, strict=True):
         assert process.returncode == 0, err[-3000:]
     assert "the chief worker saves the model" in outputs[1][0]
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.persistence import load_model
     from cifar_gui.engine.training.run import run_training
 
     saved = load_model(tmp_path / "out0" / "cifar10_4_7.h5")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoints import read_checkpoint
 from cifar_gui.engine.training import callbacks
 from cifar_gui.engine.training import run as training
+from cifar_gui.engine.training.checkpoints import read_checkpoint
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import write_cifar_batches
 

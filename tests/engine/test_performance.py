@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import performance
-from cifar_gui.engine.checkpoints import read_checkpoint
-from cifar_gui.engine.data import load_dataset
-from cifar_gui.engine.models import build_baseline, with_precision
-from cifar_gui.engine.performance import (
+from cifar_gui.engine.data.dataset import load_dataset
+from cifar_gui.engine.models.build import build_baseline, with_precision
+from cifar_gui.engine.training import performance
+from cifar_gui.engine.training.checkpoints import read_checkpoint
+from cifar_gui.engine.training.performance import (
     resolve_matmul_convolutions,
     resolve_precision,
     resolve_steps_per_execution,

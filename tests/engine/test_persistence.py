@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import persistence
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import write_json
-from cifar_gui.engine.models import build_baseline, build_model
-from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.models import persistence
+from cifar_gui.engine.models.build import build_baseline, build_model
+from cifar_gui.engine.models.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord, model_filename
 
 
@@ -354,8 +354,8 @@ def test_huge_layer_configs_are_refused_before_keras_builds_them(tmp_path, name,
 
 
 def test_a_checkpoint_of_huge_layers_is_refused_before_keras_builds_it(tmp_path, keras_never_loads):
-    from cifar_gui.engine.checkpoint_model import load_checkpoint_model
-    from cifar_gui.engine.checkpoints import Checkpoint
+    from cifar_gui.engine.models.checkpoint_model import load_checkpoint_model
+    from cifar_gui.engine.training.checkpoints import Checkpoint
 
     model = small_model()
     model.compile("rmsprop", "binary_crossentropy")

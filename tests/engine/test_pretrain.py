@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import load_dataset, select_classes
 from cifar_gui.engine.errors import ModelError, UserError
-from cifar_gui.engine.models import build_model, convolutional_base, planned_parameter_counts
-from cifar_gui.engine.pretrain import base_overlap, complement_classes, pretrain_config
+from cifar_gui.engine.models.build import build_model, convolutional_base, planned_parameter_counts
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.training.frozen_front import split_front
+from cifar_gui.engine.training.pretrain import base_overlap, complement_classes, pretrain_config
 from cifar_gui.engine.training.run import run_training
 
 PAIR = ("deer", "horse")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine import report, report_claims
 from cifar_gui.engine.record import RunRecord
-from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study import report, report_claims
+from cifar_gui.engine.study.runs import SavedRun
 
 FAILS, HOLDS, UNTESTED = report.FAILS, report.HOLDS, report.UNTESTED
 rc = report_claims

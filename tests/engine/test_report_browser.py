@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from cifar_gui.engine import report
+from cifar_gui.engine.study import report
 from tests.engine.test_report import Page, check_claims, history, ramp, saved_run
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoint_model import load_checkpoint_model
-from cifar_gui.engine.checkpoints import (
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, only
+from cifar_gui.engine.models.checkpoint_model import load_checkpoint_model
+from cifar_gui.engine.models.persistence import load_model
+from cifar_gui.engine.training.checkpoints import (
     STATE_FILE,
     STATE_VERSION,
     find_checkpoint_dir,
     list_checkpoints,
     read_checkpoint,
 )
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
-from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, only
-from cifar_gui.engine.persistence import load_model
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
@@ -103,7 +103,7 @@ def test_checkpoint_holds_optimizer_state_and_only_the_last_epoch(finished):
     tmp_path, result = finished
     folder = find_checkpoint_dir(tmp_path)
     assert folder == tmp_path / "checkpoints" / "cifar10_4_7"
-    # The run's TensorBoard event files live beside it (engine/tensorboard_log.py).
+    # The run's TensorBoard event files live beside it (engine/training/tensorboard_log.py).
     assert sorted(p.name for p in folder.iterdir()) == [
         "epoch-0002.keras",
         STATE_FILE,
@@ -281,7 +281,7 @@ def test_a_checkpoint_of_another_class_count_refuses_to_resume(tiny, finished, t
     """The state says deer and horse (one output unit); the epoch file holds a 3-class model."""
     import keras
 
-    from cifar_gui.engine.models import build_baseline
+    from cifar_gui.engine.models.build import build_baseline
 
     shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
     checkpoint = read_checkpoint(tmp_path)
@@ -309,9 +309,9 @@ def test_resume_refuses_data_whose_classes_are_others(tiny, finished):
 def test_best_weights_are_saved_beside_the_checkpoint_and_read_back(tmp_path):
     import keras
 
-    from cifar_gui.engine.checkpoint_model import load_best_weights, save_best_weights
     from cifar_gui.engine.errors import ModelError
-    from cifar_gui.engine.models import build_baseline
+    from cifar_gui.engine.models.build import build_baseline
+    from cifar_gui.engine.models.checkpoint_model import load_best_weights, save_best_weights
 
     keras.utils.set_random_seed(0)
     model = build_baseline()
@@ -329,8 +329,8 @@ def test_a_resumed_run_is_checked_once(batches_dir, tmp_path, monkeypatch):
     """plan_run checks the resume and the output folder; the run does not check them again."""
     import threading
 
-    from cifar_gui.engine import runner
     from cifar_gui.engine.training import run as training
+    from cifar_gui.engine.training import runner
 
     def quiet(_event) -> None:
         pass

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoints import BEST_WEIGHTS, read_checkpoint
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, only
-from cifar_gui.engine.inspect import activations, probabilities
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.models.inspect import activations, probabilities
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.training import callbacks
+from cifar_gui.engine.training.checkpoints import BEST_WEIGHTS, read_checkpoint
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 from tests.engine.test_tensorboard_log import read_events

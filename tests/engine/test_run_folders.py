@@ -8,9 +8,13 @@ import os
 from pathlib import Path
 
 from cifar_gui.config import SEED_VARIANTS, RunConfig
-from cifar_gui.engine import run_folders
-from cifar_gui.engine.run_folders import data_instead, latest_unfinished_study, new_study_folder
-from cifar_gui.engine.study import STUDY_FILE, STUDY_VERSION
+from cifar_gui.engine.study import run_folders
+from cifar_gui.engine.study.plan import STUDY_FILE, STUDY_VERSION
+from cifar_gui.engine.study.run_folders import (
+    data_instead,
+    latest_unfinished_study,
+    new_study_folder,
+)
 from tests.test_import_contracts import HEAVY, QT, loaded_on_import
 
 

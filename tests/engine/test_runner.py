@@ -10,7 +10,7 @@ import pytest
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import BatchEvent, EpochEvent, RunFinished, RunStarted, ignore
-from cifar_gui.engine.runner import plan_run, run
+from cifar_gui.engine.training.runner import plan_run, run
 
 
 def _config(batches_dir, out, **changes) -> RunConfig:

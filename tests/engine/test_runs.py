@@ -8,8 +8,8 @@ import math
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.data import load_dataset
-from cifar_gui.engine.runs import discover_runs, read_run
+from cifar_gui.engine.data.dataset import load_dataset
+from cifar_gui.engine.study.runs import discover_runs, read_run
 from cifar_gui.plots import save_history_plot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,11 +13,11 @@ import pytest
 
 from cifar_gui import resources
 from cifar_gui.config import AugmentConfig, RunConfig
-from cifar_gui.engine import inspect
-from cifar_gui.engine.augment import preview_augmentations, preview_batch
+from cifar_gui.engine.data.augment import preview_augmentations, preview_batch
 from cifar_gui.engine.errors import ImageError, ModelError, UserError
-from cifar_gui.engine.models import parameter_counts, planned_parameter_counts
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.models import inspect
+from cifar_gui.engine.models.build import parameter_counts, planned_parameter_counts
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
 from cifar_gui.engine.training.run import describe_device, versions

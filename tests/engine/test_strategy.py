@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.distribute import global_batch_size, is_chief, make_strategy
 from cifar_gui.engine.errors import UserError
+from cifar_gui.engine.training.distribute import global_batch_size, is_chief, make_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from cifar_gui.engine.distribute import split_cpu
+from cifar_gui.engine.training.distribute import split_cpu
 split_cpu(2)
 import numpy as np
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.training.run import run_training
 from tests.conftest import synthetic_images
 
@@ -87,9 +87,9 @@ def test_mirrored_on_two_cpu_devices_trains_like_one_device(tmp_path):
     assert result["augmented_strategy"] == "mirrored over 2 devices"
     assert result["augmented_epochs"] == 2
     # The mirrored model and its checkpoint load in this (undivided) process too.
-    from cifar_gui.engine.checkpoint_model import load_checkpoint_model
-    from cifar_gui.engine.checkpoints import read_checkpoint
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.checkpoint_model import load_checkpoint_model
+    from cifar_gui.engine.models.persistence import load_model
+    from cifar_gui.engine.training.checkpoints import read_checkpoint
 
     assert load_model(result["augmented_path"]).model.output_shape == (None, 1)
     checkpoint = read_checkpoint(tmp_path / "augm")
@@ -111,7 +111,7 @@ def test_unknown_strategy_and_bad_tf_config_are_one_line_errors(monkeypatch):
         make_strategy("sideways")
     with pytest.raises(ValueError, match="unknown strategy"):
         RunConfig(strategy="sideways")
-    from cifar_gui.engine import distribute
+    from cifar_gui.engine.training import distribute
 
     monkeypatch.setattr(distribute, "_made", {})
     for bad in ("not json", '{"cluster": {}}', '{"cluster": {"worker": []}, "task": {}}'):

@@ -22,20 +22,21 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import SEED_VARIANTS, RunConfig
-from cifar_gui.engine import report, study
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, StudyProgress
-from cifar_gui.engine.inspect import layer_chain
-from cifar_gui.engine.models import VGG16_BASE_NAME
+from cifar_gui.engine.models.build import VGG16_BASE_NAME
+from cifar_gui.engine.models.inspect import layer_chain
 from cifar_gui.engine.record import read_record
-from cifar_gui.engine.runs import SavedRun
-from cifar_gui.engine.study import (
+from cifar_gui.engine.study import plan as study
+from cifar_gui.engine.study import report
+from cifar_gui.engine.study.plan import (
     STUDY_FILE,
     plan_study,
     read_study,
     run_study,
     study_eta,
 )
+from cifar_gui.engine.study.runs import SavedRun
 from tests.conftest import write_cifar_batches
 from tests.engine.test_report import check_claims, check_embedded_pngs, parse
 
@@ -196,7 +197,7 @@ def test_the_report_embeds_its_figures_and_judges_the_claims_from_the_histories(
 
 def study_child(folder: str, data: str, resume: bool, conn) -> None:
     """A study that announces each run's state and each epoch, then waits for the parent."""
-    from cifar_gui.engine.study import plan_study, run_study
+    from cifar_gui.engine.study.plan import plan_study, run_study
 
     def tell(e) -> None:
         if isinstance(e, StudyProgress):
@@ -219,7 +220,7 @@ def forkserver():
     )
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["cifar_gui.engine.training.run", "cifar_gui.engine.report", __name__]
+        ["cifar_gui.engine.training.run", "cifar_gui.engine.study.report", __name__]
     )
     return context
 

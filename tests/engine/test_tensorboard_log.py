@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.tensorboard_log import TensorBoardLog
+from cifar_gui.engine.training.tensorboard_log import TensorBoardLog
 
 
 def read_events(folder) -> dict[str, list[tuple[int, float]]]:

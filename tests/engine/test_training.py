@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.data import load_dataset, select_classes
+from cifar_gui.engine.data.dataset import load_dataset, select_classes
 from cifar_gui.engine.events import BatchEvent, EpochEvent, RunFinished, RunStarted
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.training.pipeline import EpochStream
 from cifar_gui.engine.training.run import run_training, train
 

@@ -85,7 +85,7 @@ def warnings(monkeypatch) -> list[str]:
 @pytest.fixture
 def state(batches_dir):
     """An AppState holding the tiny synthetic CIFAR-10 batches."""
-    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.engine.data.dataset import load_dataset
     from cifar_gui.gui.state import AppState
 
     state = AppState()

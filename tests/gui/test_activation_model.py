@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from cifar_gui import tutorial
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.gui.activations import model as rules

@@ -14,9 +14,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from cifar_gui import resources
-from cifar_gui.engine.data import load_dataset, read_image, select_classes
-from cifar_gui.engine.inspect import activations, grad_cam, predict_files
-from cifar_gui.engine.persistence import load_model, save_model
+from cifar_gui.engine.data.dataset import load_dataset, read_image, select_classes
+from cifar_gui.engine.models.inspect import activations, grad_cam, predict_files
+from cifar_gui.engine.models.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.activations.view import ActivationPanel
@@ -336,7 +336,7 @@ def test_without_a_model_the_input_is_shown_at_cifar_size(qtbot, service):
     large = np.repeat(np.repeat(picture(7), 2, axis=0), 2, axis=1)  # 64x64
     panel.set_image(large, "64x64")
     # Resized as read_image resizes (the engine's function, one copy of it).
-    from cifar_gui.engine.data import fit_image
+    from cifar_gui.engine.data.dataset import fit_image
 
     np.testing.assert_array_equal(panel.inputs.input_view.rgb, fit_image(large, (32, 32)))
     panel.shutdown()
@@ -376,7 +376,7 @@ def test_layers_inside_a_vgg16_base_are_listed_and_grad_cam_works(qtbot, tmp_pat
     import keras
 
     from cifar_gui.config import RunConfig
-    from cifar_gui.engine.models import build_transfer
+    from cifar_gui.engine.models.build import build_transfer
 
     keras.utils.set_random_seed(0)
     model = build_transfer(RunConfig(variant="transfer", weights="none"))

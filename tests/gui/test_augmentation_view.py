@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cifar_gui.config import AugmentConfig
-from cifar_gui.engine.augment import preview_augmentations, preview_batch
-from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.data.augment import preview_augmentations, preview_batch
+from cifar_gui.engine.data.dataset import load_dataset
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.augmentation_view import BATCH, AugmentationPanel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.gui.dataset import model
 from cifar_gui.gui.dataset.model import (
     ALL,

@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QPixmap
 
-from cifar_gui.engine.cifar_batches import CIFAR10_CLASSES
-from cifar_gui.engine.data import Dataset, load_dataset
+from cifar_gui.engine.data.cifar_batches import CIFAR10_CLASSES
+from cifar_gui.engine.data.dataset import Dataset, load_dataset
 from cifar_gui.gui.dataset.view import DatasetPanel
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.widgets.thumbnail_model import ItemRole, ThumbnailModel
@@ -148,7 +148,7 @@ def test_load_in_worker_then_a_bad_path_keeps_the_data(panel, batches_dir, tmp_p
 
 
 def test_download_shows_progress_and_cancel_stops_it(panel, qtbot, monkeypatch):
-    from cifar_gui.engine import data
+    from cifar_gui.engine.data import dataset as data
     from cifar_gui.engine.errors import DataError
 
     def endless(progress=None, should_stop=None, url=data.CIFAR10_URL):

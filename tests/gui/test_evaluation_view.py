@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from cifar_gui.engine.data import load_dataset, select_classes
-from cifar_gui.engine.inspect import evaluate
-from cifar_gui.engine.models import build_baseline
-from cifar_gui.engine.persistence import LoadedModel, load_model, save_model
+from cifar_gui.engine.data.dataset import load_dataset, select_classes
+from cifar_gui.engine.models.build import build_baseline
+from cifar_gui.engine.models.inspect import evaluate
+from cifar_gui.engine.models.persistence import LoadedModel, load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.evaluation_view import EvaluationPanel

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from cifar_gui import resources
-from cifar_gui.engine import export
+from cifar_gui.engine.models import export
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import EngineService, ModelHandle
 from cifar_gui.gui.export_dialog import ExportDialog

@@ -9,8 +9,8 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from cifar_gui.engine.events import LiveRequest
-from cifar_gui.engine.inspect import activations, probabilities
-from cifar_gui.engine.persistence import load_model
+from cifar_gui.engine.models.inspect import activations, probabilities
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.widgets.colormaps import VIRIDIS_12, channel_mosaic, filter_mosaic
 from tests.gui.test_training_view import RUN_TIMEOUT_MS, make_panel

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from cifar_gui.engine import data
+from cifar_gui.engine.data import dataset as data
 from cifar_gui.engine.errors import DataError
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.main_window import MainWindow
@@ -144,7 +144,7 @@ def test_bad_model_files_give_one_line_messages(make_window, qtbot, tmp_path, wa
 def test_save_then_open_a_model(make_window, qtbot, tmp_path, warnings):
     import keras
 
-    from cifar_gui.engine.persistence import save_model
+    from cifar_gui.engine.models.persistence import save_model
     from cifar_gui.engine.record import RunRecord
 
     model = keras.Sequential(
@@ -305,7 +305,7 @@ def test_the_window_never_imports_tensorflow(tmp_path, batches_dir):
 import sys
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.data.dataset import load_dataset
 from cifar_gui.gui.main_window import MainWindow
 app = QApplication([])
 window = MainWindow(settings=QSettings({str(tmp_path / "w.ini")!r}, QSettings.Format.IniFormat))

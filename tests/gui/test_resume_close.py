@@ -12,8 +12,8 @@ import pytest
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 from cifar_gui import cli
-from cifar_gui.engine.checkpoints import list_checkpoints
-from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.data.dataset import load_dataset
+from cifar_gui.engine.training.checkpoints import list_checkpoints
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.text import format_probability

@@ -9,9 +9,9 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui.config import SEED_VARIANTS
-from cifar_gui.engine.data import load_dataset
-from cifar_gui.engine.run_folders import new_study_folder
-from cifar_gui.engine.study import read_study
+from cifar_gui.engine.data.dataset import load_dataset
+from cifar_gui.engine.study.plan import read_study
+from cifar_gui.engine.study.run_folders import new_study_folder
 from cifar_gui.gui.live_view import LiveView
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig
-from cifar_gui.engine.data import load_dataset
+from cifar_gui.engine.data.dataset import load_dataset
 from cifar_gui.engine.training.run import run_training
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training import TrainingPanel

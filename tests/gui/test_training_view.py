@@ -246,7 +246,7 @@ def test_finetune_shows_counts_of_the_transfer_model_just_trained(qtbot, state, 
 
 def test_failures_of_the_training_process_become_one_line_messages():
     from cifar_gui.engine.errors import DataError
-    from cifar_gui.engine.runner import ChildFailed, _death_message, _sendable
+    from cifar_gui.engine.training.runner import ChildFailed, _death_message, _sendable
 
     class Unpicklable(Exception):  # a local class cannot be pickled
         pass
@@ -342,7 +342,7 @@ def test_the_form_comes_back_from_a_config_and_from_an_older_session(qtbot, stat
 
 def test_the_run_table_marks_the_best_and_the_lowest_loss_epochs(qtbot, tmp_path):
     from cifar_gui.engine.record import RunRecord
-    from cifar_gui.engine.runs import SavedRun
+    from cifar_gui.engine.study.runs import SavedRun
     from cifar_gui.gui.run_table import RunTable
 
     history = {"val_accuracy": [0.6, 0.9, 0.8], "val_loss": [0.5, 0.4, 0.3]}

@@ -4,7 +4,7 @@
 ``client`` is the window's side (no Qt, no TensorFlow: the window imports it); ``handler``
 runs the requests in the child, where TensorFlow lives; ``replies`` is the plain data both
 sides share. The training run has its own child
-(:mod:`cifar_gui.engine.runner`): it is the run, not a request.
+(:mod:`cifar_gui.engine.training.runner`): it is the run, not a request.
 """
 
 from cifar_gui.engine.service.client import EngineService

@@ -5,7 +5,7 @@ Why a child: importing TensorFlow and calling Keras hold the interpreter lock fo
 (loading the first model stalled the window's event loop for 2.7 s; the first augmentation
 previews, computed in the window's process, stalled it for about half a second). The window's
 process keeps only plain data (:class:`ModelHandle`, :class:`DeviceInfo`, numpy arrays, the
-dataclasses of :mod:`cifar_gui.engine.predictions`) and asks an :class:`EngineService` for
+dataclasses of :mod:`cifar_gui.engine.models.predictions`) and asks an :class:`EngineService` for
 everything that needs TensorFlow: models, activations, predictions, evaluations, augmentation
 previews and the device. The service sends each request through a pipe to its one child
 (started with ``spawn``: a fresh interpreter, nothing of Qt copied), which runs
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cifar_gui.config import AugmentConfig, RunConfig
-from cifar_gui.engine.predictions import Evaluation, Prediction
+from cifar_gui.engine.models.predictions import Evaluation, Prediction
 from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceError
 
 if TYPE_CHECKING:
@@ -176,12 +176,12 @@ class EngineService:
         self, image: np.ndarray, config: AugmentConfig, count: int, seed: int
     ) -> np.ndarray:
         """``count`` augmented copies of one uint8 picture (H, W, 3): (count, H, W, 3) uint8,
-        made by training's own transform (:func:`~cifar_gui.engine.augment.augment_images`)."""
+        made by training's own transform (:func:`~cifar_gui.engine.data.augment.augment_images`)."""
         return self._request("augment_copies", image, config, count, seed)
 
     def augment_batch(self, images: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
         """One augmented copy of each uint8 picture of ``images`` (N, H, W, 3), each its own
-        draw (see :func:`~cifar_gui.engine.augment.preview_batch`)."""
+        draw (see :func:`~cifar_gui.engine.data.augment.preview_batch`)."""
         return self._request("augment_batch", images, config, seed)
 
     def detect_device(self) -> DeviceInfo:

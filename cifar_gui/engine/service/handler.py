@@ -18,7 +18,7 @@ import numpy as np
 
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.predictions import Evaluation, Prediction
+from cifar_gui.engine.models.predictions import Evaluation, Prediction
 from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceError
 
 if TYPE_CHECKING:
@@ -50,15 +50,15 @@ class Handler:
         return model
 
     def _load(self, path: Path):
-        from cifar_gui.engine.persistence import load_model
+        from cifar_gui.engine.models.persistence import load_model
 
         loaded = load_model(path)
         self._keep(loaded.path, loaded.model)
         return loaded
 
     def open(self, path: str | Path) -> ModelHandle:
-        from cifar_gui.engine.inspect import class_probabilities, default_layers, list_layers
-        from cifar_gui.engine.models import parameter_counts
+        from cifar_gui.engine.models.build import parameter_counts
+        from cifar_gui.engine.models.inspect import class_probabilities, default_layers, list_layers
 
         loaded = self._load(Path(path))
         model = loaded.model
@@ -77,7 +77,7 @@ class Handler:
         )
 
     def save(self, handle: ModelHandle, path: str | Path) -> ModelHandle:
-        from cifar_gui.engine.persistence import save_model
+        from cifar_gui.engine.models.persistence import save_model
 
         model = self._model(handle)
         saved = save_model(model, path, handle.record)
@@ -87,7 +87,7 @@ class Handler:
     def activations(
         self, handle: ModelHandle, image: np.ndarray, layers: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
-        from cifar_gui.engine.inspect import activations
+        from cifar_gui.engine.models.inspect import activations
 
         return activations(self._model(handle), image, layers)
 
@@ -98,24 +98,24 @@ class Handler:
         class_index: int | None = None,
         layer_name: str | None = None,
     ) -> np.ndarray:
-        from cifar_gui.engine.inspect import grad_cam
+        from cifar_gui.engine.models.inspect import grad_cam
 
         return grad_cam(self._model(handle), image, class_index, layer_name)
 
     def kernel(self, handle: ModelHandle, layer_name: str) -> np.ndarray:
-        from cifar_gui.engine.inspect import conv_kernel
+        from cifar_gui.engine.models.inspect import conv_kernel
 
         return conv_kernel(self._model(handle), layer_name)
 
     def predict_files(self, handle: ModelHandle, paths: Sequence[str | Path]) -> list[Prediction]:
-        from cifar_gui.engine.inspect import predict_files
+        from cifar_gui.engine.models.inspect import predict_files
 
         return predict_files(self._model(handle), paths, handle.class_names)
 
     def predict_images(
         self, handle: ModelHandle, images: np.ndarray, direct: bool = False
     ) -> np.ndarray:
-        from cifar_gui.engine.inspect import probabilities
+        from cifar_gui.engine.models.inspect import probabilities
 
         return probabilities(self._model(handle), images, direct)
 
@@ -126,12 +126,12 @@ class Handler:
         labels: np.ndarray,
         num_classes: int | None = None,
     ) -> Evaluation:
-        from cifar_gui.engine.inspect import evaluate
+        from cifar_gui.engine.models.inspect import evaluate
 
         return evaluate(self._model(handle), images, labels, num_classes)
 
     def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> dict[str, int]:
-        from cifar_gui.engine.models import planned_parameter_counts
+        from cifar_gui.engine.models.build import planned_parameter_counts
 
         return planned_parameter_counts(config, num_classes)
 
@@ -140,12 +140,12 @@ class Handler:
     def augment_copies(
         self, image: np.ndarray, config: AugmentConfig, count: int, seed: int
     ) -> np.ndarray:
-        from cifar_gui.engine.augment import preview_augmentations
+        from cifar_gui.engine.data.augment import preview_augmentations
 
         return preview_augmentations(image, config, count, seed)
 
     def augment_batch(self, images: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
-        from cifar_gui.engine.augment import preview_batch
+        from cifar_gui.engine.data.augment import preview_batch
 
         return preview_batch(images, config, seed)
 

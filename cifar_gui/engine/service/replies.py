@@ -1,5 +1,5 @@
 """What the engine service answers with besides numpy arrays and the dataclasses of
-:mod:`cifar_gui.engine.predictions`: plain data, safe to keep in the window and to signal.
+:mod:`cifar_gui.engine.models.predictions`: plain data, safe to keep in the window and to signal.
 Imported by both sides of the pipe (unpickling a class imports its module: no TensorFlow here).
 """
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.predictions import LayerInfo
+from cifar_gui.engine.models.predictions import LayerInfo
 from cifar_gui.engine.record import ParameterCounts, RunRecord
 
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cifar_gui.engine.checkpoint_model import (
+from cifar_gui.engine.errors import ModelError
+from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, StopFlag
+from cifar_gui.engine.models.checkpoint_model import (
     load_best_weights,
     save_best_weights,
     save_checkpoint,
 )
-from cifar_gui.engine.checkpoints import BEST_WEIGHTS, Checkpoint, epoch_file
-from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.events import BatchEvent, EpochEvent, Sink, StopFlag
 from cifar_gui.engine.record import best_epoch, check_history
-from cifar_gui.engine.tensorboard_log import TensorBoardLog
+from cifar_gui.engine.training.checkpoints import BEST_WEIGHTS, Checkpoint, epoch_file
+from cifar_gui.engine.training.tensorboard_log import TensorBoardLog
 
 
 class ProgressBridge(keras.callbacks.Callback):

@@ -1,7 +1,7 @@
 """The frozen front of a model and its feature cache: the leading layers training cannot
 change run outside the training step (:func:`split_front`, :class:`FrozenFront`), and
 :func:`plan_fit` says what ``fit`` then trains: the whole model on images, or its head on the
-front's outputs (:mod:`cifar_gui.engine.performance`, ``feature_cache``)."""
+front's outputs (:mod:`cifar_gui.engine.training.performance`, ``feature_cache``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,14 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.data import Subset, scale_images
-from cifar_gui.engine.keras_internals import every_call_inputs, has_training_argument, made_by
-from cifar_gui.engine.models import compile_model
-from cifar_gui.engine.performance import resolve_steps_per_execution
+from cifar_gui.engine.data.dataset import Subset, scale_images
+from cifar_gui.engine.models.build import compile_model
+from cifar_gui.engine.models.keras_internals import (
+    every_call_inputs,
+    has_training_argument,
+    made_by,
+)
+from cifar_gui.engine.training.performance import resolve_steps_per_execution
 from cifar_gui.engine.training.pipeline import EVAL_BATCH_SIZE, EpochStream, eval_dataset
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import keras
 import tensorflow as tf
 
-from cifar_gui.engine.keras_internals import replaced, rmsprop_slots
+from cifar_gui.engine.models.keras_internals import replaced, rmsprop_slots
 
 
 def eligible(optimizer: keras.optimizers.Optimizer) -> bool:

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
-from cifar_gui.engine.keras_internals import replaced
-from cifar_gui.engine.models import flat_layers
+from cifar_gui.engine.models.build import flat_layers
+from cifar_gui.engine.models.keras_internals import replaced
 
 # Measured on the Xeon with AMX: finetune's step took 256 ms stock, 143 ms with 4x4 and 2x2
 # maps as matrix products and 148 ms with 8x8 too; VGG16's inference 1.76, 1.11 and 1.39 ms

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.augment import augment_images
-from cifar_gui.engine.data import scale_images
+from cifar_gui.engine.data.augment import augment_images
+from cifar_gui.engine.data.dataset import scale_images
 
 EVAL_BATCH_SIZE = 256  # validation batch: larger is faster and does not change the result
 # Training batches gathered, scaled and augmented together: the augmentation is many small
@@ -27,7 +27,7 @@ class EpochStream:
     augmented with the stateless seed ``(config.seed, e * chunks_per_epoch + c)``, so every
     image of every epoch gets its own transform. A resumed run starts at its next epoch with
     nothing to replay, and because an epoch's data ends with the epoch, Keras may run several
-    batches per compiled call and a short last one (:mod:`cifar_gui.engine.performance`).
+    batches per compiled call and a short last one (:mod:`cifar_gui.engine.training.performance`).
 
     The arrays stay in memory as they are (uint8 images: a quarter of float32's bytes); each
     chunk is gathered, scaled and, if configured, augmented on the graph, in parallel with

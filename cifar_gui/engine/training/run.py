@@ -25,26 +25,7 @@ import tensorflow as tf
 import cifar_gui
 from cifar_gui import tutorial
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoint_model import (
-    load_checkpoint_model,
-)
-from cifar_gui.engine.checkpoints import (
-    STATE_FILE,
-    Checkpoint,
-    check_resumable,
-    checkpoint_dir,
-    epoch_file,
-    read_checkpoint,
-    remove_stale_files,
-)
-from cifar_gui.engine.data import Dataset, Subset, load_dataset, select_classes
-from cifar_gui.engine.distribute import (
-    describe_strategy,
-    global_batch_size,
-    is_chief,
-    make_strategy,
-    worker_failures,
-)
+from cifar_gui.engine.data.dataset import Dataset, Subset, load_dataset, select_classes
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import (
     LiveRequest,
@@ -55,17 +36,16 @@ from cifar_gui.engine.events import (
     ignore,
 )
 from cifar_gui.engine.files import check_can_write
-from cifar_gui.engine.hardware import cpu_name
-from cifar_gui.engine.live import LiveCallback, LiveProbe
-from cifar_gui.engine.models import build_model, compile_model, parameter_counts, with_precision
-from cifar_gui.engine.performance import (
-    apply_threads,
-    model_precision,
-    precision_scope,
-    resolve_matmul_convolutions,
-    resolve_precision,
+from cifar_gui.engine.models.build import (
+    build_model,
+    compile_model,
+    parameter_counts,
+    with_precision,
 )
-from cifar_gui.engine.persistence import save_model
+from cifar_gui.engine.models.checkpoint_model import (
+    load_checkpoint_model,
+)
+from cifar_gui.engine.models.persistence import save_model
 from cifar_gui.engine.record import (
     Performance,
     RunRecord,
@@ -73,11 +53,36 @@ from cifar_gui.engine.record import (
     model_filename,
     sidecar_path,
 )
-from cifar_gui.engine.tensorboard_log import TensorBoardLog
 from cifar_gui.engine.training.callbacks import BestKeeper, EpochSaver, ProgressBridge
+from cifar_gui.engine.training.checkpoints import (
+    STATE_FILE,
+    Checkpoint,
+    check_resumable,
+    checkpoint_dir,
+    epoch_file,
+    read_checkpoint,
+    remove_stale_files,
+)
+from cifar_gui.engine.training.distribute import (
+    describe_strategy,
+    global_batch_size,
+    is_chief,
+    make_strategy,
+    worker_failures,
+)
 from cifar_gui.engine.training.frozen_front import FitPlan, plan_fit
 from cifar_gui.engine.training.fused_rmsprop import fused_rmsprop
+from cifar_gui.engine.training.hardware import cpu_name
+from cifar_gui.engine.training.live import LiveCallback, LiveProbe
 from cifar_gui.engine.training.matmul_conv import matmul_convolutions
+from cifar_gui.engine.training.performance import (
+    apply_threads,
+    model_precision,
+    precision_scope,
+    resolve_matmul_convolutions,
+    resolve_precision,
+)
+from cifar_gui.engine.training.tensorboard_log import TensorBoardLog
 
 
 @dataclass
@@ -346,10 +351,10 @@ def run_training(
     and its :class:`RunFinished` once it is saved.
 
     With ``save`` and ``config.checkpoint``, a resumable checkpoint is kept in
-    ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.checkpoints`).
+    ``<out_dir>/checkpoints/<model stem>/`` (see :mod:`cifar_gui.engine.training.checkpoints`).
     ``resume`` continues a run: a run folder (its checkpoint is read and checked here:
     ``config`` must be the checkpoint's run), or a :class:`Checkpoint` already checked where it
-    was read (:func:`~cifar_gui.engine.runner.plan_run`, the study), not checked again.
+    was read (:func:`~cifar_gui.engine.training.runner.plan_run`, the study), not checked again.
 
     Everything is checked before anything on disk changes (the strategy, the data, the
     classes, the files it writes; the model files in :func:`train`, before the first epoch),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cifar_gui import tutorial
-from cifar_gui.engine.data import (
+from cifar_gui.engine.data.dataset import (
     IMAGE_EXTENSIONS,
     IMAGE_SIZE,
     Dataset,

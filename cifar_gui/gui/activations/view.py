@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui import resources, tutorial
-from cifar_gui.engine.data import read_image
+from cifar_gui.engine.data.dataset import read_image
 from cifar_gui.engine.errors import ImageError, UserError
 from cifar_gui.gui.activations import model as rules
 from cifar_gui.gui.activations.model import (
@@ -55,7 +55,7 @@ from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 from cifar_gui.gui.workers import JobRunner
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.data import Subset
+    from cifar_gui.engine.data.dataset import Subset
     from cifar_gui.engine.service import EngineService, ModelHandle
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cifar_gui import tutorial
-from cifar_gui.engine import data
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data.dataset import Dataset
 
 if TYPE_CHECKING:
     from cifar_gui.gui.workers import TaskState

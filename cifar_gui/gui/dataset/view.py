@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui import tutorial
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.gui.dataset import model
 from cifar_gui.gui.dataset.model import CHOSEN, source_name
 from cifar_gui.gui.state import AppState

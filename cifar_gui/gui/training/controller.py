@@ -1,8 +1,8 @@
 """The run lifecycle of the Training tab: start, stop, resume, and what a stop leaves.
 
-Whether a run may start is the engine's rule (:func:`cifar_gui.engine.runner.plan_run`); a
-plan (one run, or a study: :mod:`cifar_gui.engine.study`) goes through the engine's runner
-(:func:`~cifar_gui.engine.runner.run`: a spawned training process, so the window's process
+Whether a run may start is the engine's rule (:func:`cifar_gui.engine.training.runner.plan_run`); a
+plan (one run, or a study: :mod:`cifar_gui.engine.study.plan`) goes through the engine's runner
+(:func:`~cifar_gui.engine.training.runner.run`: a spawned training process, so the window's process
 never imports TensorFlow for it), watched by one kind of
 :class:`~cifar_gui.gui.workers.JobRunner` job, :func:`run_job`, on a worker thread. The job
 turns batch events into the smoothed curve (:class:`~cifar_gui.gui.training.trace.BatchTrace`)
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from cifar_gui.engine import runner
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import (
     BatchEvent,
@@ -31,14 +30,15 @@ from cifar_gui.engine.events import (
     StudyFinished,
     StudyProgress,
 )
-from cifar_gui.engine.runner import RunPlan
-from cifar_gui.engine.study import StudyPlan
+from cifar_gui.engine.study.plan import StudyPlan
+from cifar_gui.engine.training import runner
+from cifar_gui.engine.training.runner import RunPlan
 from cifar_gui.gui.training.trace import BatchTrace, BatchUpdate
 from cifar_gui.gui.workers import JobRunner, TaskState
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.checkpoints import Checkpoint
     from cifar_gui.engine.events import LiveRequest
+    from cifar_gui.engine.training.checkpoints import Checkpoint
 
 
 def run_job(
@@ -82,7 +82,7 @@ def _starts_run(event: Event) -> bool:
 
 def list_checkpoints_job(out_dir: str, task: TaskState) -> list[Checkpoint]:
     """Job: the resumable runs under ``out_dir``, unfinished first."""
-    from cifar_gui.engine.checkpoints import list_checkpoints
+    from cifar_gui.engine.training.checkpoints import list_checkpoints
 
     return list_checkpoints(out_dir)
 

@@ -5,7 +5,7 @@ Every default comes from ``RunConfig()``, and the form is kept between sessions 
 that each choice is made; whether a run may start (the output folder, a resume) is the
 engine's rule, asked by the controller. Also here: the parameter counts before a fine-tune
 or a transfer from a saved base, and the pretrain of a base on the other
-classes (:mod:`cifar_gui.engine.pretrain`), which the panel starts as any other run.
+classes (:mod:`cifar_gui.engine.training.pretrain`), which the panel starts as any other run.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from cifar_gui.config import (
     RunConfig,
 )
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.pretrain import pretrain_config
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import EngineService
+from cifar_gui.engine.training.pretrain import pretrain_config
 from cifar_gui.gui.state import AppState
 from cifar_gui.gui.training.form_fields import (
     MAX_SEED_SHOWN,

@@ -5,7 +5,7 @@ controller) for a plan, and draws what the controller reports. When a run has sa
 model it asks the app to open it (``AppState.request_model``): the window opens models
 outside its own process, so training never loads TensorFlow here.
 
-The Study buttons run the seed's whole study (:mod:`cifar_gui.engine.study`) in a folder of
+The Study buttons run the seed's whole study (:mod:`cifar_gui.engine.study.plan`) in a folder of
 the output folder, through the same controller; when it is done its report opens in the
 default browser.
 """
@@ -31,10 +31,14 @@ from PySide6.QtWidgets import (
 from cifar_gui.config import AugmentConfig, RunConfig
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import RunFinished, StudyFinished
-from cifar_gui.engine.run_folders import data_instead, latest_unfinished_study, new_study_folder
-from cifar_gui.engine.runner import RunPlan, plan_run
-from cifar_gui.engine.runs import SavedRun
-from cifar_gui.engine.study import StudyPlan, plan_study, read_study
+from cifar_gui.engine.study.plan import StudyPlan, plan_study, read_study
+from cifar_gui.engine.study.run_folders import (
+    data_instead,
+    latest_unfinished_study,
+    new_study_folder,
+)
+from cifar_gui.engine.study.runs import SavedRun
+from cifar_gui.engine.training.runner import RunPlan, plan_run
 from cifar_gui.gui.resume_dialog import ResumeDialog
 from cifar_gui.gui.state import AppState, user_settings
 from cifar_gui.gui.text import counted, format_probability
@@ -44,8 +48,8 @@ from cifar_gui.gui.training.results import TrainingResults
 from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 
 if TYPE_CHECKING:
-    from cifar_gui.engine.checkpoints import Checkpoint
     from cifar_gui.engine.events import EpochEvent, StudyProgress
+    from cifar_gui.engine.training.checkpoints import Checkpoint
     from cifar_gui.gui.training.trace import BatchUpdate
 
 

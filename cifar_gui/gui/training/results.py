@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.runs import SavedRun, discover_runs
-from cifar_gui.engine.study import study_eta
+from cifar_gui.engine.study.plan import study_eta
+from cifar_gui.engine.study.runs import SavedRun, discover_runs
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.text import format_probability
 from cifar_gui.gui.widgets.training_plots import METRICS, TrainingPlots

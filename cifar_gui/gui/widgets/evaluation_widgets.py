@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cifar_gui.engine.metrics import ClassScores, ConfidenceHistogram
+from cifar_gui.engine.models.metrics import ClassScores, ConfidenceHistogram
 from cifar_gui.gui.text import format_probability
 
 RIGHT_COLOUR = QColor(46, 160, 67)

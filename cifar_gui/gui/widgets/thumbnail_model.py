@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QPixmap
 
-from cifar_gui.engine.data import Dataset
+from cifar_gui.engine.data.dataset import Dataset
 from cifar_gui.gui.widgets.images import to_pixmap
 
 ImageRole = Qt.ItemDataRole.UserRole + 1  # the uint8 (32, 32, 3) array

@@ -6,7 +6,7 @@ Layout of a study folder::
     <study>/study.json                  the study record: its settings, the four runs, their state
     <study>/cifar10_4_7.h5 (+ .json)    each run's final model and sidecar, the seed's names
     <study>/checkpoints/<model stem>/   each run's resumable checkpoint (as ``train`` keeps)
-    <study>/report/report.html          the report (:mod:`cifar_gui.engine.report`) and its PNGs
+    <study>/report/report.html          the report (:mod:`~cifar_gui.engine.study.report`), PNGs
 
 A study is a plan that yields run plans (:meth:`StudyPlan.steps`): each run is
 :func:`cifar_gui.engine.training.run.run_training` with the seed's settings for its variant, so a
@@ -38,13 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import SEED_VARIANTS, RunConfig, flagged, run_differences
-from cifar_gui.engine.checkpoints import (
-    STATE_FILE,
-    Checkpoint,
-    check_resumable,
-    checkpoint_dir,
-    read_checkpoint,
-)
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import (
     Event,
@@ -59,8 +52,15 @@ from cifar_gui.engine.events import (
 )
 from cifar_gui.engine.files import check_can_write, read_json, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
-from cifar_gui.engine.runner import LiveSource, RunPlan
-from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study.layout import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.training.checkpoints import (
+    STATE_FILE,
+    Checkpoint,
+    check_resumable,
+    checkpoint_dir,
+    read_checkpoint,
+)
+from cifar_gui.engine.training.runner import LiveSource, RunPlan
 from cifar_gui.settings import check_type
 
 STUDY_VERSION = 1
@@ -366,9 +366,9 @@ def run_study(
     study; resuming continues it. ``live``: the live view of the run in progress, as for one
     run (:func:`~cifar_gui.engine.training.run.run_training`).
     """
-    from cifar_gui.engine.data import load_dataset, select_classes
-    from cifar_gui.engine.report import write_report
-    from cifar_gui.engine.runs import SavedRun
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
+    from cifar_gui.engine.study.report import write_report
+    from cifar_gui.engine.study.runs import SavedRun
     from cifar_gui.engine.training.run import run_training
 
     stop = stop if stop is not None else threading.Event()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cifar_gui.config import SEED_VARIANTS
-from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study.runs import SavedRun
 
 History = Mapping[str, Sequence[float]]
 

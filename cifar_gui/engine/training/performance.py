@@ -49,7 +49,7 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
-from cifar_gui.engine.hardware import cpu_flags
+from cifar_gui.engine.training.hardware import cpu_flags
 
 # /proc/cpuinfo flags of CPUs that multiply bfloat16 in hardware.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

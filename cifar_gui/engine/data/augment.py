@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_gui.config import AugmentConfig
-from cifar_gui.engine.data import scale_images
+from cifar_gui.engine.data.dataset import scale_images
 
 
 def _matrix(rows: list[list[tf.Tensor]]) -> tf.Tensor:

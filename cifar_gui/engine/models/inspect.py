@@ -15,11 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_gui.engine.data import read_image, scale_images
+from cifar_gui.engine.data.dataset import read_image, scale_images
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.keras_internals import call_inputs, producer
-from cifar_gui.engine.models import VGG16_BASE_NAME
-from cifar_gui.engine.predictions import Evaluation, LayerInfo, Prediction
+from cifar_gui.engine.models.build import VGG16_BASE_NAME
+from cifar_gui.engine.models.keras_internals import call_inputs, producer
+from cifar_gui.engine.models.predictions import Evaluation, LayerInfo, Prediction
 from cifar_gui.engine.record import class_count
 
 SEED_ACTIVATION_LAYERS = 8  # the seed's activation model: the first eight layers

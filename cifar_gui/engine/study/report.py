@@ -2,10 +2,10 @@
 embedded as base64 PNG, no network), with the PNG figures beside it.
 
 This module gathers what the report shows and writes it: the runs the claims are judged on
-(:mod:`~cifar_gui.engine.report_claims`), the figures
-(:mod:`~cifar_gui.engine.report_figures`: each variant's history on shared axes, confusion
+(:mod:`~cifar_gui.engine.study.report_claims`), the figures
+(:mod:`~cifar_gui.engine.study.report_figures`: each variant's history on shared axes, confusion
 matrices, confident mistakes, the seed's activation figure, the small-data curve of the base
-used), and the page (:mod:`~cifar_gui.engine.report_html`). Models are loaded with Keras when
+used), and the page (:mod:`~cifar_gui.engine.study.report_html`). Models are loaded with Keras when
 a report is written, not when this module is imported.
 """
 
@@ -24,7 +24,8 @@ from cifar_gui import tutorial
 from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import atomic_path
 from cifar_gui.engine.record import read_record, sidecar_path
-from cifar_gui.engine.report_claims import (
+from cifar_gui.engine.study.layout import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study.report_claims import (
     FAILS,
     HOLDS,
     UNTESTED,
@@ -33,7 +34,7 @@ from cifar_gui.engine.report_claims import (
     judge_claims,
     weights_source,
 )
-from cifar_gui.engine.report_figures import (
+from cifar_gui.engine.study.report_figures import (
     plot_activations,
     plot_confusion,
     plot_mistakes,
@@ -41,9 +42,8 @@ from cifar_gui.engine.report_figures import (
     plot_small_data,
     plot_validation_overlay,
 )
-from cifar_gui.engine.report_html import Content, render
-from cifar_gui.engine.runs import SavedRun, discover_runs, read_run
-from cifar_gui.engine.study_layout import REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study.report_html import Content, render
+from cifar_gui.engine.study.runs import SavedRun, discover_runs, read_run
 
 __all__ = [
     "FAILS",
@@ -58,7 +58,7 @@ __all__ = [
 
 REPORT_FILE = "report.html"
 SMALL_DATA_FILE = "small_data.json"  # bench/small_data.py's result
-BENCH_SMALL_DATA = Path(__file__).resolve().parents[2] / "bench" / "results" / SMALL_DATA_FILE
+BENCH_SMALL_DATA = Path(__file__).resolve().parents[3] / "bench" / "results" / SMALL_DATA_FILE
 
 MISTAKES_SHOWN = 8
 
@@ -194,7 +194,7 @@ def _model_parts(
 ) -> dict[str, list[str]]:
     """Each saved model's confusion matrix and mistakes, and the seed's activation figure;
     what cannot be made goes into ``notes``."""
-    from cifar_gui.engine.data import load_dataset
+    from cifar_gui.engine.data.dataset import load_dataset
 
     with_model = [(r, label) for r, label in zip(runs, _labels(runs), strict=True) if r.model_path]
     if not with_model:
@@ -229,7 +229,7 @@ def _model_parts(
 
 
 def _subset_for(run: SavedRun, dataset: Any):
-    from cifar_gui.engine.data import select_classes
+    from cifar_gui.engine.data.dataset import select_classes
 
     config = run.record.config
     classes = run.record.class_names or (config.classes if config else ())
@@ -240,8 +240,8 @@ def _model_figures(
     run: SavedRun, label: str, dataset: Any, out: Path, figures: dict[str, Path]
 ) -> list[str]:
     """The confusion matrix and most confident mistakes of one final model."""
-    from cifar_gui.engine.inspect import evaluate
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.inspect import evaluate
+    from cifar_gui.engine.models.persistence import load_model
 
     subset = _subset_for(run, dataset)
     model = load_model(run.model_path).model
@@ -269,8 +269,8 @@ def _model_figures(
 
 def _activation_figure(run: SavedRun, dataset: Any, out: Path) -> Path:
     """The seed's figure: test image 5 through the baseline, its chosen layers and channels."""
-    from cifar_gui.engine.inspect import activations, list_layers
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.inspect import activations, list_layers
+    from cifar_gui.engine.models.persistence import load_model
 
     subset = _subset_for(run, dataset)
     if len(subset.x_test) < tutorial.TEST_IMAGE:

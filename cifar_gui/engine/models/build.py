@@ -3,13 +3,13 @@
 ``baseline`` and ``augmented`` share the seed's small CNN (684,097 parameters). ``transfer``
 puts a frozen VGG16 base (14,714,688 parameters) under a Dense(256) head; ``finetune``
 continues from a transfer model with the base trainable from ``block3_conv1`` on.
-``pretrain`` trains a base on other classes (:mod:`cifar_gui.engine.pretrain`): the small CNN
-or VGG16 under a softmax; ``transfer --base`` takes the convolutional layers of any model
+``pretrain`` trains a base on other classes (:mod:`cifar_gui.engine.training.pretrain`): the
+small CNN or VGG16 under a softmax; ``transfer --base`` takes the convolutional layers of any model
 saved by this app, so also a small CNN's, whose layers are renamed by block as VGG16's are
 (``block1_conv1``, ``block1_pool``... ``block3_conv1``, ``block3_pool``): fine-tuning from
 ``block3_conv1`` then trains VGG16's last three blocks, or the small CNN's last convolution.
 
-Every model takes images scaled to [0, 1] (:func:`~cifar_gui.engine.data.scale_images`).
+Every model takes images scaled to [0, 1] (:func:`~cifar_gui.engine.data.dataset.scale_images`).
 VGG16 models carry VGG16's own input preprocessing inside, as parameter-free built-in layers
 (so a saved ``.h5`` reloads in plain Keras): back to the 0-255 scale, RGB to BGR, ImageNet
 mean subtracted.
@@ -27,10 +27,10 @@ from keras import layers
 
 from cifar_gui.config import RunConfig
 from cifar_gui.engine.errors import ModelError
-from cifar_gui.engine.performance import model_precision
-from cifar_gui.engine.persistence import load_model
-from cifar_gui.engine.pretrain import check_base_classes
+from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.record import ParameterCounts, output_units
+from cifar_gui.engine.training.performance import model_precision
+from cifar_gui.engine.training.pretrain import check_base_classes
 
 # ImageNet channel means of keras.applications.vgg16.preprocess_input, in BGR order.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -9,8 +9,8 @@ throttle of batch events), every other event at once. It returns the plan's last
 :class:`RunFinished`, or a study's :class:`StudyFinished`.
 
 A plan is anything with ``execute(sink, stop, live)``: a :class:`RunPlan` (one run: train,
-pretrain) or a :class:`~cifar_gui.engine.study.StudyPlan`, which runs the run plans it yields
-(:meth:`~cifar_gui.engine.study.StudyPlan.steps`) one after the other.
+pretrain) or a :class:`~cifar_gui.engine.study.plan.StudyPlan`, which runs the run plans it yields
+(:meth:`~cifar_gui.engine.study.plan.StudyPlan.steps`) one after the other.
 
 Why a child process for the window and not a thread of it: both would share one interpreter
 lock. Keras' per-batch Python code, graph tracing and model saving hold it, and so does the
@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cifar_gui.config import RunConfig
-from cifar_gui.engine.checkpoints import Checkpoint, check_resumable, read_checkpoint
 from cifar_gui.engine.errors import UserError
 from cifar_gui.engine.events import (
     BatchEvent,
@@ -60,6 +59,7 @@ from cifar_gui.engine.events import (
     StudyFinished,
 )
 from cifar_gui.engine.files import check_can_write
+from cifar_gui.engine.training.checkpoints import Checkpoint, check_resumable, read_checkpoint
 
 __all__ = [
     "ChildFailed",

@@ -1,6 +1,6 @@
 """What looking inside a model answers, as plain data (numpy arrays and frozen dataclasses).
 
-Kept apart from :mod:`cifar_gui.engine.inspect`, which imports Keras: the window's process
+Kept apart from :mod:`cifar_gui.engine.models.inspect`, which imports Keras: the window's process
 receives these from the model service's child and must never import TensorFlow (unpickling
 a class imports its module).
 """

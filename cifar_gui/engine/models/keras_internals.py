@@ -19,9 +19,9 @@ import keras
 # Each internal, and what relies on it.
 INTERNALS = {
     "KerasTensor._keras_history": "the frozen front and the output activation: which layer "
-    "made a symbolic tensor (engine/training/frozen_front.py, engine/inspect.py)",
+    "made a symbolic tensor (engine/training/frozen_front.py, engine/models/inspect.py)",
     "Operation._inbound_nodes": "the frozen front and the output activation: the tensors a "
-    "layer was called on (engine/training/frozen_front.py, engine/inspect.py)",
+    "layer was called on (engine/training/frozen_front.py, engine/models/inspect.py)",
     "Layer._call_has_training_arg": "the frozen front: whether a layer computes otherwise in "
     "training (engine/training/frozen_front.py)",
     "Optimizer._get_variable_index": "the fused RMSprop update: a variable's slot in the "
@@ -40,7 +40,7 @@ def moved_message(name: str) -> str:
     return (
         f"keras {keras.__version__} no longer has {name}, which {INTERNALS[name]} relies on: "
         "use a Keras version within pyproject.toml's bounds, or port "
-        "cifar_gui/engine/keras_internals.py"
+        "cifar_gui/engine/models/keras_internals.py"
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from cifar_gui import tutorial
-from cifar_gui.engine.cifar_batches import (
+from cifar_gui.engine.data.cifar_batches import (
     IMAGE_BYTES,
     read_archive,
     read_batch_folder,

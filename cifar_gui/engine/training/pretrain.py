@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_gui.config import PRETRAIN_EPOCHS, RunConfig, pretrain_defaults
-from cifar_gui.engine.data import resolve_classes
+from cifar_gui.engine.data.dataset import resolve_classes
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.record import read_record, sidecar_path
 

@@ -2,8 +2,8 @@
 
 Every size a file declares is checked before anything that size is allocated, and the
 unpickler makes numpy arrays and plain containers only, so a crafted file can neither run
-code nor claim gigabytes (see docs/robustness.md). :mod:`cifar_gui.engine.data` wraps the
-arrays into its :class:`~cifar_gui.engine.data.Dataset`.
+code nor claim gigabytes (see docs/robustness.md). :mod:`cifar_gui.engine.data.dataset` wraps the
+arrays into its :class:`~cifar_gui.engine.data.dataset.Dataset`.
 """
 
 from __future__ import annotations

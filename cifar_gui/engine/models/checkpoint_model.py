@@ -1,4 +1,4 @@
-"""The Keras side of checkpoints (:mod:`cifar_gui.engine.checkpoints`): saving an epoch's
+"""The Keras side of checkpoints (:mod:`cifar_gui.engine.training.checkpoints`): saving an epoch's
 model with its optimizer state beside its ``state.json``, and loading it to resume."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from pathlib import Path
 
 import keras
 
-from cifar_gui.engine.checkpoints import (
+from cifar_gui.engine.errors import ModelError, first_line
+from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure
+from cifar_gui.engine.models.persistence import check_model_file, check_model_shapes
+from cifar_gui.engine.record import output_units
+from cifar_gui.engine.training.checkpoints import (
     BEST_WEIGHTS,
     STATE_FILE,
     Checkpoint,
     remove_stale_files,
     write_state,
 )
-from cifar_gui.engine.errors import ModelError, first_line
-from cifar_gui.engine.files import WRITE_ERRORS, atomic_path, write_failure
-from cifar_gui.engine.persistence import check_model_file, check_model_shapes
-from cifar_gui.engine.record import output_units
 
 
 def save_checkpoint(model: keras.Model, checkpoint: Checkpoint) -> None:

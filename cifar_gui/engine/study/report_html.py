@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_gui.engine.report_claims import FAILS, HOLDS, UNTESTED, Claim
-from cifar_gui.engine.runs import SavedRun
+from cifar_gui.engine.study.report_claims import FAILS, HOLDS, UNTESTED, Claim
+from cifar_gui.engine.study.runs import SavedRun
 from cifar_gui.variant_style import variant_color
 
 esc = html.escape

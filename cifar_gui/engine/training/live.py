@@ -17,10 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar_gui.engine.data import scale_images
+from cifar_gui.engine.data.dataset import scale_images
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.events import LayerHealth, LiveRequest, LiveSnapshot
-from cifar_gui.engine.inspect import (
+from cifar_gui.engine.models.inspect import (
     forward_outputs,
     grad_cam,
     layer_chain,

@@ -40,7 +40,7 @@ from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.files import check_can_write
 
 if TYPE_CHECKING:  # persistence imports Keras; only export_model needs it
-    from cifar_gui.engine.persistence import LoadedModel
+    from cifar_gui.engine.models.persistence import LoadedModel
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 FORMAT_NAMES = {"savedmodel": "TensorFlow SavedModel", "tflite": "TensorFlow Lite", "onnx": "ONNX"}
@@ -110,7 +110,7 @@ def export_model(
         raise UserError(reason)
     check_target(out_dir)
     start = time.perf_counter()
-    from cifar_gui.engine.persistence import load_model
+    from cifar_gui.engine.models.persistence import load_model
 
     loaded = load_model(model_path)
     with _staged_folder(out_dir) as tmp:
@@ -151,7 +151,7 @@ def _staged_folder(target: Path):
 
 def _convert(loaded: LoadedModel, fmt: str, path: Path) -> None:
     """Write ``loaded``'s model as ``fmt`` to ``path`` with Keras' exporter, in float32."""
-    from cifar_gui.engine.models import with_precision
+    from cifar_gui.engine.models.build import with_precision
 
     keras_format = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}[fmt]
     try:
@@ -185,8 +185,8 @@ def _size(path: Path) -> int:
 def output_kind(loaded: LoadedModel) -> tuple[int, bool]:
     """The model's output units, and whether they are scores (logits) rather than
     probabilities, decided as the app does
-    (:func:`cifar_gui.engine.inspect.outputs_to_probabilities`)."""
-    from cifar_gui.engine.inspect import outputs_to_probabilities
+    (:func:`cifar_gui.engine.models.inspect.outputs_to_probabilities`)."""
+    from cifar_gui.engine.models.inspect import outputs_to_probabilities
     from cifar_gui.engine.record import class_count
 
     model = loaded.model
@@ -202,8 +202,8 @@ def output_kind(loaded: LoadedModel) -> tuple[int, bool]:
 
 def model_card(loaded: LoadedModel, fmt: str, command: str | None = None) -> str:
     """The ``README.md`` of an export of ``loaded`` as ``fmt``."""
-    from cifar_gui.engine.models import VGG16_PREPROCESS_NAME, flat_layers
-    from cifar_gui.engine.performance import model_precision
+    from cifar_gui.engine.models.build import VGG16_PREPROCESS_NAME, flat_layers
+    from cifar_gui.engine.training.performance import model_precision
 
     model = loaded.model
     names = loaded.class_names

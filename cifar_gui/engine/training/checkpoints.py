@@ -15,7 +15,7 @@ model in Keras 3, hence ``.keras`` here.
 
 This module reads and writes the state only and imports neither Keras nor Qt, so a run can be
 planned and the Resume dialog filled without TensorFlow; saving and loading the epoch's model
-is :mod:`cifar_gui.engine.checkpoint_model`'s.
+is :mod:`cifar_gui.engine.models.checkpoint_model`'s.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifar_gui.engine.errors import UserError
-from cifar_gui.engine.study import STUDY_FILE, read_study
+from cifar_gui.engine.study.plan import STUDY_FILE, read_study
 
 STUDY_FOLDER = "study"  # a new study goes to <output folder>/study, study-2, ...
 MAX_STUDIES = 10_000  # folders tried before giving up (a guard, not a real limit)

@@ -1,4 +1,4 @@
-"""The names in a study folder (see :mod:`cifar_gui.engine.study`), apart from both the study
+"""The names in a study folder (see :mod:`cifar_gui.engine.study.plan`), apart from both the study
 and its report, which each need them: neither imports the other for a name."""
 
 from __future__ import annotations

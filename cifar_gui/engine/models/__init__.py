@@ -1,0 +1,1 @@
+"""The models: the variants, saving and loading, inspection, predictions, export."""

@@ -1,0 +1,1 @@
+"""The study: a plan of the tutorial's four runs, its report, the runs on disk."""
