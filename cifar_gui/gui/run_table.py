@@ -13,6 +13,7 @@ COLUMNS = (
     "Parameters", "File",
 )  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+CELL_MARGIN_PX = 18  # a cell's padding and the sort arrow of the sorted column
 
 
 def format_count(count: int) -> str:
@@ -61,12 +62,17 @@ class RunTable(QTableWidget):
         # Two-line titles for the accuracy columns: narrow numbers under a wide title.
         self.setHorizontalHeaderLabels(
             [
-                c.replace(" val acc", "\nval acc")
+                c.replace(" val acc", "\nacc")
                 .replace("Parameters", "Params")
                 .replace("Best epochs", "Best\nepochs")
                 for c in COLUMNS
             ]
         )
+        for name, tip in (
+            ("Final val acc", "Validation (test) accuracy of the saved model"),
+            ("Best val acc", "The best validation (test) accuracy of any epoch"),
+        ):
+            self.horizontalHeaderItem(COLUMNS.index(name)).setToolTip(tip)
         self.horizontalHeaderItem(COLUMNS.index("Best epochs")).setToolTip(
             "The epochs (counted from 1) of the best validation accuracy and of the lowest "
             "validation loss"
@@ -81,7 +87,8 @@ class RunTable(QTableWidget):
         header = self.horizontalHeader()
         # Every column as wide as its values, so none is cut; the file name takes the rest
         # (shortened in the middle when it must be: the cell's tooltip has the whole path).
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(24)
         header.setStretchLastSection(True)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -107,11 +114,23 @@ class RunTable(QTableWidget):
                 item.setData(Qt.ItemDataRole.UserRole, row)
                 self.setItem(row, col, item)
         self.setSortingEnabled(True)
+        self._fit_columns()
         for row in range(self.rowCount()):
             if self._run_at(row).sidecar in selected:
                 self.selectRow(row)
         self.blockSignals(False)
         self.selection_changed.emit(self.selected_runs())
+
+    def _fit_columns(self) -> None:
+        """Each column as wide as its widest value or title line (Qt's own fit also keeps
+        room for a sort arrow in every column, which pushed the file name off screen)."""
+        metrics = self.fontMetrics()
+        header = self.horizontalHeader()
+        for col in range(self.columnCount() - 1):  # the file name takes the rest
+            title = self.horizontalHeaderItem(col).text().split("\n")
+            texts = [self.item(row, col).text() for row in range(self.rowCount())]
+            widest = max(metrics.horizontalAdvance(t) for t in [*title, *texts])
+            header.resizeSection(col, widest + CELL_MARGIN_PX)
 
     def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:

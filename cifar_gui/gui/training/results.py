@@ -109,7 +109,7 @@ class TrainingResults(QSplitter):
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.table)
         bottom.addWidget(self.log)
-        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(0, 4)
         bottom.setStretchFactor(1, 1)
         top = QWidget()
         top_layout = QVBoxLayout(top)
