@@ -10,31 +10,25 @@ import math
 
 import numpy as np
 
+
+def _colours(*codes: str) -> np.ndarray:
+    """``#RRGGBB`` codes as a (N, 3) uint8 colour table."""
+    return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in codes], dtype=np.uint8)
+
+
 # R's terrain.colors(12): HSV ramps green (h 4/12, v .65) -> yellow (h 2/12, v .9) over six
 # colours, then yellow -> off-white (h 0, s 0, v .95) over six more. Values as R prints them.
-TERRAIN_12 = np.array(
-    [
-        [int(h[i : i + 2], 16) for i in (1, 3, 5)]
-        for h in (
-            "#00A600", "#24B300", "#4CBF00", "#7ACC00", "#ADD900", "#E6E600",
-            "#E8C727", "#EAB64E", "#ECB176", "#EEB99F", "#F0CFC8", "#F2F2F2",
-        )
-    ],
-    dtype=np.uint8,
+TERRAIN_12 = _colours(
+    "#00A600", "#24B300", "#4CBF00", "#7ACC00", "#ADD900", "#E6E600",
+    "#E8C727", "#EAB64E", "#ECB176", "#EEB99F", "#F0CFC8", "#F2F2F2",
 )  # fmt: skip
 
 
 # Other choices for the Live tab: matplotlib's viridis at 12 levels (perceptually even, and
 # readable in grey print) and plain grey levels; the tutorial's terrain stays the default.
-VIRIDIS_12 = np.array(
-    [
-        [int(h[i : i + 2], 16) for i in (1, 3, 5)]
-        for h in (
-            "#440154", "#482173", "#433E85", "#38588C", "#2D708E", "#25858E",
-            "#1E9B8A", "#2AB07F", "#52C569", "#86D549", "#C2DF23", "#FDE725",
-        )
-    ],
-    dtype=np.uint8,
+VIRIDIS_12 = _colours(
+    "#440154", "#482173", "#433E85", "#38588C", "#2D708E", "#25858E",
+    "#1E9B8A", "#2AB07F", "#52C569", "#86D549", "#C2DF23", "#FDE725",
 )  # fmt: skip
 GREY_12 = np.repeat(np.linspace(20, 245, 12).round().astype(np.uint8)[:, None], 3, axis=1)
 COLOR_MAPS = {"terrain (the tutorial's)": TERRAIN_12, "viridis": VIRIDIS_12, "grey": GREY_12}
