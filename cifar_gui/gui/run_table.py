@@ -13,7 +13,8 @@ COLUMNS = (
     "Parameters", "File",
 )  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-CELL_MARGIN_PX = 18  # a cell's padding and the sort arrow of the sorted column
+CELL_MARGIN_PX = 12  # a cell's padding
+SORT_ARROW_PX = 12  # the sorted column's title also shows its arrow
 
 
 def format_count(count: int) -> str:
@@ -130,7 +131,8 @@ class RunTable(QTableWidget):
             title = self.horizontalHeaderItem(col).text().split("\n")
             texts = [self.item(row, col).text() for row in range(self.rowCount())]
             widest = max(metrics.horizontalAdvance(t) for t in [*title, *texts])
-            header.resizeSection(col, widest + CELL_MARGIN_PX)
+            arrow = SORT_ARROW_PX if col == header.sortIndicatorSection() else 0
+            header.resizeSection(col, widest + CELL_MARGIN_PX + arrow)
 
     def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:
