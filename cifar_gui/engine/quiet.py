@@ -1,11 +1,11 @@
 """Start TensorFlow without its start-up chatter on the terminal.
 
-TensorFlow's C++ core logs a few lines when it is imported and when it first creates its
-devices ("oneDNN custom operations are on...", "All log messages before
-absl::InitializeLog() is called are written to STDERR"). Those lines are written before its
-logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` does not hide them (TensorFlow 2.21, measured
-here): only the file descriptor can. The command line calls :func:`start_tensorflow_quietly`
-unless ``--verbose`` is given; what TensorFlow printed is shown after all if starting fails.
+TensorFlow's C++ core logs a few lines when it is imported ("oneDNN custom operations are
+on...", "All log messages before absl::InitializeLog() is called are written to STDERR").
+Those lines are written before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` does not
+hide them (TensorFlow 2.21, measured here): only the file descriptor can. The command line
+calls :func:`start_tensorflow_quietly` unless ``--verbose`` is given; what TensorFlow printed
+is shown after all if starting fails.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ def stderr_to_file() -> Iterator[None]:
 
 
 def start_tensorflow_quietly() -> None:
-    """Import TensorFlow and create its devices with their start-up lines kept off stderr
-    (later warnings and errors still show)."""
+    """Import TensorFlow with its start-up lines kept off stderr (later warnings and errors
+    still show). Its devices are not created here: a multi-worker strategy and GPU memory
+    growth must be set up before they are, and with ``TF_CPP_MIN_LOG_LEVEL`` 2 their creation
+    prints nothing."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with stderr_to_file():
-        import tensorflow as tf
-
-        tf.config.list_logical_devices()  # creates the devices: their lines come now
+        import tensorflow  # noqa: F401
