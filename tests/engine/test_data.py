@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data import download
 from cifar_gui.engine.data.dataset import (
     load_dataset,
     resolve_classes,
@@ -184,9 +185,9 @@ def test_download_failure_is_a_clear_error(monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(download.urllib.request, "urlopen", refuse)
     with pytest.raises(DataError, match=r"could not download CIFAR-10.*network unreachable"):
-        data.download_cifar10()
+        download.download_cifar10()
     assert list(data.keras_datasets_dir().glob("*")) == []
 
 
@@ -211,10 +212,10 @@ class EndlessResponse:
 
 @pytest.mark.parametrize("length", [None, "99999999999"], ids=["endless", "huge-length"])
 def test_download_stops_at_the_archive_size(monkeypatch, length):
-    monkeypatch.setattr(data, "CIFAR10_BYTES", 3 << 20)  # the real one is 170 MB
+    monkeypatch.setattr(download, "CIFAR10_BYTES", 3 << 20)  # the real one is 170 MB
     response = EndlessResponse(length, stop_after=20 << 20)
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: response)
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: response)
     with pytest.raises(DataError, match=r"not (the )?CIFAR-10"):
-        data.download_cifar10()
+        download.download_cifar10()
     assert response.sent <= (4 << 20)
     assert list(data.keras_datasets_dir().glob("*")) == []

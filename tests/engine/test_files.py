@@ -12,6 +12,7 @@ import pytest
 
 from cifar_gui.engine import files
 from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data import download
 from cifar_gui.engine.data.dataset import load_dataset
 from cifar_gui.engine.errors import DataError
 
@@ -65,18 +66,18 @@ class _Response(io.BytesIO):
 
 def test_downloaded_archive_gets_the_permissions_of_a_plain_write(monkeypatch, umask_022):
     content = b"not really CIFAR-10"
-    monkeypatch.setattr(data, "CIFAR10_SHA256", hashlib.sha256(content).hexdigest())
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: _Response(content))
-    path = data.download_cifar10()
+    monkeypatch.setattr(download, "CIFAR10_SHA256", hashlib.sha256(content).hexdigest())
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: _Response(content))
+    path = download.download_cifar10()
     assert path.read_bytes() == content
     assert stat.S_IMODE(path.stat().st_mode) == umask_022
     assert list(path.parent.iterdir()) == [path]
 
 
 def test_cancelled_download_leaves_nothing(monkeypatch):
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: _Response(b"x" * 10))
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda *a, **k: _Response(b"x" * 10))
     with pytest.raises(DataError, match="cancelled"):
-        data.download_cifar10(should_stop=lambda: True)
+        download.download_cifar10(should_stop=lambda: True)
     assert list(data.keras_datasets_dir().glob("*")) == []
 
 

@@ -148,10 +148,10 @@ def test_load_in_worker_then_a_bad_path_keeps_the_data(panel, batches_dir, tmp_p
 
 
 def test_download_shows_progress_and_cancel_stops_it(panel, qtbot, monkeypatch):
-    from cifar_gui.engine.data import dataset as data
+    from cifar_gui.engine.data import download
     from cifar_gui.engine.errors import DataError
 
-    def endless(progress=None, should_stop=None, url=data.CIFAR10_URL):
+    def endless(progress=None, should_stop=None, url=download.CIFAR10_URL):
         done = 0
         while not should_stop():  # as the real one: checked between chunks
             done = min(done + (1 << 20), 100 << 20)
@@ -159,7 +159,7 @@ def test_download_shows_progress_and_cancel_stops_it(panel, qtbot, monkeypatch):
             QThread.msleep(5)
         raise DataError("download cancelled")
 
-    monkeypatch.setattr(data, "download_cifar10", endless)
+    monkeypatch.setattr(download, "download_cifar10", endless)
     panel.download_button.click()
     assert panel.cancel_button.isVisible() and not panel.download_button.isEnabled()
     qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10_000)

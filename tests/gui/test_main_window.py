@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data import download
 from cifar_gui.engine.errors import DataError
 from cifar_gui.engine.service import EngineService
 from cifar_gui.gui.main_window import MainWindow
@@ -87,11 +87,11 @@ def test_start_without_data_says_so_in_plain_words(make_window, qtbot):
 def test_failing_download_shows_a_message_and_leaves_the_app_usable(
     make_window, qtbot, monkeypatch, batches_dir
 ):
-    def offline(progress=None, should_stop=None, url=data.CIFAR10_URL):
+    def offline(progress=None, should_stop=None, url=download.CIFAR10_URL):
         progress(1 << 20, 10 << 20)
         raise DataError(f"could not download CIFAR-10 from {url} (network is unreachable)")
 
-    monkeypatch.setattr(data, "download_cifar10", offline)
+    monkeypatch.setattr(download, "download_cifar10", offline)
     window = make_window()
     panel = window.dataset_panel
     with qtbot.waitSignal(panel.load_finished, timeout=TIMEOUT_MS) as done:

@@ -12,10 +12,9 @@ import hashlib
 import os
 import re
 import stat
-import urllib.request
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # decoded in-process. (Pillow hands EPS to Ghostscript, an external program running the
 # file's PostScript; other plugins are rarely needed and widen what a hostile file can reach.)
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
-CIFAR10_BYTES = 170_498_071  # its size: a download that runs past it is not the archive
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCH_DIR = "cifar-10-batches-py"
 SPLITS = ("train", "test")
@@ -149,9 +145,9 @@ def load_dataset(source: str | os.PathLike | None = None, cache_dir: Path | None
     ----------
     source
         ``None`` or ``"keras"``: the Keras cache (raises :class:`DataError` when it is empty;
-        see :func:`download_cifar10`). A path: the official ``cifar-10-python.tar.gz``, its
-        extracted ``cifar-10-batches-py/`` folder (or a folder holding either), or an image
-        folder ``{train,test}/<class>/*.png|jpg``.
+        see :func:`~cifar_gui.engine.data.download.download_cifar10`). A path: the official
+        ``cifar-10-python.tar.gz``, its extracted ``cifar-10-batches-py/`` folder (or a
+        folder holding either), or an image folder ``{train,test}/<class>/*.png|jpg``.
     cache_dir
         Where decoded image folders are cached (default :func:`default_cache_dir`).
     """
@@ -396,50 +392,6 @@ def _write_cache(path: Path, images: dict[str, np.ndarray]) -> None:
                 old.unlink(missing_ok=True)
     except OSError:
         pass
-
-
-# --------------------------------------------------------------------------------------
-# Download
-
-
-def download_cifar10(
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    url: str = CIFAR10_URL,
-) -> Path:
-    """Download the official archive into the Keras cache, checking its sha256.
-
-    ``progress(done_bytes, total_bytes)`` is called as data arrives; when ``should_stop()``
-    turns true the partial file is removed and :class:`DataError` is raised.
-    """
-    target = keras_datasets_dir() / ARCHIVE_NAME
-    digest = hashlib.sha256()
-    try:
-        # The partial download never takes the archive's name: a cancel or a failure leaves
-        # nothing, and the finished file gets the permissions of a plain write.
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-                total = int(response.headers.get("Content-Length") or 0)
-                if total > CIFAR10_BYTES:
-                    raise DataError(f"{url}: {total:,} bytes offered, not the CIFAR-10 archive")
-                done = 0
-                while chunk := response.read(1 << 20):
-                    if should_stop and should_stop():
-                        raise DataError("download cancelled")
-                    if done + len(chunk) > CIFAR10_BYTES:  # a server that never stops
-                        raise DataError(f"{url}: more than {CIFAR10_BYTES:,} bytes, not CIFAR-10")
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-            if digest.hexdigest() != CIFAR10_SHA256:
-                raise DataError(f"{url}: downloaded file has the wrong checksum")
-        return target
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"could not download CIFAR-10 from {url} ({first_line(exc)})") from None
 
 
 # --------------------------------------------------------------------------------------

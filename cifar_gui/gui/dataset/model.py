@@ -14,6 +14,7 @@ import numpy as np
 
 from cifar_gui import tutorial
 from cifar_gui.engine.data import dataset as data
+from cifar_gui.engine.data import download as archive
 from cifar_gui.engine.data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def download(task: TaskState) -> tuple[Dataset, str]:
             last[0] = step
             task.report((done, total))
 
-    data.download_cifar10(progress, task.stop_requested)
+    archive.download_cifar10(progress, task.stop_requested)
     return load(KERAS)
 
 
