@@ -79,8 +79,6 @@ class TrainingResults(QSplitter):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(Qt.Orientation.Vertical, parent)
-        self.history: dict[str, list[float]] = {}  # per-epoch values of the live run
-        self.batches: dict[str, list[float]] = {"x": [], "loss": [], "accuracy": []}
         self.live_sidecar: Path | None = None  # the live run's, once saved
         self.plots = TrainingPlots()
         self.progress = QProgressBar()
@@ -130,24 +128,26 @@ class TrainingResults(QSplitter):
         """Reset the live plots (to ``history`` of earlier epochs) for a run of ``epochs``,
         drawn in ``variant``'s colour."""
         self.plots.set_live_color(variant_color(variant))
-        self.history = history or {}
-        self.batches = {"x": [], "loss": [], "accuracy": []}
         self.live_sidecar = None
-        self.plots.clear_live()
-        self.plots.set_history(self.history)
+        self.plots.start_live(history)
         self.plots.set_epoch_span(epochs)  # fixed while it runs: no axis redraws
         self.progress.show()
         self.progress.setRange(0, 0)  # busy indicator until the first batch
         self.progress.setFormat("Preparing\u2026")
 
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """The live run's per-epoch values (earlier epochs of a resumed run included)."""
+        return self.plots.live_history
+
+    @property
+    def batches(self) -> dict[str, list[float]]:
+        """The live run's smoothed per-batch curve: ``x`` (fractional epochs) and metrics."""
+        return self.plots.live_batches
+
     def add_batches(self, update: BatchUpdate, stopping: bool) -> None:
         """Draw new points of the per-batch curve; the progress bar shows the last batch."""
-        for key, values in (("x", update.x), ("loss", update.loss),
-                            ("accuracy", update.accuracy)):  # fmt: skip
-            self.batches[key].extend(values.tolist())
-        self.plots.set_batches(
-            np.asarray(self.batches["x"]), {m: np.asarray(self.batches[m]) for m in METRICS}
-        )
+        self.plots.extend_batches(update.x, {m: getattr(update, m) for m in METRICS})
         e = update.event
         total = e.epochs * e.steps
         if self.progress.maximum() != total:
@@ -163,9 +163,7 @@ class TrainingResults(QSplitter):
 
     def add_epoch(self, event: EpochEvent) -> None:
         """Draw an epoch's values and log them."""
-        for key, value in event.metrics.items():
-            self.history.setdefault(key, []).append(value)
-        self.plots.set_history(self.history)
+        self.plots.extend_history(event.metrics)
         if self.study is not None:
             self.study.seconds.append(event.seconds)
         m, nan = event.metrics, math.nan
