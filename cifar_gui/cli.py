@@ -97,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model variant and save it")
+    train = sub.add_parser(
+        "train",
+        help="train a model variant and save it",
+        description="Train a model variant and save it in a new run folder under runs/ "
+        "(runs/<date>-<time>-<variant>-<classes>/), or in --out DIR.",
+    )
     add_settings(train, "train")
+    _add_overwrite(train)
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -114,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`train --variant transfer --base MODEL`. Offline, it stands in for ImageNet.",
     )
     add_settings(pretrain, "pretrain")
+    _add_overwrite(pretrain)
 
     evaluate = sub.add_parser("evaluate", help="test accuracy, loss and confusion matrix")
     evaluate.add_argument("model")
@@ -143,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="show TensorFlow's start-up messages (hidden by default)",
         )
     return parser
+
+
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --out DIR: replace the model of this run that DIR holds (refused without)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,6 +245,8 @@ def _train(args: argparse.Namespace) -> int:
     from cifar_gui.engine.training.runner import plan_run
 
     if args.resume:
+        if args.overwrite:
+            raise UserError("--overwrite is for a new run; --resume continues one in its folder")
         plan = plan_run(resume=args.resume, **_resume_changes(args, "train", RESUME_CHANGES))
         print(
             f"resuming {shown(plan.resume.directory)} at epoch {plan.resume.epochs_completed + 1} "
@@ -238,10 +255,22 @@ def _train(args: argparse.Namespace) -> int:
         )
     else:
         config = config_from_args(args, "train")
-        plan = plan_run(config)
+        plan = _plan_new(config, args, "train")
         if config.base or config.variant == "finetune":
             _print_counts(config)
     return _run_plan(plan)
+
+
+def _plan_new(config: RunConfig, args: argparse.Namespace, command: str):
+    """The plan of a new run: in a new run folder under the root ``runs``, or in the folder
+    ``--out`` names (refused when it holds this run's model, unless ``--overwrite``); says
+    where it is saved."""
+    from cifar_gui.engine.training.runner import plan_run
+
+    chosen = "out_dir" in settings_given(args, command)
+    plan = plan_run(config, new_folder=not chosen, overwrite=args.overwrite)
+    print(f"run folder {shown(plan.config.out_dir)}", file=sys.stderr)
+    return plan
 
 
 def _print_counts(config: RunConfig, num_classes: int | None = None) -> None:
@@ -287,14 +316,13 @@ def pretrain_from_args(args: argparse.Namespace, class_names: Sequence[str]) -> 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from cifar_gui.engine.data.dataset import load_dataset
-    from cifar_gui.engine.training.runner import plan_run
 
     try:  # before the data set loads
         check_limit(getattr(args, "limit", None))
     except ValueError as exc:
         raise UserError(f"--{exc}") from None
     config = pretrain_from_args(args, load_dataset(getattr(args, "data", None)).class_names)
-    plan = plan_run(config)
+    plan = _plan_new(config, args, "pretrain")
     print(
         f"pretraining a {config.arch} base on {len(config.classes)} classes "
         f"({', '.join(config.classes)}), never {' or '.join(config.excluded)}",

@@ -206,8 +206,8 @@ class RunConfig:
             "--out",
             _ALL,
             {
-                "train": "output folder (default: runs)",
-                "pretrain": "output folder (default: runs)",
+                "train": "the run's folder (default: a new folder in runs)",
+                "pretrain": "the run's folder (default: a new folder in runs)",
                 "study": "the study folder (default: study)",
             },
         ),

@@ -77,6 +77,6 @@ def test_plan_run_takes_the_settings_a_resume_may_give():
     keywords = [
         name
         for name, p in inspect.signature(plan_run).parameters.items()
-        if p.kind is p.KEYWORD_ONLY and name != "resume"
+        if p.kind is p.KEYWORD_ONLY and name not in ("resume", "new_folder", "overwrite")
     ]
     assert sorted(keywords) == sorted(n for n, s in SETTINGS.items() if s.on_resume == "new")

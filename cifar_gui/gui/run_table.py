@@ -1,6 +1,9 @@
-"""The table of saved training runs: one row per sidecar, sortable, multi-selection."""
+"""The table of saved training runs: one row per sidecar, sortable, multi-selection; a
+double-click opens the run's model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
@@ -10,7 +13,7 @@ from cifar_gui.gui.text import format_probability
 
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Best epochs", "Time",
-    "Parameters", "File",
+    "Parameters", "Folder", "File",
 )  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 CELL_MARGIN_PX = 12  # a cell's padding
@@ -54,9 +57,11 @@ class _Item(QTableWidgetItem):
 
 
 class RunTable(QTableWidget):
-    """Saved runs; emits the selected :class:`SavedRun` list when the selection changes."""
+    """Saved runs; emits the selected :class:`SavedRun` list when the selection changes, and
+    the run whose row is double-clicked (or activated with Enter) when it has a model."""
 
     selection_changed = Signal(list)
+    run_opened = Signal(object)  # SavedRun
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
@@ -81,6 +86,10 @@ class RunTable(QTableWidget):
         self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
             "Total; * when some are frozen (the cell's tooltip gives the trainable count)"
         )
+        self.horizontalHeaderItem(COLUMNS.index("Folder")).setToolTip(
+            "The run's folder in the output folder (a run folder or a study); \u2014: the "
+            "output folder itself (the older layout). Double-click a row to open its model"
+        )
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAlternatingRowColors(True)
@@ -95,17 +104,35 @@ class RunTable(QTableWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSortingEnabled(True)
         self._runs: list[SavedRun] = []
+        self._root: Path | None = None
         self.itemSelectionChanged.connect(lambda: self.selection_changed.emit(self.selected_runs()))
+        self.itemActivated.connect(self._on_activated)
 
     @property
     def runs(self) -> list[SavedRun]:
         """Every run listed, in the order given to :meth:`set_runs`."""
         return list(self._runs)
 
-    def set_runs(self, runs: list[SavedRun]) -> None:
-        """Replace the rows; rows whose sidecar is still listed stay selected."""
+    def folder_of(self, run: SavedRun) -> str:
+        """The run's folder below the root given to :meth:`set_runs` (``study``,
+        ``20261204-213012-baseline-deer-horse``); empty when it is the root itself."""
+        folder = run.sidecar.parent
+        if self._root is not None and folder.is_relative_to(self._root):
+            return folder.relative_to(self._root).as_posix().removeprefix(".")
+        return folder.name
+
+    def name_of(self, run: SavedRun) -> str:
+        """A name of the run no other listed run has: its folder and file stem
+        (``study/cifar10_4_7``), the stem alone for a run in the root (the older layout)."""
+        folder = self.folder_of(run)
+        return f"{folder}/{run.label}" if folder else run.label
+
+    def set_runs(self, runs: list[SavedRun], root: str | Path | None = None) -> None:
+        """Replace the rows by ``runs``, found under ``root`` (their folders are shown below
+        it); rows whose sidecar is still listed stay selected."""
         selected = {r.sidecar for r in self.selected_runs()}
         self._runs = list(runs)
+        self._root = None if root is None else Path(root)
         self.blockSignals(True)
         self.setSortingEnabled(False)
         self.clearContents()
@@ -150,6 +177,9 @@ class RunTable(QTableWidget):
             params += "*"  # the tooltip tells how many train
             details += f", {trainable:,} trainable"
         path = run.model_path or run.sidecar
+        folder = self.folder_of(run)
+        folder_item = _Item(folder or "\u2014", folder)
+        folder_item.setToolTip(str(run.sidecar.parent))
         file_item = _Item(path.name + ("" if run.model_path else " (model missing)"), path.name)
         file_item.setToolTip(str(path))
         params_item = _Item(params, total or 0)
@@ -176,11 +206,17 @@ class RunTable(QTableWidget):
             best_item,
             _Item(format_seconds(record.seconds), record.seconds or 0.0),
             params_item,
+            folder_item,
             file_item,
         ]
 
     def _run_at(self, row: int) -> SavedRun:
         return self._runs[self.item(row, 0).data(Qt.ItemDataRole.UserRole)]
+
+    def _on_activated(self, item: QTableWidgetItem) -> None:
+        run = self._run_at(item.row())
+        if run.model_path is not None:
+            self.run_opened.emit(run)
 
     def selected_runs(self) -> list[SavedRun]:
         """The selected runs, top to bottom as shown."""

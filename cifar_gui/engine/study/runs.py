@@ -13,8 +13,13 @@ from pathlib import Path
 
 from cifar_gui.engine.files import read_json
 from cifar_gui.engine.record import RunRecord, sidecar_path
+from cifar_gui.engine.run_folder import MODEL_EXTENSIONS
+from cifar_gui.engine.study.layout import REPORT_DIR
+from cifar_gui.engine.training.checkpoints import CHECKPOINTS
 
-MODEL_EXTENSIONS = (".h5", ".keras")
+# Folders under a runs root that hold no runs of their own: a run's checkpoints (whose
+# state.json has a history too) and a study's report.
+NOT_RUNS = (CHECKPOINTS, REPORT_DIR)
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,37 @@ def read_run(sidecar: str | Path) -> SavedRun | None:
     return SavedRun(sidecar, _model_beside(sidecar), record)
 
 
-def discover_runs(folder: str | Path) -> list[SavedRun]:
-    """Every training run saved in ``folder`` (not recursive), oldest first.
+def _folders(folder: Path, depth: int) -> list[Path]:
+    """``folder`` and the folders below it, ``depth`` levels down; hidden ones and
+    :data:`NOT_RUNS` left out."""
+    found = [folder]
+    if depth > 0:
+        try:
+            children = sorted(folder.iterdir())
+        except OSError:  # not readable: its runs cannot be listed, the others still are
+            return found
+        for child in children:
+            if child.is_dir() and not child.name.startswith(".") and child.name not in NOT_RUNS:
+                found += _folders(child, depth - 1)
+    return found
+
+
+def discover_runs(folder: str | Path, depth: int = 0) -> list[SavedRun]:
+    """Every training run saved in ``folder`` and, with ``depth``, in the folders that many
+    levels below it, oldest first. A runs root needs 2: its old flat models (depth 0), its
+    run folders and study folders (1), and folders within those (2).
 
     A missing folder gives an empty list; sidecars that are broken or not from training
-    (any other JSON) are skipped, so one bad file never hides the others.
+    (any other JSON: a study's ``study.json``) are skipped, so one bad file never hides the
+    others.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    runs = [run for path in folder.glob("*.json") if (run := read_run(path)) is not None]
-    return sorted(runs, key=lambda r: (r.record.finished_at, r.sidecar.name))
+    runs = [
+        run
+        for where in _folders(folder, depth)
+        for path in where.glob("*.json")
+        if (run := read_run(path)) is not None
+    ]
+    return sorted(runs, key=lambda r: (r.record.finished_at, str(r.sidecar)))

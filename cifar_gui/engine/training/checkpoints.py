@@ -31,6 +31,7 @@ from cifar_gui.config import MAX_CLASSES, RunConfig, run_differences
 from cifar_gui.engine.errors import ModelError
 from cifar_gui.engine.files import read_json, write_json
 from cifar_gui.engine.record import check_history, model_filename
+from cifar_gui.engine.study.layout import STUDY_FILE
 from cifar_gui.settings import check_int, check_type
 
 CHECKPOINTS = "checkpoints"  # sub-folder of out_dir
@@ -173,9 +174,15 @@ def check_resumable(config: RunConfig, checkpoint: Checkpoint) -> None:
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Checkpoint]:
-    """Every readable checkpoint under ``<out_dir>/checkpoints``, unfinished ones first."""
+    """Every readable checkpoint under ``<out_dir>/checkpoints`` and, ``out_dir`` being a
+    runs root, under its run folders' ``checkpoints`` (a study's runs resume with the study);
+    unfinished ones first."""
     found = []
-    for state in sorted((Path(out_dir) / CHECKPOINTS).glob(f"*/{STATE_FILE}")):
+    pattern = f"{CHECKPOINTS}/*/{STATE_FILE}"
+    nested = [
+        p for p in Path(out_dir).glob(f"*/{pattern}") if not (p.parents[2] / STUDY_FILE).exists()
+    ]
+    for state in sorted([*Path(out_dir).glob(pattern), *nested]):
         with contextlib.suppress(ModelError):
             found.append(read_checkpoint(state.parent))
     return sorted(found, key=lambda c: c.finished)

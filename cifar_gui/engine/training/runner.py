@@ -1,8 +1,9 @@
 """The one way to start a training run, for the command line and the window alike.
 
 :func:`plan_run` applies the rules of a run before anything starts (which checkpoint it
-continues, what may change on resume, whether the output folder can be written), without
-touching the disk; :func:`run` trains a plan in this process (the command line) or in a
+continues, what may change on resume, whether the output folder can be written, the folder of
+a new run, and that no run replaces another unasked), touching the disk only to make that
+folder; :func:`run` trains a plan in this process (the command line) or in a
 child process (the window), and hands every event of it (:mod:`cifar_gui.engine.events`) to
 one sink, in order: batch events bundled at most :data:`BATCH_INTERVAL_S` apart (the one
 throttle of batch events), every other event at once. It returns the plan's last word: a
@@ -59,12 +60,14 @@ from cifar_gui.engine.events import (
     StudyFinished,
 )
 from cifar_gui.engine.files import check_can_write
+from cifar_gui.engine.run_folder import model_replaced, new_run_folder
 from cifar_gui.engine.training.checkpoints import Checkpoint, check_resumable, read_checkpoint
 
 __all__ = [
     "ChildFailed",
     "LiveRequests",
     "Plan",
+    "RunExists",
     "RunPlan",
     "plan_run",
     "run",
@@ -134,6 +137,17 @@ class ChildFailed(UserError):
     """The child failed with an exception that could not be sent as it was, or died."""
 
 
+class RunExists(UserError):
+    """A new run would replace the model at ``path``; it may, when asked to (overwrite)."""
+
+    def __init__(self, path: Path):
+        super().__init__(
+            f"{path}: a model of this run is saved here already; give --overwrite to replace "
+            "it, or leave out --out for a new run folder"
+        )
+        self.path = path
+
+
 def plan_run(
     config: RunConfig | None = None,
     *,
@@ -141,15 +155,23 @@ def plan_run(
     epochs: int | None = None,
     data: str | None = None,
     strategy: str | None = None,
+    new_folder: bool = False,
+    overwrite: bool = False,
 ) -> RunPlan:
     """Check a run before it starts; raise :class:`UserError` with one line when it cannot.
 
-    A new run needs ``config``. With ``resume`` (a run folder, a checkpoint folder or a
-    :class:`Checkpoint`) the run continues the checkpoint's config, where only ``epochs`` (the
-    new total), ``strategy`` and ``data`` (where the data set is now) may change; a ``config``
-    given too must be that run's. The output folder must be creatable and writable. Nothing on
-    disk changes; the file names, which depend on the data's classes, are checked by
-    :func:`cifar_gui.engine.training.run.run_training` once the data is loaded.
+    A new run needs ``config``. With ``new_folder``, ``config.out_dir`` is the runs root and
+    the run gets a folder of its own in it (:func:`~cifar_gui.engine.run_folder.new_run_folder`,
+    made once every other check has passed): the plan's ``out_dir``. Without it,
+    ``config.out_dir`` is the run's folder itself, refused (:class:`RunExists`) when it holds a
+    model the run would replace, unless ``overwrite``.
+
+    With ``resume`` (a run folder, a checkpoint folder or a :class:`Checkpoint`) the run
+    continues the checkpoint's config in its folder, where only ``epochs`` (the new total),
+    ``strategy`` and ``data`` (where the data set is now) may change; a ``config`` given too
+    must be that run's. The output folder must be creatable and writable. Nothing on disk
+    changes but the new folder; the file names, which depend on the data's classes, are
+    checked by :func:`cifar_gui.engine.training.run.run_training` once the data is loaded.
     """
     checkpoint = None
     if resume is not None:
@@ -167,7 +189,11 @@ def plan_run(
         check_resumable(config, checkpoint)
         # Saved beside its checkpoints, wherever the run folder is now.
         config = config.replace(out_dir=checkpoint.config.out_dir)
+    elif not new_folder and not overwrite and (found := model_replaced(config.out_dir, config)):
+        raise RunExists(found)
     check_can_write(Path(config.out_dir), folder=True)
+    if checkpoint is None and new_folder:
+        config = config.replace(out_dir=str(new_run_folder(config.out_dir, config)))
     return RunPlan(config, checkpoint)
 
 

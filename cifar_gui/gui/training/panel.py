@@ -136,6 +136,8 @@ class TrainingPanel(QWidget):
         f.out_dir_changed.connect(lambda _text: self.refresh_runs())
         f.counting_changed.connect(self._update_buttons)
         r.export_requested.connect(lambda: self.export_plots())
+        # A run of the table opens as the current model of every tab, as a finished run does.
+        r.table.run_opened.connect(lambda run: self.state.request_model(str(run.model_path)))
         c = self.controller
         c.batches.connect(self._on_batches)
         c.epoch_finished.connect(self._on_epoch)
@@ -193,7 +195,7 @@ class TrainingPanel(QWidget):
             return False
         try:
             config = self.build_config()
-            accepted = plan_run(config)
+            accepted = plan_run(config, new_folder=True)  # never over an earlier run
         except UserError as exc:
             self._show_failure(str(exc))
             return False
@@ -204,7 +206,8 @@ class TrainingPanel(QWidget):
             f"batch {config.batch_size}, "
             f"learning rate {config.lr:g}, seed {config.seed}"
             + (f", from {Path(config.from_model).name}" if config.from_model else "")
-            + (f" ({self.form.params_label.text()})" if config.variant == "finetune" else ""),
+            + (f" ({self.form.params_label.text()})" if config.variant == "finetune" else "")
+            + f"; in {Path(accepted.config.out_dir).name}",
         )
         return True
 
@@ -281,7 +284,7 @@ class TrainingPanel(QWidget):
             return False
         try:
             config = self.form.pretrain_config()
-            accepted = plan_run(config)
+            accepted = plan_run(config, new_folder=True)
         except UserError as exc:
             self._show_failure(str(exc))
             return False
@@ -289,7 +292,8 @@ class TrainingPanel(QWidget):
             accepted,
             f"Start pretrain ({config.arch}): a base on {', '.join(config.classes)}, never "
             f"{' or '.join(config.excluded)}; {counted(config.epochs, 'epoch')}, "
-            f"batch {config.batch_size}, learning rate {config.lr:g}, seed {config.seed}",
+            f"batch {config.batch_size}, learning rate {config.lr:g}, seed {config.seed}; "
+            f"in {Path(accepted.config.out_dir).name}",
         )
         return True
 

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from cifar_gui.gui.training.trace import BatchUpdate
 
 STOPPING = " \u2014 stopping\u2026"
+# Folder levels under the runs root listed: its own (older) runs, run and study folders, and
+# the folders within those.
+RUNS_DEPTH = 2
 
 
 def format_eta(seconds: float) -> str:
@@ -248,13 +251,16 @@ class TrainingResults(QSplitter):
     # ---- saved runs
 
     def show_runs(self, out_dir: str) -> None:
-        """List the runs saved in ``out_dir`` (none when it is empty)."""
-        self.table.set_runs(discover_runs(out_dir) if out_dir else [])
+        """List the runs saved under the runs root ``out_dir`` (none when it is empty): its run
+        and study folders', and those of the older layout, saved in it directly."""
+        runs = discover_runs(out_dir, depth=RUNS_DEPTH) if out_dir else []
+        self.table.set_runs(runs, out_dir or None)
 
     def _on_runs_selected(self, runs: list[SavedRun]) -> None:
+        named = {self.table.name_of(run): run for run in runs}
         self.plots.set_overlays(
-            [(run.label, run.record.history) for run in runs],
-            {run.label: variant_color(run.record.variant) for run in runs},
+            [(name, run.record.history) for name, run in named.items()],
+            {name: variant_color(run.record.variant) for name, run in named.items()},
         )
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
@@ -265,7 +271,7 @@ class TrainingResults(QSplitter):
             histories["current run"] = self.history
         for run in self.table.selected_runs():
             if run.sidecar != self.live_sidecar:  # the current run is already drawn
-                histories[run.label] = run.record.history
+                histories[self.table.name_of(run)] = run.record.history
         if not histories and not self.batches["x"]:
             raise ValueError("nothing to export yet: train a run or select runs in the table")
         return histories
