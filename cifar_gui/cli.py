@@ -191,16 +191,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _Progress:
-    """The sink of a run's events on stderr: one self-rewriting line of the batch events (the
-    runner bundles them), a line per epoch, and a line as each run of a study starts."""
+    """The sink of a run's events on stderr: where a new run is saved (``folder``) once it has
+    started, one self-rewriting line of the batch events (the runner bundles them), a line per
+    epoch, and a line as each run of a study starts."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, folder: str | None = None):
         self.stream = stream or sys.stderr  # the stderr of now (a test's capture), not of import
+        self.folder = folder
 
     def __call__(self, event: Any) -> None:
-        from cifar_gui.engine.events import BatchEvent, EpochEvent, StudyProgress
+        from cifar_gui.engine.events import BatchEvent, EpochEvent, RunStarted, StudyProgress
 
-        if isinstance(event, BatchEvent):
+        if isinstance(event, RunStarted) and self.folder is not None:
+            # After the run's checks: a run refused says its one error line, nothing more.
+            print(f"saving in {shown(self.folder)}", file=self.stream)
+        elif isinstance(event, BatchEvent):
             self.batch(event)
         elif isinstance(event, EpochEvent):
             self.epoch(event)
@@ -263,14 +268,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _plan_new(config: RunConfig, args: argparse.Namespace, command: str):
     """The plan of a new run: in a new run folder under the root ``runs``, or in the folder
-    ``--out`` names (refused when it holds this run's model, unless ``--overwrite``); says
-    where it is saved."""
+    ``--out`` names (refused when it holds this run's model, unless ``--overwrite``)."""
     from cifar_gui.engine.training.runner import plan_run
 
     chosen = "out_dir" in settings_given(args, command)
-    plan = plan_run(config, new_folder=not chosen, overwrite=args.overwrite)
-    print(f"run folder {shown(plan.config.out_dir)}", file=sys.stderr)
-    return plan
+    return plan_run(config, new_folder=not chosen, overwrite=args.overwrite)
 
 
 def _print_counts(config: RunConfig, num_classes: int | None = None) -> None:
@@ -290,7 +292,8 @@ def _run_plan(plan) -> int:
 
     from cifar_gui.engine.training.runner import run
 
-    finished = run(plan, _Progress(), threading.Event(), in_process=True)
+    folder = None if plan.resume else plan.config.out_dir  # a resume said where already
+    finished = run(plan, _Progress(folder=folder), threading.Event(), in_process=True)
     record = finished.record
     if finished.path is None:
         print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")

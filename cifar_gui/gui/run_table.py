@@ -18,6 +18,9 @@ COLUMNS = (
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 CELL_MARGIN_PX = 12  # a cell's padding
 SORT_ARROW_PX = 12  # the sorted column's title also shows its arrow
+# A run folder's name (``20261204-213012-baseline-deer-horse``) is shortened in the middle to
+# this width, so the file name stays on screen; the cell's tooltip has the whole path.
+FOLDER_MAX_PX = 170
 
 
 def format_count(count: int) -> str:
@@ -154,12 +157,14 @@ class RunTable(QTableWidget):
         room for a sort arrow in every column, which pushed the file name off screen)."""
         metrics = self.fontMetrics()
         header = self.horizontalHeader()
+        folder = COLUMNS.index("Folder")
         for col in range(self.columnCount() - 1):  # the file name takes the rest
             title = self.horizontalHeaderItem(col).text().split("\n")
             texts = [self.item(row, col).text() for row in range(self.rowCount())]
             widest = max(metrics.horizontalAdvance(t) for t in [*title, *texts])
             arrow = SORT_ARROW_PX if col == header.sortIndicatorSection() else 0
-            header.resizeSection(col, widest + CELL_MARGIN_PX + arrow)
+            width = widest + CELL_MARGIN_PX + arrow
+            header.resizeSection(col, min(width, FOLDER_MAX_PX) if col == folder else width)
 
     def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:

@@ -136,7 +136,7 @@ def test_lr_zero_is_not_silently_the_default(tmp_path, data, capsys, zero):
     default`` would); an explicit rate is the rate trained with and recorded; none given:
     the seed's, recorded as none."""
     out = tmp_path / "out"
-    argv = [*TRAIN, "--data", data, "--epochs", "1", "--out", str(out)]
+    argv = [*TRAIN, "--data", data, "--epochs", "1", "--out", str(out), "--overwrite"]
     assert main([*argv, "--lr", zero]) == 2
     assert one_error_line(capsys) == f"error: learning rate must be above 0 (got {float(zero)})"
     assert not out.exists()
@@ -164,7 +164,8 @@ def test_a_run_that_fails_its_checks_keeps_the_previous_run(
     if env is not None:
         monkeypatch.setenv("TF_CONFIG", env)
     before = snapshot(run_copy)
-    assert main([*TRAIN, "--data", data, "--epochs", "2", "--out", str(run_copy), *extra]) == 2
+    argv = [*TRAIN, "--data", data, "--epochs", "2", "--out", str(run_copy), "--overwrite"]
+    assert main([*argv, *extra]) == 2
     assert message in one_error_line(capsys)
     assert snapshot(run_copy) == before
 
@@ -174,6 +175,7 @@ def test_a_model_that_cannot_be_built_keeps_the_previous_checkpoint(tmp_path, da
     previous checkpoint of the same name is only replaced once the model exists."""
     out = tmp_path / "out"
     args = [*TRAIN, "--data", data, "--variant", "transfer", "--epochs", "1", "--out", str(out)]
+    args.append("--overwrite")  # the second run replaces the first, once it can
     assert main([*args, "--weights", "none"]) == 0
     capsys.readouterr()
     before = snapshot(out)
@@ -191,7 +193,9 @@ def test_a_failing_strategy_is_one_line(run_copy, data, capsys, monkeypatch):
 
     monkeypatch.setattr(run, "make_strategy", broken)
     before = snapshot(run_copy)
-    assert main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(run_copy)]) == 2
+    assert (
+        main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(run_copy), "--overwrite"]) == 2
+    )
     assert "cannot start the default strategy ('task')" in one_error_line(capsys)
     assert snapshot(run_copy) == before
 
@@ -217,7 +221,9 @@ def _state_is_a_folder(out: Path) -> None:
 def test_checkpoint_paths_of_the_wrong_kind(run_copy, data, capsys, damage, message):
     damage(run_copy)
     before = snapshot(run_copy)
-    assert main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(run_copy)]) == 2
+    assert (
+        main([*TRAIN, "--data", data, "--epochs", "1", "--out", str(run_copy), "--overwrite"]) == 2
+    )
     assert message in one_error_line(capsys)
     assert snapshot(run_copy) == before
 
@@ -332,6 +338,7 @@ def test_disk_full_without_checkpoint_is_one_line(
     else:
         monkeypatch.setattr(persistence, "write_json", _no_space)
     argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    argv.append("--overwrite")
     assert main(argv) == 2
     assert one_error_line(capsys) == f"error: {run_copy / message}"
     assert snapshot(run_copy) == before
@@ -362,6 +369,7 @@ def test_file_size_limit_while_writing_the_final_model(run_copy, data):
         "from cifar_gui.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     argv = [*TRAIN, "--data", data, "--epochs", "1", "--no-checkpoint", "--out", str(run_copy)]
+    argv.append("--overwrite")
     result = subprocess.run(
         [sys.executable, "-c", code, *argv],
         capture_output=True,

@@ -128,7 +128,8 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     again = TrainingPanel(AppState(), settings)
     qtbot.addWidget(again)
     (run,) = again.results.table.runs
-    assert run.record.stopped and run.model_path == out / "cifar10_4_7.h5"
+    assert run.record.stopped and run.model_path.name == "cifar10_4_7.h5"
+    assert run.model_path.parent.parent == out  # the run's own folder in the output folder
     assert run.model_path.is_file()
     assert warnings == []
 

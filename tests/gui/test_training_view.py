@@ -100,7 +100,10 @@ def test_run_reports_progress_plots_saves_and_lists_it(qtbot, state, tmp_path, w
     # epoch of 5 batches is one call, reported as its last batch.
     assert 1 <= len(batches) <= 2 and batches[-1].batch == 4  # throttled, last one kept
     assert panel.results.plots.point_counts() == {"batch": 2, "train": 2, "val": 2}
-    model_file = tmp_path / "runs" / "cifar10_4_7_augm.h5"
+    model_file = outcome.path  # in the run's own folder under the output folder
+    assert (
+        model_file.parent.parent == tmp_path / "runs" and model_file.name == "cifar10_4_7_augm.h5"
+    )
     assert model_file.is_file() and model_file.with_suffix(".json").is_file()
     table = panel.results.table
     assert table.rowCount() == 1 and table.runs[0].model_path == model_file

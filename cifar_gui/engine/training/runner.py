@@ -100,16 +100,24 @@ class Plan(Protocol):
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A checked run: its config, and the checkpoint it continues (None: a new run)."""
+    """A checked run: its config, the checkpoint it continues (None: a new run), and whether
+    its folder was made for it (:func:`plan_run`'s ``new_folder``)."""
 
     config: RunConfig
     resume: Checkpoint | None = None
+    new_folder: bool = False
 
     def execute(self, sink: Sink, stop: StopFlag, live: LiveSource | None) -> RunFinished:
         """Train and save the run here (imports TensorFlow)."""
         from cifar_gui.engine.training.run import run_training
 
-        return run_training(self.config, sink, stop, live=live, resume=self.resume).finished
+        try:
+            return run_training(self.config, sink, stop, live=live, resume=self.resume).finished
+        except BaseException:
+            if self.new_folder:  # a run that failed its checks leaves no empty folder behind
+                with contextlib.suppress(OSError):
+                    Path(self.config.out_dir).rmdir()  # refused unless it is still empty
+            raise
 
 
 class LiveRequests:
@@ -192,9 +200,10 @@ def plan_run(
     elif not new_folder and not overwrite and (found := model_replaced(config.out_dir, config)):
         raise RunExists(found)
     check_can_write(Path(config.out_dir), folder=True)
-    if checkpoint is None and new_folder:
+    new_folder = new_folder and checkpoint is None
+    if new_folder:
         config = config.replace(out_dir=str(new_run_folder(config.out_dir, config)))
-    return RunPlan(config, checkpoint)
+    return RunPlan(config, checkpoint, new_folder)
 
 
 def run(
