@@ -260,9 +260,11 @@ def _train(args: argparse.Namespace) -> int:
         )
     else:
         config = config_from_args(args, "train")
+        # Read from the base before the run's folder is made: a missing one makes none.
+        counts = _counts(config) if config.base or config.variant == "finetune" else None
         plan = _plan_new(config, args, "train")
-        if config.base or config.variant == "finetune":
-            _print_counts(config)
+        if counts:
+            print(counts, file=sys.stderr)
     return _run_plan(plan)
 
 
@@ -275,15 +277,12 @@ def _plan_new(config: RunConfig, args: argparse.Namespace, command: str):
     return plan_run(config, new_folder=not chosen, overwrite=args.overwrite)
 
 
-def _print_counts(config: RunConfig, num_classes: int | None = None) -> None:
-    """The planned run's parameter counts, before it starts (the base is read for them)."""
+def _counts(config: RunConfig) -> str:
+    """The planned run's parameter counts, to show before it starts (the base is read)."""
     from cifar_gui.engine.models.build import planned_parameter_counts
 
-    counts = planned_parameter_counts(config, num_classes or len(config.classes))
-    print(
-        f"parameters: {counts.trainable:,} trainable, {counts.non_trainable:,} non-trainable",
-        file=sys.stderr,
-    )
+    counts = planned_parameter_counts(config, len(config.classes))
+    return f"parameters: {counts.trainable:,} trainable, {counts.non_trainable:,} non-trainable"
 
 
 def _run_plan(plan) -> int:
@@ -325,13 +324,14 @@ def _pretrain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--{exc}") from None
     config = pretrain_from_args(args, load_dataset(getattr(args, "data", None)).class_names)
+    counts = _counts(config)
     plan = _plan_new(config, args, "pretrain")
     print(
         f"pretraining a {config.arch} base on {len(config.classes)} classes "
         f"({', '.join(config.classes)}), never {' or '.join(config.excluded)}",
         file=sys.stderr,
     )
-    _print_counts(config)
+    print(counts, file=sys.stderr)
     return _run_plan(plan)
 
 

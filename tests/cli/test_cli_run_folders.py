@@ -59,13 +59,22 @@ def test_an_explicit_out_holding_the_model_is_refused_unless_overwrite(data, tmp
     assert model.read_bytes() != before[model]
 
 
-def test_a_run_refused_by_its_checks_leaves_no_empty_run_folder(
-    data, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--classes", "deer", "unicorn"], "unknown class 'unicorn'"),  # once the data loads
+        (["--variant", "finetune"], "give --from MODEL"),  # before the plan
+    ],
+    ids=["unknown-class", "finetune-without-from"],
+)
+def test_a_run_refused_by_its_checks_leaves_no_run_folder(
+    data, tmp_path, monkeypatch, capsys, extra, message
 ):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--data", data, *TINY, "--classes", "deer", "unicorn"]) == 2
-    assert "unknown class 'unicorn'" in capsys.readouterr().err
-    assert list((tmp_path / "runs").iterdir()) == []
+    assert main(["train", "--data", data, *TINY, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert list((tmp_path / "runs").glob("*")) == []
 
 
 def test_overwrite_is_for_a_new_run(tmp_path, capsys):
