@@ -303,7 +303,8 @@ def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_pa
     assert outcome is not None
     text = panel.results.log.toPlainText()
     assert "1 epoch," in text and "after 1 epoch," in text and "1 epochs" not in text
-    # Every wrapped line of the log starts after a space or a folder's "/": no name is broken.
+    # Every wrapped line of the log starts after a space, a folder's "/" or a hyphen of a run
+    # folder's name (20261204-213012-baseline-...): no name is broken elsewhere.
     document = panel.results.log.document()
     breaks = 0
     block = document.begin()
@@ -311,7 +312,7 @@ def test_the_log_keeps_file_names_whole_and_counts_in_words(qtbot, state, tmp_pa
         layout = block.layout()
         for i in range(1, layout.lineCount()):
             start = layout.lineAt(i).textStart()
-            assert block.text()[start - 1] in " /", block.text()[start - 5 : start + 5]
+            assert block.text()[start - 1] in " /-", block.text()[start - 5 : start + 5]
             breaks += 1
         block = block.next()
     assert breaks > 0  # the narrow log did wrap

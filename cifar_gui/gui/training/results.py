@@ -102,7 +102,8 @@ class TrainingResults(QSplitter):
         self.table.setToolTip("Select runs to overlay their curves (Ctrl/Shift for several)")
         self.table.selection_changed.connect(self._on_runs_selected)
         self.log = QPlainTextEdit(readOnly=True)
-        # Lines break between words only: a file name stays whole (it scrolls if too long).
+        # Lines break between words only: a file name stays whole (it scrolls if too long);
+        # a run folder's name may break at its hyphens (20261204-213012-baseline-deer-horse).
         self.log.setWordWrapMode(QTextOption.WrapMode.WordWrap)
         self.log.setMaximumBlockCount(5000)
         self.log.setPlaceholderText("Epoch summaries appear here.")
