@@ -13,14 +13,11 @@ from cifar_gui.gui.text import format_probability
 
 COLUMNS = (
     "Variant", "Classes", "Epochs", "Final val acc", "Best val acc", "Best epochs", "Time",
-    "Parameters", "Folder", "File",
+    "Parameters", "File",
 )  # fmt: skip
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 CELL_MARGIN_PX = 12  # a cell's padding
 SORT_ARROW_PX = 12  # the sorted column's title also shows its arrow
-# A run folder's name (``20261204-213012-baseline-deer-horse``) is shortened in the middle to
-# this width, so the file name stays on screen; the cell's tooltip has the whole path.
-FOLDER_MAX_PX = 170
 
 
 def format_count(count: int) -> str:
@@ -89,9 +86,9 @@ class RunTable(QTableWidget):
         self.horizontalHeaderItem(COLUMNS.index("Parameters")).setToolTip(
             "Total; * when some are frozen (the cell's tooltip gives the trainable count)"
         )
-        self.horizontalHeaderItem(COLUMNS.index("Folder")).setToolTip(
-            "The run's folder in the output folder (a run folder or a study); \u2014: the "
-            "output folder itself (the older layout). Double-click a row to open its model"
+        self.horizontalHeaderItem(COLUMNS.index("File")).setToolTip(
+            "The model's file in its folder under the output folder (a run folder, a study), "
+            "or in the output folder itself (the older layout). Double-click a row to open it"
         )
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -118,11 +115,12 @@ class RunTable(QTableWidget):
 
     def folder_of(self, run: SavedRun) -> str:
         """The run's folder below the root given to :meth:`set_runs` (``study``,
-        ``20261204-213012-baseline-deer-horse``); empty when it is the root itself."""
+        ``20261204-213012-baseline-deer-horse``); empty when it is the root itself (or there is
+        no root)."""
         folder = run.sidecar.parent
-        if self._root is not None and folder.is_relative_to(self._root):
-            return folder.relative_to(self._root).as_posix().removeprefix(".")
-        return folder.name
+        if self._root is None or folder == self._root or not folder.is_relative_to(self._root):
+            return ""
+        return folder.relative_to(self._root).as_posix()
 
     def name_of(self, run: SavedRun) -> str:
         """A name of the run no other listed run has: its folder and file stem
@@ -157,14 +155,12 @@ class RunTable(QTableWidget):
         room for a sort arrow in every column, which pushed the file name off screen)."""
         metrics = self.fontMetrics()
         header = self.horizontalHeader()
-        folder = COLUMNS.index("Folder")
         for col in range(self.columnCount() - 1):  # the file name takes the rest
             title = self.horizontalHeaderItem(col).text().split("\n")
             texts = [self.item(row, col).text() for row in range(self.rowCount())]
             widest = max(metrics.horizontalAdvance(t) for t in [*title, *texts])
             arrow = SORT_ARROW_PX if col == header.sortIndicatorSection() else 0
-            width = widest + CELL_MARGIN_PX + arrow
-            header.resizeSection(col, min(width, FOLDER_MAX_PX) if col == folder else width)
+            header.resizeSection(col, widest + CELL_MARGIN_PX + arrow)
 
     def _items(self, run: SavedRun) -> list[QTableWidgetItem]:
         def acc(value: float | None) -> _Item:
@@ -182,10 +178,10 @@ class RunTable(QTableWidget):
             params += "*"  # the tooltip tells how many train
             details += f", {trainable:,} trainable"
         path = run.model_path or run.sidecar
+        # With its folder, which tells two runs of one variant apart (the date comes first).
         folder = self.folder_of(run)
-        folder_item = _Item(folder or "\u2014", folder)
-        folder_item.setToolTip(str(run.sidecar.parent))
-        file_item = _Item(path.name + ("" if run.model_path else " (model missing)"), path.name)
+        name = f"{folder}/{path.name}" if folder else path.name
+        file_item = _Item(name + ("" if run.model_path else " (model missing)"), name)
         file_item.setToolTip(str(path))
         params_item = _Item(params, total or 0)
         params_item.setToolTip(details)
@@ -211,7 +207,6 @@ class RunTable(QTableWidget):
             best_item,
             _Item(format_seconds(record.seconds), record.seconds or 0.0),
             params_item,
-            folder_item,
             file_item,
         ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from cifar_gui.gui.run_table import COLUMNS, FOLDER_MAX_PX
+from cifar_gui.gui.run_table import COLUMNS
 from cifar_gui.gui.state import AppState
 from tests.gui.test_training_view import add_panel, make_panel, run, write_sidecar
 
@@ -27,8 +27,8 @@ def test_the_second_run_of_a_variant_does_not_replace_the_first(qtbot, state, tm
         assert sidecar["config"]["out_dir"] == str(outcome.path.parent)  # resume finds it
     table = panel.results.table
     assert [r.model_path for r in table.runs] == [first.path, second.path]
-    folders = {table.item(row, COLUMNS.index("Folder")).text() for row in range(2)}
-    assert folders == {first.path.parent.name, second.path.parent.name}
+    files = {table.item(row, COLUMNS.index("File")).text() for row in range(2)}
+    assert files == {f"{p.parent.name}/cifar10_4_7.h5" for p in (first.path, second.path)}
     table.selectAll()  # two baselines, two overlays: each named by its folder
     assert sorted(panel.results.plots.overlay_labels) == sorted(
         f"{p.parent.name}/cifar10_4_7" for p in (first.path, second.path)
@@ -52,20 +52,17 @@ def test_the_table_lists_flat_run_folder_and_study_runs_and_opens_them(qtbot, tm
     panel.form.out_path.set_text(str(root))
     table = panel.results.table
     assert [r.sidecar for r in table.runs] == [flat, own, studied]
-    folders = {
+    files = {
         table.item(row, COLUMNS.index("File")).toolTip(): table.item(
-            row, COLUMNS.index("Folder")
+            row, COLUMNS.index("File")
         ).text()
         for row in range(table.rowCount())
     }
-    assert folders == {
-        str(flat.with_suffix(".h5")): "\u2014",  # the output folder itself: the older layout
-        str(own.with_suffix(".h5")): folder.name,
-        str(studied.with_suffix(".h5")): "study",
+    assert files == {
+        str(flat.with_suffix(".h5")): "cifar10_4_7.h5",  # in the output folder: the old layout
+        str(own.with_suffix(".h5")): f"{folder.name}/cifar10_4_7.h5",
+        str(studied.with_suffix(".h5")): "study/cifar10_4_7_transferlearning.h5",
     }
-
-    # A long folder name is shortened in the middle, so the file names stay in view.
-    assert table.horizontalHeader().sectionSize(COLUMNS.index("Folder")) <= FOLDER_MAX_PX
 
     # A double-click opens the run's model in every tab, as a finished run does: the old
     # flat run and the study's run alike.
