@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -24,7 +25,8 @@ if TYPE_CHECKING:  # checkpoints imports Keras; the listing job has loaded it al
 
 
 def describe_checkpoint(checkpoint: Checkpoint) -> str:
-    """``cifar10_4_7 · baseline · deer vs horse · 3 of 30 epochs · val acc 0.71``."""
+    """``20261204-213012-baseline-deer-horse/cifar10_4_7 · baseline · deer vs horse · 3 of 30
+    epochs · val acc 0.71``: the run's folder tells two runs of one variant apart."""
     config = checkpoint.config
     done, planned = checkpoint.epochs_completed, config.epochs
     state = (
@@ -35,7 +37,7 @@ def describe_checkpoint(checkpoint: Checkpoint) -> str:
     val = checkpoint.history.get("val_accuracy") or []
     accuracy = f" \u00b7 val acc {format_probability(val[-1])}" if val else ""
     return (
-        f"{checkpoint.directory.name} \u00b7 {config.variant} \u00b7 "
+        f"{Path(config.out_dir).name}/{checkpoint.directory.name} \u00b7 {config.variant} \u00b7 "
         f"{' vs '.join(checkpoint.class_names)} \u00b7 {state}{accuracy}"
     )
 

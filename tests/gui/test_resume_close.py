@@ -188,7 +188,8 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
     qtbot, state, batches_dir, tmp_path, monkeypatch, warnings
 ):
     panel = tiny_panel(qtbot, state, tmp_path / "gui", epochs=2)
-    assert run_to_end(qtbot, panel, panel.form.start_button.click) is not None
+    first = run_to_end(qtbot, panel, panel.form.start_button.click)
+    assert first is not None
 
     chosen = []
 
@@ -202,7 +203,8 @@ def test_resume_continues_a_finished_run_like_an_uninterrupted_one(
 
     assert chosen == [
         [
-            "cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 finished, 2 epochs"
+            f"{first.path.parent.name}/cifar10_4_7 \u00b7 baseline \u00b7 deer vs horse \u00b7 "
+            "finished, 2 epochs"
             f" \u00b7 val acc {format_probability(outcome.record.history['val_accuracy'][1])}"
         ]
     ]
