@@ -97,11 +97,12 @@ def model_replaced(folder: str | Path, config: RunConfig) -> Path | None:
     if not folder.is_dir():
         return None
     pattern = re.compile(rf"cifar10_\d+(?:_\d+)+{re.escape(FILE_SUFFIXES[config.variant])}")
-    found = [p for p in folder.iterdir() if p.suffix in MODEL_EXTENSIONS and p.is_file()]
+    # Saved models first: the error names the model when there is one.
+    found = sorted(p for p in folder.iterdir() if p.suffix in MODEL_EXTENSIONS and p.is_file())
     checkpoints = folder / CHECKPOINTS
     if checkpoints.is_dir():
-        found += [p for p in checkpoints.iterdir() if p.is_dir()]
-    for path in sorted(found):
+        found += sorted(p for p in checkpoints.iterdir() if p.is_dir())
+    for path in found:
         stem = path.stem if path.is_file() else path.name
         if pattern.fullmatch(stem) and _same_classes(folder / f"{stem}.json", config.classes):
             return path
