@@ -137,3 +137,25 @@ def test_the_runs_under_a_root_are_found_flat_in_run_folders_and_in_studies(tmp_
     found = [run.model_path for run in discover_runs(root, depth=2)]
     assert found == [elsewhere, flat, first, second, studied]  # oldest first
     assert [run.model_path for run in discover_runs(root)] == [flat]  # depth 0: as before
+
+
+def test_resume_lists_the_run_folders_checkpoints_not_a_studys(batches_dir, tmp_path):
+    import shutil
+    import threading
+
+    from cifar_gui.engine.events import ignore
+    from cifar_gui.engine.training.checkpoints import list_checkpoints
+    from cifar_gui.engine.training.runner import run
+
+    root = tmp_path / "runs"
+    config = RunConfig.tiny(classes=(4, 7), data=str(batches_dir), out_dir=str(root))
+    plan = plan_run(config, new_folder=True)
+    run(plan, ignore, threading.Event(), in_process=True)
+    shutil.copytree(plan.config.out_dir, root / "study")  # a study's run resumes with the study
+    (root / "study" / "study.json").write_text(json.dumps({"runs": []}))
+
+    (listed,) = list_checkpoints(root)
+    assert listed.directory == root / plan.config.out_dir.rsplit("/", 1)[1] / "checkpoints" / (
+        "cifar10_4_7"
+    )
+    assert listed.config.out_dir == plan.config.out_dir  # a resume stays in the run's folder
