@@ -307,21 +307,23 @@ def test_a_new_study_refuses_a_folder_with_a_study_and_resume_needs_one(straight
     assert plan.resume and plan.template.data == str(data)
 
 
-def test_imagenet_weights_offline_fail_at_once_with_the_alternatives(data, tmp_path, monkeypatch):
+def test_imagenet_weights_offline_plan_a_pretrained_base_and_missing_files_fail_at_once(
+    data, tmp_path, monkeypatch
+):
     monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
     imagenet = template(data).replace(weights="imagenet")
-    with pytest.raises(UserError) as error:
-        plan_study(imagenet, tmp_path / "s")
-    message = str(error.value)
-    assert "--weights none" in message and "--weights FILE" in message and "--base" in message
+    plan = plan_study(imagenet, tmp_path / "s")
+    assert plan.pretrain_base and study.OFFLINE_REASON in plan.base_reason
     assert not (tmp_path / "s").exists()  # nothing written
     # Weights in the Keras cache (conftest points KERAS_HOME at a fresh folder) are enough.
     cached = Path(os.environ["KERAS_HOME"]) / "models" / study.VGG16_NOTOP_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
-    assert plan_study(imagenet, tmp_path / "s").template.weights == "imagenet"
+    assert not plan_study(imagenet, tmp_path / "s").pretrain_base
     with pytest.raises(UserError, match="no such weights file"):
         plan_study(imagenet.replace(weights=str(tmp_path / "missing.h5")), tmp_path / "s")
+    with pytest.raises(UserError, match="no such model"):
+        plan_study(imagenet.replace(base=str(tmp_path / "missing.h5")), tmp_path / "s")
 
 
 def test_study_eta_adds_the_later_runs_at_their_estimated_cost():

@@ -1,0 +1,359 @@
+"""What a study will run, and how long each step will take on this device (its pre-flight).
+
+The cost of one run, in seconds::
+
+    run = run_fixed + epochs * (steps * step + epoch_fixed)
+
+``steps``: training batches per epoch (the images over the batch size); ``step``: one
+training batch with its share of the validation pass (the validation images are in the same
+ratio to the training images at every size, so their cost goes with the steps);
+``epoch_fixed``: what every epoch adds whatever its size (the checkpoint's save);
+``run_fixed``: what the run costs once (the model's build and compile, the first call's
+trace, the frozen front's feature pass, the final save). A :class:`Speed` holds the four.
+
+Where the speeds come from, best first:
+
+1. **measured**: the sidecar of an earlier run of the same kind (variant, architecture, batch
+   size, precision) on this device, in the folders given: its fit seconds over its epochs and
+   steps give ``step`` (``epoch_fixed`` folded in, exact at the same size), and its whole-run
+   wall time (``RunRecord.wall_seconds``, where the sidecar has it) less the fit gives
+   ``run_fixed``;
+2. **calibrated**: :func:`calibrate` runs each kind for two epochs of a few batches of random
+   images of the real shapes, through the real training code (the same speed settings), and
+   times each part: the second epoch gives ``step``, the first one's excess the trace, the
+   run's wall time less the fit the rest of ``run_fixed``, a save of the model
+   ``epoch_fixed``.
+
+This module imports neither Keras nor Qt: calibration imports the training code when it runs
+(the command line's ``--dry-run``, the window's engine process).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cifar_gui.config import RunConfig
+from cifar_gui.engine.record import RunRecord
+from cifar_gui.engine.study.layout import STUDY_FILE
+from cifar_gui.engine.study.plan import StudyPlan, StudyStep
+from cifar_gui.engine.study.runs import SavedRun, discover_runs
+
+CALIBRATION_ORDER = ("pretrain", "baseline", "augmented", "transfer", "finetune")
+CALIBRATION_STEPS = 8  # training batches per calibration epoch: one compiled call on a CPU
+RUNS_FOLDER = "runs"  # train's default output folder, relative to where the command runs
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The costs of one kind of run on this device (see the module's docstring)."""
+
+    step_s: float
+    epoch_fixed_s: float = 0.0
+    run_fixed_s: float = 0.0
+    source: str = ""  # "measured (<sidecar>)" or "calibrated"
+
+    def run_seconds(self, epochs: int, steps: int) -> float:
+        """The whole run's wall seconds: ``run_fixed + epochs * (steps * step + epoch_fixed)``."""
+        return self.run_fixed_s + epochs * (steps * self.step_s + self.epoch_fixed_s)
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """One step of the study as the pre-flight lists it."""
+
+    step: StudyStep
+    config: RunConfig
+    base: str  # what the transfer starts from, in words; "" for a run from scratch
+    train_images: int
+    test_images: int
+    seconds: float | None  # None: no speed known for it
+    source: str
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.train_images / self.config.batch_size)
+
+    @property
+    def what(self) -> str:
+        if self.step.variant == "pretrain":
+            return f"pretrain the base ({self.config.arch}, {len(self.config.classes)} classes)"
+        return f"{self.step.variant} (seed {self.step.seed})"
+
+
+@dataclass(frozen=True)
+class StudyEstimate:
+    """The study's steps in order, each with its estimate."""
+
+    steps: tuple[StepEstimate, ...]
+
+    @property
+    def total_seconds(self) -> float | None:
+        """The whole study's; None when a step's is unknown."""
+        seconds = [s.seconds for s in self.steps]
+        return None if None in seconds else float(sum(seconds))  # type: ignore[arg-type]
+
+    def lines(self) -> list[str]:
+        """One line per step (what, base, epochs, time), then the total."""
+        out = []
+        for i, s in enumerate(self.steps, 1):
+            base = f", base {s.base}" if s.base else ""
+            out.append(
+                f"{i}. {s.what}{base}: {s.config.epochs} epochs of {s.steps_per_epoch} steps "
+                f"({s.train_images} training, {s.test_images} test images), "
+                f"{format_seconds(s.seconds)} ({s.source})"
+            )
+        out.append(f"total: {format_seconds(self.total_seconds)}")
+        return out
+
+    def step_seconds(self) -> tuple[float | None, ...]:
+        return tuple(s.seconds for s in self.steps)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1:02:03`` (hours, minutes, seconds), or ``unknown``."""
+    if seconds is None:
+        return "unknown"
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def kind_of(config: RunConfig) -> tuple[Any, ...]:
+    """What makes two runs cost the same per step: variant, architecture (a pretrain's), batch
+    size and the speed settings."""
+    return (
+        config.variant,
+        config.arch if config.variant == "pretrain" else None,
+        config.batch_size,
+        config.precision,
+        config.steps_per_execution,
+        config.feature_cache,
+        config.matmul_convolutions,
+        config.fused_optimizer,
+        config.threads,
+        config.augments,
+    )
+
+
+def speed_of_record(record: RunRecord, source: str) -> Speed | None:
+    """The speed a finished (or stopped) run measured: its fit seconds per step, and its whole
+    run's wall time less the fit (``wall_seconds``, where the sidecar has it) as fixed cost."""
+    epochs = record.epochs_completed - (record.resumed_from_epoch or 0)
+    if record.seconds is None or epochs < 1 or not record.train_images:
+        return None
+    batch = record.global_batch_size or (record.config.batch_size if record.config else 0)
+    if not batch:
+        return None
+    steps = math.ceil(record.train_images / batch)
+    wall = getattr(record, "wall_seconds", None)
+    fixed = max(0.0, wall - record.seconds) if wall is not None else 0.0
+    return Speed(record.seconds / (epochs * steps), 0.0, fixed, source)
+
+
+def search_folders(plan: StudyPlan) -> list[Path]:
+    """Where earlier runs of this device are looked for: the study's folder, the studies
+    beside it (their records' folders) and ``runs/`` (train's default)."""
+    studies = sorted(p.parent for p in plan.folder.parent.glob(f"*/{STUDY_FILE}"))
+    return [plan.folder, *(s for s in studies if s != plan.folder), Path(RUNS_FOLDER)]
+
+
+def measured_speeds(folders: Iterable[str | Path], device: str | None) -> dict[tuple, Speed]:
+    """Speeds by :func:`kind_of`, from the sidecars in ``folders`` and their subfolders (a
+    study's seed and base folders, the run folders in ``runs/``), of runs on ``device`` (any,
+    when None); the latest run of a kind wins."""
+    found: list[SavedRun] = []
+    for folder in map(Path, folders):
+        found += discover_runs(folder)
+        if folder.is_dir():
+            found += [r for sub in sorted(folder.iterdir()) for r in discover_runs(sub)]
+    speeds: dict[tuple, Speed] = {}
+    for run in sorted(found, key=lambda r: r.record.finished_at):
+        record = run.record
+        if record.config is None or (device is not None and record.device != device):
+            continue
+        speed = speed_of_record(record, f"measured: {run.sidecar.name}")
+        if speed is not None:
+            speeds[kind_of(record.config)] = speed
+    return speeds
+
+
+def step_configs(
+    plan: StudyPlan, class_names: Sequence[str], counts: Mapping[str, Sequence[int]]
+) -> list[tuple[StudyStep, RunConfig, int, int]]:
+    """Each step with its config and its training and test images (``counts``: the data
+    set's images per class and split, as :meth:`Dataset.counts`)."""
+    from cifar_gui.engine.data.dataset import resolve_classes
+
+    base = plan.base_model(class_names) if plan.pretrain_base else None
+    out = []
+    pair = resolve_classes(plan.template.classes, class_names)
+    for step in plan.step_list():
+        if step.variant == "pretrain":
+            config = plan.base_config(class_names)
+        else:
+            config = plan.config_for(step.variant, pair, step.seed, base)
+        indices = resolve_classes(config.classes, class_names)
+        train, test = (_images(counts[s], indices, config) for s in ("train", "test"))
+        out.append((step, config, train, test))
+    return out
+
+
+def _images(per_class: Sequence[int], indices: Sequence[int], config: RunConfig) -> int:
+    """The images a run of ``config`` takes of these classes (``limit``: shared evenly)."""
+    total = sum(int(per_class[i]) for i in indices)
+    if config.limit is None:
+        return total
+    share = config.limit // len(indices)
+    return min(total, sum(min(int(per_class[i]), share) for i in indices))
+
+
+def base_words(plan: StudyPlan, config: RunConfig) -> str:
+    """What a step's base is, in words."""
+    if config.variant not in ("transfer", "finetune"):
+        return ""
+    if config.base:
+        here = " (pretrained in step 1)" if plan.pretrain_base else ""
+        return f"{Path(config.base).name}{here}"
+    return {"imagenet": "VGG16 ImageNet", "none": "VGG16 random"}.get(
+        config.weights, f"VGG16 {config.weights}"
+    )
+
+
+def estimate_study(
+    plan: StudyPlan,
+    class_names: Sequence[str],
+    counts: Mapping[str, Sequence[int]],
+    speeds: Mapping[tuple, Speed],
+) -> StudyEstimate:
+    """The study's steps with their estimated seconds at ``speeds`` (by :func:`kind_of`)."""
+    out = []
+    for step, config, train, test in step_configs(plan, class_names, counts):
+        speed = speeds.get(kind_of(config))
+        steps = math.ceil(train / config.batch_size)
+        fixed = 0.0 if not config.checkpoint or speed is None else speed.epoch_fixed_s
+        seconds = None
+        if speed is not None:
+            seconds = Speed(speed.step_s, fixed, speed.run_fixed_s).run_seconds(
+                config.epochs, steps
+            )
+        source = speed.source if speed is not None else "no speed"
+        out.append(
+            StepEstimate(step, config, base_words(plan, config), train, test, seconds, source)
+        )
+    return StudyEstimate(tuple(out))
+
+
+# --------------------------------------------------------------------------------------
+# Calibration: a few real training steps of each kind on random images of the real shapes
+
+
+def calibrate(
+    configs: Sequence[tuple[RunConfig, int, int]],
+    class_names: Sequence[str],
+    image_shape: tuple[int, int, int] = (32, 32, 3),
+    known: Mapping[tuple, Speed] | None = None,
+) -> dict[tuple, Speed]:
+    """Speeds of the kinds of ``configs`` (each with its real training and test images) not
+    in ``known``: two epochs of :data:`CALIBRATION_STEPS` batches of random images, through
+    :func:`~cifar_gui.engine.training.run.run_training`, in a temporary folder. The pretrain
+    (if any) and transfer run first: the transfer takes the calibration's base, finetune the
+    calibration's transfer."""
+    from cifar_gui.engine.data.dataset import Dataset, resolve_classes
+    from cifar_gui.engine.events import EpochEvent
+    from cifar_gui.engine.training.run import run_training
+
+    known = dict(known or {})
+    first: dict[tuple, tuple[RunConfig, int, int]] = {}
+    for item in configs:
+        first.setdefault(kind_of(item[0]), item)
+    todo = sorted(first.values(), key=lambda c: CALIBRATION_ORDER.index(c[0].variant))
+    wanted = {v for v in (c[0].variant for c in todo) if kind_of(first_of(todo, v)) not in known}
+    # Finetune continues a transfer model, a transfer of the study's base needs that base:
+    # they run first, whether their own speed is known or not.
+    if "finetune" in wanted:
+        wanted.add("transfer")
+    transfer = first_of(todo, "transfer")
+    pretrained_here = transfer is not None and transfer.base and not Path(transfer.base).is_file()
+    if "transfer" in wanted and pretrained_here:
+        wanted.add("pretrain")
+    speeds: dict[tuple, Speed] = {}
+    made: dict[str, Path] = {}
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="cifar-gui-calibration-") as tmp:
+        for config, train, test in todo:
+            kind = kind_of(config)
+            if config.variant not in wanted:
+                continue
+            n_train = CALIBRATION_STEPS * config.batch_size
+            n_test = max(config.batch_size, round(n_train * test / max(train, 1)))
+            indices = resolve_classes(config.classes, class_names)
+            data = Dataset(
+                rng.integers(0, 256, (n_train, *image_shape), dtype=np.uint8),
+                rng.choice(np.asarray(indices), n_train).astype(np.int64),
+                rng.integers(0, 256, (n_test, *image_shape), dtype=np.uint8),
+                rng.choice(np.asarray(indices), n_test).astype(np.int64),
+                tuple(class_names),
+                "calibration",
+            )
+            changes: dict[str, Any] = {
+                "epochs": 2,
+                "limit": None,
+                "train_limit": None,
+                "checkpoint": False,
+                "out_dir": f"{tmp}/{config.variant}",
+            }
+            if config.variant == "transfer" and "pretrain" in made:
+                changes["base"] = str(made["pretrain"])
+            elif config.variant == "transfer" and not config.base:
+                changes["weights"] = "none"  # as fast as ImageNet's, and no download
+            if config.variant == "finetune":
+                changes["from_model"] = str(made["transfer"])
+            epochs: list[float] = []
+
+            def sink(event: Any, epochs: list[float] = epochs) -> None:
+                if isinstance(event, EpochEvent):
+                    epochs.append(event.seconds)
+
+            started = time.perf_counter()
+            result = run_training(config.replace(**changes), sink, dataset=data)
+            wall = time.perf_counter() - started
+            made[config.variant] = result.path
+            saved = time.perf_counter()
+            result.model.save(Path(tmp) / f"{config.variant}-checkpoint.keras")
+            save_s = time.perf_counter() - saved
+            if kind in known or len(epochs) < 2:
+                continue
+            trace = max(0.0, epochs[0] - epochs[1])
+            fit = result.record.seconds or sum(epochs)
+            speeds[kind] = Speed(
+                epochs[1] / CALIBRATION_STEPS, save_s, max(0.0, wall - fit) + trace, "calibrated"
+            )
+    return speeds
+
+
+def first_of(configs: Sequence[tuple[RunConfig, int, int]], variant: str) -> RunConfig | None:
+    """The first config of ``variant`` in ``configs``, if any."""
+    return next((c for c, _, _ in configs if c.variant == variant), None)
+
+
+def preflight(plan: StudyPlan, dataset: Any, *, calibration: bool = True) -> StudyEstimate:
+    """The study's steps and their estimates on this device: speeds measured by earlier runs
+    (:func:`search_folders`), and calibrated for the kinds that have none (``calibration``).
+    Loads TensorFlow (the device's name; the calibration's training)."""
+    from cifar_gui.engine.training.run import describe_device
+
+    names = dataset.class_names
+    counts = dataset.counts()
+    speeds = measured_speeds(search_folders(plan), describe_device())
+    if calibration:
+        configs = [(c, tr, te) for _, c, tr, te in step_configs(plan, names, counts)]
+        shape = tuple(int(d) for d in dataset.x_train.shape[1:])
+        speeds |= calibrate(configs, names, shape, known=speeds)  # type: ignore[arg-type]
+    return estimate_study(plan, names, counts, speeds)
