@@ -476,7 +476,8 @@ def _study_dry_run(plan) -> int:
     from cifar_gui.engine.study.estimate import preflight
 
     dataset = load_dataset(plan.template.data)
-    estimate = preflight(plan, dataset)
+    shape = tuple(int(d) for d in dataset.x_train.shape[1:])
+    estimate = preflight(plan, dataset.class_names, dataset.counts(), shape)
     print(f"study {shown(plan.folder)}{' (resumed)' if plan.resume else ''}:")
     for line in estimate.lines():
         print(f"  {line}")

@@ -326,18 +326,23 @@ def test_imagenet_weights_offline_plan_a_pretrained_base_and_missing_files_fail_
         plan_study(imagenet.replace(base=str(tmp_path / "missing.h5")), tmp_path / "s")
 
 
-def test_study_eta_adds_the_later_runs_at_their_estimated_cost():
-    assert study_eta("baseline", 10.0, 30, {}) is None
-    measured = {"baseline": 2.0}
+def test_study_eta_adds_the_later_steps_estimates_unless_measured_here():
+    later = [("augmented", 2, 12.0), ("transfer", 2, 40.0)]
+    assert study_eta(later, 5.0, {}) == 5.0 + 12.0 + 40.0
+    # A variant this study measured (another seed's) goes by its measured epochs.
+    assert study_eta(later, 5.0, {"augmented": 3.0}) == 5.0 + 2 * 3.0 + 40.0
+    # Without estimates: the measured variants, scaled by the relative costs.
     cost = study.RELATIVE_EPOCH_COST
+    later = [("augmented", 30, None), ("transfer", 30, None), ("finetune", 30, None)]
+    assert study_eta(later, 10.0, {}) is None
     expected = 10.0 + 30 * 2.0 * (cost["augmented"] + cost["transfer"] + cost["finetune"])
-    assert study_eta("baseline", 10.0, 30, measured) == pytest.approx(expected)
+    assert study_eta(later, 10.0, {"baseline": 2.0}) == pytest.approx(expected)
     # A measured transfer epoch is the better guide for finetune than the baseline.
     measured = {"baseline": 2.0, "augmented": 2.0, "transfer": 30.0}
-    assert study_eta("transfer", 5.0, 30, measured) == pytest.approx(
+    assert study_eta(later[2:], 5.0, measured) == pytest.approx(
         5.0 + 30 * 30.0 * cost["finetune"] / cost["transfer"]
     )
-    assert study_eta("finetune", 7.0, 30, measured) == 7.0
+    assert study_eta([], 7.0, measured) == 7.0
 
 
 def test_only_a_complete_run_of_the_same_settings_counts_as_done(data, tmp_path):

@@ -343,17 +343,22 @@ def first_of(configs: Sequence[tuple[RunConfig, int, int]], variant: str) -> Run
     return next((c for c, _, _ in configs if c.variant == variant), None)
 
 
-def preflight(plan: StudyPlan, dataset: Any, *, calibration: bool = True) -> StudyEstimate:
-    """The study's steps and their estimates on this device: speeds measured by earlier runs
-    (:func:`search_folders`), and calibrated for the kinds that have none (``calibration``).
-    Loads TensorFlow (the device's name; the calibration's training)."""
+def preflight(
+    plan: StudyPlan,
+    class_names: Sequence[str],
+    counts: Mapping[str, Sequence[int]],
+    image_shape: tuple[int, int, int] = (32, 32, 3),
+    *,
+    calibration: bool = True,
+) -> StudyEstimate:
+    """The study's steps and their estimates on this device, for a data set of ``class_names``
+    with ``counts`` (:meth:`Dataset.counts`) images of ``image_shape``: speeds measured by
+    earlier runs (:func:`search_folders`), and calibrated for the kinds that have none
+    (``calibration``). Loads TensorFlow (the device's name; the calibration's training)."""
     from cifar_gui.engine.training.run import describe_device
 
-    names = dataset.class_names
-    counts = dataset.counts()
     speeds = measured_speeds(search_folders(plan), describe_device())
     if calibration:
-        configs = [(c, tr, te) for _, c, tr, te in step_configs(plan, names, counts)]
-        shape = tuple(int(d) for d in dataset.x_train.shape[1:])
-        speeds |= calibrate(configs, names, shape, known=speeds)  # type: ignore[arg-type]
-    return estimate_study(plan, names, counts, speeds)
+        configs = [(c, tr, te) for _, c, tr, te in step_configs(plan, class_names, counts)]
+        speeds |= calibrate(configs, class_names, image_shape, known=speeds)
+    return estimate_study(plan, class_names, counts, speeds)

@@ -106,11 +106,18 @@ VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 REACH_TIMEOUT_S = 3.0  # a quick look, not a download: offline must fail in seconds
 
-# Training cost of an epoch relative to the baseline's, for the study's time estimate until a
-# variant has run: multiply-accumulates at 32x32 of the small CNN (~8.8 M, x3 for training)
-# and of VGG16 (~313 M, forward only when frozen; blocks 3-5 backward too for finetune).
-# Rough; measured epochs replace them as soon as there are any.
-RELATIVE_EPOCH_COST = {"baseline": 1.0, "augmented": 1.0, "transfer": 12.0, "finetune": 28.0}
+# Training cost of an epoch relative to the baseline's, for the window's study ETA when the
+# pre-flight estimate (:mod:`cifar_gui.engine.study.estimate`) was not computed and a variant
+# has not run yet: multiply-accumulates at 32x32 of the small CNN (~8.8 M, x3 for training)
+# and of VGG16 (~313 M, forward only when frozen; blocks 3-5 backward too for finetune); a
+# pretrain of the small CNN sees four times the images. Rough; measured epochs replace them.
+RELATIVE_EPOCH_COST = {
+    "pretrain": 4.0,
+    "baseline": 1.0,
+    "augmented": 1.0,
+    "transfer": 12.0,
+    "finetune": 28.0,
+}
 
 
 @dataclass(frozen=True)
@@ -249,6 +256,14 @@ class StudyPlan:
             seed=seed,
             **changes,
         )
+
+    def schedule(self) -> list[tuple[str, int]]:
+        """Each step's variant and epochs, in order (the window's study ETA)."""
+        base_epochs = self.base_epochs or PRETRAIN_EPOCHS[self.base_arch]
+        return [
+            (s.variant, base_epochs if s.variant == "pretrain" else self.template.epochs)
+            for s in self.step_list()
+        ]
 
     def step_model(
         self, step: StudyStep, class_indices: Sequence[int], class_names: Sequence[str] = ()
@@ -727,14 +742,18 @@ def estimate_epoch_seconds(variant: str, measured: Mapping[str, float]) -> float
 
 
 def study_eta(
-    variant: str, run_eta: float, epochs: int, measured: Mapping[str, float]
+    later: Sequence[tuple[str, int, float | None]], run_eta: float, measured: Mapping[str, float]
 ) -> float | None:
     """Seconds to the end of the study: the run in progress (``run_eta``, its own estimate)
-    and every later run's ``epochs`` at :func:`estimate_epoch_seconds`; None when unknown."""
-    later = SEED_VARIANTS[SEED_VARIANTS.index(variant) + 1 :]
+    and each later step (variant, epochs, its pre-flight estimate or None): its epochs at
+    the seconds per epoch this study measured for the variant, else its pre-flight estimate,
+    else its epochs at :func:`estimate_epoch_seconds`; None when unknown."""
     total = run_eta
-    for other in later:
-        seconds = estimate_epoch_seconds(other, measured)
+    for variant, epochs, estimate in later:
+        if variant not in measured and estimate is not None:
+            total += estimate
+            continue
+        seconds = estimate_epoch_seconds(variant, measured)
         if seconds is None:
             return None
         total += epochs * seconds
