@@ -91,8 +91,13 @@ def test_earlier_runs_on_this_device_give_the_speed_of_their_kind(tmp_path):
     speed = speeds[kind_of(baseline)]
     assert speed.step_s == pytest.approx(0.1) and speed.source == "measured: baseline.json"
     assert speed.run_fixed_s == 0.0  # no whole-run wall time in this sidecar
-    # With the whole run's wall time, what it spent outside the fit is the run's fixed cost.
-    record = RunRecord(config=baseline, epochs_completed=2, seconds=20.0, **fields)
-    object.__setattr__(record, "wall_seconds", 26.0)
-    assert estimate.speed_of_record(record, "m").run_fixed_s == pytest.approx(6.0)
+    # Timed epochs: the median epoch is the steady one, the fit's excess (the first call's
+    # trace) and, with the whole run's wall time, what it spent outside the fit are fixed.
+    history = {"epoch_seconds": (40.0, 31.3, 31.3, 31.3)}
+    record = RunRecord(config=baseline, epochs_completed=4, seconds=134.0, history=history,
+                       **fields)  # fmt: skip
+    speed = estimate.speed_of_record(record, "m")
+    assert speed.step_s == pytest.approx(0.1) and speed.run_fixed_s == pytest.approx(8.8)
+    object.__setattr__(record, "wall_seconds", 140.0)
+    assert estimate.speed_of_record(record, "m").run_fixed_s == pytest.approx(14.8)
     assert estimate.speed_of_record(RunRecord(config=baseline), "m") is None

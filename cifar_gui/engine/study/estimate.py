@@ -14,10 +14,10 @@ trace, the frozen front's feature pass, the final save). A :class:`Speed` holds 
 Where the speeds come from, best first:
 
 1. **measured**: the sidecar of an earlier run of the same kind (variant, architecture, batch
-   size, precision) on this device, in the folders given: its fit seconds over its epochs and
-   steps give ``step`` (``epoch_fixed`` folded in, exact at the same size), and its whole-run
-   wall time (``RunRecord.wall_seconds``, where the sidecar has it) less the fit gives
-   ``run_fixed``;
+   size, speed settings) on this device (:func:`search_folders`): its median epoch over its
+   steps gives ``step`` (``epoch_fixed`` folded in, exact at the same size); what its fit
+   took beyond that many median epochs (the trace), and its whole-run wall time
+   (``RunRecord.wall_seconds``, where the sidecar has it) less the fit, give ``run_fixed``;
 2. **calibrated**: :func:`calibrate` runs each kind for two epochs of a few batches of random
    images of the real shapes, through the real training code (the same speed settings), and
    times each part: the second epoch gives ``step``, the first one's excess the trace, the
@@ -143,8 +143,10 @@ def kind_of(config: RunConfig) -> tuple[Any, ...]:
 
 
 def speed_of_record(record: RunRecord, source: str) -> Speed | None:
-    """The speed a finished (or stopped) run measured: its fit seconds per step, and its whole
-    run's wall time less the fit (``wall_seconds``, where the sidecar has it) as fixed cost."""
+    """The speed a finished (or stopped) run measured: its median epoch (``epoch_seconds`` of
+    its history, else its fit seconds over its epochs) over its steps; what its fit took
+    beyond that many median epochs (the first call's trace) and its whole run's wall time
+    beyond the fit (``wall_seconds``, where the sidecar has it) as fixed cost."""
     epochs = record.epochs_completed - (record.resumed_from_epoch or 0)
     if record.seconds is None or epochs < 1 or not record.train_images:
         return None
@@ -152,9 +154,12 @@ def speed_of_record(record: RunRecord, source: str) -> Speed | None:
     if not batch:
         return None
     steps = math.ceil(record.train_images / batch)
+    timed = [s for s in record.history.get("epoch_seconds", ()) if math.isfinite(s)]
+    steady = float(np.median(timed)) if len(timed) >= 2 else record.seconds / epochs
     wall = getattr(record, "wall_seconds", None)
-    fixed = max(0.0, wall - record.seconds) if wall is not None else 0.0
-    return Speed(record.seconds / (epochs * steps), 0.0, fixed, source)
+    outside = max(0.0, wall - record.seconds) if wall is not None else 0.0
+    fixed = outside + max(0.0, record.seconds - epochs * steady)
+    return Speed(steady / steps, 0.0, fixed, source)
 
 
 def search_folders(plan: StudyPlan) -> list[Path]:
