@@ -1,5 +1,5 @@
 """The pre-flight's cost model on given speeds (no clock): each step's seconds are
-``run_fixed + epochs * (steps * step + epoch_fixed)``, with the speeds of earlier runs'
+``run_fixed + epochs * (epoch_fixed + checkpoint + steps * step)``, with the speeds of earlier runs'
 sidecars where there are some."""
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ def test_each_step_costs_its_fixed_part_and_its_epochs_of_steps(tmp_path):
     study = plan(tmp_path, pretrain_base=True, seeds=2)
     configs = {s.variant: c for s, c, _, _ in estimate.step_configs(study, NAMES, COUNTS)}
     speeds = {
-        kind_of(configs["pretrain"]): Speed(0.05, 1.0, 10.0, "calibrated"),
-        kind_of(configs["baseline"]): Speed(0.02, 0.5, 3.0, "calibrated"),
-        kind_of(configs["augmented"]): Speed(0.03, 0.5, 3.0, "calibrated"),
-        kind_of(configs["transfer"]): Speed(0.2, 2.0, 20.0, "calibrated"),
+        kind_of(configs["pretrain"]): Speed(0.05, 0.6, 10.0, 0.4, "calibrated"),
+        kind_of(configs["baseline"]): Speed(0.02, 0.2, 3.0, 0.3, "calibrated"),
+        kind_of(configs["augmented"]): Speed(0.03, 0.2, 3.0, 0.3, "calibrated"),
+        kind_of(configs["transfer"]): Speed(0.2, 1.0, 20.0, 1.0, "calibrated"),
     }
     result = estimate_study(study, NAMES, COUNTS, speeds)
     assert [(s.step.variant, s.step.seed) for s in result.steps] == [("pretrain", None)] + [
@@ -52,13 +52,13 @@ def test_each_step_costs_its_fixed_part_and_its_epochs_of_steps(tmp_path):
     # Finetune has no speed: unknown, and so is the total.
     assert result.steps[4].seconds is None and result.total_seconds is None
     assert "unknown" in result.lines()[4] and result.lines()[-1] == "total: unknown"
-    speeds[kind_of(configs["finetune"])] = Speed(0.5, 2.0, 20.0, "calibrated")
+    speeds[kind_of(configs["finetune"])] = Speed(0.5, 1.0, 20.0, 1.0, "calibrated")
     result = estimate_study(study, NAMES, COUNTS, speeds)
     assert result.total_seconds == pytest.approx(sum(s.seconds for s in result.steps))
     # Without checkpoints no epoch pays for one.
     quiet = StudyPlan(tmp_path, study.template.replace(checkpoint=False))
     assert estimate_study(quiet, NAMES, COUNTS, speeds).steps[0].seconds == pytest.approx(
-        3.0 + 30 * 313 * 0.02
+        3.0 + 30 * (313 * 0.02 + 0.2)
     )
 
 

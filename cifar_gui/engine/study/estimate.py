@@ -2,27 +2,30 @@
 
 The cost of one run, in seconds::
 
-    run = run_fixed + epochs * (steps * step + epoch_fixed)
+    run = run_fixed + epochs * (epoch_fixed + checkpoint + steps * step)
 
 ``steps``: training batches per epoch (the images over the batch size); ``step``: one
 training batch with its share of the validation pass (the validation images are in the same
 ratio to the training images at every size, so their cost goes with the steps);
-``epoch_fixed``: what every epoch adds whatever its size (the checkpoint's save);
-``run_fixed``: what the run costs once (the model's build and compile, the first call's
-trace, the frozen front's feature pass, the final save). A :class:`Speed` holds the four.
+``epoch_fixed``: what every epoch adds whatever its size (the input pipeline's start, the
+callbacks); ``checkpoint``: the checkpoint's save at each epoch's end (none with
+``--no-checkpoint``); ``run_fixed``: what the run costs once (the model's build and compile,
+the first call's trace, the final save). A :class:`Speed` holds them.
 
 Where the speeds come from, best first:
 
 1. **measured**: the sidecar of an earlier run of the same kind (variant, architecture, batch
    size, speed settings) on this device (:func:`search_folders`): its median epoch over its
-   steps gives ``step`` (``epoch_fixed`` folded in, exact at the same size); what its fit
-   took beyond that many median epochs (the trace), and its whole-run wall time
-   (``RunRecord.wall_seconds``, where the sidecar has it) less the fit, give ``run_fixed``;
-2. **calibrated**: :func:`calibrate` runs each kind for two epochs of a few batches of random
-   images of the real shapes, through the real training code (the same speed settings), and
-   times each part: the second epoch gives ``step``, the first one's excess the trace, the
-   run's wall time less the fit the rest of ``run_fixed``, a save of the model
-   ``epoch_fixed``.
+   steps gives ``step`` (``epoch_fixed`` and ``checkpoint`` folded in, exact at the same
+   size); what its fit took beyond that many median epochs (the trace), and its whole-run
+   wall time (``RunRecord.wall_seconds``, where the sidecar has it) less the fit, give
+   ``run_fixed``;
+2. **calibrated**: :func:`calibrate` runs each kind twice, three epochs each, of
+   :data:`CALIBRATION_STEPS` and three times as many batches of random images of the real
+   shapes, through the real training code (the same speed settings): the steady epochs (the
+   fastest after the first) of the two sizes give ``step`` (the slope) and ``epoch_fixed``
+   (the intercept), the small run's first epoch's excess the trace, its wall time less its
+   fit the rest of ``run_fixed``, a save of the model ``checkpoint``.
 
 This module imports neither Keras nor Qt: calibration imports the training code when it runs
 (the command line's ``--dry-run``, the window's engine process).
@@ -47,7 +50,9 @@ from cifar_gui.engine.study.plan import StudyPlan, StudyStep
 from cifar_gui.engine.study.runs import SavedRun, discover_runs
 
 CALIBRATION_ORDER = ("pretrain", "baseline", "augmented", "transfer", "finetune")
-CALIBRATION_STEPS = 8  # training batches per calibration epoch: one compiled call on a CPU
+CALIBRATION_STEPS = 8  # training batches per small calibration epoch: a compiled call on a CPU
+CALIBRATION_SIZES = 3  # the large calibration run's epochs are this many times as long
+CALIBRATION_EPOCHS = 3  # the first traces; the fastest of the others is the steady epoch
 RUNS_FOLDER = "runs"  # train's default output folder, relative to where the command runs
 
 
@@ -58,11 +63,13 @@ class Speed:
     step_s: float
     epoch_fixed_s: float = 0.0
     run_fixed_s: float = 0.0
-    source: str = ""  # "measured (<sidecar>)" or "calibrated"
+    checkpoint_s: float = 0.0
+    source: str = ""  # "measured: <sidecar>" or "calibrated"
 
-    def run_seconds(self, epochs: int, steps: int) -> float:
-        """The whole run's wall seconds: ``run_fixed + epochs * (steps * step + epoch_fixed)``."""
-        return self.run_fixed_s + epochs * (steps * self.step_s + self.epoch_fixed_s)
+    def run_seconds(self, epochs: int, steps: int, checkpoint: bool = True) -> float:
+        """The whole run's wall seconds (see the module's docstring)."""
+        epoch = self.epoch_fixed_s + (self.checkpoint_s if checkpoint else 0.0)
+        return self.run_fixed_s + epochs * (epoch + steps * self.step_s)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ def speed_of_record(record: RunRecord, source: str) -> Speed | None:
     wall = getattr(record, "wall_seconds", None)
     outside = max(0.0, wall - record.seconds) if wall is not None else 0.0
     fixed = outside + max(0.0, record.seconds - epochs * steady)
-    return Speed(steady / steps, 0.0, fixed, source)
+    return Speed(steady / steps, 0.0, fixed, 0.0, source)
 
 
 def search_folders(plan: StudyPlan) -> list[Path]:
@@ -242,12 +249,9 @@ def estimate_study(
     for step, config, train, test in step_configs(plan, class_names, counts):
         speed = speeds.get(kind_of(config))
         steps = math.ceil(train / config.batch_size)
-        fixed = 0.0 if not config.checkpoint or speed is None else speed.epoch_fixed_s
         seconds = None
         if speed is not None:
-            seconds = Speed(speed.step_s, fixed, speed.run_fixed_s).run_seconds(
-                config.epochs, steps
-            )
+            seconds = speed.run_seconds(config.epochs, steps, config.checkpoint)
         source = speed.source if speed is not None else "no speed"
         out.append(
             StepEstimate(step, config, base_words(plan, config), train, test, seconds, source)
@@ -266,14 +270,10 @@ def calibrate(
     known: Mapping[tuple, Speed] | None = None,
 ) -> dict[tuple, Speed]:
     """Speeds of the kinds of ``configs`` (each with its real training and test images) not
-    in ``known``: two epochs of :data:`CALIBRATION_STEPS` batches of random images, through
-    :func:`~cifar_gui.engine.training.run.run_training`, in a temporary folder. The pretrain
-    (if any) and transfer run first: the transfer takes the calibration's base, finetune the
-    calibration's transfer."""
-    from cifar_gui.engine.data.dataset import Dataset, resolve_classes
-    from cifar_gui.engine.events import EpochEvent
-    from cifar_gui.engine.training.run import run_training
-
+    in ``known``: runs of three epochs of random images at two sizes (see the module's
+    docstring) through :func:`~cifar_gui.engine.training.run.run_training`, in a temporary
+    folder. The pretrain (if any) and transfer run first: the transfer takes the
+    calibration's base, finetune the calibration's transfer."""
     known = dict(known or {})
     first: dict[tuple, tuple[RunConfig, int, int]] = {}
     for item in configs:
@@ -296,23 +296,11 @@ def calibrate(
             kind = kind_of(config)
             if config.variant not in wanted:
                 continue
-            n_train = CALIBRATION_STEPS * config.batch_size
-            n_test = max(config.batch_size, round(n_train * test / max(train, 1)))
-            indices = resolve_classes(config.classes, class_names)
-            data = Dataset(
-                rng.integers(0, 256, (n_train, *image_shape), dtype=np.uint8),
-                rng.choice(np.asarray(indices), n_train).astype(np.int64),
-                rng.integers(0, 256, (n_test, *image_shape), dtype=np.uint8),
-                rng.choice(np.asarray(indices), n_test).astype(np.int64),
-                tuple(class_names),
-                "calibration",
-            )
             changes: dict[str, Any] = {
-                "epochs": 2,
+                "epochs": CALIBRATION_EPOCHS,
                 "limit": None,
                 "train_limit": None,
                 "checkpoint": False,
-                "out_dir": f"{tmp}/{config.variant}",
             }
             if config.variant == "transfer" and "pretrain" in made:
                 changes["base"] = str(made["pretrain"])
@@ -320,27 +308,90 @@ def calibrate(
                 changes["weights"] = "none"  # as fast as ImageNet's, and no download
             if config.variant == "finetune":
                 changes["from_model"] = str(made["transfer"])
-            epochs: list[float] = []
-
-            def sink(event: Any, epochs: list[float] = epochs) -> None:
-                if isinstance(event, EpochEvent):
-                    epochs.append(event.seconds)
-
-            started = time.perf_counter()
-            result = run_training(config.replace(**changes), sink, dataset=data)
-            wall = time.perf_counter() - started
-            made[config.variant] = result.path
-            saved = time.perf_counter()
-            result.model.save(Path(tmp) / f"{config.variant}-checkpoint.keras")
-            save_s = time.perf_counter() - saved
-            if kind in known or len(epochs) < 2:
+            timed = []
+            for size in (1, CALIBRATION_SIZES):
+                steps = size * CALIBRATION_STEPS
+                n_test = max(
+                    config.batch_size, round(steps * config.batch_size * test / max(train, 1))
+                )
+                data = _random_data(rng, config, class_names, image_shape, steps, n_test)
+                out_dir = f"{tmp}/{config.variant}-{size}"
+                timed.append(_timed_run(config.replace(out_dir=out_dir, **changes), data))
+                if kind in known:  # only its model was wanted, from the small run
+                    break
+            made[config.variant] = timed[0].path
+            if kind in known:
                 continue
-            trace = max(0.0, epochs[0] - epochs[1])
-            fit = result.record.seconds or sum(epochs)
-            speeds[kind] = Speed(
-                epochs[1] / CALIBRATION_STEPS, save_s, max(0.0, wall - fit) + trace, "calibrated"
-            )
+            small, large = timed
+            slope = (large.steady - small.steady) / ((CALIBRATION_SIZES - 1) * CALIBRATION_STEPS)
+            if slope <= 0:  # the machine's noise beat the difference: no intercept then
+                slope = large.steady / (CALIBRATION_SIZES * CALIBRATION_STEPS)
+            epoch_fixed = max(0.0, small.steady - CALIBRATION_STEPS * slope)
+            trace = max(0.0, small.epochs[0] - small.steady)
+            run_fixed = max(0.0, small.wall - small.fit) + trace
+            speeds[kind] = Speed(slope, epoch_fixed, run_fixed, small.save, "calibrated")
     return speeds
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """What a calibration run took: wall and fit seconds, its epochs', a model save's."""
+
+    path: Path
+    wall: float
+    fit: float
+    epochs: tuple[float, ...]
+    save: float
+
+    @property
+    def steady(self) -> float:
+        """An epoch without the first call's trace: the fastest after the first (the least
+        disturbed by whatever else the machine runs)."""
+        return min(self.epochs[1:])
+
+
+def _timed_run(config: RunConfig, data: Any) -> _Timed:
+    from cifar_gui.engine.events import EpochEvent
+    from cifar_gui.engine.training.run import run_training
+
+    epochs: list[float] = []
+
+    def sink(event: Any) -> None:
+        if isinstance(event, EpochEvent):
+            epochs.append(event.seconds)
+
+    started = time.perf_counter()
+    result = run_training(config, sink, dataset=data)
+    wall = time.perf_counter() - started
+    started = time.perf_counter()
+    result.model.save(Path(config.out_dir) / "checkpoint.keras")  # as a checkpoint is
+    save = time.perf_counter() - started
+    fit = result.record.seconds or sum(epochs)
+    return _Timed(result.path, wall, fit, tuple(epochs), save)
+
+
+def _random_data(
+    rng: np.random.Generator,
+    config: RunConfig,
+    class_names: Sequence[str],
+    image_shape: tuple[int, int, int],
+    steps: int,
+    n_test: int,
+) -> Any:
+    """A data set of random images: ``steps`` batches for training, ``n_test`` for testing,
+    labelled with ``config``'s classes."""
+    from cifar_gui.engine.data.dataset import Dataset, resolve_classes
+
+    labels = np.asarray(resolve_classes(config.classes, class_names))
+    n_train = steps * config.batch_size
+    return Dataset(
+        rng.integers(0, 256, (n_train, *image_shape), dtype=np.uint8),
+        rng.choice(labels, n_train).astype(np.int64),
+        rng.integers(0, 256, (n_test, *image_shape), dtype=np.uint8),
+        rng.choice(labels, n_test).astype(np.int64),
+        tuple(class_names),
+        "calibration",
+    )
 
 
 def first_of(configs: Sequence[tuple[RunConfig, int, int]], variant: str) -> RunConfig | None:

@@ -50,6 +50,7 @@ from typing import Any
 
 from cifar_gui.config import (
     MAX_EPOCHS,
+    MAX_SEED,
     PRETRAIN_ARCHS,
     PRETRAIN_EPOCHS,
     SEED_VARIANTS,
@@ -183,6 +184,7 @@ class StudyPlan:
 
     def __post_init__(self) -> None:
         check_int("seeds", self.seeds, 1, MAX_SEEDS)
+        check_int("the last seed", self.template.seed + self.seeds - 1, 0, MAX_SEED)
         if self.base_arch not in PRETRAIN_ARCHS:
             raise ValueError(f"unknown base arch {self.base_arch!r}")
         if self.base_epochs is not None:
