@@ -180,3 +180,22 @@ def test_a_version_1_study_record_still_reads_and_resumes(data, tmp_path):
     (folder / STUDY_FILE).write_text(json.dumps(record))
     with pytest.raises(study.ModelError, match="version 3"):
         read_study_record(folder)
+
+
+def test_the_record_says_which_base_and_why_for_every_source(data, tmp_path, offline):
+    def entry(**changes) -> dict:
+        return study.base_entry(plan_study(template(data, **changes), tmp_path / "s"))
+
+    assert entry()["source"] == "pretrained-here"
+    random = entry(weights="none")
+    assert random["source"] == "random" and "measure nothing" in random["reason"]
+    weights = tmp_path / "vgg16.h5"
+    weights.write_bytes(b"")
+    assert entry(weights=str(weights))["source"] == "given"
+    cached = Path(study.keras_models_dirs()[0]) / study.VGG16_NOTOP_FILE
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"")
+    try:
+        assert entry()["source"] == "imagenet"
+    finally:
+        cached.unlink()

@@ -197,10 +197,15 @@ class StudyPlan:
 
     def run_folder(self, seed: int | None = None) -> Path:
         """Where the runs of ``seed`` go: the study folder, or its ``seed-<s>`` folder when
-        the study has several seeds; the base's folder for ``seed`` None with a base."""
+        the study has several seeds."""
         if self.seeds == 1:
             return self.folder
         return self.folder / SEED_FOLDER.format(seed)
+
+    @property
+    def base_epoch_count(self) -> int:
+        """The epochs of the base's pretrain."""
+        return self.base_epochs or PRETRAIN_EPOCHS[self.base_arch]
 
     def step_list(self) -> list[StudyStep]:
         """The study's steps in order: the base's pretrain, if any, then each seed's four runs
@@ -220,7 +225,7 @@ class StudyPlan:
             class_names,
             t.classes,
             arch=self.base_arch,
-            epochs=self.base_epochs or PRETRAIN_EPOCHS[self.base_arch],
+            epochs=self.base_epoch_count,
             out_dir=str(self.folder / BASE_DIR),
             **{name: getattr(t, name) for name in shared},
         )
@@ -261,9 +266,8 @@ class StudyPlan:
 
     def schedule(self) -> list[tuple[str, int]]:
         """Each step's variant and epochs, in order (the window's study ETA)."""
-        base_epochs = self.base_epochs or PRETRAIN_EPOCHS[self.base_arch]
         return [
-            (s.variant, base_epochs if s.variant == "pretrain" else self.template.epochs)
+            (s.variant, self.base_epoch_count if s.variant == "pretrain" else self.template.epochs)
             for s in self.step_list()
         ]
 
@@ -413,8 +417,10 @@ def base_entry(plan: StudyPlan, base: RunRecord | None = None) -> dict[str, Any]
         given = read_record(sidecar_path(t.base))
         entry = {"source": "given", "model": t.base}
         if given is not None and given.config is not None:
+            if given.variant == "pretrain":
+                entry["arch"] = given.config.arch
             entry |= {
-                "arch": given.config.arch if given.variant == "pretrain" else "vgg16",
+                "variant": given.variant,
                 "classes": list(given.class_names),
                 "test_accuracy": given.test_accuracy,
             }
@@ -498,7 +504,8 @@ def read_study_record(folder: str | Path) -> StudyRecord:
         check_int("seeds", seeds, 1, MAX_SEEDS)
         if arch not in PRETRAIN_ARCHS:
             raise ValueError(f"unknown base_arch {arch!r}")
-        check_type("base", base, dict)
+        if base is not None:
+            check_type("base", base, dict)
         base_epochs = data.get("base_epochs")
         if base_epochs is not None:
             check_int("base_epochs", base_epochs, 1, MAX_EPOCHS)
@@ -588,9 +595,9 @@ def plan_study(
             )
         pretrain_base = True
         reason = (
-            f"{OFFLINE_REASON} (not in the Keras cache, {WEIGHTS_HOST[0]} not reachable): a "
-            f"{base_arch} base was pretrained here on the other classes; "
-            f"{BASE_ARCH_REASONS[base_arch]}"
+            f"{OFFLINE_REASON} (not in the Keras cache, {WEIGHTS_HOST[0]} not reachable), so "
+            f"a base was pretrained here on the other classes first; its network, "
+            f"{base_arch}: {BASE_ARCH_REASONS[base_arch]}"
         )
     try:
         return StudyPlan(

@@ -397,7 +397,8 @@ def base_paragraph(runs: Sequence[SavedRun], groups: Mapping[str, Sequence[Saved
         return (
             f"The transfer and finetune runs start from {name}: {arch} pretrained on "
             f"{len(base.class_names)} classes ({', '.join(base.class_names)}) for "
-            f"{base.epochs_completed} epochs{score}{never}.{why}"
+            f"{base.epochs_completed} epoch{'s' * (base.epochs_completed != 1)}{score}{never}."
+            f"{why}"
         )
     if config.weights == "none":
         return (
