@@ -21,11 +21,12 @@ Where the speeds come from, best first:
    wall time (``RunRecord.wall_seconds``, where the sidecar has it) less the fit, give
    ``run_fixed``;
 2. **calibrated**: :func:`calibrate` runs each kind twice, three epochs each, of
-   :data:`CALIBRATION_STEPS` and three times as many batches of random images of the real
-   shapes, through the real training code (the same speed settings): the steady epochs (the
-   fastest after the first) of the two sizes give ``step`` (the slope) and ``epoch_fixed``
-   (the intercept), the small run's first epoch's excess the trace, its wall time less its
-   fit the rest of ``run_fixed``, a save of the model ``checkpoint``.
+   :data:`CALIBRATION_STEPS` batches of random images of the real shapes and of enough
+   times as many for an epoch of about :data:`LARGE_EPOCH_S`, through the real training
+   code (the same speed settings, checkpoints included): the steady epochs (the fastest
+   after the first) of the two sizes give ``step`` (the slope) and ``epoch_fixed`` (the
+   intercept); the small run's first epoch's excess is the trace, its wall time less its
+   fit the rest of ``run_fixed``, and what its fit took beyond its epochs ``checkpoint``.
 
 This module imports neither Keras nor Qt: calibration imports the training code when it runs
 (the command line's ``--dry-run``, the window's engine process).
@@ -51,7 +52,9 @@ from cifar_gui.engine.study.runs import SavedRun, discover_runs
 
 CALIBRATION_ORDER = ("pretrain", "baseline", "augmented", "transfer", "finetune")
 CALIBRATION_STEPS = 8  # training batches per small calibration epoch: a compiled call on a CPU
-CALIBRATION_SIZES = 3  # the large calibration run's epochs are this many times as long
+# The large calibration run's epochs: this many times as long as the small one's, enough to
+# last about LARGE_EPOCH_S.
+MIN_SIZE, MAX_SIZE, LARGE_EPOCH_S = 3, 16, 1.5
 CALIBRATION_EPOCHS = 3  # the first traces; the fastest of the others is the steady epoch
 RUNS_FOLDER = "runs"  # train's default output folder, relative to where the command runs
 
@@ -300,7 +303,7 @@ def calibrate(
                 "epochs": CALIBRATION_EPOCHS,
                 "limit": None,
                 "train_limit": None,
-                "checkpoint": False,
+                "checkpoint": config.checkpoint,  # its saves are timed too
             }
             if config.variant == "transfer" and "pretrain" in made:
                 changes["base"] = str(made["pretrain"])
@@ -308,46 +311,53 @@ def calibrate(
                 changes["weights"] = "none"  # as fast as ImageNet's, and no download
             if config.variant == "finetune":
                 changes["from_model"] = str(made["transfer"])
-            timed = []
-            for size in (1, CALIBRATION_SIZES):
+
+            run_config = config.replace(**changes)
+            share = test / max(train, 1)  # the test images keep their ratio to the training's
+
+            def timed_run(size: int, run: RunConfig = run_config, share: float = share) -> _Timed:
                 steps = size * CALIBRATION_STEPS
-                n_test = max(
-                    config.batch_size, round(steps * config.batch_size * test / max(train, 1))
-                )
-                data = _random_data(rng, config, class_names, image_shape, steps, n_test)
-                out_dir = f"{tmp}/{config.variant}-{size}"
-                timed.append(_timed_run(config.replace(out_dir=out_dir, **changes), data))
-                if kind in known:  # only its model was wanted, from the small run
-                    break
-            made[config.variant] = timed[0].path
-            if kind in known:
+                n_test = max(run.batch_size, round(steps * run.batch_size * share))
+                data = _random_data(rng, run, class_names, image_shape, steps, n_test)
+                return _timed_run(run.replace(out_dir=f"{tmp}/{run.variant}-{size}"), data)
+
+            small = timed_run(1)
+            made[config.variant] = small.path
+            if kind in known:  # only its model was wanted
                 continue
-            small, large = timed
-            slope = (large.steady - small.steady) / ((CALIBRATION_SIZES - 1) * CALIBRATION_STEPS)
+            # The large run's epochs last about LARGE_EPOCH_S: a slope measured over a second
+            # or more, whatever the model's cost.
+            size = min(MAX_SIZE, max(MIN_SIZE, math.ceil(LARGE_EPOCH_S / max(small.steady, 1e-3))))
+            large = timed_run(size)
+            slope = (large.steady - small.steady) / ((size - 1) * CALIBRATION_STEPS)
             if slope <= 0:  # the machine's noise beat the difference: no intercept then
-                slope = large.steady / (CALIBRATION_SIZES * CALIBRATION_STEPS)
+                slope = large.steady / (size * CALIBRATION_STEPS)
             epoch_fixed = max(0.0, small.steady - CALIBRATION_STEPS * slope)
             trace = max(0.0, small.epochs[0] - small.steady)
             run_fixed = max(0.0, small.wall - small.fit) + trace
-            speeds[kind] = Speed(slope, epoch_fixed, run_fixed, small.save, "calibrated")
+            speeds[kind] = Speed(slope, epoch_fixed, run_fixed, small.checkpoint, "calibrated")
     return speeds
 
 
 @dataclass(frozen=True)
 class _Timed:
-    """What a calibration run took: wall and fit seconds, its epochs', a model save's."""
+    """What a calibration run took: wall and fit seconds, its epochs' (as the run's epoch
+    events say), and its checkpoints' (what the fit took beyond its epochs, each epoch)."""
 
     path: Path
     wall: float
     fit: float
     epochs: tuple[float, ...]
-    save: float
 
     @property
     def steady(self) -> float:
         """An epoch without the first call's trace: the fastest after the first (the least
         disturbed by whatever else the machine runs)."""
         return min(self.epochs[1:])
+
+    @property
+    def checkpoint(self) -> float:
+        return max(0.0, self.fit - sum(self.epochs)) / len(self.epochs)
 
 
 def _timed_run(config: RunConfig, data: Any) -> _Timed:
@@ -363,11 +373,7 @@ def _timed_run(config: RunConfig, data: Any) -> _Timed:
     started = time.perf_counter()
     result = run_training(config, sink, dataset=data)
     wall = time.perf_counter() - started
-    started = time.perf_counter()
-    result.model.save(Path(config.out_dir) / "checkpoint.keras")  # as a checkpoint is
-    save = time.perf_counter() - started
-    fit = result.record.seconds or sum(epochs)
-    return _Timed(result.path, wall, fit, tuple(epochs), save)
+    return _Timed(result.path, wall, result.record.seconds or sum(epochs), tuple(epochs))
 
 
 def _random_data(
