@@ -409,13 +409,44 @@ def _data(args: argparse.Namespace) -> int:
 
 def _add_study_parsers(sub: Any) -> None:
     """The ``study`` and ``report`` sub-commands."""
-    from cifar_gui.engine.study.plan import RESUMED_STUDY_CHANGES
+    from cifar_gui.config import PRETRAIN_ARCHS, PRETRAIN_EPOCHS
+    from cifar_gui.engine.study.plan import BASE_ARCH, MAX_SEEDS, RESUMED_STUDY_CHANGES
 
     study = sub.add_parser(
         "study",
         help="the tutorial's whole study: baseline, augmented, transfer, finetune, then a report",
+        description="Offline (no ImageNet weights in the Keras cache, the host unreachable) "
+        "and with no --base or --weights FILE|none, the study first pretrains a base on the "
+        "other classes and the transfer and finetune runs start from it.",
     )
     add_settings(study, "study")
+    study.add_argument(
+        "--seeds",
+        type=int,
+        metavar="K",
+        help=f"run each variant K times, seeds --seed to --seed+K-1 (1 to {MAX_SEEDS}; "
+        "default 1); K > 1: each seed's runs in STUDY/seed-<s>/",
+    )
+    study.add_argument(
+        "--base-arch",
+        choices=PRETRAIN_ARCHS,
+        help=f"the network of the base pretrained offline (default: {BASE_ARCH})",
+    )
+    study.add_argument(
+        "--base-epochs",
+        type=int,
+        metavar="N",
+        help="epochs of the base pretrained offline (default: "
+        + ", ".join(f"{n} for {a}" for a, n in PRETRAIN_EPOCHS.items())
+        + ")",
+    )
+    study.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the steps, the base each transfer uses and each step's estimated time on "
+        "this device (a short calibration, or earlier runs' speeds), then exit; trains and "
+        "writes nothing",
+    )
     study.add_argument(
         "--resume",
         metavar="STUDY_DIR",
@@ -443,17 +474,44 @@ def _study(args: argparse.Namespace) -> int:
     from cifar_gui.engine.study.plan import RESUMED_STUDY_CHANGES, plan_study
     from cifar_gui.engine.training.runner import run
 
+    study_flags = {
+        "seeds": args.seeds,
+        "base_arch": args.base_arch,
+        "base_epochs": args.base_epochs,
+    }
+    given = {name: value for name, value in study_flags.items() if value is not None}
     if args.resume:
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise UserError(f"--resume continues the study as it was; {flags} cannot change")
         changes = _resume_changes(args, "study", RESUMED_STUDY_CHANGES)
         plan = plan_study(resume=args.resume, **changes)
     else:
         template = config_from_args(args, "study")
-        plan = plan_study(template, template.out_dir)
+        plan = plan_study(template, template.out_dir, **given)
+    if plan.pretrain_base:
+        print(f"base: {plan.base_reason}", file=sys.stderr)
+    if args.dry_run:
+        return _study_dry_run(plan)
     finished = run(plan, _Progress(), threading.Event(), in_process=True)
     if finished.report is None:
         print(f"stopped; continue with: cifar-gui study --resume {shown(plan.folder)}")
         return 0
     print(f"study done: {shown(plan.folder)}; report {shown(finished.report)}")
+    return 0
+
+
+def _study_dry_run(plan) -> int:
+    """Print what the study will run and how long each step will take here; train nothing."""
+    from cifar_gui.engine.data.dataset import load_dataset
+    from cifar_gui.engine.study.estimate import preflight
+
+    dataset = load_dataset(plan.template.data)
+    shape = tuple(int(d) for d in dataset.x_train.shape[1:])
+    estimate = preflight(plan, dataset.class_names, dataset.counts(), shape)
+    print(f"study {shown(plan.folder)}{' (resumed)' if plan.resume else ''}:")
+    for line in estimate.lines():
+        print(f"  {line}")
     return 0
 
 

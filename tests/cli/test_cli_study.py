@@ -56,14 +56,38 @@ def test_report_of_a_path_that_is_no_run_is_one_line(tmp_path, capsys):
     assert "no saved runs" in one_error_line(capsys)
 
 
-def test_study_offline_with_imagenet_fails_at_once_with_the_alternatives(
-    tmp_path, capsys, monkeypatch
+def test_study_dry_run_offline_lists_every_step_with_its_base_and_writes_nothing(
+    saved, tmp_path, capsys, monkeypatch
 ):
+    """Offline, the plan pretrains a base first; --dry-run calibrates each kind of run on
+    random images (two tiny epochs) and prints the steps and the total, then exits."""
+    _, data = saved
     monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
-    assert main(["study", "--data", str(tmp_path), "--out", str(tmp_path / "s")]) == 2
-    line = one_error_line(capsys)
-    assert "--weights none" in line and "--base MODEL" in line
-    assert not (tmp_path / "s").exists()
+    monkeypatch.chdir(tmp_path)
+    args = ["study", "--data", str(data), "--out", str(tmp_path / "s"), "--epochs", "2"]
+    args += ["--batch-size", "8", "--seeds", "2", "--base-epochs", "3", "--dry-run"]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "ImageNet weights unavailable offline" in captured.err
+    lines = captured.out.strip().splitlines()
+    assert lines[0] == f"study {tmp_path / 's'}:"
+    steps = [line.strip() for line in lines[1:-1]]
+    assert len(steps) == 9  # the base, then 2 seeds of 4 runs
+    assert steps[0].startswith("1. pretrain the base (cnn, 8 classes): 3 epochs")
+    variants = ["baseline", "augmented", "transfer", "finetune"]
+    expected = [f"{v} (seed {s})" for s in (0, 1) for v in variants]
+    assert [line.split(". ", 1)[1].split(":")[0].split(", base")[0] for line in steps[1:]] == (
+        expected
+    )
+    base = "base cifar10_0_1_2_3_5_6_8_9_pretrainedbase.h5 (pretrained in step 1)"
+    assert all((base in line) == ("transfer" in line or "finetune" in line) for line in steps)
+    assert all("(calibrated)" in line for line in steps)
+    assert lines[-1].strip().startswith("total: 0:")
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+    # The flags of a new study cannot come with --resume.
+    assert main(["study", "--resume", str(tmp_path), "--seeds", "2"]) == 2
+    assert "--seeds cannot change" in one_error_line(capsys)
 
 
 def test_study_resume_keeps_the_recorded_settings(tmp_path, capsys):

@@ -307,35 +307,42 @@ def test_a_new_study_refuses_a_folder_with_a_study_and_resume_needs_one(straight
     assert plan.resume and plan.template.data == str(data)
 
 
-def test_imagenet_weights_offline_fail_at_once_with_the_alternatives(data, tmp_path, monkeypatch):
+def test_imagenet_weights_offline_plan_a_pretrained_base_and_missing_files_fail_at_once(
+    data, tmp_path, monkeypatch
+):
     monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
     imagenet = template(data).replace(weights="imagenet")
-    with pytest.raises(UserError) as error:
-        plan_study(imagenet, tmp_path / "s")
-    message = str(error.value)
-    assert "--weights none" in message and "--weights FILE" in message and "--base" in message
+    plan = plan_study(imagenet, tmp_path / "s")
+    assert plan.pretrain_base and study.OFFLINE_REASON in plan.base_reason
     assert not (tmp_path / "s").exists()  # nothing written
     # Weights in the Keras cache (conftest points KERAS_HOME at a fresh folder) are enough.
     cached = Path(os.environ["KERAS_HOME"]) / "models" / study.VGG16_NOTOP_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
-    assert plan_study(imagenet, tmp_path / "s").template.weights == "imagenet"
+    assert not plan_study(imagenet, tmp_path / "s").pretrain_base
     with pytest.raises(UserError, match="no such weights file"):
         plan_study(imagenet.replace(weights=str(tmp_path / "missing.h5")), tmp_path / "s")
+    with pytest.raises(UserError, match="no such model"):
+        plan_study(imagenet.replace(base=str(tmp_path / "missing.h5")), tmp_path / "s")
 
 
-def test_study_eta_adds_the_later_runs_at_their_estimated_cost():
-    assert study_eta("baseline", 10.0, 30, {}) is None
-    measured = {"baseline": 2.0}
+def test_study_eta_adds_the_later_steps_estimates_unless_measured_here():
+    later = [("augmented", 2, 12.0), ("transfer", 2, 40.0)]
+    assert study_eta(later, 5.0, {}) == 5.0 + 12.0 + 40.0
+    # A variant this study measured (another seed's) goes by its measured epochs.
+    assert study_eta(later, 5.0, {"augmented": 3.0}) == 5.0 + 2 * 3.0 + 40.0
+    # Without estimates: the measured variants, scaled by the relative costs.
     cost = study.RELATIVE_EPOCH_COST
+    later = [("augmented", 30, None), ("transfer", 30, None), ("finetune", 30, None)]
+    assert study_eta(later, 10.0, {}) is None
     expected = 10.0 + 30 * 2.0 * (cost["augmented"] + cost["transfer"] + cost["finetune"])
-    assert study_eta("baseline", 10.0, 30, measured) == pytest.approx(expected)
+    assert study_eta(later, 10.0, {"baseline": 2.0}) == pytest.approx(expected)
     # A measured transfer epoch is the better guide for finetune than the baseline.
     measured = {"baseline": 2.0, "augmented": 2.0, "transfer": 30.0}
-    assert study_eta("transfer", 5.0, 30, measured) == pytest.approx(
+    assert study_eta(later[2:], 5.0, measured) == pytest.approx(
         5.0 + 30 * 30.0 * cost["finetune"] / cost["transfer"]
     )
-    assert study_eta("finetune", 7.0, 30, measured) == 7.0
+    assert study_eta([], 7.0, measured) == 7.0
 
 
 def test_only_a_complete_run_of_the_same_settings_counts_as_done(data, tmp_path):

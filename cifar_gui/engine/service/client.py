@@ -34,6 +34,8 @@ from cifar_gui.engine.service.replies import DeviceInfo, ModelHandle, ServiceErr
 
 if TYPE_CHECKING:
     from cifar_gui.engine.service.handler import Handler
+    from cifar_gui.engine.study.estimate import StudyEstimate
+    from cifar_gui.engine.study.plan import StudyPlan
 
 EXIT_WAIT_S = 10.0  # after close(), how long the child may take to exit before it is killed
 
@@ -171,6 +173,17 @@ class EngineService:
     def planned_parameter_counts(self, config: RunConfig, num_classes: int) -> dict[str, int]:
         """The parameter counts a run of ``config`` will train (see models.planned_...)."""
         return self._request("planned_parameter_counts", config, num_classes)
+
+    def study_estimate(
+        self,
+        plan: StudyPlan,
+        class_names: Sequence[str],
+        counts: dict[str, Sequence[int]],
+        image_shape: tuple[int, int, int],
+    ) -> StudyEstimate:
+        """What ``plan`` will run and each step's estimated seconds here, calibrated in the
+        child (see :func:`cifar_gui.engine.study.estimate.preflight`)."""
+        return self._request("study_estimate", plan, class_names, counts, image_shape)
 
     def augment_copies(
         self, image: np.ndarray, config: AugmentConfig, count: int, seed: int

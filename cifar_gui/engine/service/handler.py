@@ -135,6 +135,13 @@ class Handler:
 
         return planned_parameter_counts(config, num_classes)
 
+    def study_estimate(
+        self, plan: Any, class_names: Sequence[str], counts: dict, image_shape: tuple
+    ) -> Any:
+        from cifar_gui.engine.study.estimate import preflight
+
+        return preflight(plan, class_names, counts, image_shape)
+
     # -- augmentation previews and the device ----------------------------------------------
 
     def augment_copies(

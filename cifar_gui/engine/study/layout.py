@@ -5,3 +5,4 @@ from __future__ import annotations
 
 STUDY_FILE = "study.json"  # the study record
 REPORT_DIR = "report"  # the report's folder
+BASE_DIR = "base"  # the base an offline study pretrains

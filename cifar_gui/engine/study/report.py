@@ -70,7 +70,7 @@ def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = [r for r in discover_runs(path) if r.model_path is not None]
+            found = [r for r in _folder_runs(path) if r.model_path is not None]
             if not found:
                 raise UserError(f"{path}: no saved runs (model files with their .json sidecar)")
             runs += found
@@ -84,6 +84,18 @@ def collect_runs(paths: Sequence[str | Path]) -> list[SavedRun]:
     if not runs:
         raise UserError("no runs to report on")
     return runs
+
+
+def _folder_runs(folder: Path) -> list[SavedRun]:
+    """The runs of a folder; of a study folder, those its record lists (its seed folders'
+    too), but not the base it pretrained."""
+    record = folder / STUDY_FILE
+    try:
+        listed = json.loads(record.read_text(encoding="utf-8"))["runs"]
+        models = [folder / r["model"] for r in listed if r["variant"] != "pretrain" and r["model"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return discover_runs(folder)
+    return [run for m in models if (run := read_run(sidecar_path(m))) is not None]
 
 
 def _labels(runs: Sequence[SavedRun]) -> list[str]:
@@ -175,7 +187,7 @@ def write_report(
         commands=commands,
         small_data=small_data,
         notes=notes,
-        pretrained_note=_pretrained_note(groups),
+        pretrained_note=base_paragraph(runs, groups),
     )
     path = out / REPORT_FILE
     with atomic_path(path) as tmp:
@@ -360,13 +372,58 @@ def _small_data_title(curve: Mapping) -> str:
 # The page's facts
 
 
-def _pretrained_note(groups: Mapping[str, Sequence[SavedRun]]) -> str:
-    sources = {weights_source(rs[-1]) for v, rs in groups.items() if v in ("transfer", "finetune")}
-    if sources == {"none"}:
+def base_paragraph(runs: Sequence[SavedRun], groups: Mapping[str, Sequence[SavedRun]]) -> str:
+    """Which base the transfer and finetune runs started from, and why: from the transfer's
+    sidecar (``config.base`` -> the base's sidecar) and, for a study, its record's ``base``
+    reason. Random weights are said to measure nothing about pretraining."""
+    transfer = groups.get("transfer") or groups.get("finetune") or []
+    config = transfer[-1].record.config if transfer else None
+    if config is None:
+        return ""
+    reason = _recorded_base_reason(runs)
+    why = f" Why: {reason}." if reason else ""
+    if config.base:
+        base = read_record(sidecar_path(config.base))
+        name = Path(config.base).name
+        if base is None or base.config is None:
+            return f"The transfer and finetune runs start from the base of {name}.{why}"
+        arch = "the small CNN" if base.config.arch == "cnn" else "VGG16"
+        if base.variant != "pretrain":
+            arch = f"the base of a {base.variant} run"
+        accuracy = base.test_accuracy
+        score = "" if accuracy is None else f", {accuracy:.1%} test accuracy on them"
+        excluded = base.config.excluded
+        never = f", never {' or '.join(map(str, excluded))}" if excluded else ""
+        return (
+            f"The transfer and finetune runs start from {name}: {arch} pretrained on "
+            f"{len(base.class_names)} classes ({', '.join(base.class_names)}) for "
+            f"{base.epochs_completed} epoch{'s' * (base.epochs_completed != 1)}{score}{never}."
+            f"{why}"
+        )
+    if config.weights == "none":
         return (
             "The VGG16 base had random weights (--weights none): the transfer and finetune runs "
             "measure nothing about pretraining."
         )
+    if config.weights == "imagenet":
+        return (
+            "The transfer and finetune runs start from VGG16 with ImageNet weights, as the "
+            f"tutorial.{why}"
+        )
+    return (
+        f"The transfer and finetune runs start from VGG16 with the weights {config.weights}.{why}"
+    )
+
+
+def _recorded_base_reason(runs: Sequence[SavedRun]) -> str:
+    """The ``base`` reason of the study record beside the runs (a study's flat folder, or
+    the folder above its seed folders); empty when there is none."""
+    for folder in {p for r in runs for p in (r.sidecar.parent, r.sidecar.parent.parent)}:
+        try:
+            base = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8")).get("base")
+            return str(base["reason"])
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            continue
     return ""
 
 

@@ -19,11 +19,8 @@ from PySide6.QtCore import QSettings, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
-    QLabel,
     QMessageBox,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +42,7 @@ from cifar_gui.gui.text import counted, format_probability
 from cifar_gui.gui.training.controller import RunController
 from cifar_gui.gui.training.form import CountService, TrainingForm
 from cifar_gui.gui.training.results import TrainingResults
+from cifar_gui.gui.training.study_card import StudyCard
 from cifar_gui.gui.widgets.scroll import vertical_scroll_area
 
 if TYPE_CHECKING:
@@ -84,34 +82,15 @@ class TrainingPanel(QWidget):
         self.form = TrainingForm(state, self.settings, service)
         self.results = TrainingResults()
         self.controller = RunController(self)
-        self.study_button = QPushButton("Run the study")
-        self.study_button.setToolTip(
-            "The tutorial's whole study with these settings: baseline, augmented, transfer and "
-            "finetune, one after the other, then a report (opens in the browser)"
-        )
-        self.resume_study_button = QPushButton("Resume study\u2026")
-        self.resume_study_button.setToolTip("Continue a stopped study where it stopped")
-        self.report_label = QLabel()
-        self.report_label.setWordWrap(True)
-        self.report_label.setOpenExternalLinks(True)
-        study_box = QGroupBox("The tutorial's study, in one click")
-        study_layout = QVBoxLayout(study_box)
-        about = QLabel(
-            "Trains the four models in turn (baseline, augmented, VGG16 transfer and "
-            "fine-tuning) and writes a report that checks the tutorial's claims."
-        )
-        about.setWordWrap(True)
-        study_layout.addWidget(about)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.study_button)
-        buttons.addWidget(self.resume_study_button)
-        study_layout.addLayout(buttons)
-        study_layout.addWidget(self.report_label)
+        self.study_card = StudyCard()
+        card = self.study_card
+        self.study_button, self.resume_study_button = card.study_button, card.resume_study_button
+        self.report_label = card.report_label
         left_box = QWidget()
         left = QVBoxLayout(left_box)
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.form, 1)
-        self.form.add_card(study_box)  # in view below the everyday settings
+        self.form.add_card(card)  # in view below the everyday settings
         # The settings scroll when the window is shorter than they are (the default 800 px
         # window, a laptop screen): they never make the window taller than the screen.
         self.settings_area = vertical_scroll_area(left_box)
@@ -132,6 +111,8 @@ class TrainingPanel(QWidget):
         f.resume_button.clicked.connect(self.ask_resume)
         self.study_button.clicked.connect(lambda: self.start_study())
         self.resume_study_button.clicked.connect(lambda: self.resume_study())
+        card.estimate_requested.connect(lambda: self.estimate_study())
+        card.job.finished.connect(self._update_buttons)
         f.variant_changed.connect(self._on_variant_changed)
         f.out_dir_changed.connect(lambda _text: self.refresh_runs())
         f.counting_changed.connect(self._update_buttons)
@@ -184,8 +165,11 @@ class TrainingPanel(QWidget):
         busy = self.controller.busy
         self.form.update_buttons(busy, self.controller.listing)
         can_start = not busy and self.state.dataset is not None
-        self.study_button.setEnabled(can_start)
-        self.resume_study_button.setEnabled(not busy and bool(self.form.out_path.text()))
+        # A calibration in progress would share the cores with the study's first run.
+        free = not self.study_card.estimating
+        self.study_button.setEnabled(can_start and free)
+        self.study_card.estimate_button.setEnabled(can_start and free)
+        self.resume_study_button.setEnabled(not busy and free and bool(self.form.out_path.text()))
 
     # ---- running
 
@@ -227,24 +211,46 @@ class TrainingPanel(QWidget):
             augment=AugmentConfig(),
         )
 
+    def new_study_plan(self, folder: str | Path | None = None) -> StudyPlan:
+        """The study the settings describe, in ``folder`` (default: a new one in the output
+        folder); raises :class:`UserError` with one line."""
+        template = self.study_template()
+        target = Path(folder) if folder else new_study_folder(template.out_dir)
+        return plan_study(template, target, seeds=self.study_card.seeds_spin.value())
+
+    def estimate_study(self) -> bool:
+        """Show what the study will run and how long (computed by the engine service, on a
+        worker); False (and a message) when it cannot."""
+        if self.busy or self.study_card.estimating:
+            return False
+        try:
+            plan = self.new_study_plan()
+        except UserError as exc:
+            self._show_failure(str(exc))
+            return False
+        self.study_card.start_estimate(plan, self.form.service, self.state.dataset)
+        self._update_buttons()
+        return True
+
     def start_study(self, folder: str | Path | None = None) -> bool:
         """Start the seed's study in ``folder`` (default: a new one in the output folder);
         False (and a message) when it cannot."""
-        if self.busy:
+        if self.busy or self.study_card.estimating:
             return False
         try:
-            template = self.study_template()
-            target = Path(folder) if folder else new_study_folder(template.out_dir)
-            plan = plan_study(template, target)
+            plan = self.new_study_plan(folder)
         except UserError as exc:
             self._show_failure(str(exc))
             return False
         t = plan.template
+        base = f"base {t.base}" if t.base else f"VGG16 weights {t.weights}"
+        if plan.pretrain_base:
+            base = f"a base pretrained first ({plan.base_reason})"
+        seeds = f", {plan.seeds} seeds" if plan.seeds > 1 else ""
         self._begin_study(
             plan,
             f"Study in {plan.folder}: {' vs '.join(self.state.chosen_names)}, "
-            f"{counted(t.epochs, 'epoch')} per run, VGG16 weights "
-            f"{('base ' + t.base) if t.base else t.weights}",
+            f"{counted(t.epochs, 'epoch')} per run{seeds}, {base}",
         )
         return True
 
@@ -273,7 +279,7 @@ class TrainingPanel(QWidget):
 
     def _begin_study(self, plan: StudyPlan, log_line: str) -> None:
         self.report_label.setText("")
-        self.results.begin_study()
+        self.results.begin_study(plan.schedule(), self.study_card.estimates_for(plan))
         self.results.append_log(log_line)
         self.controller.start(plan)
 
@@ -375,6 +381,7 @@ class TrainingPanel(QWidget):
         The training process saves what it learned before it ends.
         """
         self.form.shutdown()
+        self.study_card.shutdown()
         if self.controller.busy and not self.controller.stopping:
             self.results.show_stopping()
         self.controller.shutdown()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cifar_gui.config import SEED_VARIANTS
 from cifar_gui.engine.study.plan import study_eta
 from cifar_gui.engine.study.runs import SavedRun, discover_runs
 from cifar_gui.gui.run_table import RunTable
@@ -58,6 +60,9 @@ class StudyProgress:
     variant: str = ""
     epochs: int = 0
     measured: dict[str, float] = field(default_factory=dict)  # variant -> s / epoch
+    # Each step's variant and epochs, and its pre-flight estimate (None: not estimated).
+    schedule: list[tuple[str, int]] = field(default_factory=list)
+    estimates: tuple[float | None, ...] = ()
     seconds: list[float] = field(default_factory=list)  # the epochs of the run in progress
     finished: list[tuple[str, dict[str, list[float]]]] = field(default_factory=list)
 
@@ -70,9 +75,18 @@ class StudyProgress:
             measured = dict(self.measured)
             if self.seconds:
                 measured[self.variant] = float(np.mean(self.seconds))
-            eta = study_eta(self.variant, run_eta, self.epochs, measured)
+            eta = study_eta(self.later(), run_eta, measured)
             words += " \u00b7 study ETA " + ("estimating\u2026" if eta is None else format_eta(eta))
         return words
+
+    def later(self) -> list[tuple[str, int, float | None]]:
+        """The steps after the one in progress, with their estimates where known (without a
+        schedule: the seed's four runs of as many epochs)."""
+        if not self.schedule:
+            later = SEED_VARIANTS[SEED_VARIANTS.index(self.variant) + 1 :]
+            return [(v, self.epochs, None) for v in later]
+        estimates = list(self.estimates) + [None] * len(self.schedule)
+        return [(v, e, estimates[i]) for i, (v, e) in enumerate(self.schedule) if i > self.index]
 
 
 class TrainingResults(QSplitter):
@@ -181,9 +195,14 @@ class TrainingResults(QSplitter):
 
     # ---- a study
 
-    def begin_study(self) -> None:
-        """A study starts (or resumes): its line appears, the overlays are its runs'."""
-        self.study = StudyProgress()
+    def begin_study(
+        self,
+        schedule: Sequence[tuple[str, int]] = (),
+        estimates: Sequence[float | None] = (),
+    ) -> None:
+        """A study starts (or resumes): its line appears, the overlays are its runs'.
+        ``schedule``: each step's variant and epochs; ``estimates``: their pre-flight seconds."""
+        self.study = StudyProgress(schedule=list(schedule), estimates=tuple(estimates))
         self.study_label.setText("Study: preparing\u2026")
         self.study_label.setVisible(True)
         self.table.clearSelection()
