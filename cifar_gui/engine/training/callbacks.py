@@ -33,6 +33,9 @@ class ProgressBridge(keras.callbacks.Callback):
     ``save(epochs_completed, history)`` writes a checkpoint after each epoch that was not cut
     short by a stop (resuming repeats a stopped epoch from its start, so the resumed history
     matches an uninterrupted one); the record keeps the stopped epoch's metrics too.
+
+    It also times this session's epochs (``epoch_seconds``, validation included), their
+    validation (``validation_seconds``) and the saves after them (``save_seconds``).
     """
 
     def __init__(
@@ -54,6 +57,8 @@ class ProgressBridge(keras.callbacks.Callback):
         self.epoch = 0
         self.epochs_run = 0  # in this session, the stopped one included
         self.epochs_complete = 0  # in this session, not cut short by a stop
+        self.epoch_seconds = self.validation_seconds = self.save_seconds = 0.0
+        self.validation_start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
@@ -64,6 +69,12 @@ class ProgressBridge(keras.callbacks.Callback):
         # Checked after reporting, so a stop requested from the report itself counts too.
         if self.stop.is_set():
             self.model.stop_training = True
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self.validation_start = time.perf_counter()  # fit's validation: its evaluate
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self.validation_seconds += time.perf_counter() - self.validation_start
 
     def _report_batch(self, batch: int, logs: dict) -> None:
         now = time.perf_counter()
@@ -91,11 +102,14 @@ class ProgressBridge(keras.callbacks.Callback):
         for key, value in {**metrics, "epoch_seconds": seconds}.items():
             self.history.setdefault(key, []).append(value)
         self.epochs_run += 1
+        self.epoch_seconds += seconds
         # The cooperative stop sets stop_training at a batch end, so it marks a partial epoch.
         if not self.model.stop_training:
             self.epochs_complete += 1
             if self.save is not None:
+                saving = time.perf_counter()
                 self.save(epoch + 1, self.history)
+                self.save_seconds += time.perf_counter() - saving
         # After the checkpoint, so a sink that hears of an epoch can count on it.
         self.sink(EpochEvent(epoch, self.epochs, metrics, seconds))
 
