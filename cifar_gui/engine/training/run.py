@@ -265,7 +265,9 @@ def train(
             )
         epoch_done = EpochSaver(model, keeper, template, log)
         previous = resume.history if resume is not None else {}
-        bridge = ProgressBridge(sink, stop, config.epochs, steps, batch_size, previous, epoch_done)
+        bridge = ProgressBridge(
+            sink, stop, config.epochs, steps, batch_size, previous, epoch_done, epoch_done.trained
+        )
         callbacks: list[keras.callbacks.Callback] = [bridge]
         if live is not None and len(subset.x_test):
             probe = LiveProbe(
@@ -281,6 +283,7 @@ def train(
         try:
             fused = _fit_epochs(plan, config, strategy, callbacks, stop, initial_epoch)
         finally:
+            epoch_done.close()
             if log is not None:
                 log.close()
     seconds = time.perf_counter() - fitting
