@@ -119,6 +119,8 @@ class ProgressBridge(keras.callbacks.Callback):
                 self.save_seconds += time.perf_counter() - saving
         # After the checkpoint, so a sink that hears of an epoch can count on it.
         self.sink(EpochEvent(epoch, self.epochs, metrics, seconds))
+        if self.stop.is_set():  # asked for since the last batch: no next epoch
+            self.model.stop_training = True
 
 
 class BestKeeper:

@@ -131,6 +131,20 @@ def versions() -> dict[str, str]:
     }
 
 
+class _CurrentEpoch(keras.callbacks.Callback):
+    """The epoch ``fit`` is at (0-based), for the input stream's next iterator."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def get(self) -> int:
+        return self.epoch
+
+
 def _fit_epochs(
     plan: FitPlan,
     config: RunConfig,
@@ -149,22 +163,49 @@ def _fit_epochs(
     fuse = config.fused_optimizer and config.strategy == "default"
     optimizer, variables = plan.model.optimizer, plan.model.trainable_variables
     with fused_rmsprop(optimizer, variables, fuse) as fused:
-        for epoch in range(initial_epoch, config.epochs):
-            # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
-            # compiled train function and the optimizer state carry over between them.
-            with worker_failures(strategy):
-                plan.model.fit(
-                    plan.train.epoch(epoch).with_options(options),
-                    initial_epoch=epoch,
-                    epochs=epoch + 1,
-                    validation_data=plan.validation,
-                    callbacks=callbacks,
-                    verbose=0,
-                    shuffle=False,  # the stream is already in the epoch's order
-                )
-            if stop.is_set():
-                break
+        if config.strategy == "default":
+            # One fit for every epoch: one iterator an epoch of one dataset traced once, and
+            # one end of fit (each cost up to seconds an epoch: docs/speed.md).
+            current = _CurrentEpoch(initial_epoch)
+            plan.model.fit(
+                plan.train.epochs(current.get).with_options(options),
+                initial_epoch=initial_epoch,
+                epochs=config.epochs,
+                validation_data=plan.validation,
+                callbacks=[current, *callbacks],
+                verbose=0,
+                shuffle=False,  # the stream is already in the epoch's order
+            )
+        else:
+            _fit_each_epoch(plan, config, strategy, callbacks, stop, initial_epoch, options)
     return fused
+
+
+def _fit_each_epoch(
+    plan: FitPlan,
+    config: RunConfig,
+    strategy: tf.distribute.Strategy,
+    callbacks: list[keras.callbacks.Callback],
+    stop: StopFlag,
+    initial_epoch: int,
+    options: tf.data.Options,
+) -> None:
+    """One fit per epoch, each on that epoch's own finite data (see EpochStream): under a
+    distribution strategy, whose input cannot come from Python (EpochStream.epochs). The
+    compiled train function and the optimizer state carry over between them."""
+    for epoch in range(initial_epoch, config.epochs):
+        with worker_failures(strategy):
+            plan.model.fit(
+                plan.train.epoch(epoch).with_options(options),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=plan.validation,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,  # the stream is already in the epoch's order
+            )
+        if stop.is_set():
+            break
 
 
 def train(
