@@ -191,8 +191,9 @@ def _fit_each_epoch(
     options: tf.data.Options,
 ) -> None:
     """One fit per epoch, each on that epoch's own finite data (see EpochStream): under a
-    distribution strategy, whose input cannot come from Python (EpochStream.epochs). The
-    compiled train function and the optimizer state carry over between them."""
+    distribution strategy, which shards a dataset's graph, not Python's part of it (the
+    epoch :meth:`EpochStream.epochs` reads). The compiled train function and the optimizer
+    state carry over between them."""
     for epoch in range(initial_epoch, config.epochs):
         with worker_failures(strategy):
             plan.model.fit(
