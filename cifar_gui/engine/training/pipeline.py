@@ -20,7 +20,8 @@ CHUNK_BATCHES = 8
 
 
 class EpochStream:
-    """The training batches of a run, as one finite dataset per epoch.
+    """The training batches of a run, as one finite dataset per epoch (:meth:`epoch`), or one
+    dataset for the whole run whose every iterator gives one epoch (:meth:`epochs`).
 
     Epoch ``e`` is a function of ``(config.seed, e)`` alone: its order is a permutation drawn
     from that pair, and it is prepared in chunks of :data:`CHUNK_BATCHES` batches, chunk ``c``
