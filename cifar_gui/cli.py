@@ -295,11 +295,15 @@ def _run_plan(plan) -> int:
     finished = run(plan, _Progress(folder=folder), threading.Event(), in_process=True)
     record = finished.record
     if finished.path is None:
-        print(f"trained ({record.seconds:.1f} s); the chief worker saves the model")
+        print(f"trained ({record.wall_seconds:.1f} s); the chief worker saves the model")
         return 0
     accuracy = record.test_accuracy
     score = "no test images" if accuracy is None else f"test accuracy {accuracy:.1%}"
-    print(f"saved {shown(finished.path)} ({score}, {record.seconds:.1f} s, {record.device})")
+    # The run as its user waited for it (data, model, checkpoints, save), then its fit's part.
+    print(
+        f"saved {shown(finished.path)} ({score}, {record.wall_seconds:.1f} s, of which "
+        f"{record.seconds:.1f} s fitting, {record.device})"
+    )
     return 0
 
 

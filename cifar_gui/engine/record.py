@@ -27,6 +27,12 @@ from cifar_gui.tutorial import FILE_SUFFIXES
 
 PREPROCESSING = "pixels / 255 (scale_images); VGG16 models preprocess inside"
 MAX_COUNT = 2**63 - 1
+# The phases of RunRecord.timings, in seconds: "setup" (from the start of run_training to the
+# first epoch: data, model, compile, frozen-front features), "epochs" (the timed epochs of this
+# session, validation included), "validation" (its part of them), "checkpoints" (after each
+# epoch: best weights, checkpoint, TensorBoard; outside the epochs), "between_epochs" (the
+# rest of the fit: each epoch's fit call and input pipeline, live snapshots), "final_save".
+TIMINGS = ("setup", "epochs", "validation", "checkpoints", "between_epochs", "final_save")
 
 History = dict[str, tuple[float, ...]]
 
@@ -89,6 +95,25 @@ def _optional_str(name: str, value: Any, default: Any = None) -> Any:
         return default
     check_type(name, value, str)
     return value
+
+
+def _seconds(name: str, value: Any) -> float:
+    seconds = number_list(name, [value])[0]
+    if not 0 <= seconds < math.inf:  # NaN too (and null, read as NaN)
+        raise ValueError(f"{name} must be a number of seconds, at least 0")
+    return seconds
+
+
+def _optional_seconds(name: str, value: Any) -> float | None:
+    return None if value is None else _seconds(name, value)
+
+
+def _timings(value: Any) -> dict[str, float]:
+    """A sidecar's ``timings``: phase name -> seconds (empty when absent)."""
+    if value is None:
+        return {}
+    check_type("timings", value, dict)
+    return {str(k): _seconds(f"timings[{k!r}]", v) for k, v in value.items()}
 
 
 def _items(key: str, value: Any, kind: type) -> tuple:
@@ -217,6 +242,11 @@ class RunRecord:
     resumed_from_epoch: int | None = None
     stopped: bool = False
     seconds: float | None = None  # wall time of the fit
+    # The run as a user waits for it: from the start of run_training (data, model, features)
+    # to the final model on disk; None in sidecars older than it.
+    wall_seconds: float | None = None
+    # Where wall_seconds went (TIMINGS); only what was measured.
+    timings: Mapping[str, float] = field(default_factory=dict, repr=False)
     test_loss: float | None = None  # of the saved model: the last epoch's, or the kept one's
     test_accuracy: float | None = None  # the saved model's validation accuracy (see test_loss)
     best_test_accuracy: float | None = None
@@ -257,7 +287,16 @@ class RunRecord:
         return self.config.epochs if self.config is not None else self.epochs_completed
 
     def to_dict(self) -> dict[str, Any]:
-        """The sidecar's JSON content (the keys every version of the app has written)."""
+        """The sidecar's JSON content: the keys every version of the app has written, and
+        ``wall_seconds`` and ``timings`` when known."""
+        out = self._keys_of_every_version()
+        if self.wall_seconds is not None:
+            out["wall_seconds"] = self.wall_seconds
+        if self.timings:
+            out["timings"] = dict(self.timings)
+        return out
+
+    def _keys_of_every_version(self) -> dict[str, Any]:
         return {
             "config": None if self.config is None else self.config.to_dict(),
             "variant": self.variant,
@@ -319,6 +358,8 @@ class RunRecord:
             resumed_from_epoch=_optional_int("resumed_from_epoch", data.get("resumed_from_epoch")),
             stopped=stopped,
             seconds=_optional_number("seconds", data.get("seconds")),
+            wall_seconds=_optional_seconds("wall_seconds", data.get("wall_seconds")),
+            timings=_timings(data.get("timings")),
             test_loss=test_loss if test_loss is not None else (val_loss[-1] if val_loss else None),
             test_accuracy=(val[-1] if val else None) if test_accuracy is None else test_accuracy,
             best_test_accuracy=best if best is not None else (max(val) if val else None),

@@ -21,30 +21,40 @@ from cifar_gui.engine.training.checkpoints import (
 )
 
 
-def save_checkpoint(model: keras.Model, checkpoint: Checkpoint) -> None:
-    """Save ``model`` as the checkpoint's epoch file, then the state naming it, then drop the
-    previous epoch file.
-
-    A write that fails raises :class:`ModelError` naming the file and leaves the previous
-    checkpoint as it was (its state still names its own model).
-    """
-    model_path, state_path = checkpoint.model_path, checkpoint.directory / STATE_FILE
-    failing = model_path
+def save_epoch_model(model: keras.Model, path: Path) -> None:
+    """Write ``model`` with its optimizer state as a checkpoint's epoch file (atomically),
+    before :func:`commit_checkpoint` names it (it may run on a thread of its own while the
+    model's weights do not change). A write that fails raises :class:`ModelError` naming the
+    file, and leaves the previous checkpoint as it was."""
     try:
-        with atomic_path(model_path) as tmp:
+        with atomic_path(path) as tmp:
             model.save(tmp)
-        failing = state_path
-        write_state(checkpoint)
     except WRITE_ERRORS as exc:
-        if failing == state_path:
-            # No state names the new model; the previous state and model stay.
-            with contextlib.suppress(OSError):
-                model_path.unlink()
         raise ModelError(
-            f"{failing}: cannot write the checkpoint ({write_failure(exc)}); the last "
+            f"{path}: cannot write the checkpoint ({write_failure(exc)}); the last "
             "complete checkpoint is kept"
         ) from None
-    remove_stale_files(checkpoint.directory, keep=model_path.name)
+
+
+def commit_checkpoint(checkpoint: Checkpoint) -> None:
+    """Write the state naming the checkpoint's epoch file (complete already, see
+    :func:`save_epoch_model`), then drop the previous epoch file.
+
+    A state that cannot be written raises :class:`ModelError` and leaves the previous
+    checkpoint as it was (its state still names its own model).
+    """
+    state_path = checkpoint.directory / STATE_FILE
+    try:
+        write_state(checkpoint)
+    except WRITE_ERRORS as exc:
+        # No state names the new model; the previous state and model stay.
+        with contextlib.suppress(OSError):
+            checkpoint.model_path.unlink()
+        raise ModelError(
+            f"{state_path}: cannot write the checkpoint ({write_failure(exc)}); the last "
+            "complete checkpoint is kept"
+        ) from None
+    remove_stale_files(checkpoint.directory, keep=checkpoint.model_path.name)
 
 
 def load_checkpoint_model(checkpoint: Checkpoint) -> keras.Model:

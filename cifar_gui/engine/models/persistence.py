@@ -14,7 +14,7 @@ import math
 import re
 import struct
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -82,9 +82,12 @@ def _quiet_absl() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def save_model(model: keras.Model, path: str | Path, record: RunRecord | None) -> Path:
+def save_model(
+    model: keras.Model, path: str | Path, record: RunRecord | Callable[[], RunRecord] | None
+) -> Path:
     """Save ``model`` (``.h5`` or ``.keras``) and its JSON sidecar (``record``'s, or ``{}``
-    when nothing is known of the model): both or neither replaced.
+    when nothing is known of the model): both or neither replaced. ``record`` may be a
+    function, called once the model is written (a run's record counts that time).
 
     Both are written to temporary files first; then the sidecar is renamed over its target,
     then the model. Should the model's rename fail (say, the old model is immutable), the
@@ -102,6 +105,8 @@ def save_model(model: keras.Model, path: str | Path, record: RunRecord | None) -
             with _quiet_absl():
                 model.save(tmp)
             failing = side
+            if callable(record):  # asked now, so the record can count the model's write
+                record = record()
             write_json(side, {} if record is None else record.to_dict())
             side_replaced, failing = True, path
         # The model's rename happened as the block above closed.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.study.report_claims import FAILS, HOLDS, UNTESTED, Claim
 from cifar_gui.engine.study.runs import SavedRun
 from cifar_gui.variant_style import variant_color
@@ -189,6 +190,21 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def run_time(record: RunRecord) -> str:
+    """The "total time" cell: the run as its user waited for it (``wall_seconds``: data,
+    model, epochs, checkpoints, final save), or in a record older than that, the time of its
+    fit, labelled so; a resumed run's is its last session's."""
+    if record.wall_seconds is not None:
+        shown = _duration(record.wall_seconds)
+    elif record.seconds is not None:
+        shown = f"{_duration(record.seconds)} (fit only)"
+    else:
+        return "?"
+    if record.resumed_from_epoch is not None:
+        shown += f" (from epoch {record.resumed_from_epoch + 1})"
+    return shown
+
+
 def _percent(value: float | None) -> str:
     return "?" if value is None or not math.isfinite(value) else f"{value:.1%}"
 
@@ -227,7 +243,7 @@ def run_row(run: SavedRun) -> list[str]:
         "?" if best is None else f"{val[best]:.1%} ({best + 1})",
         "?" if low is None else str(low + 1),
         f"{np.mean(seconds):.1f}" if seconds else "?",
-        _duration(sum(seconds)) if seconds else "?",
+        run_time(record),
         f"{record.device or '?'}, {record.precision or '?'}",
     ]
 

@@ -20,7 +20,8 @@ CHUNK_BATCHES = 8
 
 
 class EpochStream:
-    """The training batches of a run, as one finite dataset per epoch.
+    """The training batches of a run, as one finite dataset per epoch (:meth:`epoch`), or one
+    dataset for the whole run whose every iterator gives one epoch (:meth:`epochs`).
 
     Epoch ``e`` is a function of ``(config.seed, e)`` alone: its order is a permutation drawn
     from that pair, and it is prepared in chunks of :data:`CHUNK_BATCHES` batches, chunk ``c``
@@ -60,11 +61,31 @@ class EpochStream:
 
     def epoch(self, epoch: int) -> tf.data.Dataset:
         """The batches of ``epoch`` (0-based): ``steps`` of them, the last one maybe short."""
+        return self._batches(tf.data.Dataset.from_tensors(self._source(epoch)))
+
+    def epochs(self, current: Callable[[], int]) -> tf.data.Dataset:
+        """One dataset for a whole run: each iterator made of it gives the batches of epoch
+        ``current()`` (asked as the iterator starts), as :meth:`epoch` does. One ``fit`` of all
+        the epochs makes one iterator an epoch, so the pipeline is traced once per run."""
+        spec = (tf.TensorSpec((), tf.int64), tf.TensorSpec((self.count,), tf.int64))
+        source = tf.data.Dataset.from_generator(
+            lambda: iter([self._source(current())]), output_signature=spec
+        )
+        return self._batches(source)
+
+    def _source(self, epoch: int) -> tuple[np.int64, np.ndarray]:
+        return np.int64(epoch), self.order(epoch).astype(np.int64)
+
+    def _batches(self, source: tf.data.Dataset) -> tf.data.Dataset:
+        """The batches of the epoch that ``source``'s one element ``(epoch, order)`` names."""
         size = self.config.batch_size
         chunk_size = size * CHUNK_BATCHES
-        chunks = tf.data.Dataset.from_tensor_slices(self.order(epoch)).batch(chunk_size)
+        chunks_per_epoch = math.ceil(self.count / chunk_size)
         config = self.config
-        first_chunk = epoch * math.ceil(self.count / chunk_size)
+
+        def chunks(epoch: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
+            indices = tf.data.Dataset.from_tensor_slices(order).batch(chunk_size).enumerate()
+            return indices.map(lambda chunk, index: (epoch * chunks_per_epoch + chunk, index))
 
         def load(chunk: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             pixels = tf.gather(self.images, index)
@@ -73,11 +94,11 @@ class EpochStream:
                 return pixels, labels
             pixels = scale_images(pixels)
             if config.augments:
-                seed = tf.stack([tf.constant(config.seed, tf.int64), first_chunk + chunk])
+                seed = tf.stack([tf.constant(config.seed, tf.int64), chunk])
                 pixels = augment_images(pixels, config.augment, seed)
             return pixels, labels
 
-        batches = chunks.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = source.flat_map(chunks).map(load, num_parallel_calls=tf.data.AUTOTUNE)
         if self.front is not None:
             front = self.front
             # One chunk at a time: the front's convolutions use every core already.

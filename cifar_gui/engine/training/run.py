@@ -131,6 +131,20 @@ def versions() -> dict[str, str]:
     }
 
 
+class _CurrentEpoch(keras.callbacks.Callback):
+    """The epoch ``fit`` is at (0-based), for the input stream's next iterator."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def get(self) -> int:
+        return self.epoch
+
+
 def _fit_epochs(
     plan: FitPlan,
     config: RunConfig,
@@ -149,22 +163,50 @@ def _fit_epochs(
     fuse = config.fused_optimizer and config.strategy == "default"
     optimizer, variables = plan.model.optimizer, plan.model.trainable_variables
     with fused_rmsprop(optimizer, variables, fuse) as fused:
-        for epoch in range(initial_epoch, config.epochs):
-            # One fit per epoch, each on that epoch's own finite data (see EpochStream); the
-            # compiled train function and the optimizer state carry over between them.
-            with worker_failures(strategy):
-                plan.model.fit(
-                    plan.train.epoch(epoch).with_options(options),
-                    initial_epoch=epoch,
-                    epochs=epoch + 1,
-                    validation_data=plan.validation,
-                    callbacks=callbacks,
-                    verbose=0,
-                    shuffle=False,  # the stream is already in the epoch's order
-                )
-            if stop.is_set():
-                break
+        if config.strategy == "default":
+            # One fit for every epoch: one iterator an epoch of one dataset traced once, and
+            # one end of fit (each cost up to seconds an epoch: docs/speed.md).
+            current = _CurrentEpoch(initial_epoch)
+            plan.model.fit(
+                plan.train.epochs(current.get).with_options(options),
+                initial_epoch=initial_epoch,
+                epochs=config.epochs,
+                validation_data=plan.validation,
+                callbacks=[current, *callbacks],
+                verbose=0,
+                shuffle=False,  # the stream is already in the epoch's order
+            )
+        else:
+            _fit_each_epoch(plan, config, strategy, callbacks, stop, initial_epoch, options)
     return fused
+
+
+def _fit_each_epoch(
+    plan: FitPlan,
+    config: RunConfig,
+    strategy: tf.distribute.Strategy,
+    callbacks: list[keras.callbacks.Callback],
+    stop: StopFlag,
+    initial_epoch: int,
+    options: tf.data.Options,
+) -> None:
+    """One fit per epoch, each on that epoch's own finite data (see EpochStream): under a
+    distribution strategy, which shards a dataset's graph, not Python's part of it (the
+    epoch :meth:`EpochStream.epochs` reads). The compiled train function and the optimizer
+    state carry over between them."""
+    for epoch in range(initial_epoch, config.epochs):
+        with worker_failures(strategy):
+            plan.model.fit(
+                plan.train.epoch(epoch).with_options(options),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=plan.validation,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,  # the stream is already in the epoch's order
+            )
+        if stop.is_set():
+            break
 
 
 def train(
@@ -176,6 +218,7 @@ def train(
     live: Callable[[], LiveRequest | None] | None = None,
     checkpoints: Path | None = None,
     resume: Checkpoint | None = None,
+    started: float | None = None,
 ) -> RunResult:
     """Build, compile and fit the model of ``config`` on ``subset``; return it with its history.
 
@@ -195,7 +238,11 @@ def train(
     epochs' data order and augmentation depend on the seed and the epoch alone
     (:class:`~cifar_gui.engine.training.pipeline.EpochStream`), so the history is the one
     an uninterrupted run would have had.
+
+    ``started``: the ``time.perf_counter()`` the run started at (default: now), for the
+    record's ``wall_seconds`` and ``timings`` (:data:`~cifar_gui.engine.record.TIMINGS`).
     """
+    started = time.perf_counter() if started is None else started
     stop = stop if stop is not None else threading.Event()
     threads, strategy = start_strategy(config)
     # Keras 3.15 fails to trace several steps per call under a distribution strategy, so a
@@ -260,7 +307,9 @@ def train(
             )
         epoch_done = EpochSaver(model, keeper, template, log)
         previous = resume.history if resume is not None else {}
-        bridge = ProgressBridge(sink, stop, config.epochs, steps, batch_size, previous, epoch_done)
+        bridge = ProgressBridge(
+            sink, stop, config.epochs, steps, batch_size, previous, epoch_done, epoch_done.trained
+        )
         callbacks: list[keras.callbacks.Callback] = [bridge]
         if live is not None and len(subset.x_test):
             probe = LiveProbe(
@@ -272,13 +321,14 @@ def train(
                 class_names=tuple(subset.class_names),
             )
             callbacks.append(LiveCallback(probe, sink, live, steps, initial_epoch))
-        started = time.perf_counter()
+        fitting = time.perf_counter()
         try:
             fused = _fit_epochs(plan, config, strategy, callbacks, stop, initial_epoch)
         finally:
+            epoch_done.close()
             if log is not None:
                 log.close()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - fitting
     history = bridge.history
     val = history.get("val_accuracy", [])
     completed = initial_epoch + bridge.epochs_complete
@@ -294,6 +344,13 @@ def train(
         resumed_from_epoch=initial_epoch if resume is not None else None,
         stopped=stop.is_set(),
         seconds=seconds,
+        timings={
+            "setup": fitting - started,
+            "epochs": bridge.epoch_seconds,
+            "validation": bridge.validation_seconds,
+            "checkpoints": bridge.save_seconds,
+            "between_epochs": max(0.0, seconds - bridge.epoch_seconds - bridge.save_seconds),
+        },
         test_loss=history.get("val_loss", [None])[shown] if val else None,
         test_accuracy=val[shown] if val else None,
         best_test_accuracy=max(val) if val else None,
@@ -317,7 +374,7 @@ def train(
         finished_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         kept_epoch=kept,
     )
-    return RunResult(model, record)
+    return RunResult(model, record.replace(wall_seconds=time.perf_counter() - started))
 
 
 def start_strategy(config: RunConfig) -> tuple[int, tf.distribute.Strategy]:
@@ -360,7 +417,10 @@ def run_training(
     classes, the files it writes; the model files in :func:`train`, before the first epoch),
     so a run that fails its checks leaves an earlier run's model and checkpoint as they were.
     Whether its folder can be made is the plan's check (``plan_run``, ``plan_study``).
+
+    The record's ``wall_seconds`` runs from this call to the final model on disk.
     """
+    started = time.perf_counter()
     if resume is not None and not isinstance(resume, Checkpoint):
         # A Checkpoint given was checked where it was read (plan_run, the study): once a run.
         resume = read_checkpoint(resume)
@@ -396,9 +456,25 @@ def run_training(
             None if resume is None else resume.history,
         )
     )
-    result = train(config, subset, sink, stop, live=live, checkpoints=folder, resume=resume)
+    result = train(
+        config, subset, sink, stop, live=live, checkpoints=folder, resume=resume, started=started
+    )
     result.record = result.record.replace(data_source=dataset.source)
+    saving = time.perf_counter()
+
+    def finished() -> RunRecord:
+        """The record with the whole run's time, once the model is written (not its sidecar,
+        which holds it: milliseconds)."""
+        now = time.perf_counter()
+        timings = dict(result.record.timings)
+        if save and chief:
+            timings["final_save"] = now - saving
+        result.record = result.record.replace(wall_seconds=now - started, timings=timings)
+        return result.record
+
     if save and chief:
-        result.path = save_model(result.model, path, result.record)
+        result.path = save_model(result.model, path, finished)
+    else:
+        finished()
     sink(result.finished)
     return result
