@@ -65,6 +65,7 @@ class EngineService:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._closed = False
+        self._reaper: threading.Thread | None = None  # joins the child after close()
 
     @property
     def pid(self) -> int | None:
@@ -188,8 +189,13 @@ class EngineService:
         """The device training runs on and the versions of TensorFlow, Keras and this app."""
         return self._request("detect_device")
 
-    def close(self) -> None:
-        """End the child; a request waiting for it raises. Later requests raise too."""
+    def close(self, wait: bool = True) -> None:
+        """End the child; a request waiting for it raises. Later requests raise too.
+
+        ``wait=False`` (the window, as it closes): ask the child to leave and return at once;
+        a thread waits for it to end (and kills it after :data:`EXIT_WAIT_S`), so the event
+        loop goes on; :meth:`wait_closed` waits for that thread.
+        """
         self._closed = True
         process, conn = self._process, self._conn
         if process is None:
@@ -198,11 +204,30 @@ class EngineService:
             try:
                 with contextlib.suppress(OSError):
                     conn.send(None)
-                process.join(EXIT_WAIT_S)
             finally:
                 self._process = self._conn = None
-                conn.close()
+                conn.close()  # after the request to leave: the child reads it before the EOF
                 self._lock.release()
-        if process.is_alive():  # busy or hung: its request is abandoned (writes are atomic)
+        else:  # busy or hung: its request is abandoned (writes are atomic)
             process.kill()  # the waiting request gets EOF and raises "closed"
-            process.join()
+        self._reaper = threading.Thread(
+            target=_reap, args=(process,), name="cifar-gui-engine-reaper", daemon=True
+        )
+        self._reaper.start()
+        if wait:
+            self.wait_closed()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the child closed by :meth:`close` has ended; whether it has."""
+        if self._reaper is not None:
+            self._reaper.join(timeout)
+            return not self._reaper.is_alive()
+        return True
+
+
+def _reap(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait for a child asked to leave (or killed) to end; kill it when it takes too long."""
+    process.join(EXIT_WAIT_S)
+    if process.is_alive():  # hung: nothing of it is kept (files are written atomically)
+        process.kill()
+        process.join()
