@@ -14,9 +14,21 @@ to device known) and during the first data load (start to the panel's ``load_fin
 The target is no gap over 50 ms. ``--busy N`` runs N busy-looping processes beside the app
 (another program keeping cores busy).
 
+``--phases`` (needs ``--data``, an image folder with ``test/``): one fresh window each time,
+driven through start-up (first paint to device known), the first data load, a drop of
+:data:`DROP_FILES` test images (until they are classified and the first one analysed), Start
+of a tiny run (baseline, 300 images, until its first batches are drawn), its first epoch, and
+"Stop and quit" after it (until the event loop has ended). Reported per phase: the worst probe
+gap, median and max over ``--rounds`` rounds, each round quiet and then with one busy
+process beside; whether each stopped run saved its model; and the window's child processes
+still alive :data:`ORPHAN_WAIT_S` after its process ended. ``--compare DIR`` measures another
+checkout (say, the commit before a change) the same way, alternating with this one.
+``--trace`` prints the GUI thread's stack whenever the probe is 30 ms late (diagnosis).
+
 Usage::
 
     python bench/startup.py [--repeat 5] [--data DIR] [--busy 1] [--out bench/results/startup.json]
+    python bench/startup.py --phases --data DIR [--rounds 3] [--compare DIR] [--trace]
 
 Prints one JSON object and writes it to ``--out``. Without a screen, set
 ``QT_QPA_PLATFORM=offscreen`` (the default here when ``DISPLAY`` is unset).
@@ -188,7 +200,7 @@ window.show()
 code = app.exec()
 stamp("exited")
 ticks.append(stamps["exited"])  # the loop's last turn until exec() returned counts
-window.wait_closed()  # as cifar-gui does once its loop has ended
+getattr(window, "wait_closed", lambda: None)()  # as cifar-gui does (a --compare may lack it)
 stamp("ended")
 saved = [str(p.relative_to(out)) for p in __import__("pathlib").Path(out).rglob("*.keras")]
 print("PHASES " + json.dumps({"ticks": ticks, "stamps": stamps, "children": children,
@@ -261,14 +273,14 @@ def worst_gap(ticks: list[float], stamps: dict[str, float], begin: str, end: str
     return max(gaps, default=0.0)
 
 
-def time_phases(python: str, data: str, trace: bool) -> dict[str, object]:
+def time_phases(python: str, data: str, trace: bool, root: Path = ROOT) -> dict[str, object]:
     """One fresh window driven through :data:`PHASES`: the worst probe gap (ms) of each,
     whether the stopped run saved its model, and the window's child processes still alive
     once its process has ended (orphans)."""
     drops = sorted(Path(data, "test").glob("*/*.jpg"))[:DROP_FILES]
     proc = subprocess.run(
         [python, "-c", PHASES_CHILD, data, os.pathsep.join(map(str, drops)), "1" if trace else "0"],
-        cwd=ROOT,
+        cwd=root,  # its cifar_gui is the one measured
         env=_env(),
         capture_output=True,
         text=True,
@@ -305,21 +317,25 @@ def _alive(pid: int) -> bool:
 
 
 def phases_main(python: str, args: argparse.Namespace) -> dict[str, object]:
-    """``--phases``: quiet and busy rounds alternated; per phase the median and max of the
-    rounds' worst gaps."""
-    runs: dict[str, list[dict[str, object]]] = {"quiet": [], "busy1": []}
+    """``--phases``: quiet and busy rounds alternated (and this checkout and ``--compare``'s);
+    per phase the median and max of the rounds' worst gaps."""
+    roots = {"this": ROOT, **({"compare": Path(args.compare)} if args.compare else {})}
+    runs: dict[str, list[dict[str, object]]] = {
+        f"{tree}/{load}": [] for tree in roots for load in ("quiet", "busy1")
+    }
     for _ in range(args.rounds):
-        for load in runs:
+        for key in runs:
+            tree, load = key.split("/")
             busy = [subprocess.Popen([python, "-c", BUSY])] if load == "busy1" else []
             try:
-                runs[load].append(time_phases(python, args.data, args.trace))
+                runs[key].append(time_phases(python, args.data, args.trace, roots[tree]))
             finally:
                 for process in busy:
                     process.kill()
                     process.wait()
-            print(load, runs[load][-1], file=sys.stderr, flush=True)
+            print(key, runs[key][-1], file=sys.stderr, flush=True)
     summary = {
-        load: {
+        key: {
             name: {
                 "median": round(statistics.median(r[name] for r in rounds), 1),
                 "max": max(r[name] for r in rounds),
@@ -327,18 +343,21 @@ def phases_main(python: str, args: argparse.Namespace) -> dict[str, object]:
             }
             for name, _, _ in PHASES
         }
-        for load, rounds in runs.items()
+        for key, rounds in runs.items()
     }
     every = [r for rounds in runs.values() for r in rounds]
+    command = f"{Path(python).name} bench/startup.py --phases --rounds {args.rounds}"
+    command += f" --data {args.data}" + (f" --compare {args.compare}" if args.compare else "")
     return {
-        "command": f"{Path(python).name} bench/startup.py --phases --rounds {args.rounds} "
-        f"--data {args.data}",
+        "command": command,
+        "trees": {tree: str(root) for tree, root in roots.items()},
         "probe_interval_ms": 10,
         "target_ms": STALL_TARGET_MS,
         "worst_gap_ms": summary,
-        "over_target": sorted(
-            {name for r in every for name, _, _ in PHASES if r[name] > STALL_TARGET_MS}
-        ),
+        "over_target": {
+            key: [name for name, _, _ in PHASES if phases[name]["max"] > STALL_TARGET_MS]
+            for key, phases in summary.items()
+        },
         "stopped_runs_saved": sum(r["saved_models"] > 0 for r in every),
         "rounds_total": len(every),
         "orphan_processes": [pid for r in every for pid in r["orphans"]],
@@ -382,6 +401,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--rounds", type=int, default=3, help="--phases: quiet/busy rounds")
     parser.add_argument(
         "--trace", action="store_true", help="--phases: print the GUI thread's stack when late"
+    )
+    parser.add_argument(
+        "--compare", help="--phases: another checkout (say, before a change), measured alternately"
     )
     parser.add_argument("--out", help="result file (default: bench/results/startup[-phases].json)")
     args = parser.parse_args(argv)

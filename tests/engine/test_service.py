@@ -203,6 +203,6 @@ def test_close_without_waiting_returns_while_the_child_runs_and_reaps_it_later()
         assert service.wait_closed(0) is False
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert service.wait_closed(EXIT_WAIT_S * 3) is True  # it leaves when asked (or is killed)
+    assert service.wait_closed(EXIT_WAIT_S * 3) is True  # it leaves, as it was asked
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # joined: gone, not a zombie

@@ -65,7 +65,7 @@ class EngineService:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._closed = False
-        self._reaper: threading.Thread | None = None  # joins the child after close()
+        self._leaving: multiprocessing.process.BaseProcess | None = None  # closed, not joined
 
     @property
     def pid(self) -> int | None:
@@ -192,9 +192,9 @@ class EngineService:
     def close(self, wait: bool = True) -> None:
         """End the child; a request waiting for it raises. Later requests raise too.
 
-        ``wait=False`` (the window, as it closes): ask the child to leave and return at once;
-        a thread waits for it to end (and kills it after :data:`EXIT_WAIT_S`), so the event
-        loop goes on; :meth:`wait_closed` waits for that thread.
+        ``wait=False`` (the window, as it closes): ask the child to leave and return at once,
+        so the event loop goes on while it exits; :meth:`wait_closed` waits for it later. (Not
+        a thread that waits: even starting one held a loaded GUI thread for 75 ms.)
         """
         self._closed = True
         process, conn = self._process, self._conn
@@ -210,24 +210,24 @@ class EngineService:
                 self._lock.release()
         else:  # busy or hung: its request is abandoned (writes are atomic)
             process.kill()  # the waiting request gets EOF and raises "closed"
-        self._reaper = threading.Thread(
-            target=_reap, args=(process,), name="cifar-gui-engine-reaper", daemon=True
-        )
-        self._reaper.start()
+        self._leaving = process
         if wait:
             self.wait_closed()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the child closed by :meth:`close` has ended; whether it has."""
-        if self._reaper is not None:
-            self._reaper.join(timeout)
-            return not self._reaper.is_alive()
+        """Wait for the child :meth:`close` ended; whether it has.
+
+        ``None``: up to :data:`EXIT_WAIT_S`, then it is killed (hung: nothing of it is kept,
+        files are written atomically); a number of seconds: that long, and no kill.
+        """
+        process = self._leaving
+        if process is None:
+            return True
+        process.join(EXIT_WAIT_S if timeout is None else timeout)
+        if process.is_alive() and timeout is None:
+            process.kill()
+            process.join()
+        if process.is_alive():
+            return False
+        self._leaving = None
         return True
-
-
-def _reap(process: multiprocessing.process.BaseProcess) -> None:
-    """Wait for a child asked to leave (or killed) to end; kill it when it takes too long."""
-    process.join(EXIT_WAIT_S)
-    if process.is_alive():  # hung: nothing of it is kept (files are written atomically)
-        process.kill()
-        process.join()
