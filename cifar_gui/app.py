@@ -69,4 +69,6 @@ def run_gui(args: Sequence[str]) -> int:
     window.start(options.data)  # the given data set, else the last one, else the Keras cache
     if options.images:
         window.classify_files(options.images)
-    return app.exec()
+    code = app.exec()
+    window.wait_closed()  # the engine's child ends after the loop, not during it
+    return code

@@ -425,14 +425,23 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop and join every worker thread of the window and its panels; end the engine
-        service (first: a job waiting for its answer then ends at once)."""
-        self.models.close()
+        service (first: a job waiting for its answer then ends at once).
+
+        The service's child is not waited for here: a TensorFlow process takes from a tenth
+        of a second to seconds to exit, and the event loop goes on meanwhile (the app waits
+        for it once the loop has ended: :meth:`wait_closed`)."""
+        self.models.close(wait=False)
         for job in (self.device_job, self.model_job, self.default_model_job):
             job.shutdown()
         for panel in self.panels().values():
             stop = getattr(panel, "shutdown", None)
             if stop is not None:
                 stop()
+
+    def wait_closed(self, timeout_s: float | None = None) -> bool:
+        """After the window has closed: wait for the engine service's child to end (it ends
+        by itself; this only makes sure none outlives the app). Whether it has."""
+        return self.models.wait_closed(timeout_s)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # A training run in progress asks first; "Stop and quit" stops it (it saves the model)

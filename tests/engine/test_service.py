@@ -20,6 +20,7 @@ from cifar_gui.engine.models.build import parameter_counts, planned_parameter_co
 from cifar_gui.engine.models.persistence import load_model
 from cifar_gui.engine.record import ParameterCounts
 from cifar_gui.engine.service import DeviceInfo, EngineService, ModelHandle
+from cifar_gui.engine.service.client import EXIT_WAIT_S
 from cifar_gui.engine.training.run import describe_device, versions
 
 
@@ -189,3 +190,19 @@ def test_service_module_imports_neither_qt_nor_tensorflow():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_close_without_waiting_returns_while_the_child_runs_and_reaps_it_later():
+    service = EngineService()
+    service._start()  # what the first request does; no TensorFlow needed for this
+    pid = service.pid
+    os.kill(pid, signal.SIGSTOP)  # stopped, it cannot read the request to leave
+    try:
+        service.close(wait=False)  # the window's close: it must not wait for the child
+        os.kill(pid, 0)  # still there
+        assert service.wait_closed(0) is False
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert service.wait_closed(EXIT_WAIT_S * 3) is True  # it leaves, as it was asked
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # joined: gone, not a zombie

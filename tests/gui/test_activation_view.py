@@ -3,6 +3,7 @@ test images by 1-based index, and the bundled default model on first show."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from cifar_gui.engine.models.inspect import activations, grad_cam, predict_files
 from cifar_gui.engine.models.persistence import load_model, save_model
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.service import EngineService
+from cifar_gui.gui.activations import model as activation_model
 from cifar_gui.gui.activations.view import ActivationPanel
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import AppState
@@ -200,6 +202,29 @@ def test_dropped_files_give_a_table_and_one_line_per_bad_file(
     best = format_probability(max(expected[1].probabilities))
     assert f"({best})" in panel.inputs.prediction_label.text()
     assert f"({best})" in panel.caption_label.text()
+
+
+def test_dropped_files_are_read_and_classified_off_the_gui_thread(
+    qtbot, state, settings, service, image_files, monkeypatch
+):
+    window = make_window(qtbot, state, settings, service)
+    calls: list[tuple[str, bool]] = []  # (what, on the GUI thread)
+    read, predict = activation_model.read_image, service.predict_files
+
+    def reading(path, size):
+        calls.append(("read", threading.current_thread() is threading.main_thread()))
+        return read(path, size)
+
+    def predicting(handle, paths):
+        calls.append(("predict", threading.current_thread() is threading.main_thread()))
+        return predict(handle, paths)
+
+    monkeypatch.setattr(activation_model, "read_image", reading)
+    monkeypatch.setattr(service, "predict_files", predicting)
+    with qtbot.waitSignal(window.activation_panel.files_classified, timeout=TIMEOUT) as blocker:
+        drop(window, [image_files["png"], image_files["jpeg"]])
+    assert len(blocker.args[0].predictions) == 2
+    assert calls == [("read", False), ("read", False), ("predict", False)]
 
 
 def test_dropping_many_files_keeps_the_window_size(

@@ -3,16 +3,19 @@ without data, a failing download, model open/save errors, and the screenshot mod
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cifar_gui.engine.data import download
 from cifar_gui.engine.errors import DataError
 from cifar_gui.engine.service import EngineService
+from cifar_gui.engine.service.client import EXIT_WAIT_S
 from cifar_gui.gui.main_window import MainWindow
 from cifar_gui.gui.state import user_settings
 from cifar_gui.gui.workers import JobRunner
@@ -354,3 +357,24 @@ def test_the_status_bar_says_which_model_is_opening_and_which_is_current(make_wi
     assert window.status_model.text() == "Opening cifar10_4_7_augm.h5\u2026"
     window.state.model_failed.emit("cifar10_4_7_augm.h5: not a model file")
     assert window.status_model.text() == "No model"  # the current one again
+
+
+def test_closing_returns_to_the_event_loop_before_the_engine_child_ends(qtbot, settings):
+    """The window closes at once; the engine's child ends after it, and none outlives it."""
+    window = MainWindow(settings=settings, models=EngineService())
+    qtbot.addWidget(window)
+    window.models._start()  # what its first request does (no TensorFlow needed here)
+    pid = window.models.pid
+    os.kill(pid, signal.SIGSTOP)  # stopped, the child cannot end until the test lets it
+    try:
+        assert window.close() is True and not window.isVisible()
+        turns = []
+        QTimer.singleShot(0, lambda: turns.append(True))
+        qtbot.waitUntil(lambda: turns == [True])  # the event loop runs: close did not wait
+        os.kill(pid, 0)  # and the child is still there
+        assert window.wait_closed(0) is False
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert window.wait_closed(EXIT_WAIT_S * 3) is True
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: no orphan, no zombie

@@ -119,6 +119,7 @@ def test_closing_during_a_run_asks_and_stop_and_quit_saves_everything(
     assert "Stopping the training run" in window.statusBar().toolTip()
     assert window.close() is False and len(answers.asked) == 2  # no second question
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    window.wait_closed()  # the engine's child, as the app waits for it after its event loop
     # It closed once the training process had saved and ended (however long that took).
     assert not [p for p in multiprocessing.active_children() if p.name == "cifar-gui-training"]
     assert not panel.busy and len(answers.asked) == 2
@@ -151,6 +152,7 @@ def test_the_close_question_says_whether_the_run_can_be_resumed(
     done = len(epochs)  # each epoch heard of has its checkpoint already
     assert f"resumed later from the end of epoch {done} " in answers.asked[1]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    window.wait_closed()  # the engine's child, as the app waits for it after its event loop
     (checkpoint,) = list_checkpoints(out)
     assert checkpoint.epochs_completed >= done
     assert warnings == []
@@ -164,6 +166,7 @@ def test_stop_and_quit_in_the_first_epoch_leaves_no_checkpoint(
     answers.append(QMessageBox.StandardButton.Yes)
     assert window.close() is False and "cannot be resumed" in answers.asked[0]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    window.wait_closed()  # the engine's child, as the app waits for it after its event loop
     if not epochs:  # the stop came before the first epoch ended, as the question said
         assert list_checkpoints(out) == []
     assert warnings == []

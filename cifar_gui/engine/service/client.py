@@ -67,6 +67,7 @@ class EngineService:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._closed = False
+        self._leaving: multiprocessing.process.BaseProcess | None = None  # closed, not joined
 
     @property
     def pid(self) -> int | None:
@@ -201,8 +202,13 @@ class EngineService:
         """The device training runs on and the versions of TensorFlow, Keras and this app."""
         return self._request("detect_device")
 
-    def close(self) -> None:
-        """End the child; a request waiting for it raises. Later requests raise too."""
+    def close(self, wait: bool = True) -> None:
+        """End the child; a request waiting for it raises. Later requests raise too.
+
+        ``wait=False`` (the window, as it closes): ask the child to leave and return at once,
+        so the event loop goes on while it exits; :meth:`wait_closed` waits for it later. (Not
+        a thread that waits: even starting one held a loaded GUI thread for 75 ms.)
+        """
         self._closed = True
         process, conn = self._process, self._conn
         if process is None:
@@ -211,11 +217,30 @@ class EngineService:
             try:
                 with contextlib.suppress(OSError):
                     conn.send(None)
-                process.join(EXIT_WAIT_S)
             finally:
                 self._process = self._conn = None
-                conn.close()
+                conn.close()  # after the request to leave: the child reads it before the EOF
                 self._lock.release()
-        if process.is_alive():  # busy or hung: its request is abandoned (writes are atomic)
+        else:  # busy or hung: its request is abandoned (writes are atomic)
             process.kill()  # the waiting request gets EOF and raises "closed"
+        self._leaving = process
+        if wait:
+            self.wait_closed()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait for the child :meth:`close` ended; whether it has.
+
+        ``None``: up to :data:`EXIT_WAIT_S`, then it is killed (hung: nothing of it is kept,
+        files are written atomically); a number of seconds: that long, and no kill.
+        """
+        process = self._leaving
+        if process is None:
+            return True
+        process.join(EXIT_WAIT_S if timeout is None else timeout)
+        if process.is_alive() and timeout is None:
+            process.kill()
             process.join()
+        if process.is_alive():
+            return False
+        self._leaving = None
+        return True

@@ -331,9 +331,11 @@ class ActivationModel:
         if key != self._subset_key:
             self._subset_key, self._subset = key, None
             # Only test images are shown here: select from the test split alone. With the
-            # training split (five times larger) the copy held the GUI thread for ~250 ms.
+            # training split (five times larger) the copy held the GUI thread for ~250 ms; the
+            # test split stands in for it, one image a class (a copy of all of them again
+            # held the loop for 70 ms more, under load, as the first data set opened).
             tests = dataclasses.replace(dataset, x_train=dataset.x_test, y_train=dataset.y_test)
-            self._subset = select_classes(tests, classes)
+            self._subset = select_classes(tests, classes, train_limit=len(classes))
         return self._subset
 
     def test_image(self, subset: Subset | None, number: int) -> tuple[np.ndarray, str] | None:
