@@ -1,101 +1,99 @@
-"""The arithmetic floor of a baseline epoch: what the training steps alone cost; and the
-measured speed of the convolution that bounds the VGG16 variants (:func:`conv_gflops`).
+"""The arithmetic floor of each variant: its least FLOPs at the best rate these cores reached.
 
-One compiled TensorFlow loop over an epoch's batches, already in memory, with the model,
-loss, optimizer and precision that ``ours`` uses, and nothing else: no input pipeline, no
-Keras ``fit``, no metrics, no validation. No training setup can make an epoch faster than
-this on the same machine, so ``reference / floor`` is the largest speed-up within reach.
+``peak_rates`` times large matrix products (bfloat16 and float32) and VGG16's main
+convolution; the best of them is the fastest arithmetic measured on this machine. A
+variant's FLOPs (``bench/timing.py`` ``floor_flops``: the convolutions and dense layers of
+the tutorial's models, forward, weight and input gradients, validation) at that rate is a
+time no run can beat (``run.py`` does the counting): everything else a run does (data,
+activations, pooling, the optimizer, Python) only adds to it. ``run.py`` runs this once
+before and once after the training runs and keeps the best rate, so the floor is as low as
+the machine allowed.
+
+    python bench/floor.py --variants baseline transfer    # one JSON line
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from reference import seed_model, seed_vgg16_model
 
-from cifar_gui.config import RunConfig
-from cifar_gui.engine.models.build import build_baseline
-from cifar_gui.engine.training.performance import precision_scope, resolve_precision
-
-
-def run_floor(x_train: np.ndarray, y_train: np.ndarray, epochs: int) -> dict:
-    """Wall and CPU seconds of each epoch of bare training steps (batch 32, RMSprop at the
-    seed's rate, the automatic precision)."""
-    config = RunConfig()
-    policy = resolve_precision(config.precision)
-    keras.utils.set_random_seed(config.seed)
-    with precision_scope(policy):
-        model = build_baseline(2, tuple(x_train.shape[1:]))
-    optimizer = keras.optimizers.RMSprop(config.lr)
-    optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.BinaryCrossentropy()
-    images = tf.constant(x_train)
-    labels = tf.constant(y_train.astype(np.float32)[:, None])
-    size, steps = config.batch_size, math.ceil(len(x_train) / config.batch_size)
-
-    @tf.function
-    def epoch() -> tf.Tensor:
-        def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            x = tf.cast(images[i * size : (i + 1) * size], tf.float32) / 255.0
-            with tf.GradientTape() as tape:
-                loss = loss_fn(labels[i * size : (i + 1) * size], model(x, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
-            return i + 1, total + loss
-
-        return tf.while_loop(lambda i, _: i < steps, step, (0, 0.0))[1] / steps
-
-    seconds, cpu_seconds = [], []
-    for _ in range(epochs):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        epoch().numpy()
-        seconds.append(time.perf_counter() - started)
-        cpu_seconds.append(time.process_time() - cpu_started)
-    return {
-        "epoch_seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "precision": policy,
-        "steps": steps,
-    }
-
-
-# The convolution that dominates VGG16 at 32x32: 3x3, 64 -> 64 channels on 32x32 maps
-# (block1_conv2; block2_conv2 to block4_conv3 have the same multiply-adds at other sizes).
+# The convolution that dominates VGG16 at 32x32: 3x3, 64 -> 64 channels on 32x32 maps.
 CONV_SHAPE = (32, 32, 64, 64)
 
 
-def conv_gflops(batch: int = 256, repeats: int = 5) -> dict:
-    """Measured GFLOP/s of VGG16's main convolution, forward, in float32 and bfloat16, and
-    of a large bfloat16 matrix product (what these cores reach at best): the bound of the
-    VGG16 variants' epochs."""
-    height, width, cin, cout = CONV_SHAPE
+def peak_rates(repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of 2048^2 and 4096^2 matrix products (bfloat16, float32) and of VGG16's main
+    convolution (batch 256, forward), each the fastest of ``repeats`` calls."""
     rng = np.random.default_rng(0)
     out = {}
-    for dtype in (tf.float32, tf.bfloat16):
-        x = tf.cast(rng.random((batch, height, width, cin), dtype=np.float32), dtype)
+    for dtype in (tf.bfloat16, tf.float32):
+        for n in (2048, 4096):
+            a = tf.cast(rng.random((n, n), dtype=np.float32), dtype)
+            out[f"matmul_{dtype.name}_{n}"] = _gflops(2 * n**3, tf.linalg.matmul, a, a, repeats)
+        height, width, cin, cout = CONV_SHAPE
+        x = tf.cast(rng.random((256, height, width, cin), dtype=np.float32), dtype)
         w = tf.cast(rng.random((3, 3, cin, cout), dtype=np.float32), dtype)
-        conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
-        flops = 2 * batch * height * width * cin * cout * 9
-        out[f"conv_{dtype.name}"] = round(
-            flops / _best_seconds(conv, x, w, repeats=repeats) / 1e9, 1
-        )
-    a = tf.cast(rng.random((2048, 2048), dtype=np.float32), tf.bfloat16)
-    matmul = tf.function(tf.linalg.matmul)
-    out["matmul_bfloat16"] = round(
-        2 * 2048**3 / _best_seconds(matmul, a, a, repeats=repeats) / 1e9, 1
-    )
+        flops = 2 * 256 * height * width * cin * cout * 9
+        out[f"conv_{dtype.name}"] = _gflops(flops, _conv, x, w, repeats)
     return out
 
 
-def _best_seconds(fn, *args, repeats: int) -> float:
-    """The fastest of ``repeats`` calls, after one that traces."""
-    fn(*args).numpy()
+def _conv(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    return tf.nn.conv2d(x, w, 1, "SAME")
+
+
+def _gflops(flops: int, fn, a, b, repeats: int) -> float:
+    """``flops`` over the fastest of ``repeats`` calls of ``fn(a, b)``, after one that traces."""
+    fn = tf.function(fn)
+    fn(a, b).numpy()
     best = math.inf
     for _ in range(repeats):
         started = time.perf_counter()
-        fn(*args).numpy()
+        fn(a, b).numpy()
         best = min(best, time.perf_counter() - started)
-    return best
+    return round(flops / best / 1e9, 1)
+
+
+def weighted_layers(model: keras.Model) -> list[tuple[int, bool]]:
+    """(multiply-adds per image, trainable) of each Conv2D and Dense layer, nested models
+    opened, in order."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += weighted_layers(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            out.append((h * w * kh * kw * cin * cout, layer.trainable))
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            out.append((cin * cout, layer.trainable))
+    return out
+
+
+def variant_model(variant: str) -> keras.Model:
+    """The tutorial's model of ``variant``, as the reference (and ours) trains it."""
+    if variant in ("transfer", "finetune"):
+        return seed_vgg16_model(finetune=variant == "finetune")
+    return seed_model()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=["baseline"])
+    args = parser.parse_args(argv)
+    layers = {v: weighted_layers(variant_model(v)) for v in args.variants}
+    print(json.dumps({"rates_gflops": peak_rates(), "layers": layers}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

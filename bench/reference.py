@@ -10,14 +10,23 @@ every step and every validation, all in float32. The augmented recipe feeds the 
 ``ImageDataGenerator`` (``keras.src.legacy``, needs scipy) with the seed's settings and
 ``steps_per_epoch = len(x_train) // 32`` (10000 // 32 = 312 on deer vs horse).
 
-Nothing here uses the project's engine except the data arrays, so the numbers measure stock
-Keras, not our pipeline.
+Nothing here uses the project's engine except the data loader (the same arrays, at the same
+cost, as ours), so the numbers measure stock Keras, not our pipeline. Run as a command, it is
+one whole run as the seed's script makes it: data, model, every epoch with its validation,
+the saved model (the seed has no checkpoints); ``bench/run.py`` times it from outside:
+
+    python bench/reference.py --variant transfer --data ../shared/data/cifar10 --limit 2000 \
+        --epochs 3 --out /tmp/ref
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -39,8 +48,13 @@ SEED_AUGMENTATION = {
 }
 
 
+RESULT_PREFIX = "BENCH-RESULT "
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock and process CPU seconds of every epoch (training plus validation)."""
+    """Wall-clock and process CPU seconds of every epoch (training plus validation); prints
+    an ``epoch K/N:`` line at each epoch's end, as ``cifar-gui train`` does, for the bench to
+    time from outside."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,6 +68,7 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
         self.cpu_seconds.append(time.process_time() - self._cpu_start)
+        print(f"epoch {epoch + 1}/{self.params['epochs']}: ({self.seconds[-1]:.1f} s)", flush=True)
 
 
 def seed_model(input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
@@ -133,8 +148,8 @@ def run_reference(
     epoch times. ``baseline`` and ``augmented`` train the small CNN, ``transfer`` and
     ``finetune`` the VGG16 models.
 
-    Returns a dict with ``history`` (Keras' lists), ``epoch_seconds``, ``cpu_seconds`` and
-    ``steps`` (batches per epoch).
+    Returns a dict with ``history`` (Keras' lists), ``epoch_seconds``, ``cpu_seconds``,
+    ``steps`` (batches per epoch) and the trained ``model``.
     """
     keras.utils.set_random_seed(seed)
     x_train = x_train.astype("float32") / 255.0
@@ -178,4 +193,41 @@ def run_reference(
         "epoch_seconds": timer.seconds,
         "cpu_seconds": timer.cpu_seconds,
         "steps": steps,
+        "model": model,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One whole run of the seed's recipe; its figures as one ``BENCH-RESULT`` JSON line."""
+    parser = argparse.ArgumentParser(description="one whole run of the seed's recipe")
+    parser.add_argument("--variant", choices=("baseline", "augmented", "transfer", "finetune"))
+    parser.add_argument("--data", required=True, help="CIFAR-10 source")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--limit", type=int, help="N training and N test images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="folder for the saved model")
+    args = parser.parse_args(argv)
+    from cifar_gui import tutorial
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
+
+    subset = select_classes(load_dataset(args.data), tutorial.PAIR, args.limit)
+    out = run_reference(
+        subset.x_train,
+        subset.y_train,
+        subset.x_test,
+        subset.y_test,
+        args.epochs,
+        augment=args.variant != "baseline",
+        seed=args.seed,
+        variant=args.variant,
+    )
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    out.pop("model").save(Path(args.out) / "model.h5")  # the seed's save_model_hdf5()
+    result = {**out, "train_images": len(subset.x_train), "test_images": len(subset.x_test)}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())

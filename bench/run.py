@@ -1,49 +1,51 @@
-"""Benchmark: the seed's recipe in stock Keras against this project's engine, in one run.
+"""Benchmark: whole runs of the seed's recipe in stock Keras against this project's CLI.
 
-For each variant the reference (``bench/reference.py``) and ours (``run_training`` with the
-automatic speed settings) train back to back, each in a fresh process, so every figure comes
-from the same machine within minutes: on a shared machine compare the ratios, not the
-absolute seconds. Seconds per epoch are medians over the epochs after the first (which
-includes tracing), wall clock and process CPU time, training plus the validation pass.
+Every measurement is a whole run as a user waits for it, timed from outside (perf_counter
+around a fresh process, from its start to its exit): ours is ``python -m cifar_gui train``
+with its defaults (checkpoints on, the saved model and sidecar), the reference is
+``python bench/reference.py`` (the seed's recipe in stock Keras: data, model, every epoch
+with validation, the saved model). Each run is split into a fixed and a per-epoch cost by the
+times its ``epoch K/N:`` lines appear: the per-epoch cost is the median gap between them
+(all that recurs each epoch, checkpoints included), the fixed cost the rest (start-up, data,
+model, tracing, saves); the 30-epoch estimate is fixed + 30 x per-epoch.
 
-    python bench/run.py            # 30 epochs (VGG16: 3), 3 seeds, deer vs horse
-    python bench/run.py --quick    # 2 epochs, 2,000 images
-    python bench/run.py --variants transfer finetune --vgg-epochs 3   # some variants only
+Rounds alternate the two recipes (reference first in odd rounds, ours first in even ones, so
+a drift in the machine's load hits both); each ratio is taken per round, then reported as
+the median and the range over rounds. The study line sums the four variants' estimates per
+round. The floor (``bench/floor.py``) is each variant's least arithmetic at the best
+matrix-product rate measured before and after the runs: no run can beat it.
 
-Variants (``--variants``): ``baseline`` and ``augmented`` (reference against ours);
-``baseline / floor``, the bare training steps with no pipeline around them
-(``bench/floor.py``: the fastest an epoch can be here, so ``reference / floor`` is the
-speed-up within reach); ``transfer`` and ``finetune``, the seed's VGG16 recipes with
-augmentation (random weights, nothing is downloaded: the time does not depend on them),
-reference against ours; ``transfer-cached``, transfer without augmentation, our full model
-every epoch against cached base features. The study line estimates the seed's whole study
-(the four variants, 30 epochs each) from the measured seconds per epoch, plus, for ours,
-the one-time work before the first epoch (the frozen front's validation features).
-Also runs the GUI benchmarks that exist
-(``bench/startup.py``, ``bench/gui_training.py``, ``bench/activation_update.py``) and merges
-their JSON. Writes ``bench/results/bench.json`` and ``RESULTS.md`` (quick: ``bench-quick.json``
-and ``RESULTS-quick.md``).
-Runs unchanged on a GPU; the device is recorded.
+    python bench/run.py                     # 4 variants, 3 rounds, 3 epochs, --limit 2000
+    python bench/run.py --quick             # smoke test: 2 rounds, 2 epochs, --limit 200
+    python bench/run.py --study-end-to-end --epochs 30 --against bench/results/bench.json
+
+``--study-end-to-end`` times ``python -m cifar_gui study --weights none`` from start to
+report, and with ``--against`` compares it with the reference's whole-run estimate of the
+same epochs from a bench result of the same ``--limit``. Also runs the GUI benchmarks that
+exist (``bench/startup.py``, ``bench/gui_training.py``, ``bench/activation_update.py``;
+``--no-gui`` skips them). Writes ``bench/results/bench[-TAG].json`` and
+``RESULTS[-TAG].md`` (``--quick``: tag ``quick``; end to end: ``study-e2e[-TAG]``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import os
 import platform
-import resource
-import statistics
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from timing import estimate, floor_flops, ratios, spread, whole_run_fit
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10"
 # The GUI benchmarks of other issues, with the arguments that shorten them in quick mode
 # (passed only when the script knows the option).
@@ -53,144 +55,239 @@ GUI_BENCHMARKS = {
     "activation_update": ["--repeat", "10"],
 }
 RESULT_PREFIX = "BENCH-RESULT "
-FLOOR_EPOCHS = 6
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+):")
+STUDY_RUN_LINE = re.compile(r"^run (\d+) of (\d+): (\w+)")
+SAVED_LINE = re.compile(r"^saved (.+?) \(")
 STUDY_EPOCHS = 30  # the seed trains every variant 30 epochs
-STUDY_VARIANTS = ("baseline", "augmented", "transfer", "finetune")
-VGG16_VARIANTS = ("transfer", "finetune", "transfer-cached")
-# variant -> the recipes one worker process each trains, the slower one first.
-RUNS = {
-    "baseline": ("reference", "ours", "floor"),
-    "augmented": ("reference", "ours"),
-    "transfer": ("reference", "ours"),
-    "finetune": ("reference", "ours"),
-    "transfer-cached": ("full", "cached"),
-}
-# variant -> (slower recipe, faster recipe) compared in the report
-COMPARED = {v: recipes[:2] for v, recipes in RUNS.items()}
+VARIANTS = ("baseline", "augmented", "transfer", "finetune")
+RECIPES = ("reference", "ours")
 
 
 # --------------------------------------------------------------------------------------
-# Worker: one training run in this process, result as one JSON line on stdout
+# One whole run in a fresh process, timed from outside
 
 
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def worker(spec: dict) -> dict:
-    """Train one (variant, recipe) of ``spec`` and measure it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "bench"))
-    from cifar_gui import tutorial
-    from cifar_gui.config import RunConfig
-    from cifar_gui.engine.data.dataset import load_dataset, select_classes
-    from cifar_gui.engine.events import EpochEvent, only
-    from cifar_gui.engine.training.run import describe_device, run_training
-
-    if spec["recipe"] == "conv":
-        from floor import conv_gflops
-
-        return conv_gflops()
-    dataset = load_dataset(spec["data"])
-    subset = select_classes(dataset, tutorial.PAIR, spec["limit"])
-    variant, recipe, epochs = spec["variant"], spec["recipe"], spec["epochs"]
+def timed(cmd: list[str]) -> dict:
+    """Run ``cmd`` from the repository root; its wall and CPU seconds, peak memory, exit
+    status, the seconds at which each line appeared and the lines."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     started = time.perf_counter()
-    if recipe == "reference":
-        from reference import run_reference
-
-        out = run_reference(
-            subset.x_train,
-            subset.y_train,
-            subset.x_test,
-            subset.y_test,
-            epochs,
-            augment=variant != "baseline",
-            seed=spec["seed"],
-            variant=variant,
-        )
-        history, epoch_seconds, cpu = out["history"], out["epoch_seconds"], out["cpu_seconds"]
-        extra = {"precision": "float32", "steps_per_epoch": out["steps"]}
-    elif recipe == "floor":
-        from floor import run_floor
-
-        # A few epochs suffice: nothing is learnt from them, only timed.
-        out = run_floor(subset.x_train, subset.y_train, min(epochs, FLOOR_EPOCHS))
-        history, epoch_seconds, cpu = {}, out["epoch_seconds"], out["cpu_seconds"]
-        extra = {"precision": out["precision"], "steps_per_epoch": out["steps"]}
-    else:
-        config = RunConfig(
-            variant="transfer" if variant == "transfer-cached" else variant,
-            epochs=epochs,
-            seed=spec["seed"],
-            limit=spec["limit"],
-            weights="none",
-            use_augmentation=variant not in ("baseline", "transfer-cached"),
-            feature_cache=recipe != "full",
-        )
-        if variant == "finetune":
-            config = config.replace(from_model=transfer_model(dataset))
-        cpu_marks = [time.process_time()]
-        sink = only(EpochEvent, lambda _event: cpu_marks.append(time.process_time()))
-        result = run_training(config, sink, dataset=dataset, save=False)
-        history, epoch_seconds = result.history, result.history["epoch_seconds"]
-        cpu = [b - a for a, b in itertools.pairwise(cpu_marks)]
-        # cpu_marks[0] is taken before building the model: the first epoch's CPU time also
-        # holds the build and, behind a frozen front, the validation features; it is not in
-        # the median (the study line adds feature_seconds once).
-        record = result.record
-        extra = {
-            "precision": record.precision,
-            **record.performance.to_dict(),
-            "steps_per_epoch": -(-len(subset.x_train) // config.batch_size),
-        }
-    val = history.get("val_accuracy", [])
-    later = slice(1, None) if len(epoch_seconds) > 1 else slice(None)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append((time.perf_counter() - started, line.replace("\r", "").strip()))
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
     return {
-        "variant": variant,
-        "recipe": recipe,
-        "seed": spec["seed"],
-        "epochs": len(epoch_seconds),
-        "train_images": len(subset.x_train),
-        "test_images": len(subset.x_test),
-        "epoch_seconds": [round(s, 3) for s in epoch_seconds],
-        "median_epoch_seconds": round(statistics.median(epoch_seconds[later]), 3),
-        "median_epoch_cpu_seconds": round(statistics.median(cpu[later]), 3) if cpu else None,
-        "test_accuracy": val[-1] if val else None,
-        "best_test_accuracy": max(val) if val else None,
-        "val_accuracy": val,
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
-        "device": describe_device(),
-        **extra,
+        "wall_seconds": wall,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
+        "returncode": proc.returncode,
+        "lines": lines,
     }
 
 
-def transfer_model(dataset) -> str:
-    """A saved transfer model (random weights, one short epoch) for finetune to start from;
-    its file lives as long as the worker process."""
-    from cifar_gui.config import RunConfig
-    from cifar_gui.engine.training.run import run_training
+def epoch_marks(lines: list[tuple[float, str]]) -> list[float]:
+    """The times of the ``epoch K/N:`` lines."""
+    return [t for t, text in lines if EPOCH_LINE.match(text)]
 
+
+def command(variant: str, recipe: str, spec: dict, out: str) -> list[str]:
+    """The command line of one whole run."""
+    common = ["--data", spec["data"], "--epochs", str(spec["epochs"]), "--seed", str(spec["seed"])]
+    common += ["--limit", str(spec["limit"])] if spec["limit"] else []
+    if recipe == "reference":
+        return [
+            sys.executable,
+            str(BENCH / "reference.py"),
+            "--variant",
+            variant,
+            *common,
+            "--out",
+            out,
+        ]
+    extra = ["--from", spec["transfer_model"]] if variant == "finetune" else []
+    return [
+        sys.executable,
+        "-m",
+        "cifar_gui",
+        "train",
+        "--variant",
+        variant,
+        *common,
+        "--weights",
+        "none",
+        *extra,
+        "--out",
+        out,
+    ]
+
+
+def whole_run(variant: str, recipe: str, spec: dict) -> dict:
+    """One whole run of ``recipe`` for ``variant`` (a fresh ``--out`` folder each time),
+    with its fit and its estimate at ``spec['study_epochs']``."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{recipe}-") as out:
+        t = timed(command(variant, recipe, spec, out))
+    head = {"round": spec["round"], "variant": variant, "recipe": recipe}
+    marks = epoch_marks(t["lines"])
+    if t["returncode"] != 0 or len(marks) != spec["epochs"]:
+        tail = " | ".join(text for _, text in t["lines"][-4:])
+        return {**head, "error": f"exit {t['returncode']}, {len(marks)} epoch lines: {tail}"}
+    fit = whole_run_fit(t["wall_seconds"], marks, spec["epochs"])
+    return {
+        **head,
+        "epochs": spec["epochs"],
+        "wall_seconds": round(t["wall_seconds"], 2),
+        "cpu_seconds": round(t["cpu_seconds"], 2),
+        "peak_rss_mib": round(t["peak_rss_mib"]),
+        "epoch_marks": [round(m, 2) for m in marks],
+        "per_epoch_seconds": round(fit["per_epoch"], 3),
+        "fixed_seconds": round(fit["fixed"], 2),
+        "estimate_seconds": round(estimate(fit, spec["study_epochs"]), 1),
+    }
+
+
+def transfer_model(data: str) -> str:
+    """A saved transfer model (random weights, one short epoch) for ours' finetune to start
+    from, made once, untimed, as the study's transfer run would have made it."""
     out = tempfile.mkdtemp(prefix="bench-transfer-")
-    config = RunConfig(
-        variant="transfer", weights="none", epochs=1, limit=64, out_dir=out, checkpoint=False
-    )
-    return str(run_training(config, dataset=dataset).path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "cifar_gui",
+        "train",
+        "--variant",
+        "transfer",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--weights",
+        "none",
+        "--no-checkpoint",
+        "--out",
+        out,
+    ]
+    t = timed(cmd)
+    saved = [m.group(1) for _, text in t["lines"] if (m := SAVED_LINE.match(text))]
+    if t["returncode"] != 0 or not saved:
+        tail = " | ".join(text for _, text in t["lines"][-4:])
+        raise SystemExit(f"error: the transfer model for finetune failed: {tail}")
+    return saved[-1]
 
 
-def run_worker(spec: dict, log) -> dict:
-    """``worker(spec)`` in a fresh Python process (its own peak memory and thread pools)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    log(f"  failed ({proc.returncode}): {' | '.join(tail)}")
-    return {"variant": spec["variant"], "recipe": spec["recipe"], "error": " | ".join(tail)}
+def floor_inputs(variants: list[str]) -> dict:
+    """``bench/floor.py``'s measured rates and the variants' weighted layers."""
+    t = timed([sys.executable, str(BENCH / "floor.py"), "--variants", *variants])
+    for _, text in t["lines"]:
+        if text.startswith("{"):
+            return json.loads(text)
+    tail = " | ".join(text for _, text in t["lines"][-4:])
+    return {"error": f"exit {t['returncode']}: {tail}"}
+
+
+# --------------------------------------------------------------------------------------
+# The report's figures
+
+
+def _rounded(s: dict | None, digits: int = 2) -> dict | None:
+    return None if s is None else {k: round(v, digits) for k, v in s.items()}
+
+
+def by_round(runs: list[dict], variant: str, recipe: str, key: str) -> dict[int, float]:
+    """``key`` of each round's successful run of (variant, recipe)."""
+    return {
+        r["round"]: r[key]
+        for r in runs
+        if r["variant"] == variant and r["recipe"] == recipe and "error" not in r
+    }
+
+
+def compare(runs: list[dict]) -> list[dict]:
+    """One row per variant measured by both recipes: each figure's median and range over
+    rounds, and the ratios reference / ours taken per round."""
+    rows = []
+    for variant in VARIANTS:
+        figures = {}
+        for key in ("estimate_seconds", "per_epoch_seconds", "fixed_seconds", "wall_seconds"):
+            ref, ours = (by_round(runs, variant, r, key) for r in RECIPES)
+            both = sorted(set(ref) & set(ours))
+            if not both:
+                break
+            figures[key] = {
+                "reference": _rounded(spread([ref[i] for i in both])),
+                "ours": _rounded(spread([ours[i] for i in both])),
+                "ratio": _rounded(spread(ratios([ref[i] for i in both], [ours[i] for i in both]))),
+            }
+        if figures:
+            rows.append(
+                {"variant": variant, "rounds": figures["wall_seconds"]["ours"]["n"], **figures}
+            )
+    return rows
+
+
+def study(runs: list[dict], epochs: int) -> dict | None:
+    """The seed's four variants at ``epochs`` each, per round: the sum of the whole-run
+    estimates, reference and ours, and their ratio; None unless some round has all eight."""
+    per_round = {}
+    for recipe in RECIPES:
+        found = [by_round(runs, v, recipe, "estimate_seconds") for v in VARIANTS]
+        complete = set.intersection(*(set(f) for f in found))
+        per_round[recipe] = {i: sum(f[i] for f in found) for i in complete}
+    both = sorted(set(per_round["reference"]) & set(per_round["ours"]))
+    if not both:
+        return None
+    ref = [per_round["reference"][i] / 60 for i in both]
+    ours = [per_round["ours"][i] / 60 for i in both]
+    return {
+        "epochs": epochs,
+        "reference_minutes": _rounded(spread(ref), 1),
+        "ours_minutes": _rounded(spread(ours), 1),
+        "speedup": _rounded(spread(ratios(ref, ours))),
+    }
+
+
+def floors(runs: list[dict], inputs: list[dict], epochs: int, images: tuple[int, int]) -> dict:
+    """Each variant's floor (least FLOPs at the best rate measured) per epoch and at
+    ``epochs``, and every run measured below it (there should be none)."""
+    rates = [max(i["rates_gflops"].values()) for i in inputs if "rates_gflops" in i]
+    if not rates:
+        return {"error": "; ".join(i.get("error", "") for i in inputs)}
+    rate = max(rates) * 1e9
+    layers = next(i["layers"] for i in inputs if "layers" in i)
+    out: dict = {"best_gflops": max(rates), "variants": {}, "beaten": []}
+    for variant, entries in layers.items():
+        train, test = images
+        # The reference's augmented epochs use len // 32 whole batches: count no more.
+        flops = floor_flops([tuple(e) for e in entries], train // 32 * 32, test)
+        per_epoch, once = flops["per_epoch"] / rate, flops["once"] / rate
+        out["variants"][variant] = {
+            "per_epoch_seconds": round(per_epoch, 3),
+            "estimate_seconds": round(once + epochs * per_epoch, 1),
+            "tflop_per_epoch": round(flops["per_epoch"] / 1e12, 3),
+        }
+        for r in runs:
+            if r["variant"] == variant and "error" not in r:
+                floor_run = once + r["epochs"] * per_epoch
+                if r["per_epoch_seconds"] < per_epoch or r["wall_seconds"] < floor_run:
+                    out["beaten"].append(f"{variant}/{r['recipe']} round {r['round']}")
+    return out
+
+
+def image_counts(data: str, limit: int | None) -> tuple[int, int]:
+    """Training and test images of the pair at ``limit``, read as the runs read them."""
+    sys.path.insert(0, str(ROOT))
+    from cifar_gui import tutorial
+    from cifar_gui.engine.data.dataset import load_dataset, select_classes
+
+    subset = select_classes(load_dataset(data), tutorial.PAIR, limit)
+    return len(subset.x_train), len(subset.x_test)
 
 
 # --------------------------------------------------------------------------------------
@@ -201,7 +298,7 @@ def run_gui_benchmarks(quick: bool, log) -> dict:
     """Run each ``bench/<name>.py --out TMP`` that exists; its JSON, or why there is none."""
     found = {}
     for name, quick_args in GUI_BENCHMARKS.items():
-        script = ROOT / "bench" / f"{name}.py"
+        script = BENCH / f"{name}.py"
         if not script.is_file():
             found[name] = {"skipped": f"bench/{name}.py does not exist yet"}
             continue
@@ -249,162 +346,123 @@ def machine() -> dict:
     }
 
 
-def _median_of(runs: list[dict], key: str) -> float | None:
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.median(values) if values else None
-
-
-def _mean_of(runs: list[dict], key: str) -> float | None:
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return statistics.fmean(values) if values else None
-
-
-def _ratio(slow: float | None, fast: float | None) -> float | None:
-    return round(slow / fast, 2) if slow and fast else None
-
-
-def compare(runs: list[dict]) -> list[dict]:
-    """One row per variant: reference (or full model) against ours (or cached features).
-
-    Seconds per epoch: the median over seeds of each run's median; test accuracy: the mean
-    over seeds (one 30-epoch run's last epoch moves by several points from seed to seed).
-    """
-    by: dict[tuple[str, str], list[dict]] = {}
-    for r in runs:
-        if "error" not in r:
-            by.setdefault((r["variant"], r["recipe"]), []).append(r)
-    rows = []
-    for variant, (slow_name, fast_name) in COMPARED.items():
-        slow, fast = by.get((variant, slow_name)), by.get((variant, fast_name))
-        if not slow or not fast:
-            continue
-        slow_s, fast_s = (_median_of(g, "median_epoch_seconds") for g in (slow, fast))
-        accuracies = {
-            name: _mean_of(g, "test_accuracy") for name, g in (("slow", slow), ("fast", fast))
-        }
-        measured = variant not in VGG16_VARIANTS  # random VGG16 weights: accuracy means nothing
-        rows.append(
-            {
-                "variant": variant,
-                "seeds": min(len(slow), len(fast)),
-                "slow_epoch_seconds": slow_s,
-                "fast_epoch_seconds": fast_s,
-                "fast_once_seconds": _median_of(fast, "feature_seconds") or 0.0,
-                "peak_rss_mib": max(r["peak_rss_mib"] for r in slow + fast),
-                "speedup_wall": _ratio(slow_s, fast_s),
-                "speedup_cpu": _ratio(
-                    _median_of(slow, "median_epoch_cpu_seconds"),
-                    _median_of(fast, "median_epoch_cpu_seconds"),
-                ),
-                # The reference against the bare training steps: the most a pipeline can give.
-                "speedup_floor_wall": _ratio(
-                    slow_s, _median_of(by.get((variant, "floor"), []), "median_epoch_seconds")
-                ),
-                "reference_accuracy": round(accuracies["slow"], 4) if measured else None,
-                "ours_accuracy": round(accuracies["fast"], 4) if measured else None,
-                "accuracy_difference": (
-                    round(accuracies["fast"] - accuracies["slow"], 4) if measured else None
-                ),
-            }
-        )
-    return rows
-
-
-def study(comparison: list[dict]) -> dict | None:
-    """The seed's whole study (each of its four variants 30 epochs) estimated from the
-    measured seconds per epoch: reference against ours, in minutes; None unless all four
-    variants were measured."""
-    rows = {c["variant"]: c for c in comparison}
-    if not all(v in rows for v in STUDY_VARIANTS):
-        return None
-    reference = sum(STUDY_EPOCHS * rows[v]["slow_epoch_seconds"] for v in STUDY_VARIANTS)
-    ours = sum(
-        STUDY_EPOCHS * rows[v]["fast_epoch_seconds"] + rows[v]["fast_once_seconds"]
-        for v in STUDY_VARIANTS
-    )
-    return {
-        "epochs": STUDY_EPOCHS,
-        "reference_minutes": round(reference / 60, 1),
-        "ours_minutes": round(ours / 60, 1),
-        "speedup": _ratio(reference, ours),
-        "vgg16_share_of_ours": round(
-            sum(STUDY_EPOCHS * rows[v]["fast_epoch_seconds"] for v in ("transfer", "finetune"))
-            / ours,
-            2,
-        ),
-    }
-
-
 def _fmt(value, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def markdown(report: dict) -> str:
-    """The results as Markdown: machine, the runs, the speed-ups, the GUI figures."""
-    m, s = report["machine"], report["settings"]
-    lines = [
-        f"# Benchmark results ({'quick' if s['quick'] else 'full'})",
-        "",
-        f"{report['finished']}; `{report['command']}`",
+def _range(s: dict | None, spec: str = ".2f", unit: str = "") -> str:
+    """``median unit (min-max)``."""
+    if s is None:
+        return "-"
+    return f"{s['median']:{spec}}{unit} ({s['min']:{spec}}-{s['max']:{spec}})"
+
+
+def _header(report: dict) -> list[str]:
+    m = report["machine"]
+    return [
+        f"{report['finished']}; `{report['command']}` ({report['seconds'] / 60:.0f} min)",
         "",
         f"- Machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable); "
         f"{m['device']}; bfloat16 CPU: {m['cpu_bfloat16']}; auto precision: "
         f"{m['auto_precision']}",
         f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}, "
         f"{m['platform']}",
-        f"- Load average before / after: {report['load_before']} / {report['load_after']} "
-        "(above the core count the machine was shared: trust the ratios)",
-        f"- {s['epochs']} epochs ({s['vgg_epochs']} for the VGG16 variants), deer vs horse, "
-        f"{'first ' + str(s['limit']) if s['limit'] else 'all'} training images, seeds "
-        f"{', '.join(map(str, s['seeds']))} (VGG16 variants and floor: the first; they are "
-        "timed, not scored)",
+        f"- Load average (1, 5, 15 min) before / after: {report['load_before']} / "
+        f"{report['load_after']}; above {m['cores']} the machine was shared and the seconds "
+        "are under load",
+    ]
+
+
+def linearity(runs: list[dict]) -> str:
+    """Whether the per-epoch cost holds from epoch to epoch (what the estimate assumes): each
+    run's last gap between epoch lines over its first."""
+    drift = [
+        (m[-1] - m[-2]) / (m[1] - m[0])
+        for r in runs
+        if "error" not in r and len(m := r["epoch_marks"]) >= 3
+    ]
+    if not drift:
+        return "Per-epoch cost from epoch to epoch: not measured (runs of 2 epochs have one gap)."
+    return (
+        "Per-epoch cost from epoch to epoch (the estimate assumes it holds): each run's last "
+        f"gap between epoch lines over its first, {_range(spread(drift), '.2f')} over "
+        f"{len(drift)} runs."
+    )
+
+
+def markdown(report: dict) -> str:
+    """The results as Markdown: machine, method, the runs, the ratios, study and floor."""
+    s, n = report["settings"], report["settings"]["study_epochs"]
+    limit = f"--limit {s['limit']}" if s["limit"] else "all images"
+    lines = [
+        "# Benchmark results: whole runs",
         "",
-        "| variant | recipe | seed | precision | s/epoch (wall) | s/epoch (CPU) | test acc "
-        "| best acc | peak RSS MiB | epochs | once, s |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        *_header(report),
+        f"- Deer vs horse, {limit} ({report['images'][0]} training, {report['images'][1]} test "
+        f"images), {s['epochs']} epochs a run, {s['rounds']} rounds, random VGG16 weights",
+        f"- Each time is a whole run, process start to exit, timed from outside; per-epoch: "
+        f"the median gap between its epoch lines; fixed: the rest; {n}-epoch estimate: "
+        f"fixed + {n} x per-epoch. Figures: median (min-max) over rounds; ratios per round.",
+        "",
+        "| round | variant | recipe | wall s | CPU s | per-epoch s | fixed s "
+        f"| {n}-epoch est. min | peak RSS MiB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         if "error" in r:
-            lines.append(f"| {r['variant']} | {r['recipe']} | failed: {r['error'][:80]} |")
+            lines.append(
+                f"| {r['round']} | {r['variant']} | {r['recipe']} | failed: "
+                f"{r['error'][:100]} |||||"
+            )
             continue
         lines.append(
-            f"| {r['variant']} | {r['recipe']} | {r['seed']} | {r['precision']} "
-            f"| {_fmt(r['median_epoch_seconds'], '.2f')} "
-            f"| {_fmt(r['median_epoch_cpu_seconds'], '.2f')} "
-            f"| {_fmt(r['test_accuracy'], '.4f')} | {_fmt(r['best_test_accuracy'], '.4f')} "
-            f"| {r['peak_rss_mib']:.0f} | {r['epochs']} "
-            f"| {_fmt(r.get('feature_seconds'), '.1f')} |"
+            f"| {r['round']} | {r['variant']} | {r['recipe']} | {r['wall_seconds']:.1f} "
+            f"| {r['cpu_seconds']:.1f} | {r['per_epoch_seconds']:.2f} | {r['fixed_seconds']:.1f} "
+            f"| {r['estimate_seconds'] / 60:.2f} | {r['peak_rss_mib']} |"
         )
+    floor = report["floor"]
     lines += [
         "",
-        "| variant | seeds | speed-up (wall) | speed-up (CPU) | test acc, reference "
-        "| test acc, ours | ours - reference | within reach (reference / floor) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| variant | rounds | {n}-epoch run, reference s | ours s | **speed-up, whole run** "
+        "| per-epoch, reference s | ours s | speed-up, per epoch | fixed, reference s "
+        f"| ours s | floor, {n} epochs s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in report["comparison"]:
+        e, p, f = c["estimate_seconds"], c["per_epoch_seconds"], c["fixed_seconds"]
+        fl = floor.get("variants", {}).get(c["variant"], {})
         lines.append(
-            f"| {c['variant']} | {c['seeds']} | {_fmt(c['speedup_wall'])}x "
-            f"| {_fmt(c['speedup_cpu'])}x | {_fmt(c['reference_accuracy'], '.4f')} "
-            f"| {_fmt(c['ours_accuracy'], '.4f')} | {_fmt(c['accuracy_difference'], '+.4f')} "
-            f"| {_fmt(c['speedup_floor_wall'])}{'x' if c['speedup_floor_wall'] else ''} |"
+            f"| {c['variant']} | {c['rounds']} | {_range(e['reference'], '.0f')} "
+            f"| {_range(e['ours'], '.0f')} | **{_range(e['ratio'], '.2f', 'x')}** "
+            f"| {_range(p['reference'])} | {_range(p['ours'])} | {_range(p['ratio'], '.2f', 'x')} "
+            f"| {_range(f['reference'], '.1f')} | {_range(f['ours'], '.1f')} "
+            f"| {_fmt(fl.get('estimate_seconds'), '.0f')} |"
         )
     st = report.get("study")
     if st:
         lines += [
             "",
-            f"Study ({len(STUDY_VARIANTS)} variants x {st['epochs']} epochs, estimated from the "
-            f"s/epoch above): reference {st['reference_minutes']} min, ours "
-            f"{st['ours_minutes']} min: **{st['speedup']}x** (VGG16 variants: "
-            f"{st['vgg16_share_of_ours']:.0%} of ours)",
+            f"Study ({len(VARIANTS)} variants x {st['epochs']} epochs, the sum of the whole-run "
+            f"estimates per round): reference {_range(st['reference_minutes'], '.1f', ' min')}, "
+            f"ours {_range(st['ours_minutes'], '.1f', ' min')}: "
+            f"**{_range(st['speedup'], '.2f', 'x')}**. Separate processes per variant: the "
+            "study command runs them in one (`--study-end-to-end` times that).",
         ]
-    conv = report.get("conv_gflops") or {}
-    if "error" not in conv:
+    lines += ["", linearity(report["runs"])]
+    if "error" in floor:
+        lines += ["", f"Floor: failed ({floor['error'][:200]})"]
+    else:
+        beaten = ", ".join(floor["beaten"]) or "none"
         lines += [
             "",
-            f"Bound: VGG16's main convolution (3x3, 64 -> 64 channels, 32x32, batch 256, "
-            f"forward) runs at {_fmt(conv.get('conv_float32'))} GFLOP/s in float32 and "
-            f"{_fmt(conv.get('conv_bfloat16'))} in bfloat16; a 2048^2 bfloat16 matrix product "
-            f"at {_fmt(conv.get('matmul_bfloat16'))} GFLOP/s.",
+            f"Floor: each variant's least FLOPs (`bench/timing.py` `floor_flops`) at the best "
+            f"rate measured before and after the runs, {floor['best_gflops']} GFLOP/s "
+            f"(`bench/floor.py`). Per epoch: "
+            + ", ".join(
+                f"{v} {d['per_epoch_seconds']:.2f} s ({d['tflop_per_epoch']} TFLOP)"
+                for v, d in floor["variants"].items()
+            )
+            + f". Runs below their floor: {beaten}.",
         ]
     lines += ["", "## GUI figures", ""]
     for name, data in report["gui"].items():
@@ -427,107 +485,242 @@ def _summary(data: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------
+# The study end to end
+
+
+def study_end_to_end(args: argparse.Namespace, log) -> dict:
+    """Time ``cifar-gui study --weights none`` from start to report, ``args.rounds`` times;
+    with ``args.against``, the reference's whole-run estimate of the same epochs."""
+    rounds = []
+    for i in range(args.rounds or 1):
+        with tempfile.TemporaryDirectory(prefix="bench-study-") as out:
+            cmd = [
+                sys.executable,
+                "-m",
+                "cifar_gui",
+                "study",
+                "--weights",
+                "none",
+                "--data",
+                args.data,
+                "--epochs",
+                str(args.epochs),
+                "--out",
+                out,
+            ]
+            cmd += ["--limit", str(args.limit)] if args.limit else []
+            log(f"study end to end, round {i + 1}: {' '.join(cmd[1:])} ...")
+            t = timed(cmd)
+        starts = [(m.group(3), s) for s, text in t["lines"] if (m := STUDY_RUN_LINE.match(text))]
+        if t["returncode"] != 0:
+            tail = " | ".join(text for _, text in t["lines"][-4:])
+            rounds.append({"round": i + 1, "error": f"exit {t['returncode']}: {tail}"})
+            continue
+        ends = [s for _, s in starts[1:]] + [t["wall_seconds"]]
+        rounds.append(
+            {
+                "round": i + 1,
+                "wall_seconds": round(t["wall_seconds"], 1),
+                "cpu_seconds": round(t["cpu_seconds"], 1),
+                "peak_rss_mib": round(t["peak_rss_mib"]),
+                # From each "run K of 4" line to the next (the last: to the exit, report included).
+                "variant_seconds": {
+                    v: round(e - s, 1) for (v, s), e in zip(starts, ends, strict=True)
+                },
+            }
+        )
+        log(f"  {t['wall_seconds'] / 60:.1f} min")
+    walls = [r["wall_seconds"] / 60 for r in rounds if "error" not in r]
+    result: dict = {"minutes": _rounded(spread(walls), 1), "rounds": rounds}
+    if args.against:
+        bench = json.loads(Path(args.against).read_text())
+        if bench["settings"]["limit"] != args.limit:
+            raise SystemExit(
+                f"error: {args.against}: measured at --limit {bench['settings']['limit']}, "
+                f"not {args.limit}: the estimate would be of other work"
+            )
+        reference = study(_refit(bench["runs"], args.epochs), args.epochs)
+        ref = (reference or {}).get("reference_minutes")
+        result["against"] = args.against
+        result["reference_minutes"] = ref
+        if ref and walls:
+            # Every pairing of the reference's rounds with ours: its range is the ratio's.
+            pairs = [r / w for r in (ref["min"], ref["median"], ref["max"]) for w in walls]
+            result["speedup"] = {
+                "median": round(ref["median"] / spread(walls)["median"], 2),
+                "min": round(min(pairs), 2),
+                "max": round(max(pairs), 2),
+            }
+    return result
+
+
+def _refit(runs: list[dict], epochs: int) -> list[dict]:
+    """``runs`` with their estimates at ``epochs`` epochs."""
+    return [
+        r
+        if "error" in r
+        else {**r, "estimate_seconds": r["fixed_seconds"] + epochs * r["per_epoch_seconds"]}
+        for r in runs
+    ]
+
+
+def e2e_markdown(report: dict) -> str:
+    """The study end to end as Markdown."""
+    r, s = report["study_end_to_end"], report["settings"]
+    limit = f"--limit {s['limit']}" if s["limit"] else "all images"
+    lines = [
+        "# Benchmark results: the study end to end",
+        "",
+        *_header(report),
+        f"- `cifar-gui study --weights none`, deer vs horse, {limit}, {s['epochs']} epochs a "
+        f"variant: {_range(r['minutes'], '.1f', ' min')} from start to exit (report included)",
+    ]
+    for run in r["rounds"]:
+        if "error" in run:
+            lines.append(f"- round {run['round']}: failed: {run['error'][:200]}")
+        else:
+            parts = ", ".join(f"{v} {sec / 60:.1f}" for v, sec in run["variant_seconds"].items())
+            lines.append(
+                f"- round {run['round']}: {run['wall_seconds'] / 60:.1f} min ({parts} "
+                f"min), peak {run['peak_rss_mib']} MiB"
+            )
+    if r.get("reference_minutes"):
+        lines.append(
+            f"- The reference's whole-run estimate of the same study, from `{r['against']}`: "
+            f"{_range(r['reference_minutes'], '.1f', ' min')}: "
+            f"**{_range(r.get('speedup'), '.2f', 'x')}**"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 epochs, 2,000 images")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 2 epochs, --limit 200")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 source")
-    parser.add_argument("--epochs", type=int, help="default: 30 (quick: 2)")
+    parser.add_argument("--epochs", type=int, help="epochs a run (default 3; end to end: 30)")
+    parser.add_argument("--limit", type=int, help="N training and N test images (default 2000)")
+    parser.add_argument("--all-images", action="store_true", help="no --limit")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 3; end to end 1)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--vgg-epochs", type=int, help="epochs of the VGG16 variants (default: 3; quick: 2)"
+        "--study-epochs",
+        type=int,
+        default=STUDY_EPOCHS,
+        help="epochs of the estimates (default: the seed's 30)",
     )
     parser.add_argument(
-        "--variants",
-        nargs="+",
-        choices=list(RUNS),
-        default=[v for v in RUNS if v != "transfer-cached"],
-        help="variants to run (default: the seed's four)",
+        "--study-end-to-end",
+        action="store_true",
+        help="time `cifar-gui study --weights none` instead",
     )
-    parser.add_argument("--limit", type=int, help="training images (default: all; quick: 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed")
-    parser.add_argument(
-        "--seeds", type=int, help="seeds per baseline and augmented recipe (default: 3; quick: 1)"
-    )
+    parser.add_argument("--against", help="end to end: a bench JSON for the reference")
     parser.add_argument("--no-gui", action="store_true", help="skip the GUI benchmarks")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
     parser.add_argument("--tag", help="added to the result file names: bench-TAG.json")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.all_images:
+        args.limit = None
+    elif args.limit is None and not args.study_end_to_end:
+        args.limit = 200 if args.quick else 2000
+    if args.epochs is None:
+        args.epochs = 30 if args.study_end_to_end else (2 if args.quick else 3)
+    if args.rounds is None and not args.study_end_to_end:
+        args.rounds = 2 if args.quick else 3
+    if args.quick:
+        args.no_gui, args.tag = True, args.tag or "quick"
+    if not args.study_end_to_end and args.epochs < 2:
+        parser.error("--epochs: at least 2 (the per-epoch cost is the gap between epochs)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:
-        print(RESULT_PREFIX + json.dumps(worker(json.loads(args.worker))), flush=True)
-        return 0
     if not Path(args.data).exists():
         print(f"error: {args.data}: no CIFAR-10 data (give --data PATH)", file=sys.stderr)
         return 2
-    epochs = args.epochs or (2 if args.quick else 30)
-    vgg_epochs = args.vgg_epochs or (2 if args.quick else 3)
-    limit = args.limit or (2000 if args.quick else None)
+    args.data = str(Path(args.data).resolve())
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     started = time.perf_counter()
-    seeds = list(range(args.seed, args.seed + (args.seeds or (1 if args.quick else 3))))
-    runs = []
-    pairs = [(v, recipe) for v in args.variants for recipe in RUNS[v]]
-    for seed, (variant, recipe) in itertools.product(seeds, pairs):  # rounds: drift hits both
-        if seed != seeds[0] and (variant in VGG16_VARIANTS or recipe == "floor"):
-            continue  # timed only: one seed is enough
-        spec = {
-            "variant": variant,
-            "recipe": recipe,
-            "epochs": vgg_epochs if variant in VGG16_VARIANTS else epochs,
-            "limit": limit,
-            "data": str(Path(args.data).resolve()),
-            "seed": seed,
-        }
-        log(f"{variant} / {recipe} / seed {seed}: {spec['epochs']} epochs ...")
-        result = run_worker(spec, log)
-        if "error" not in result:
-            log(
-                f"  {result['median_epoch_seconds']:.2f} s/epoch, test accuracy "
-                f"{_fmt(result['test_accuracy'], '.4f')}, peak {result['peak_rss_mib']:.0f} MiB"
-            )
-        runs.append(result)
-    log("conv GFLOP/s ...")
-    conv = run_worker({"variant": "-", "recipe": "conv"}, log)
-    gui = {} if args.no_gui else run_gui_benchmarks(args.quick, log)
-    report = {
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python bench/run.py", *(argv or sys.argv[1:])]),
-        "seconds": round(time.perf_counter() - started, 1),
+    report: dict = {
+        "command": " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
         "settings": {
-            "quick": args.quick,
-            "epochs": epochs,
-            "vgg_epochs": vgg_epochs,
-            "limit": limit,
-            "seeds": seeds,
-            "variants": args.variants,
+            k: getattr(args, k)
+            for k in ("epochs", "limit", "rounds", "variants", "seed", "study_epochs")
         },
         "load_before": load_before,
+    }
+    if args.study_end_to_end:
+        report["study_end_to_end"] = study_end_to_end(args, log)
+        name, render = f"study-e2e{'-' + args.tag if args.tag else ''}", e2e_markdown
+    else:
+        report.update(bench(args, log))
+        name, render = f"bench{'-' + args.tag if args.tag else ''}", markdown
+    report |= {
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "machine": machine(),
-        "runs": runs,
-        "comparison": (comparison := compare(runs)),
-        "study": study(comparison),
-        "conv_gflops": conv,
-        "gui": gui,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # Quick runs keep their own files, so they never overwrite the full figures.
-    suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
-    (out / f"bench{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    (out / f"RESULTS{suffix}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = render(report)
+    (
+        out / f"RESULTS-{name.removeprefix('bench-')}.md"
+        if args.tag or args.study_end_to_end
+        else out / "RESULTS.md"
+    ).write_text(text)
     print(text)
     return 0
+
+
+def bench(args: argparse.Namespace, log) -> dict:
+    """The rounds of whole runs, the floor and the GUI benchmarks: the report's figures."""
+    images = image_counts(args.data, args.limit)
+    log("floor: rates and layers ...")
+    floor_in = [floor_inputs(args.variants)]
+    spec = {
+        "data": args.data,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "seed": args.seed,
+        "study_epochs": args.study_epochs,
+    }
+    if "finetune" in args.variants:
+        log("a transfer model for ours' finetune to start from (untimed) ...")
+        spec["transfer_model"] = transfer_model(args.data)
+    runs = []
+    for i in range(1, args.rounds + 1):
+        for variant in args.variants:
+            for recipe in RECIPES if i % 2 else RECIPES[::-1]:
+                log(f"round {i}: {variant} / {recipe}, {args.epochs} epochs ...")
+                run = whole_run(variant, recipe, {**spec, "round": i})
+                log(
+                    f"  {run['error']}"
+                    if "error" in run
+                    else f"  {run['wall_seconds']:.1f} s: {run['per_epoch_seconds']:.2f} s an "
+                    f"epoch + {run['fixed_seconds']:.1f} s fixed"
+                )
+                runs.append(run)
+    log("floor: rates again ...")
+    floor_in.append(floor_inputs(args.variants))
+    return {
+        "images": images,
+        "runs": runs,
+        "comparison": compare(runs),
+        "study": study(runs, args.study_epochs),
+        "floor": floors(runs, floor_in, args.study_epochs, images),
+        "floor_inputs": floor_in,
+        "gui": {} if args.no_gui else run_gui_benchmarks(args.quick, log),
+    }
 
 
 if __name__ == "__main__":
