@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.study.runs import SavedRun
 from cifar_gui.gui.text import format_probability
 
@@ -205,10 +206,30 @@ class RunTable(QTableWidget):
             acc(record.test_accuracy),
             acc(record.best_test_accuracy),
             best_item,
-            _Item(format_seconds(record.seconds), record.seconds or 0.0),
+            self._time_item(record),
             params_item,
             file_item,
         ]
+
+    @staticmethod
+    def _time_item(record: RunRecord) -> _Item:
+        """The whole run as its user waited for it; the fit alone for records that predate
+        whole-run times (the tooltip says which)."""
+        whole = record.wall_seconds
+        shown = whole if whole is not None else record.seconds
+        item = _Item(format_seconds(shown), shown or 0.0)
+        if whole is None:
+            item.setToolTip(
+                "Time of the fit only (this run was saved before whole runs were timed)"
+            )
+        else:
+            fit = (
+                ""
+                if record.seconds is None
+                else f", {format_seconds(record.seconds)} of it fitting"
+            )
+            item.setToolTip(f"The whole run, start to saved model{fit}")
+        return item
 
     def _run_at(self, row: int) -> SavedRun:
         return self._runs[self.item(row, 0).data(Qt.ItemDataRole.UserRole)]

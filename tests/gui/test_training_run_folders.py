@@ -5,6 +5,7 @@ runs, run folders, studies), tells them apart by folder, and opens one on a doub
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from cifar_gui.gui.run_table import COLUMNS
 from cifar_gui.gui.state import AppState
@@ -77,3 +78,26 @@ def test_the_table_lists_flat_run_folder_and_study_runs_and_opens_them(qtbot, tm
     # Fine-tuning starts from the latest transfer run, the study's one included.
     panel.set_variant("finetune")
     assert panel.form.from_path.text() == str(studied.with_suffix(".h5"))
+
+
+def test_the_time_column_shows_the_whole_run_and_says_when_only_the_fit_is_known(qtbot):
+    """Issue 27: the table's time is the whole run as its user waited (wall_seconds); older
+    records, which know only the fit, show it and say so."""
+    from cifar_gui.config import RunConfig
+    from cifar_gui.engine.record import RunRecord
+    from cifar_gui.engine.study.runs import SavedRun
+    from cifar_gui.gui.run_table import RunTable
+
+    table = RunTable()
+    qtbot.addWidget(table)
+    whole = RunRecord(config=RunConfig(variant="baseline"), seconds=60.0, wall_seconds=95.0)
+    fit_only = RunRecord(config=RunConfig(variant="augmented"), seconds=60.0)
+    table.set_runs([SavedRun(Path(f"/runs/{r.variant}.json"), None, r) for r in (whole, fit_only)])
+    column = COLUMNS.index("Time")
+    cells = {table.item(row, 0).text(): table.item(row, column) for row in range(2)}
+    assert cells["baseline"].text() == "1 min 35 s"
+    assert (
+        "whole run" in cells["baseline"].toolTip() and "1 min 00 s" in cells["baseline"].toolTip()
+    )
+    assert cells["augmented"].text() == "1 min 00 s"
+    assert "fit only" in cells["augmented"].toolTip()
