@@ -46,3 +46,19 @@ def test_what_was_captured_is_shown_when_the_block_fails(capfd):
     with stderr_to_file():
         os.write(2, b"noise\n")
     assert capfd.readouterr().err == ""
+
+
+def test_quiet_logger_hides_warnings_only_meanwhile(caplog):
+    import logging
+
+    from cifar_gui.engine.quiet import quiet_logger
+
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"), quiet_logger("tensorflow"):
+        logger.warning("triggered tf.function retracing")
+        logger.error("a real error")
+    logger.warning("after")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "triggered tf.function retracing" not in messages
+    assert "a real error" in messages
+    assert "after" in messages

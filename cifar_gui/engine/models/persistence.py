@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import math
 import re
 import struct
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +30,7 @@ from cifar_gui.engine.files import (
     write_failure,
     write_json,
 )
+from cifar_gui.engine.quiet import quiet_logger
 from cifar_gui.engine.record import RunRecord, class_count, read_record, sidecar_path
 
 # Bounds checked before Keras opens a model file. The largest model of this app, a finetune
@@ -70,18 +70,6 @@ class LoadedModel:
         return {} if self.record is None else self.record.history
 
 
-@contextlib.contextmanager
-def _quiet_absl() -> Iterator[None]:
-    """Silence Keras' "HDF5 is legacy" warning: the seed's .h5 names are asked for on purpose."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def save_model(
     model: keras.Model, path: str | Path, record: RunRecord | Callable[[], RunRecord] | None
 ) -> Path:
@@ -102,7 +90,8 @@ def save_model(
     failing, side_replaced = path, False
     try:
         with atomic_path(path) as tmp:
-            with _quiet_absl():
+            # Keras' "HDF5 is legacy" warning: the seed's .h5 names are asked for on purpose.
+            with quiet_logger("absl"):
                 model.save(tmp)
             failing = side
             if callable(record):  # asked now, so the record can count the model's write

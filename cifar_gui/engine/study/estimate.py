@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from cifar_gui.config import RunConfig
+from cifar_gui.engine.quiet import quiet_logger
 from cifar_gui.engine.record import RunRecord
 from cifar_gui.engine.study.layout import STUDY_FILE
 from cifar_gui.engine.study.plan import StudyPlan, StudyStep
@@ -371,7 +372,10 @@ def _timed_run(config: RunConfig, data: Any) -> _Timed:
             epochs.append(event.seconds)
 
     started = time.perf_counter()
-    result = run_training(config, sink, dataset=data)
+    # Each calibration run builds its models anew, so TensorFlow warns that their frozen
+    # front's function "triggered retracing": expected here, and noise on a dry-run.
+    with quiet_logger("tensorflow"):
+        result = run_training(config, sink, dataset=data)
     wall = time.perf_counter() - started
     return _Timed(result.path, wall, result.record.seconds or sum(epochs), tuple(epochs))
 
