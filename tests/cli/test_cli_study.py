@@ -11,6 +11,7 @@ import pytest
 
 from cifar_gui.cli import build_parser, main
 from cifar_gui.config import SETTINGS, RunConfig, flagged
+from cifar_gui.engine.study import base as study_base
 from cifar_gui.engine.study import plan as study
 from tests.cli.test_cli_resume import one_error_line
 from tests.conftest import write_cifar_batches
@@ -62,7 +63,7 @@ def test_study_dry_run_offline_lists_every_step_with_its_base_and_writes_nothing
     """Offline, the plan pretrains a base first; --dry-run calibrates each kind of run on
     random images (two tiny epochs) and prints the steps and the total, then exits."""
     _, data = saved
-    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
     monkeypatch.chdir(tmp_path)
     args = ["study", "--data", str(data), "--out", str(tmp_path / "s"), "--epochs", "2"]
     args += ["--batch-size", "8", "--seeds", "2", "--base-epochs", "3", "--dry-run"]

@@ -27,14 +27,15 @@ from cifar_gui.engine.events import EpochEvent, LiveRequest, LiveSnapshot, Study
 from cifar_gui.engine.models.build import VGG16_BASE_NAME
 from cifar_gui.engine.models.inspect import layer_chain
 from cifar_gui.engine.record import read_record
+from cifar_gui.engine.study import base as study_base
 from cifar_gui.engine.study import plan as study
 from cifar_gui.engine.study import report
+from cifar_gui.engine.study.estimate import RELATIVE_EPOCH_COST, study_eta
 from cifar_gui.engine.study.plan import (
     STUDY_FILE,
     plan_study,
     read_study,
     run_study,
-    study_eta,
 )
 from cifar_gui.engine.study.runs import SavedRun
 from tests.conftest import write_cifar_batches
@@ -310,13 +311,13 @@ def test_a_new_study_refuses_a_folder_with_a_study_and_resume_needs_one(straight
 def test_imagenet_weights_offline_plan_a_pretrained_base_and_missing_files_fail_at_once(
     data, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
     imagenet = template(data).replace(weights="imagenet")
     plan = plan_study(imagenet, tmp_path / "s")
-    assert plan.pretrain_base and study.OFFLINE_REASON in plan.base_reason
+    assert plan.pretrain_base and study_base.OFFLINE_REASON in plan.base_reason
     assert not (tmp_path / "s").exists()  # nothing written
     # Weights in the Keras cache (conftest points KERAS_HOME at a fresh folder) are enough.
-    cached = Path(os.environ["KERAS_HOME"]) / "models" / study.VGG16_NOTOP_FILE
+    cached = Path(os.environ["KERAS_HOME"]) / "models" / study_base.VGG16_NOTOP_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
     assert not plan_study(imagenet, tmp_path / "s").pretrain_base
@@ -332,7 +333,7 @@ def test_study_eta_adds_the_later_steps_estimates_unless_measured_here():
     # A variant this study measured (another seed's) goes by its measured epochs.
     assert study_eta(later, 5.0, {"augmented": 3.0}) == 5.0 + 2 * 3.0 + 40.0
     # Without estimates: the measured variants, scaled by the relative costs.
-    cost = study.RELATIVE_EPOCH_COST
+    cost = RELATIVE_EPOCH_COST
     later = [("augmented", 30, None), ("transfer", 30, None), ("finetune", 30, None)]
     assert study_eta(later, 10.0, {}) is None
     expected = 10.0 + 30 * 2.0 * (cost["augmented"] + cost["transfer"] + cost["finetune"])

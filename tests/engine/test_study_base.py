@@ -13,10 +13,11 @@ import pytest
 from cifar_gui.config import SEED_VARIANTS, RunConfig
 from cifar_gui.engine.events import EpochEvent, StudyProgress
 from cifar_gui.engine.record import read_record
+from cifar_gui.engine.study import base as study_base
 from cifar_gui.engine.study import plan as study
 from cifar_gui.engine.study import report
+from cifar_gui.engine.study.base import OFFLINE_REASON
 from cifar_gui.engine.study.plan import (
-    OFFLINE_REASON,
     STUDY_FILE,
     plan_study,
     read_study,
@@ -42,14 +43,14 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def offline(monkeypatch):
-    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
 
 
 @pytest.fixture(scope="module")
 def two_seeds(data, tmp_path_factory):
     """An offline study of two seeds, with the StudyProgress events it sent."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+        patch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
         folder = tmp_path_factory.mktemp("seeds") / "study"
         plan = plan_study(template(data), folder, seeds=2, base_epochs=1)
         heard: list[StudyProgress] = []
@@ -78,7 +79,7 @@ def test_offline_a_study_plans_the_base_first_and_online_it_does_not(data, tmp_p
     assert configs["baseline"].base is None
     # Given another base, or weights in the cache, nothing is pretrained.
     assert not plan_study(template(data, weights="none"), tmp_path / "n").pretrain_base
-    cached = Path(study.keras_models_dirs()[0]) / study.VGG16_NOTOP_FILE
+    cached = Path(study_base.keras_models_dirs()[0]) / study_base.VGG16_NOTOP_FILE
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"")
     try:
@@ -184,7 +185,7 @@ def test_a_version_1_study_record_still_reads_and_resumes(data, tmp_path):
 
 def test_the_record_says_which_base_and_why_for_every_source(data, tmp_path, offline):
     def entry(**changes) -> dict:
-        return study.base_entry(plan_study(template(data, **changes), tmp_path / "s"))
+        return study_base.base_entry(plan_study(template(data, **changes), tmp_path / "s"))
 
     assert entry()["source"] == "pretrained-here"
     random = entry(weights="none")
@@ -192,7 +193,7 @@ def test_the_record_says_which_base_and_why_for_every_source(data, tmp_path, off
     weights = tmp_path / "vgg16.h5"
     weights.write_bytes(b"")
     assert entry(weights=str(weights))["source"] == "given"
-    cached = Path(study.keras_models_dirs()[0]) / study.VGG16_NOTOP_FILE
+    cached = Path(study_base.keras_models_dirs()[0]) / study_base.VGG16_NOTOP_FILE
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"")
     try:

@@ -3,7 +3,7 @@ and a total, computed on a worker through the engine service; the study's ETA th
 
 from __future__ import annotations
 
-from cifar_gui.engine.study import plan as study
+from cifar_gui.engine.study import base as study_base
 from cifar_gui.gui.training.results import StudyProgress
 from tests.gui.test_study_view import make_panel
 
@@ -11,7 +11,7 @@ ESTIMATE_TIMEOUT_MS = 300_000  # a hang guard only: five tiny calibrations
 
 
 def test_the_card_estimates_the_offline_study_of_two_seeds(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(study, "weights_host_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
     panel = make_panel(qtbot, tmp_path)
     panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("imagenet"))
     card = panel.study_card

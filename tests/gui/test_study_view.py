@@ -144,3 +144,39 @@ def test_a_second_study_goes_to_a_new_folder_and_resume_without_a_study_says_so(
     assert not panel.resume_study(tmp_path / "runs" / "nothing")
     assert "no study to resume" in warnings[-1]
     assert not panel.busy
+
+
+def test_an_offline_study_from_the_window_pretrains_its_base_and_its_report_says_so(
+    qtbot, tmp_path, warnings, opened, monkeypatch
+):
+    """Issue 25: offline, with the form's default weights (ImageNet), the window's study
+    pretrains a base on the other classes first, starts its transfer from it, and its report
+    judges the pretrained-network claim with that base and names it."""
+    from cifar_gui.engine.record import read_record
+    from cifar_gui.engine.study import base as study_base
+    from cifar_gui.engine.study.record import read_study_record
+
+    monkeypatch.setattr(study_base, "weights_host_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(study_base, "imagenet_weights_cached", lambda: None)
+    panel = make_panel(qtbot, tmp_path)
+    panel.form.weights_combo.setCurrentIndex(panel.form.weights_combo.findData("imagenet"))
+    events = []
+    panel.study_run.connect(events.append)
+    with qtbot.waitSignal(panel.run_finished, timeout=STUDY_TIMEOUT_MS) as blocker:
+        panel.study_button.click()
+    done = blocker.args[0]
+    assert not done.stopped and warnings == []
+    assert [e.variant for e in events if e.state == "done"] == ["pretrain", *SEED_VARIANTS]
+
+    record = read_study_record(done.folder)
+    assert record.base["source"] == "pretrained-here"
+    base = done.folder / record.runs[0].model
+    assert base.is_file() and base.parent.name == "base"
+    transfer = read_record(done.folder / "cifar10_4_7_transferlearning.json")
+    assert transfer.config.base == str(base)
+    assert set(record.base["classes"]).isdisjoint({"deer", "horse"})
+    page = done.report.read_text()
+    assert base.name in page and "ImageNet weights unavailable offline" in page
+    claim = page[: page.index("A pretrained network is highly effective")]
+    verdict = claim[claim.rindex('<section class="claim') :]
+    assert 'data-verdict="holds"' in verdict or 'data-verdict="does not hold"' in verdict

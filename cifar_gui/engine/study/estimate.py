@@ -428,3 +428,52 @@ def preflight(
         configs = [(c, tr, te) for _, c, tr, te in step_configs(plan, class_names, counts)]
         speeds |= calibrate(configs, class_names, image_shape, known=speeds)
     return estimate_study(plan, class_names, counts, speeds)
+
+
+# Training cost of an epoch relative to the baseline's, for the window's study ETA when the
+# pre-flight estimate (:mod:`cifar_gui.engine.study.estimate`) was not computed and a variant
+# has not run yet: multiply-accumulates at 32x32 of the small CNN (~8.8 M, x3 for training)
+# and of VGG16 (~313 M, forward only when frozen; blocks 3-5 backward too for finetune); a
+# pretrain of the small CNN sees four times the images. Rough; measured epochs replace them.
+RELATIVE_EPOCH_COST = {
+    "pretrain": 4.0,
+    "baseline": 1.0,
+    "augmented": 1.0,
+    "transfer": 12.0,
+    "finetune": 28.0,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Time left
+
+
+def estimate_epoch_seconds(variant: str, measured: Mapping[str, float]) -> float | None:
+    """Seconds an epoch of ``variant`` takes: measured, or scaled from the measured variant
+    closest in cost (:data:`RELATIVE_EPOCH_COST`); None when nothing is measured yet."""
+    if variant in measured:
+        return measured[variant]
+    if not measured:
+        return None
+    cost = RELATIVE_EPOCH_COST
+    nearest = min(measured, key=lambda v: abs(cost[v] - cost[variant]))
+    return measured[nearest] * cost[variant] / cost[nearest]
+
+
+def study_eta(
+    later: Sequence[tuple[str, int, float | None]], run_eta: float, measured: Mapping[str, float]
+) -> float | None:
+    """Seconds to the end of the study: the run in progress (``run_eta``, its own estimate)
+    and each later step (variant, epochs, its pre-flight estimate or None): its epochs at
+    the seconds per epoch this study measured for the variant, else its pre-flight estimate,
+    else its epochs at :func:`estimate_epoch_seconds`; None when unknown."""
+    total = run_eta
+    for variant, epochs, estimate in later:
+        if variant not in measured and estimate is not None:
+            total += estimate
+            continue
+        seconds = estimate_epoch_seconds(variant, measured)
+        if seconds is None:
+            return None
+        total += epochs * seconds
+    return total

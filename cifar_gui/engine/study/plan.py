@@ -39,11 +39,9 @@ training and the report are imported when a study runs.
 
 from __future__ import annotations
 
-import os
 import shlex
-import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,19 +58,29 @@ from cifar_gui.config import (
 )
 from cifar_gui.engine.errors import ModelError, UserError
 from cifar_gui.engine.events import (
-    Event,
-    LiveRequest,
     RunFinished,
-    RunStarted,
     Sink,
     StopFlag,
     StudyFinished,
-    StudyProgress,
     ignore,
 )
-from cifar_gui.engine.files import check_can_write, read_json, write_json
+from cifar_gui.engine.files import check_can_write, write_json
 from cifar_gui.engine.record import RunRecord, model_filename, read_record, sidecar_path
+from cifar_gui.engine.study.base import (
+    BASE_ARCH,
+    base_entry,
+    check_weights_available,
+    offline_base_reason,
+)
 from cifar_gui.engine.study.layout import BASE_DIR, REPORT_DIR, STUDY_FILE
+from cifar_gui.engine.study.record import (
+    MAX_SEEDS,
+    STUDY_VERSION,
+    StudyRun,
+    read_study,
+    read_study_record,
+)
+from cifar_gui.engine.study.relay import LatestRequest, StudyRelay
 from cifar_gui.engine.training.checkpoints import (
     STATE_FILE,
     Checkpoint,
@@ -82,90 +90,15 @@ from cifar_gui.engine.training.checkpoints import (
 )
 from cifar_gui.engine.training.pretrain import pretrain_config
 from cifar_gui.engine.training.runner import LiveSource, RunPlan
-from cifar_gui.settings import check_int, check_type
+from cifar_gui.settings import check_int
 
-STUDY_VERSION = 2  # 2: seeds, the base and a list of runs with their seeds; 1 still reads
-READABLE_VERSIONS = (1, 2)
-MAX_SEEDS = 100
 SEED_FOLDER = "seed-{}"  # the runs of one seed, when a study has several
 
 # The base an offline study pretrains (where the ImageNet weights cannot be had), and why
 # this architecture: the lead sets both from the measurement of VGG16-on-8-classes against
 # the small CNN on this machine (time, and what the transfer reaches).
-BASE_ARCH = "cnn"
-# Why each network may be the offline base; measured on a 2-core CPU (docs/study.md, "Which
-# base offline"): the small CNN is the default because it pretrains 8 times faster and its
-# transfer reached more.
-BASE_ARCH_REASONS = {
-    "cnn": (
-        "the tutorial's small CNN, the default: measured on a 2-core CPU it pretrained in "
-        "3 minutes to 72.8% on the eight classes and its transfer reached 75.8%, where VGG16 "
-        "took 25 minutes for 4 epochs to 74.6% and its transfer 70.9%"
-    ),
-    "vgg16": (
-        "the tutorial's VGG16 architecture, trained here whole from random weights (chosen "
-        "with --base-arch vgg16; the small CNN is the default, 8 times faster to pretrain)"
-    ),
-}
-OFFLINE_REASON = "ImageNet weights unavailable offline"
 DEFAULT_FOLDER = "study"  # the command line's, without --out
 RESUMED_STUDY_CHANGES = ("data",)  # a resumed study runs as recorded; only the data moves
-STATES = ("pending", "running", "stopped", "done")
-
-# Where Keras keeps the VGG16 ImageNet weights (keras.applications.vgg16), and where from.
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_HOST = ("storage.googleapis.com", 443)
-REACH_TIMEOUT_S = 3.0  # a quick look, not a download: offline must fail in seconds
-
-# Training cost of an epoch relative to the baseline's, for the window's study ETA when the
-# pre-flight estimate (:mod:`cifar_gui.engine.study.estimate`) was not computed and a variant
-# has not run yet: multiply-accumulates at 32x32 of the small CNN (~8.8 M, x3 for training)
-# and of VGG16 (~313 M, forward only when frozen; blocks 3-5 backward too for finetune); a
-# pretrain of the small CNN sees four times the images. Rough; measured epochs replace them.
-RELATIVE_EPOCH_COST = {
-    "pretrain": 4.0,
-    "baseline": 1.0,
-    "augmented": 1.0,
-    "transfer": 12.0,
-    "finetune": 28.0,
-}
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """One run of a study as the study record holds it."""
-
-    variant: str  # a seed variant, or "pretrain" (the base pretrained here)
-    state: str = "pending"  # pending, running, stopped, done
-    model: str | None = None  # the final model's path in the study folder, once known
-    seed: int | None = None  # None: the base (pretrained once), or a version-1 record's run
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "seed": self.seed,
-            "state": self.state,
-            "model": self.model,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> StudyRun:
-        check_type("run", data, dict)
-        variant, state, model = data.get("variant"), data.get("state"), data.get("model")
-        seed = data.get("seed")
-        if variant not in (*SEED_VARIANTS, "pretrain"):
-            raise ValueError(f"unknown variant {variant!r}")
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r}")
-        if seed is not None:
-            check_type("seed", seed, int)
-        if model is not None:
-            check_type("model", model, str)
-            parts = Path(model).parts
-            # A file of the study folder or of its base or seed folders, nothing else.
-            if not parts or Path(model).is_absolute() or ".." in parts or len(parts) > 2:
-                raise ValueError(f"model {model!r} is not a file of the study folder")
-        return cls(variant, state, model, seed)
 
 
 @dataclass(frozen=True)
@@ -328,131 +261,6 @@ def _indices(classes: Sequence[str | int], class_names: Sequence[str]) -> tuple[
     return resolve_classes(classes, class_names)
 
 
-class _StudyRelay:
-    """The sink of the study's runs: their starts and ends wrapped in a
-    :class:`StudyProgress` of the run in progress (``index``), the other events as they are.
-    An end is kept, and its state recorded (``record(index, state)``) before it is told, so
-    whoever hears of it finds the study record saying so."""
-
-    def __init__(self, sink: Sink, count: int, record: Callable[[int, str], None]):
-        self.sink, self.count, self.record = sink, count, record
-        self.index = 0
-        self.ended: list[StudyProgress] = []
-
-    def __call__(self, event: Event, skipped: bool = False) -> None:
-        if isinstance(event, RunStarted | RunFinished):
-            event = StudyProgress(self.index, self.count, event, skipped)
-            if isinstance(event.run, RunFinished):
-                self.record(self.index, event.state)
-                self.ended.append(event)
-        self.sink(event)
-
-
-class _LatestRequest:
-    """The window's live-view requests for the runs of a study: each run's probe is new, so
-    each run starts from the latest request, not from the default."""
-
-    def __init__(self, source: LiveSource):
-        self.source = source
-        self.latest: LiveRequest | None = None
-        self.run_starts = False
-
-    def __call__(self) -> LiveRequest | None:
-        request = self.source()
-        if request is not None:
-            self.latest = request
-        elif self.run_starts:
-            request = self.latest
-        self.run_starts = False
-        return request
-
-
-def keras_models_dirs() -> list[Path]:
-    """Where Keras looks for downloaded weights: ``$KERAS_HOME/models`` (default
-    ``~/.keras``), and ``/tmp/.keras`` which Keras uses when the home folder is read-only."""
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-    return [home / "models", Path("/tmp/.keras/models")]
-
-
-def imagenet_weights_cached() -> Path | None:
-    """The VGG16 ImageNet weights in the Keras cache, if they are there."""
-    for folder in keras_models_dirs():
-        if (folder / VGG16_NOTOP_FILE).is_file():
-            return folder / VGG16_NOTOP_FILE
-    return None
-
-
-def weights_host_reachable(timeout: float = REACH_TIMEOUT_S) -> bool:
-    """Whether the host of the ImageNet weights answers a TCP connection within ``timeout``."""
-    try:
-        with socket.create_connection(WEIGHTS_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def check_weights_available(template: RunConfig) -> bool:
-    """Whether the transfer run can get the VGG16 base the template names: False only for
-    ImageNet weights neither in the Keras cache nor reachable (the study then pretrains its
-    base). :class:`UserError` at once for a ``--base`` or ``--weights`` file that is not
-    there, instead of failing after the first two runs trained for hours."""
-    if template.base is not None:
-        if not Path(template.base).is_file():
-            raise UserError(f"{template.base}: no such model (--base)")
-        return True
-    if template.weights == "none":
-        return True
-    if template.weights != "imagenet":
-        if not Path(template.weights).is_file():
-            raise UserError(f"{template.weights}: no such weights file (--weights)")
-        return True
-    return imagenet_weights_cached() is not None or weights_host_reachable()
-
-
-def base_entry(plan: StudyPlan, base: RunRecord | None = None) -> dict[str, Any]:
-    """The study record's ``base``: which base the transfer and finetune runs start from
-    (``source``: imagenet, pretrained-here, given or random), its architecture and classes,
-    and why; ``base``: the record of the base pretrained here, once trained."""
-    t = plan.template
-    if plan.pretrain_base:
-        entry: dict[str, Any] = {"source": "pretrained-here", "arch": plan.base_arch}
-        if base is not None:
-            entry |= {
-                "classes": list(base.class_names),
-                "epochs": base.epochs_completed,
-                "test_accuracy": base.test_accuracy,
-            }
-        return entry | {"reason": plan.base_reason}
-    if t.base is not None:
-        given = read_record(sidecar_path(t.base))
-        entry = {"source": "given", "model": t.base}
-        if given is not None and given.config is not None:
-            if given.variant == "pretrain":
-                entry["arch"] = given.config.arch
-            entry |= {
-                "variant": given.variant,
-                "classes": list(given.class_names),
-                "test_accuracy": given.test_accuracy,
-            }
-        return entry | {"reason": "given with --base"}
-    if t.weights == "none":
-        return {
-            "source": "random",
-            "arch": "vgg16",
-            "reason": "random weights chosen (--weights none): the transfer and finetune runs "
-            "measure nothing about pretraining",
-        }
-    if t.weights != "imagenet":
-        return {"source": "given", "arch": "vgg16", "weights": t.weights,
-                "reason": "given with --weights"}  # fmt: skip
-    return {
-        "source": "imagenet",
-        "arch": "vgg16",
-        "classes": "ImageNet's 1,000",
-        "reason": "the tutorial's base; the ImageNet weights are available here",
-    }
-
-
 def study_defaults() -> RunConfig:
     """A study's settings when nothing is given (``cifar-gui study`` alone)."""
     return RunConfig(out_dir=DEFAULT_FOLDER)
@@ -477,57 +285,6 @@ def study_command(plan: StudyPlan) -> str:
 
 # --------------------------------------------------------------------------------------
 # The study record
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    """A study record as read: its settings, runs and base (see :func:`write_study`)."""
-
-    template: RunConfig
-    runs: list[StudyRun]
-    seeds: int = 1
-    base_arch: str = BASE_ARCH
-    base: Mapping[str, Any] | None = None  # None: a version-1 record (no base entry)
-    base_epochs: int | None = None
-
-
-def read_study_record(folder: str | Path) -> StudyRecord:
-    """The study record in ``folder`` (version 1 or 2); :class:`UserError` when there is
-    none or it is not readable."""
-    path = Path(folder).expanduser() / STUDY_FILE
-    if not path.is_file():
-        raise UserError(f"{path.parent}: no study to resume (no {STUDY_FILE})")
-    try:
-        data = read_json(path)
-        check_type("study", data, dict)
-        version = data.get("version")
-        if version not in READABLE_VERSIONS:
-            raise ValueError(f"version {version!r}, this app reads {READABLE_VERSIONS}")
-        template = RunConfig.from_dict(data.get("config"))
-        check_type("runs", data.get("runs"), list)
-        runs = [StudyRun.from_dict(item) for item in data["runs"]]
-        if version == 1:
-            if [r.variant for r in runs] != list(SEED_VARIANTS):
-                raise ValueError(f"runs must be {', '.join(SEED_VARIANTS)} in that order")
-            return StudyRecord(template, runs)
-        seeds, arch, base = data.get("seeds", 1), data.get("base_arch", BASE_ARCH), data.get("base")
-        check_int("seeds", seeds, 1, MAX_SEEDS)
-        if arch not in PRETRAIN_ARCHS:
-            raise ValueError(f"unknown base_arch {arch!r}")
-        if base is not None:
-            check_type("base", base, dict)
-        base_epochs = data.get("base_epochs")
-        if base_epochs is not None:
-            check_int("base_epochs", base_epochs, 1, MAX_EPOCHS)
-        return StudyRecord(template, runs, seeds, arch, base, base_epochs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a readable study record ({exc})") from None
-
-
-def read_study(folder: str | Path) -> tuple[RunConfig, list[StudyRun]]:
-    """The settings and runs of the study record in ``folder`` (:func:`read_study_record`)."""
-    record = read_study_record(folder)
-    return record.template, record.runs
 
 
 def write_study(
@@ -597,18 +354,7 @@ def plan_study(
             )
     check_can_write(folder, folder=True)
     if not pretrain_base and not check_weights_available(template):
-        if resume is not None:  # a version-1 study chose ImageNet: it keeps its base
-            where = keras_models_dirs()[0] / VGG16_NOTOP_FILE
-            raise UserError(
-                f"the VGG16 ImageNet weights this study uses are not in the Keras cache "
-                f"({where}) and {WEIGHTS_HOST[0]} cannot be reached"
-            )
-        pretrain_base = True
-        reason = (
-            f"{OFFLINE_REASON} (not in the Keras cache, {WEIGHTS_HOST[0]} not reachable), so "
-            f"a base was pretrained here on the other classes first; its network, "
-            f"{base_arch}: {BASE_ARCH_REASONS[base_arch]}"
-        )
+        pretrain_base, reason = True, offline_base_reason(base_arch, resumed=resume is not None)
     try:
         return StudyPlan(
             folder,
@@ -684,7 +430,7 @@ def run_study(
         runs = [StudyRun(r.variant, recorded.get(r.model, r.state), r.model, r.seed) for r in runs]
     base = base_entry(plan)
     write_study(plan, runs, base=base)
-    live_request = None if live is None else _LatestRequest(live)
+    live_request = None if live is None else LatestRequest(live)
 
     def set_state(index: int, state: str) -> None:
         if runs[index].state != state:  # a resumed study's done runs stay as they are
@@ -692,7 +438,7 @@ def run_study(
             runs[index] = StudyRun(r.variant, state, r.model, r.seed)
             write_study(plan, runs, base=base)
 
-    relay = _StudyRelay(sink, len(order), set_state)
+    relay = StudyRelay(sink, len(order), set_state)
 
     def stopped() -> StudyFinished:
         return StudyFinished(plan.folder, tuple(relay.ended), None, True)
@@ -742,38 +488,3 @@ def _unfinished_checkpoint(
     except ModelError:
         return None
     return checkpoint
-
-
-# --------------------------------------------------------------------------------------
-# Time left
-
-
-def estimate_epoch_seconds(variant: str, measured: Mapping[str, float]) -> float | None:
-    """Seconds an epoch of ``variant`` takes: measured, or scaled from the measured variant
-    closest in cost (:data:`RELATIVE_EPOCH_COST`); None when nothing is measured yet."""
-    if variant in measured:
-        return measured[variant]
-    if not measured:
-        return None
-    cost = RELATIVE_EPOCH_COST
-    nearest = min(measured, key=lambda v: abs(cost[v] - cost[variant]))
-    return measured[nearest] * cost[variant] / cost[nearest]
-
-
-def study_eta(
-    later: Sequence[tuple[str, int, float | None]], run_eta: float, measured: Mapping[str, float]
-) -> float | None:
-    """Seconds to the end of the study: the run in progress (``run_eta``, its own estimate)
-    and each later step (variant, epochs, its pre-flight estimate or None): its epochs at
-    the seconds per epoch this study measured for the variant, else its pre-flight estimate,
-    else its epochs at :func:`estimate_epoch_seconds`; None when unknown."""
-    total = run_eta
-    for variant, epochs, estimate in later:
-        if variant not in measured and estimate is not None:
-            total += estimate
-            continue
-        seconds = estimate_epoch_seconds(variant, measured)
-        if seconds is None:
-            return None
-        total += epochs * seconds
-    return total

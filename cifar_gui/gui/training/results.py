@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cifar_gui.config import SEED_VARIANTS
-from cifar_gui.engine.study.plan import study_eta
+from cifar_gui.engine.study.estimate import study_eta
 from cifar_gui.engine.study.runs import SavedRun, discover_runs
 from cifar_gui.gui.run_table import RunTable
 from cifar_gui.gui.text import format_probability
