@@ -187,7 +187,7 @@ class RunTable(QTableWidget):
         params_item = _Item(params, total or 0)
         params_item.setToolTip(details)
         classes_item = _Item(run.classes_text, run.classes_text)
-        classes_item.setToolTip(run.classes_text)
+        classes_item.setToolTip(run.all_classes_text)
         best, lowest = record.best_epoch, record.lowest_loss_epoch
         best_item = _Item(
             "\u2014" if best is None else f"{best + 1} / {lowest + 1}", -1 if best is None else best

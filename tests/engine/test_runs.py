@@ -119,3 +119,21 @@ def test_deeply_nested_and_huge_sidecars_are_skipped(tmp_path, monkeypatch):
     (tmp_path / "huge.json").write_text(json.dumps({"history": {"loss": [1.0] * 1000}}))
     monkeypatch.setattr(files, "MAX_JSON_BYTES", 1000)
     assert discover_runs(tmp_path) == []
+
+
+def test_a_base_of_many_classes_is_counted_not_named_in_lists():
+    """A pretrained base's eight class names pushed the run table's other columns off
+    screen: lists count them (and name the pair it left out); the full list stays."""
+    from pathlib import Path
+
+    from cifar_gui.config import RunConfig
+    from cifar_gui.engine.record import RunRecord
+    from cifar_gui.engine.study.runs import SavedRun
+
+    eight = ("airplane", "automobile", "bird", "cat", "dog", "frog", "ship", "truck")
+    config = RunConfig(variant="pretrain", classes=eight, excluded=("deer", "horse"))
+    base = SavedRun(Path("b.json"), None, RunRecord(config=config, class_names=eight))
+    assert base.classes_text == "8 classes, not deer or horse"
+    assert base.all_classes_text == " vs ".join(eight)
+    pair = SavedRun(Path("p.json"), None, RunRecord(class_names=("deer", "horse")))
+    assert pair.classes_text == pair.all_classes_text == "deer vs horse"

@@ -20,6 +20,7 @@ from cifar_gui.engine.training.checkpoints import CHECKPOINTS
 # Folders under a runs root that hold no runs of their own: a run's checkpoints (whose
 # state.json has a history too) and a study's report.
 NOT_RUNS = (CHECKPOINTS, REPORT_DIR)
+SHORT_CLASS_LIST = 3  # more classes are counted, not named, where runs are listed
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,24 @@ class SavedRun:
 
     @property
     def classes_text(self) -> str:
-        """``deer vs horse``."""
+        """``deer vs horse``; ``8 classes, not deer or horse`` for a base of many classes,
+        whose names would not fit where runs are listed (:attr:`all_classes_text` has them)."""
+        names = self._class_names()
+        if len(names) <= SHORT_CLASS_LIST:
+            return " vs ".join(names)
+        excluded = self.record.config.excluded if self.record.config is not None else ()
+        return f"{len(names)} classes" + (f", not {' or '.join(excluded)}" if excluded else "")
+
+    @property
+    def all_classes_text(self) -> str:
+        """Every class of the run: ``airplane vs automobile vs ...``."""
+        return " vs ".join(self._class_names())
+
+    def _class_names(self) -> tuple[str, ...]:
         names = self.record.class_names
         if not names and self.record.config is not None:
             names = tuple(str(c) for c in self.record.config.classes)
-        return " vs ".join(names)
+        return tuple(names)
 
     @property
     def label(self) -> str:

@@ -64,7 +64,8 @@ class StudyCard(QGroupBox):
         self.report_label.setOpenExternalLinks(True)
         about = QLabel(
             "Trains the four models in turn (baseline, augmented, VGG16 transfer and "
-            "fine-tuning) and writes a report that checks the tutorial's claims."
+            "fine-tuning; offline, a base pretrained on the other classes first) and writes "
+            "a report that checks the tutorial's claims."
         )
         about.setWordWrap(True)
         layout = QVBoxLayout(self)
