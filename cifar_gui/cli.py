@@ -8,85 +8,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cifar_gui.cli_args import (
+    RESUME_CHANGES,
+    add_settings,
+    and_list,
+    config_from_args,
+    flag_names,
+    resume_changes,
+    settings_given,
+)
+from cifar_gui.cli_progress import Progress
 from cifar_gui.config import (
-    SETTINGS,
     RunConfig,
     check_limit,
-    flagged,
-    pretrain_defaults,
 )
 from cifar_gui.engine.errors import UserError, shown
 from cifar_gui.engine.files import write_failure
 from cifar_gui.engine.quiet import start_tensorflow_quietly
-from cifar_gui.settings import CLASSES_HELP, add_flags, values_given
+from cifar_gui.settings import CLASSES_HELP
 
 COMMANDS = ("train", "pretrain", "evaluate", "predict", "data", "study", "report", "export")
 EXIT_USER_ERROR = 2
-GROUP_TITLES = {"speed": "speed (each has an automatic default; see README)"}
-
-
-def command_defaults(command: str) -> RunConfig:
-    """The settings of ``command`` (train, pretrain or study) when no flag is given."""
-    if command == "pretrain":
-        return RunConfig().replace(**pretrain_defaults())
-    if command == "study":
-        from cifar_gui.engine.study.plan import study_defaults
-
-        return study_defaults()
-    return RunConfig()
-
-
-def add_settings(parser: argparse.ArgumentParser, command: str) -> None:
-    """The flags of the :class:`RunConfig` fields ``command`` takes. A flag not given is
-    absent from the parsed namespace: :func:`settings_given` tells what was given,
-    :func:`config_from_args` fills in the rest."""
-    add_flags(parser, flagged(command), command, command_defaults(command), GROUP_TITLES)
-
-
-def settings_given(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The fields whose flags were given, as :class:`RunConfig` values, in field order."""
-    return values_given(args, flagged(command))
-
-
-def config_from_args(args: argparse.Namespace, command: str) -> RunConfig:
-    """The run ``command``'s flags describe: its defaults with the flags given; a value out
-    of range is a :class:`UserError`."""
-    try:
-        return command_defaults(command).replace(**settings_given(args, command))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _flags(names: Sequence[str]) -> list[str]:
-    return [SETTINGS[name].flag.name for name in names]
-
-
-def _and(words: Sequence[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-# The fields a resumed run may give anew (the rest are the checkpoint's).
-RESUME_CHANGES = tuple(n for n, s in SETTINGS.items() if s.on_resume == "new" and s.flag)
-
-
-def _resume_changes(
-    args: argparse.Namespace, command: str, allowed: Sequence[str]
-) -> dict[str, Any]:
-    """The flags given with ``--resume``; a :class:`UserError` names those not ``allowed``."""
-    given = settings_given(args, command)
-    refused = _flags([name for name in given if name not in allowed])
-    if refused:
-        what = "study" if command == "study" else "run"
-        raise UserError(
-            f"--resume continues the {what} as it was; {', '.join(refused)} cannot change "
-            f"(only {_and(_flags(allowed))} can)"
-        )
-    return given
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped or killed run at its next epoch (RUN_DIR: its --out folder "
-        f"or its checkpoint folder); only {_and(_flags(RESUME_CHANGES))} may change",
+        f"or its checkpoint folder); only {and_list(flag_names(RESUME_CHANGES))} may change",
     )
 
     pretrain = sub.add_parser(
@@ -190,69 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-class _Progress:
-    """The sink of a run's events on stderr: where a new run is saved (``folder``) once it has
-    started, one self-rewriting line of the batch events (the runner bundles them), a line per
-    epoch, and a line as each run of a study starts."""
-
-    def __init__(self, stream=None, folder: str | None = None):
-        self.stream = stream or sys.stderr  # the stderr of now (a test's capture), not of import
-        self.folder = folder
-
-    def __call__(self, event: Any) -> None:
-        from cifar_gui.engine.events import BatchEvent, EpochEvent, RunStarted, StudyProgress
-
-        if isinstance(event, RunStarted) and self.folder is not None:
-            # After the run's checks: a run refused says its one error line, nothing more.
-            print(f"saving in {shown(self.folder)}", file=self.stream)
-        elif isinstance(event, BatchEvent):
-            self.batch(event)
-        elif isinstance(event, EpochEvent):
-            self.epoch(event)
-        elif isinstance(event, StudyProgress):
-            self.study_run(event)
-
-    def batch(self, event) -> None:
-        if not self.stream.isatty():
-            return  # a log file gets the epoch lines only
-        width = 24
-        filled = int(width * (event.batch + 1) / event.steps)
-        eta = time.strftime("%H:%M:%S", time.gmtime(event.eta_seconds))
-        self.stream.write(
-            f"\repoch {event.epoch + 1}/{event.epochs} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{event.batch + 1}/{event.steps} loss {event.loss:.4f} acc {event.accuracy:.1%} "
-            f"{event.images_per_second:,.0f} img/s ETA {eta}  "
-        )
-        self.stream.flush()
-
-    def epoch(self, event) -> None:
-        m = event.metrics
-        self.stream.write(
-            f"\repoch {event.epoch + 1}/{event.epochs}: loss {m.get('loss', 0):.4f} "
-            f"acc {m.get('accuracy', 0):.1%} val_loss {m.get('val_loss', float('nan')):.4f} "
-            f"val_acc {m.get('val_accuracy', float('nan')):.1%} ({event.seconds:.1f} s)"
-            + " " * 30
-            + "\n"
-        )
-        self.stream.flush()
-
-    def study_run(self, event) -> None:
-        where = f"run {event.index + 1} of {event.count}: {event.variant}"
-        if event.state == "running" and event.resumed_from_epoch is not None:
-            print(f"{where}, from epoch {event.resumed_from_epoch + 1}", file=self.stream)
-        elif event.state == "running":
-            print(where, file=self.stream)
-        elif event.skipped:
-            print(f"{where} done already", file=self.stream)
-
-
 def _train(args: argparse.Namespace) -> int:
     from cifar_gui.engine.training.runner import plan_run
 
     if args.resume:
         if args.overwrite:
             raise UserError("--overwrite is for a new run; --resume continues one in its folder")
-        plan = plan_run(resume=args.resume, **_resume_changes(args, "train", RESUME_CHANGES))
+        plan = plan_run(resume=args.resume, **resume_changes(args, "train", RESUME_CHANGES))
         print(
             f"resuming {shown(plan.resume.directory)} at epoch {plan.resume.epochs_completed + 1} "
             f"of {plan.config.epochs}",
@@ -292,7 +182,7 @@ def _run_plan(plan) -> int:
     from cifar_gui.engine.training.runner import run
 
     folder = None if plan.resume else plan.config.out_dir  # a resume said where already
-    finished = run(plan, _Progress(folder=folder), threading.Event(), in_process=True)
+    finished = run(plan, Progress(folder=folder), threading.Event(), in_process=True)
     record = finished.record
     if finished.path is None:
         print(f"trained ({record.wall_seconds:.1f} s); the chief worker saves the model")
@@ -455,7 +345,7 @@ def _add_study_parsers(sub: Any) -> None:
         "--resume",
         metavar="STUDY_DIR",
         help="continue a stopped or killed study; only "
-        f"{_and(_flags(RESUMED_STUDY_CHANGES))} may change",
+        f"{and_list(flag_names(RESUMED_STUDY_CHANGES))} may change",
     )
 
     report = sub.add_parser(
@@ -488,7 +378,7 @@ def _study(args: argparse.Namespace) -> int:
         if given:
             flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
             raise UserError(f"--resume continues the study as it was; {flags} cannot change")
-        changes = _resume_changes(args, "study", RESUMED_STUDY_CHANGES)
+        changes = resume_changes(args, "study", RESUMED_STUDY_CHANGES)
         plan = plan_study(resume=args.resume, **changes)
     else:
         template = config_from_args(args, "study")
@@ -497,7 +387,7 @@ def _study(args: argparse.Namespace) -> int:
         print(f"base: {plan.base_reason}", file=sys.stderr)
     if args.dry_run:
         return _study_dry_run(plan)
-    finished = run(plan, _Progress(), threading.Event(), in_process=True)
+    finished = run(plan, Progress(), threading.Event(), in_process=True)
     if finished.report is None:
         print(f"stopped; continue with: cifar-gui study --resume {shown(plan.folder)}")
         return 0

@@ -116,10 +116,9 @@ def _names(modules: set[str], roots: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in roots)
 
 
+CLI = ("cifar_gui.cli", "cifar_gui.cli_args", "cifar_gui.cli_progress")  # the headless front
 HEADLESS = [
-    m
-    for m in MODULES
-    if m.startswith("cifar_gui.engine") or m in ("cifar_gui.cli", "cifar_gui.config")
+    m for m in MODULES if m.startswith("cifar_gui.engine") or m in (*CLI, "cifar_gui.config")
 ]
 GUI = [m for m in MODULES if m.startswith("cifar_gui.gui")]
 KERAS_FREE = [
@@ -288,7 +287,7 @@ def layer(module: str) -> str:
         return "base"
     if module in ENTRY_POINTS:
         return "entry points"
-    if module == "cifar_gui.cli":
+    if module in CLI:
         return "cli"
     area = module.split(".")[1]
     assert area in ("engine", "gui"), f"{module}: in no layer (add it to one)"
